@@ -1,0 +1,295 @@
+//! Submit: validate, take provider capacity, commit the intent, create the job (or run it, for
+//! immediate models), and schedule what comes next. Also the resolution of an intent found
+//! without a job id (ambiguous submit).
+
+use super::{call_context, load_request, result_blob, send_next, terminal_effects};
+use crate::engine::{Engine, EngineError};
+use crate::model::{Guard, Lease, QueueName, ResultRecord, Shape, Wait};
+use crate::protocol::{Committed, Handled, Step};
+use crate::provider::{AmbiguousPolicy, JobCreation, SubmitOutcome};
+use crate::status::Status;
+use crate::taxonomy::{ErrorClass, Failure};
+use crate::transitions::Event;
+use serde_json::json;
+
+/// Runs submit for an execution in `queued`.
+pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, EngineError> {
+    let now = engine.now();
+    if guard.cancel_requested {
+        return end_early(
+            engine,
+            &guard,
+            Event::Canceled,
+            Failure::new(ErrorClass::Canceled, "canceled before submit"),
+        )
+        .await;
+    }
+    if now >= guard.deadline_ms {
+        let f = Failure::new(
+            ErrorClass::Timeout,
+            "maximum duration reached before the provider accepted the job",
+        );
+        return end_early(engine, &guard, Event::DeadlineExceeded, f).await;
+    }
+    let driver = match engine.driver(&guard.model) {
+        Ok(d) => d,
+        Err(f) => return end_early(engine, &guard, Event::SubmitFailed, f).await,
+    };
+    let spec = driver.spec().clone();
+    let request = load_request(engine, &guard).await?;
+    if let Err(f) = driver.validate(&request.input) {
+        return end_early(engine, &guard, Event::SubmitFailed, f).await;
+    }
+
+    // Capacity: a lease per attempt, deterministic so a duplicate message takes the same one.
+    let attempt = guard.hot.attempt + 1;
+    let mut lease = None;
+    if let Some(capacity) = spec.capacity {
+        let l = Lease {
+            scope: guard.provider.clone(),
+            id: format!("{}:{}", guard.id, attempt),
+        };
+        let ttl = (guard.deadline_ms - now).max(0) as u64 + engine.config.lease_margin_ms;
+        if !engine
+            .ports
+            .limiter
+            .acquire(&l.scope, &l.id, capacity, ttl)
+            .await?
+        {
+            let mut next = guard.advance(Event::CapacityWait, now)?;
+            let base = engine.config.scaled(engine.config.capacity_wait_ms);
+            let delay = base + rand_below(base.max(1));
+            next.hot.waiting = Some(Wait {
+                reason: "capacity".into(),
+                since_ms: guard
+                    .hot
+                    .waiting
+                    .as_ref()
+                    .map(|w| w.since_ms)
+                    .unwrap_or(now),
+                until_ms: now + delay as i64,
+                detail: Some(format!(
+                    "{} has {capacity} inflight slots, all taken",
+                    l.scope
+                )),
+            });
+            let mut step = Step::new(next.clone(), Event::CapacityWait, "submit");
+            step.effects
+                .push(send_next(&next, QueueName::Submit, delay));
+            step.detail = json!({"scope": l.scope, "capacity": capacity, "delay_ms": delay});
+            return done(engine.commit_step(&guard, step).await?);
+        }
+        lease = Some(l);
+    }
+
+    // Intent: committed before the non-idempotent create call. Its watchdog message finds the
+    // intent if this worker dies mid-call.
+    let mut intent = guard.advance(Event::SubmitStarted, now)?;
+    intent.hot.attempt = attempt;
+    intent.hot.attempt_id = Some(ulid::Ulid::new().to_string().to_lowercase());
+    intent.hot.lease = lease;
+    let watchdog = engine.config.scaled(spec.submit_timeout_ms) + engine.config.watchdog_margin_ms;
+    let mut step = Step::new(intent.clone(), Event::SubmitStarted, "submit");
+    step.effects
+        .push(send_next(&intent, QueueName::Submit, watchdog));
+    step.detail =
+        json!({"attempt": attempt, "attempt_id": intent.hot.attempt_id, "watchdog_ms": watchdog});
+    let intent = match engine.commit_step(&guard, step).await? {
+        Committed::Won(g) => *g,
+        Committed::Lost => return Ok(Handled::Stale),
+    };
+
+    let ctx = call_context(engine, &intent, request);
+    let reply = driver.submit(&ctx).await;
+    let now = engine.now();
+    let step = match reply.outcome {
+        SubmitOutcome::Created { job_id, raw } => {
+            let mut next = intent.advance(Event::JobCreated, now)?;
+            next.hot.job_id = Some(job_id.clone());
+            next.hot.provider_status = raw
+                .get("status")
+                .and_then(|s| s.as_str())
+                .map(str::to_string);
+            let delay = match spec.shape {
+                Shape::Callback if !intent.pending_callbacks().is_empty() => 0,
+                Shape::Callback => engine.config.scaled(spec.safety_poll_ms),
+                _ => engine.config.scaled(spec.poll.delay_ms(0)),
+            };
+            let mut step = Step::new(next.clone(), Event::JobCreated, "submit");
+            step.effects.push(send_next(&next, QueueName::Poll, delay));
+            step.detail = json!({"job_id": job_id, "next_poll_ms": delay});
+            step
+        }
+        SubmitOutcome::Completed(result) => {
+            let (event, status, failure) = if result.outputs.is_empty() {
+                let f = Failure::new(
+                    ErrorClass::PartialResult,
+                    "the provider reported success with no output",
+                );
+                (Event::SubmitFailed, Status::Failed, Some(f))
+            } else {
+                (Event::CompletedInline, Status::Succeeded, None)
+            };
+            let mut next = intent.advance(event, now)?;
+            next.hot.error = failure.clone();
+            let record = ResultRecord {
+                status,
+                result: Some(result),
+                error: failure.clone(),
+                raw: serde_json::Value::Null,
+            };
+            let (key, bytes) = result_blob(&next, &record)?;
+            next.hot.result_key = Some(key.clone());
+            let mut step = Step::new(next.clone(), event, "submit");
+            step.blobs.push((key, bytes));
+            step.effects = terminal_effects(&next);
+            step.failure = failure;
+            step
+        }
+        SubmitOutcome::Rejected {
+            failure,
+            creation,
+            raw,
+        } => rejected(engine, &intent, &spec, failure, creation, raw, now)?,
+    };
+    let mut step = step;
+    step.calls = reply.calls;
+    done(engine.commit_step(&intent, step).await?)
+}
+
+/// The step after a refused create call.
+fn rejected(
+    engine: &Engine,
+    intent: &Guard,
+    spec: &crate::provider::ModelSpec,
+    failure: Failure,
+    creation: JobCreation,
+    raw: serde_json::Value,
+    now: i64,
+) -> Result<Step, EngineError> {
+    if creation == JobCreation::Unknown {
+        return ambiguous_step(engine, intent, spec.ambiguous_submit, Some(failure), now);
+    }
+    let attempt = intent.hot.attempt;
+    let delay = engine.config.backoff_ms(
+        engine.config.submit_retry_base_ms,
+        engine.config.submit_retry_max_ms,
+        attempt.saturating_sub(1),
+        failure.retry_after_ms.unwrap_or(0),
+    );
+    let in_time = now + (delay as i64) < intent.deadline_ms;
+    if failure.class.is_retryable() && attempt < spec.max_submit_attempts && in_time {
+        let mut next = intent.advance(Event::SubmitRetry, now)?;
+        next.hot.lease = None;
+        next.hot.waiting = Some(Wait {
+            reason: "retry".into(),
+            since_ms: now,
+            until_ms: now + delay as i64,
+            detail: Some(failure.to_string()),
+        });
+        let mut step = Step::new(next.clone(), Event::SubmitRetry, "submit");
+        if let Some(lease) = &intent.hot.lease {
+            step.effects.push(crate::model::Effect::ReleaseLease {
+                lease: lease.clone(),
+            });
+        }
+        step.effects
+            .push(send_next(&next, QueueName::Submit, delay));
+        step.detail = json!({"attempt": attempt, "retry_in_ms": delay});
+        step.failure = Some(failure);
+        return Ok(step);
+    }
+    let mut next = intent.advance(Event::SubmitFailed, now)?;
+    next.hot.error = Some(failure.clone());
+    let record = ResultRecord {
+        status: Status::Failed,
+        result: None,
+        error: Some(failure.clone()),
+        raw,
+    };
+    let (key, bytes) = result_blob(&next, &record)?;
+    next.hot.result_key = Some(key.clone());
+    let mut step = Step::new(next.clone(), Event::SubmitFailed, "submit");
+    step.blobs.push((key, bytes));
+    step.effects = terminal_effects(&next);
+    step.detail = json!({"attempt": attempt, "retries_exhausted": failure.class.is_retryable()});
+    step.failure = Some(failure);
+    Ok(step)
+}
+
+/// Runs for an execution found in `submitting` by its own (watchdog or redelivered) message:
+/// the create call's fate is unknown.
+pub(crate) async fn resolve_ambiguous(
+    engine: &Engine,
+    guard: Guard,
+) -> Result<Handled, EngineError> {
+    let policy = engine
+        .driver(&guard.model)
+        .map(|d| d.spec().ambiguous_submit)
+        .unwrap_or_default();
+    let step = ambiguous_step(engine, &guard, policy, None, engine.now())?;
+    done(engine.commit_step(&guard, step).await?)
+}
+
+fn ambiguous_step(
+    engine: &Engine,
+    intent: &Guard,
+    policy: AmbiguousPolicy,
+    cause: Option<Failure>,
+    now: i64,
+) -> Result<Step, EngineError> {
+    let detail = cause
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "submit intent found without a job id (worker lost mid-call)".into());
+    if policy == AmbiguousPolicy::Resubmit && now < intent.deadline_ms {
+        let mut next = intent.advance(Event::SubmitRetry, now)?;
+        next.hot.lease = None;
+        let mut step = Step::new(next.clone(), Event::SubmitRetry, "submit");
+        if let Some(lease) = &intent.hot.lease {
+            step.effects.push(crate::model::Effect::ReleaseLease {
+                lease: lease.clone(),
+            });
+        }
+        step.effects.push(send_next(&next, QueueName::Submit, 0));
+        step.detail = json!({"ambiguous": true, "policy": "resubmit", "cause": detail});
+        step.failure = cause;
+        return Ok(step);
+    }
+    let failure = Failure::new(ErrorClass::SubmitAmbiguous, detail);
+    let mut next = intent.advance(Event::SubmitAmbiguous, now)?;
+    next.hot.error = Some(failure.clone());
+    let mut step = Step::new(next.clone(), Event::SubmitAmbiguous, "submit");
+    step.effects = terminal_effects(&next);
+    step.detail = json!({"ambiguous": true, "policy": "fail", "attempt_id": intent.hot.attempt_id});
+    step.failure = Some(failure);
+    let _ = engine;
+    Ok(step)
+}
+
+/// Ends an execution before any provider call (canceled, deadline, invalid, unknown model).
+async fn end_early(
+    engine: &Engine,
+    guard: &Guard,
+    event: Event,
+    failure: Failure,
+) -> Result<Handled, EngineError> {
+    let mut next = guard.advance(event, engine.now())?;
+    next.hot.error = Some(failure.clone());
+    let mut step = Step::new(next.clone(), event, "submit");
+    step.effects = terminal_effects(&next);
+    step.failure = Some(failure);
+    done(engine.commit_step(guard, step).await?)
+}
+
+pub(crate) fn done(c: Committed) -> Result<Handled, EngineError> {
+    Ok(match c {
+        Committed::Won(_) => Handled::Done,
+        Committed::Lost => Handled::Stale,
+    })
+}
+
+fn rand_below(n: u64) -> u64 {
+    use rand::Rng;
+    rand::rng().random_range(0..n.max(1))
+}

@@ -1,0 +1,62 @@
+//! JSON blobs, zstd-compressed, over any [`BlobStore`].
+
+use crate::ports::{BlobStore, PutOutcome, StoreError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+/// zstd level: fast, and JSON compresses well even at low levels.
+const LEVEL: i32 = 3;
+
+/// Serializes and compresses a value.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    zstd::bulk::compress(&json, LEVEL).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Decompresses and parses a value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    let json = zstd::stream::decode_all(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Hex SHA-256 of a value's JSON (first 32 hex chars), for content-addressed keys.
+pub fn content_hash<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    let json = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(hex::encode(Sha256::digest(&json))[..32].to_string())
+}
+
+/// Writes a JSON blob once; an existing key is not an error (write-once idempotency).
+pub async fn put_json<T: Serialize>(
+    store: &dyn BlobStore,
+    key: &str,
+    value: &T,
+) -> Result<PutOutcome, StoreError> {
+    store.put_once(key, encode(value)?).await
+}
+
+/// Reads a JSON blob.
+pub async fn get_json<T: DeserializeOwned>(
+    store: &dyn BlobStore,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match store.get(key).await? {
+        Some(bytes) => decode(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let v = serde_json::json!({"a": [1, 2, 3], "big": 196619188014358660u64});
+        let bytes = encode(&v).unwrap();
+        let back: serde_json::Value = decode(&bytes).unwrap();
+        assert_eq!(v, back);
+        assert_eq!(content_hash(&v).unwrap().len(), 32);
+    }
+}

@@ -1,0 +1,76 @@
+//! Lifecycle settings: timeouts, retry and delivery policy. Provider-specific cadence lives in
+//! bundles; these are the machine's own knobs. Defaults are safe for production.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the lifecycle engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Public base URL of the API, used to build provider callback URLs
+    /// (`{public_base_url}/v1/webhooks/{provider}/{execution_id}`).
+    pub public_base_url: String,
+    /// How long a received message stays invisible while being handled (ms).
+    pub visibility_timeout_ms: u64,
+    /// First submit retry delay after a retryable provider refusal (ms); doubles per attempt.
+    pub submit_retry_base_ms: u64,
+    /// Cap of the submit retry delay (ms).
+    pub submit_retry_max_ms: u64,
+    /// Base wait when the provider has no free capacity (ms); jittered up to twice this.
+    pub capacity_wait_ms: u64,
+    /// Extra time added to a watchdog beyond the bundle's submit timeout (ms).
+    pub watchdog_margin_ms: u64,
+    /// Lease lifetime beyond the execution's deadline, so a crash never leaks capacity (ms).
+    pub lease_margin_ms: u64,
+    /// Delivery attempts of the outcome to a customer webhook before `finalized_degraded`.
+    pub delivery_max_attempts: u32,
+    /// First delivery retry delay (ms); doubles per attempt.
+    pub delivery_retry_base_ms: u64,
+    /// Delay before re-nudging an execution whose submit is still in flight (ms).
+    pub nudge_retry_ms: u64,
+    /// The reconciler re-drives executions whose next step is overdue by more than this (ms).
+    pub reconcile_grace_ms: u64,
+    /// Multiplies every bundle-declared delay (poll cadence, safety polls) and retry delay.
+    /// 1.0 in production; tests and demos use less so minutes become seconds.
+    pub time_scale: f64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            public_base_url: "http://127.0.0.1:8080".to_string(),
+            visibility_timeout_ms: 60_000,
+            submit_retry_base_ms: 1_000,
+            submit_retry_max_ms: 30_000,
+            capacity_wait_ms: 1_000,
+            watchdog_margin_ms: 15_000,
+            lease_margin_ms: 60_000,
+            delivery_max_attempts: 5,
+            delivery_retry_base_ms: 2_000,
+            nudge_retry_ms: 500,
+            reconcile_grace_ms: 60_000,
+            time_scale: 1.0,
+        }
+    }
+}
+
+impl LifecycleConfig {
+    /// Applies `time_scale` to a delay.
+    pub fn scaled(&self, ms: u64) -> u64 {
+        ((ms as f64) * self.time_scale.max(0.0)).round() as u64
+    }
+
+    /// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempt)]`,
+    /// never below `floor_ms` (a provider's `Retry-After`).
+    pub fn backoff_ms(&self, base_ms: u64, max_ms: u64, attempt: u32, floor_ms: u64) -> u64 {
+        use rand::Rng;
+        let cap = base_ms.saturating_mul(1u64 << attempt.min(20)).min(max_ms);
+        let cap = self.scaled(cap);
+        let jittered = if cap == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=cap)
+        };
+        jittered.max(floor_ms)
+    }
+}

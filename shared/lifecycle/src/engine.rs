@@ -1,0 +1,450 @@
+//! The engine: ports plus configuration, and the entry points that are not queue-driven —
+//! accepting an execution, canceling it, receiving a provider callback, reconciling.
+
+use crate::blobs;
+use crate::config::LifecycleConfig;
+use crate::crash::{CrashInjector, CrashPoint};
+use crate::keys;
+use crate::model::{Effect, ExecutionRequest, Guard, Message, QueueName, TransitionRecord};
+use crate::ports::{
+    BlobStore, Clock, EventSink, GuardStore, IdempotencyItem, InflightLimiter, Inserted, Queue,
+    StoreError, WebhookSender,
+};
+use crate::provider::{Catalog, ModelDriver};
+use crate::status::Status;
+use crate::taxonomy::Failure;
+use crate::transitions::{Event, IllegalTransition};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The ports an engine runs on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Blob store.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Guard/index store.
+    pub guards: Arc<dyn GuardStore>,
+    /// Queues.
+    pub queue: Arc<dyn Queue>,
+    /// Inflight limiter.
+    pub limiter: Arc<dyn InflightLimiter>,
+    /// Downstream outcome sink.
+    pub events: Arc<dyn EventSink>,
+    /// Customer webhook delivery.
+    pub webhooks: Arc<dyn WebhookSender>,
+    /// Clock.
+    pub clock: Arc<dyn Clock>,
+    /// Models.
+    pub catalog: Arc<dyn Catalog>,
+}
+
+/// Why an engine entry point failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request is invalid (4xx); nothing was written.
+    #[error("{0}")]
+    Invalid(Failure),
+    /// No such execution (or not the caller's).
+    #[error("execution not found")]
+    NotFound,
+    /// The idempotency key was used for a different request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyConflict,
+    /// A callback failed verification.
+    #[error("callback rejected: {0}")]
+    Unauthorized(Failure),
+    /// The backend failed; retry.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A fault injected by a test.
+    #[error("injected crash at {0:?}")]
+    Crash(CrashPoint),
+    /// A bug: an action asked for a transition the table refuses.
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+}
+
+/// A create request, as the API parsed it.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// Model id.
+    pub model: String,
+    /// Input (validated against the model's schema).
+    pub input: Value,
+    /// Customer webhook for the outcome.
+    pub webhook_url: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Requested maximum duration (bounded by the model's).
+    pub max_duration_seconds: Option<u64>,
+}
+
+/// An accepted execution.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Its guard right after acceptance (or as found, for a replay).
+    pub guard: Guard,
+    /// True if an earlier request with the same idempotency key created it.
+    pub replayed: bool,
+}
+
+/// What the reconciler did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReconcileReport {
+    /// Executions examined.
+    pub examined: usize,
+    /// Pending outboxes applied.
+    pub outboxes_applied: usize,
+    /// Messages re-sent for overdue executions.
+    pub redriven: usize,
+    /// Ids touched.
+    pub execution_ids: Vec<String>,
+}
+
+/// The lifecycle engine.
+pub struct Engine {
+    pub(crate) ports: Ports,
+    pub(crate) config: LifecycleConfig,
+    pub(crate) crash: Option<Arc<dyn CrashInjector>>,
+}
+
+impl Engine {
+    /// An engine over `ports`.
+    pub fn new(ports: Ports, config: LifecycleConfig) -> Engine {
+        Engine {
+            ports,
+            config,
+            crash: None,
+        }
+    }
+
+    /// Installs a crash injector (tests only).
+    pub fn with_crash_injector(mut self, injector: Arc<dyn CrashInjector>) -> Engine {
+        self.crash = Some(injector);
+        self
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LifecycleConfig {
+        &self.config
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.ports.clock.now_ms()
+    }
+
+    pub(crate) fn check_crash(&self, point: CrashPoint, id: &str) -> Result<(), EngineError> {
+        match &self.crash {
+            Some(c) if c.should_crash(point, id) => Err(EngineError::Crash(point)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn driver(&self, model: &str) -> Result<Arc<dyn ModelDriver>, Failure> {
+        self.ports.catalog.get(model).ok_or_else(|| {
+            Failure::new(
+                crate::taxonomy::ErrorClass::PipelineConfiguration,
+                format!("model {model} is no longer configured"),
+            )
+        })
+    }
+
+    /// The callback URL a provider should call for an execution.
+    pub fn callback_url(&self, provider: &str, id: &str) -> String {
+        format!(
+            "{}/v1/webhooks/{}/{}",
+            self.config.public_base_url.trim_end_matches('/'),
+            provider,
+            id
+        )
+    }
+
+    /// Accepts an execution: validates, writes the request blob, inserts version 0 with the
+    /// first message in its outbox, applies the outbox. Nothing is written if validation fails.
+    ///
+    /// `inline` says the caller will run the submit in the request path right away (immediate
+    /// models): the submit message is then only a watchdog, delayed past the submit timeout.
+    pub async fn create(
+        &self,
+        tenant: &str,
+        req: CreateRequest,
+        inline: bool,
+    ) -> Result<Accepted, EngineError> {
+        let hash = request_hash(&req);
+        if let Some(key) = &req.idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(EngineError::Invalid(Failure::validation(
+                    "/headers/idempotency-key",
+                    "Idempotency-Key must be 1 to 255 characters",
+                )));
+            }
+            if let Some(item) = self.ports.guards.find_idempotency(tenant, key).await? {
+                return self.replay(item, &hash).await;
+            }
+        }
+        let driver = self.ports.catalog.get(&req.model).ok_or_else(|| {
+            EngineError::Invalid(Failure::validation(
+                "/model",
+                format!("unknown model '{}'; GET /v1/models lists them", req.model),
+            ))
+        })?;
+        let spec = driver.spec().clone();
+        let input = driver.validate(&req.input).map_err(EngineError::Invalid)?;
+        if let Some(url) = &req.webhook_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(EngineError::Invalid(Failure::validation(
+                "/webhook_url",
+                "webhook_url must be an http(s) URL",
+            )));
+        }
+        let max_duration_ms = match req.max_duration_seconds {
+            Some(0) => {
+                return Err(EngineError::Invalid(Failure::validation(
+                    "/max_duration_seconds",
+                    "max_duration_seconds must be at least 1",
+                )));
+            }
+            Some(s) => s.saturating_mul(1000).min(spec.max_duration_ms),
+            None => spec.max_duration_ms,
+        };
+        let now = self.now();
+        let request = ExecutionRequest {
+            id: keys::new_execution_id(),
+            tenant: tenant.to_string(),
+            model: spec.id.clone(),
+            input,
+            webhook_url: req.webhook_url.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            created_at_ms: now,
+            max_duration_ms,
+        };
+        blobs::put_json(
+            self.ports.blobs.as_ref(),
+            &keys::request(&request.id),
+            &request,
+        )
+        .await?;
+        let mut guard = Guard::accepted(&request, &spec.provider, spec.shape);
+        let delay = if inline {
+            spec.submit_timeout_ms + self.config.watchdog_margin_ms
+        } else {
+            0
+        };
+        guard.next_due_ms = now + delay as i64;
+        guard.outbox = vec![
+            Effect::Record {
+                record: Box::new(TransitionRecord {
+                    version: 0,
+                    from: None,
+                    to: Status::Queued,
+                    event: Event::Accepted,
+                    at_ms: now,
+                    action: "accept".into(),
+                    calls: vec![],
+                    failure: None,
+                    detail: json!({"inline": inline, "max_duration_ms": max_duration_ms}),
+                }),
+            },
+            Effect::Send {
+                queue: QueueName::Submit,
+                message: Message {
+                    execution_id: request.id.clone(),
+                    version: Some(0),
+                },
+                delay_ms: delay,
+            },
+        ];
+        let idem = req.idempotency_key.as_ref().map(|key| IdempotencyItem {
+            tenant: tenant.to_string(),
+            key: key.clone(),
+            execution_id: request.id.clone(),
+            request_hash: hash.clone(),
+        });
+        match self.ports.guards.insert(&guard, idem.as_ref()).await? {
+            Inserted::Created => {}
+            Inserted::IdempotencyKeyTaken(item) => return self.replay(item, &hash).await,
+        }
+        let guard = self.roll_forward(guard).await?;
+        Ok(Accepted {
+            guard,
+            replayed: false,
+        })
+    }
+
+    async fn replay(&self, item: IdempotencyItem, hash: &str) -> Result<Accepted, EngineError> {
+        if item.request_hash != hash {
+            return Err(EngineError::IdempotencyConflict);
+        }
+        let guard = self
+            .ports
+            .guards
+            .get(&item.execution_id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "idempotency item points at missing {}",
+                    item.execution_id
+                ))
+            })?;
+        Ok(Accepted {
+            guard,
+            replayed: true,
+        })
+    }
+
+    /// A tenant's execution.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Guard, EngineError> {
+        match self.ports.guards.get(id).await? {
+            Some(g) if g.tenant == tenant => Ok(g),
+            _ => Err(EngineError::NotFound),
+        }
+    }
+
+    /// The stored request of an execution.
+    pub async fn request(&self, id: &str) -> Result<Option<ExecutionRequest>, EngineError> {
+        Ok(blobs::get_json(self.ports.blobs.as_ref(), &keys::request(id)).await?)
+    }
+
+    /// The stored terminal result of an execution.
+    pub async fn result(
+        &self,
+        guard: &Guard,
+    ) -> Result<Option<crate::model::ResultRecord>, EngineError> {
+        match &guard.hot.result_key {
+            Some(k) => Ok(blobs::get_json(self.ports.blobs.as_ref(), k).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Every committed transition record of an execution, in version order.
+    pub async fn transitions(&self, id: &str) -> Result<Vec<TransitionRecord>, EngineError> {
+        let mut out = Vec::new();
+        for key in self.ports.blobs.list(&keys::transitions_prefix(id)).await? {
+            if let Some(r) = blobs::get_json(self.ports.blobs.as_ref(), &key).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Requests cancellation: sets the flag and nudges the execution. Canceling a terminal
+    /// execution changes nothing.
+    pub async fn cancel(&self, tenant: &str, id: &str) -> Result<Guard, EngineError> {
+        let guard = self.get(tenant, id).await?;
+        if guard.status().is_terminal() {
+            return Ok(guard);
+        }
+        self.ports.guards.request_cancel(id).await?;
+        self.nudge(&guard, 0).await?;
+        self.get(tenant, id).await
+    }
+
+    /// Receives a provider callback: verifies it, stores it write-once, records its id and
+    /// nudges the execution. Duplicates are accepted and change nothing.
+    pub async fn receive_callback(
+        &self,
+        provider: &str,
+        id: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<bool, EngineError> {
+        let guard = self
+            .ports
+            .guards
+            .get(id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        if guard.provider != provider {
+            return Err(EngineError::NotFound);
+        }
+        let driver = self
+            .driver(&guard.model)
+            .map_err(EngineError::Unauthorized)?;
+        let verified = driver
+            .verify_callback(headers, body, self.now())
+            .map_err(EngineError::Unauthorized)?;
+        blobs::put_json(
+            self.ports.blobs.as_ref(),
+            &keys::callback(id, &verified.callback_id),
+            &verified.payload,
+        )
+        .await?;
+        let new = self
+            .ports
+            .guards
+            .record_callback(id, &verified.callback_id)
+            .await?;
+        if new && !guard.status().is_terminal() {
+            let delay = match guard.status() {
+                Status::Submitted | Status::Running => 0,
+                _ => self.config.nudge_retry_ms,
+            };
+            self.nudge(&guard, delay).await?;
+        }
+        Ok(new)
+    }
+
+    /// Sends a versionless message that advances whatever version is current.
+    pub(crate) async fn nudge(&self, guard: &Guard, delay_ms: u64) -> Result<(), EngineError> {
+        let msg = Message {
+            execution_id: guard.id.clone(),
+            version: None,
+        };
+        let body = serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.ports
+            .queue
+            .send(QueueName::for_status(guard.status()), &body, delay_ms)
+            .await?;
+        Ok(())
+    }
+
+    /// Finds executions whose next step is overdue or whose outbox is pending, and re-drives
+    /// them: applies the outbox, or re-sends the message for the current version.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
+        let due_before = self.now() - self.config.reconcile_grace_ms as i64;
+        let mut report = ReconcileReport::default();
+        for guard in self.ports.guards.overdue(due_before, 1000).await? {
+            report.examined += 1;
+            if !guard.outbox.is_empty() {
+                self.roll_forward(guard.clone()).await?;
+                report.outboxes_applied += 1;
+                report.execution_ids.push(guard.id.clone());
+                continue;
+            }
+            if guard.status().is_final() {
+                continue;
+            }
+            let msg = Message {
+                execution_id: guard.id.clone(),
+                version: Some(guard.version()),
+            };
+            let body =
+                serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.ports
+                .queue
+                .send(QueueName::for_status(guard.status()), &body, 0)
+                .await?;
+            report.redriven += 1;
+            report.execution_ids.push(guard.id.clone());
+        }
+        Ok(report)
+    }
+}
+
+/// Hash of what makes two create requests "the same" for idempotency.
+fn request_hash(req: &CreateRequest) -> String {
+    let canonical = json!({
+        "model": req.model,
+        "input": req.input,
+        "webhook_url": req.webhook_url,
+        "max_duration_seconds": req.max_duration_seconds,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}

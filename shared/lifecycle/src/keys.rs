@@ -1,0 +1,50 @@
+//! Blob keys. The layout is the same in S3 and under the embedded data directory.
+
+/// `executions/{id}/request`
+pub fn request(id: &str) -> String {
+    format!("executions/{id}/request")
+}
+
+/// `executions/{id}/callbacks/{callback_id}` (callback id made path-safe).
+pub fn callback(id: &str, callback_id: &str) -> String {
+    format!("executions/{id}/callbacks/{}", path_safe(callback_id))
+}
+
+/// `executions/{id}/result/{content_hash}`: content-addressed, so racing writers of the same
+/// result agree and a loser's blob never masquerades as the winner's.
+pub fn result(id: &str, content_hash: &str) -> String {
+    format!("executions/{id}/result/{content_hash}")
+}
+
+/// `executions/{id}/transitions/{version}` (zero-padded so keys sort by version).
+pub fn transition(id: &str, version: u64) -> String {
+    format!("executions/{id}/transitions/{version:010}")
+}
+
+/// Prefix of all transition records of an execution.
+pub fn transitions_prefix(id: &str) -> String {
+    format!("executions/{id}/transitions/")
+}
+
+/// Keeps `[A-Za-z0-9._-]`, replaces the rest with `_`.
+pub fn path_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// True if `s` looks like an execution id we issued (`ex_` + 26 ULID chars).
+pub fn is_execution_id(s: &str) -> bool {
+    s.len() == 29 && s.starts_with("ex_") && s[3..].chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// A new execution id.
+pub fn new_execution_id() -> String {
+    format!("ex_{}", ulid::Ulid::new().to_string().to_lowercase())
+}

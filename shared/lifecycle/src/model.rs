@@ -1,0 +1,488 @@
+//! The data of an execution: the immutable request, the guard record (status, version, hot
+//! state, outbox), the normalized result and the records written for every transition.
+
+use crate::status::Status;
+use crate::taxonomy::{ErrorClass, Failure};
+use crate::transitions::{self, Event, IllegalTransition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The three provider shapes a bundle can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// The provider answers with the result in the create call; runs in the request path.
+    Immediate,
+    /// The provider returns a job id; we poll until terminal.
+    Polling,
+    /// The provider calls back; we also poll slowly so a lost callback never strands the job.
+    Callback,
+}
+
+impl Shape {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Immediate => "immediate",
+            Shape::Polling => "polling",
+            Shape::Callback => "callback",
+        }
+    }
+}
+
+/// The immutable request, stored write-once at `executions/{id}/request`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRequest {
+    /// Execution id (`ex_` + ULID).
+    pub id: String,
+    /// The tenant that owns it.
+    pub tenant: String,
+    /// Model id (a bundle id).
+    pub model: String,
+    /// Validated input.
+    pub input: Value,
+    /// Where the customer wants the outcome delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The customer's idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Acceptance time (ms since the Unix epoch).
+    pub created_at_ms: i64,
+    /// The execution must be terminal by `created_at_ms + max_duration_ms`.
+    pub max_duration_ms: u64,
+}
+
+/// Which queue a message goes to. The action run is decided by the guard's status, the queue
+/// only routes and bounds concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    /// Submit actions.
+    Submit,
+    /// Poll actions (and nudges from callbacks and cancels).
+    Poll,
+    /// Finalize actions.
+    Finalize,
+}
+
+impl QueueName {
+    /// All queues.
+    pub const ALL: [QueueName; 3] = [QueueName::Submit, QueueName::Poll, QueueName::Finalize];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Submit => "submit",
+            QueueName::Poll => "poll",
+            QueueName::Finalize => "finalize",
+        }
+    }
+
+    /// The queue that serves an execution in `status`.
+    pub fn for_status(status: Status) -> QueueName {
+        match status {
+            Status::Queued | Status::Submitting => QueueName::Submit,
+            Status::Submitted | Status::Running => QueueName::Poll,
+            _ => QueueName::Finalize,
+        }
+    }
+}
+
+/// A queue message: "advance execution `execution_id` from `version`".
+/// A message without a version is a nudge: it advances whatever version is current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// The execution.
+    pub execution_id: String,
+    /// The version this message expects to advance; `None` for a nudge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// An inflight lease held on a provider's capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The limiter scope (provider, or provider/model).
+    pub scope: String,
+    /// The lease id (deterministic per execution and attempt).
+    pub id: String,
+}
+
+/// Why an execution is waiting instead of progressing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Wait {
+    /// What it waits for (`capacity`, `retry`, `delivery_retry`).
+    pub reason: String,
+    /// Since when (ms).
+    pub since_ms: i64,
+    /// Until when it will wait before trying again (ms).
+    pub until_ms: i64,
+    /// More detail (the failure that caused a retry, the limiter scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The mutable part of an execution, committed with every version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HotState {
+    /// The provider's job id, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Submit attempts made so far.
+    #[serde(default)]
+    pub attempt: u32,
+    /// The id of the current submit intent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_id: Option<String>,
+    /// The inflight lease held, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// Provider polls made.
+    #[serde(default)]
+    pub poll_count: u32,
+    /// Callback ids already consumed by a poll.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumed_callbacks: Vec<String>,
+    /// Blob key of the terminal result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<String>,
+    /// The failure, for failed, timed-out and canceled executions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// Outcome delivery attempts.
+    #[serde(default)]
+    pub delivery_attempts: u32,
+    /// The delivery failure, for `finalized_degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_error: Option<Failure>,
+    /// What the execution waits for, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Wait>,
+    /// The provider's own status string from the last poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
+    /// Progress 0..1 if the provider reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    /// The computed cost (at finalize).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+    /// When the execution became terminal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_at_ms: Option<i64>,
+}
+
+/// The guard record: one per execution, the single commit point.
+///
+/// `status` and `version` change only through [`Guard::advance`], which consults the
+/// transition table. `cancel_requested` and `callbacks_received` are written outside commits
+/// (they only ever grow) and are never overwritten by a commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guard {
+    /// Execution id.
+    pub id: String,
+    /// Owner.
+    pub tenant: String,
+    /// Model id.
+    pub model: String,
+    /// Provider family (limiter scope, failure piles).
+    pub provider: String,
+    /// Provider shape.
+    pub shape: Shape,
+    status: Status,
+    version: u64,
+    /// Acceptance time.
+    pub created_at_ms: i64,
+    /// Last commit time.
+    pub updated_at_ms: i64,
+    /// Hard deadline.
+    pub deadline_ms: i64,
+    /// When the message that advances this version is due (reconciler uses it).
+    pub next_due_ms: i64,
+    /// The hot state.
+    pub hot: HotState,
+    /// Effects committed with this version and not yet applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Effect>,
+    /// Set by the cancel API (not versioned).
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// Ids of callbacks received and stored (not versioned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks_received: Vec<String>,
+}
+
+impl Guard {
+    /// Version 0 of a new execution, in `queued`.
+    pub fn accepted(req: &ExecutionRequest, provider: &str, shape: Shape) -> Guard {
+        Guard {
+            id: req.id.clone(),
+            tenant: req.tenant.clone(),
+            model: req.model.clone(),
+            provider: provider.to_string(),
+            shape,
+            status: Status::Queued,
+            version: 0,
+            created_at_ms: req.created_at_ms,
+            updated_at_ms: req.created_at_ms,
+            deadline_ms: req.created_at_ms.saturating_add(req.max_duration_ms as i64),
+            next_due_ms: req.created_at_ms,
+            hot: HotState::default(),
+            outbox: Vec::new(),
+            cancel_requested: false,
+            callbacks_received: Vec::new(),
+        }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Current committed version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The next version of this guard after `event`, checked against the transition table.
+    /// The outbox starts empty and the transition record is queued in it.
+    pub fn advance(&self, event: Event, now_ms: i64) -> Result<Guard, IllegalTransition> {
+        let to = transitions::apply(self.status, event)?;
+        let mut next = self.clone();
+        next.status = to;
+        next.version = self.version + 1;
+        next.updated_at_ms = now_ms;
+        next.outbox = Vec::new();
+        next.hot.waiting = None;
+        if to.is_terminal() && !self.status.is_terminal() {
+            next.hot.terminal_at_ms = Some(now_ms);
+        }
+        Ok(next)
+    }
+
+    /// Callbacks received and not yet consumed, oldest first.
+    pub fn pending_callbacks(&self) -> Vec<String> {
+        self.callbacks_received
+            .iter()
+            .filter(|c| !self.hot.consumed_callbacks.contains(c))
+            .cloned()
+            .collect()
+    }
+
+    /// The error class of the outcome, if the execution failed or was degraded.
+    pub fn error_class(&self) -> Option<ErrorClass> {
+        self.hot.error.as_ref().map(|e| e.class).or(self
+            .hot
+            .delivery_error
+            .as_ref()
+            .map(|e| e.class))
+    }
+}
+
+/// An effect committed in the outbox and applied after the commit. Each is idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// Send a message (duplicates are harmless: the version guard drops all but one).
+    Send {
+        /// Target queue.
+        queue: QueueName,
+        /// The message.
+        message: Message,
+        /// Delay before it becomes visible.
+        delay_ms: u64,
+    },
+    /// Publish the outcome event downstream (deduplicated by event id).
+    Publish {
+        /// The event.
+        event: Box<OutcomeEvent>,
+    },
+    /// Release an inflight lease (idempotent by lease id).
+    ReleaseLease {
+        /// The lease.
+        lease: Lease,
+    },
+    /// Write the audit record of this transition (write-once key).
+    Record {
+        /// The record.
+        record: Box<TransitionRecord>,
+    },
+}
+
+/// The audit record of one committed transition, at `executions/{id}/transitions/{version}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    /// The version this transition committed.
+    pub version: u64,
+    /// Status before (absent for acceptance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Status>,
+    /// Status after.
+    pub to: Status,
+    /// The event.
+    pub event: Event,
+    /// When (ms).
+    pub at_ms: i64,
+    /// Which action committed it (`accept`, `submit`, `poll`, `finalize`, ...).
+    pub action: String,
+    /// Provider calls made by the action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallRecord>,
+    /// The failure involved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Free-form facts (attempt, delay chosen, callback ids consumed, lease...).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+/// One outbound provider call, as recorded for `explain` (no secrets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Bundle step id.
+    pub step: String,
+    /// HTTP method.
+    pub method: String,
+    /// URL without query secrets.
+    pub url: String,
+    /// HTTP status, if a response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Latency in ms.
+    pub latency_ms: u64,
+    /// Transport error, if no response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The kind of a normalized output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// An image.
+    Image,
+    /// A video.
+    Video,
+    /// Audio.
+    Audio,
+    /// Text.
+    Text,
+    /// Structured JSON.
+    Json,
+}
+
+/// One normalized output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    /// What it is.
+    pub kind: OutputKind,
+    /// Where to fetch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Inline data: text, JSON, or base64 for small binary outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// MIME type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// Width in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Height in pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Duration in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+
+/// What a provider produced, normalized by the adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ProviderResult {
+    /// The outputs.
+    pub outputs: Vec<Output>,
+    /// Usage figures the cost is computed from (`predict_time`, `total_tokens`, ...).
+    #[serde(default)]
+    pub usage: Value,
+    /// The provider's raw final response (for replay and support).
+    #[serde(default)]
+    pub raw: Value,
+}
+
+/// The terminal result blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRecord {
+    /// The terminal status it was recorded for.
+    pub status: Status,
+    /// Normalized result (present on success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ProviderResult>,
+    /// The failure (present otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// Raw provider response of a failure, if any.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub raw: Value,
+}
+
+/// One line of a cost computation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostLine {
+    /// The billing unit (`second`, `token`, `image`, `character`, `credit`).
+    pub unit: String,
+    /// Quantity of units.
+    pub quantity: f64,
+    /// Price per unit in USD.
+    pub unit_price_usd: f64,
+    /// `quantity * unit_price_usd`, in micro-dollars.
+    pub amount_usd_micros: i64,
+    /// Where the quantity came from (`metrics.predict_time`, `usage.total_tokens`, ...).
+    pub source: String,
+}
+
+/// The cost of an execution, computed at finalize.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Cost {
+    /// Total in micro-dollars (what the provider charges us).
+    pub provider_usd_micros: i64,
+    /// Whether the customer is billed for this execution.
+    pub billable: bool,
+    /// The lines.
+    pub lines: Vec<CostLine>,
+}
+
+/// The outcome event published downstream (billing, CRM) exactly once per execution id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeEvent {
+    /// Stable event id (`evt_` + execution id): the same forever.
+    pub id: String,
+    /// `execution.succeeded`, `execution.failed`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Execution id.
+    pub execution_id: String,
+    /// Owner.
+    pub tenant: String,
+    /// Model.
+    pub model: String,
+    /// Provider.
+    pub provider: String,
+    /// Terminal status.
+    pub status: Status,
+    /// Normalized outputs.
+    pub outputs: Vec<Output>,
+    /// Error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// Cost breakdown.
+    pub cost: Cost,
+    /// Usage figures.
+    #[serde(default)]
+    pub usage: Value,
+    /// Acceptance time.
+    pub created_at_ms: i64,
+    /// Terminal time.
+    pub completed_at_ms: i64,
+}

@@ -1,0 +1,233 @@
+//! Ports: the traits through which the lifecycle touches the world.
+//!
+//! Backends implement them: `executor-embedded` (SQLite, files, in-process) and the AWS backend
+//! (S3, DynamoDB, SQS, Redis). The lifecycle never sees which.
+
+use crate::model::{Guard, OutcomeEvent, QueueName};
+use crate::taxonomy::Failure;
+use async_trait::async_trait;
+
+/// A backend failure (I/O, unreachable service, corrupt data). Always worth a retry of the
+/// whole message: the protocol is idempotent.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or failed.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Wraps any error as `Unavailable`.
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Outcome of a write-once put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// This call wrote the key.
+    Written,
+    /// The key existed already; nothing was overwritten.
+    AlreadyExists,
+}
+
+/// Write-once blob storage (S3 with `If-None-Match: *`, or files).
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Writes `bytes` at `key` unless the key exists.
+    async fn put_once(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, StoreError>;
+    /// Reads a key.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keys under a prefix, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// The idempotency item: (tenant, key) → execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyItem {
+    /// Tenant.
+    pub tenant: String,
+    /// The customer's key.
+    pub key: String,
+    /// The execution it created.
+    pub execution_id: String,
+    /// Hash of the request body, to refuse reuse of a key for another request.
+    pub request_hash: String,
+}
+
+/// Result of inserting a new execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Created.
+    Created,
+    /// The idempotency key was taken (by this execution id, with this request hash).
+    IdempotencyKeyTaken(IdempotencyItem),
+}
+
+/// A commit that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// Someone else committed this version first.
+    #[error("version conflict")]
+    Conflict,
+    /// The backend failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Filters of a listing (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this tenant (always set by the API).
+    pub tenant: Option<String>,
+    /// Only these statuses.
+    pub statuses: Vec<crate::status::Status>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Created at or after (ms).
+    pub created_after_ms: Option<i64>,
+    /// Strictly before this (created_at_ms, id) position: the cursor.
+    pub before: Option<(i64, String)>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// The guard/index store (DynamoDB item per execution, or a SQLite row).
+///
+/// `commit` is the single commit point: it writes `next` only if the stored version is
+/// `expected`. It must not overwrite `cancel_requested` or `callbacks_received`, which are
+/// written by `request_cancel` and `record_callback` and overlaid on every read.
+#[async_trait]
+pub trait GuardStore: Send + Sync {
+    /// Inserts version 0, atomically with the idempotency item if one is given.
+    async fn insert(
+        &self,
+        guard: &Guard,
+        idempotency: Option<&IdempotencyItem>,
+    ) -> Result<Inserted, StoreError>;
+    /// Consistent read of a guard.
+    async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError>;
+    /// Looks up an idempotency item.
+    async fn find_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyItem>, StoreError>;
+    /// Conditional write of `next` if the stored version is `expected`.
+    async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError>;
+    /// Empties the outbox if the stored version is still `version` (no version bump).
+    async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError>;
+    /// Sets the cancel flag.
+    async fn request_cancel(&self, id: &str) -> Result<(), StoreError>;
+    /// Records a received callback id; true if it was new.
+    async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError>;
+    /// Non-final executions whose next message is overdue (`next_due_ms < due_before_ms`) or
+    /// whose outbox is pending since before `due_before_ms`, oldest first.
+    async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError>;
+    /// A page of executions, newest first.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Guard>, StoreError>;
+}
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Handle for ack / retry.
+    pub receipt: String,
+    /// The raw body (parsed by the worker; malformed bodies are dead-lettered).
+    pub body: String,
+    /// How many times it was received.
+    pub receive_count: u32,
+}
+
+/// A queue with per-message delay and visibility timeout (SQS, or a SQLite table).
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends a body, visible after `delay_ms`.
+    async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError>;
+    /// Receives up to `max` visible messages, hiding them for `visibility_ms`.
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility_ms: u64,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Deletes a received message.
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), StoreError>;
+    /// Makes a received message visible again after `delay_ms`.
+    async fn retry_later(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay_ms: u64,
+    ) -> Result<(), StoreError>;
+    /// Moves a received message to the queue's dead-letter queue.
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    /// Waits until a message may be available on `queue` or `timeout_ms` passes. Backends with
+    /// a wake-up signal (embedded) or long polling override it; the default just sleeps.
+    async fn wait(&self, queue: QueueName, timeout_ms: u64) {
+        let _ = queue;
+        tokio::time::sleep(std::time::Duration::from_millis(timeout_ms)).await;
+    }
+}
+
+/// Per-provider inflight capacity with expiring leases.
+#[async_trait]
+pub trait InflightLimiter: Send + Sync {
+    /// Takes a slot for `lease_id` if fewer than `capacity` are held (expired leases don't
+    /// count). Re-acquiring a held lease id succeeds and refreshes its expiry.
+    async fn acquire(
+        &self,
+        scope: &str,
+        lease_id: &str,
+        capacity: u32,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Releases a lease; releasing an unknown or released lease is a no-op.
+    async fn release(&self, scope: &str, lease_id: &str) -> Result<(), StoreError>;
+    /// Leases currently held (unexpired) in a scope.
+    async fn inflight(&self, scope: &str) -> Result<u32, StoreError>;
+}
+
+/// Downstream outcome sink (billing, CRM). Idempotent by event id.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes an outcome event; publishing the same id twice stores it once.
+    async fn publish(&self, event: &OutcomeEvent) -> Result<(), StoreError>;
+}
+
+/// Delivers outcome events to customer webhooks (signed per Standard Webhooks).
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// One delivery attempt.
+    async fn deliver(&self, url: &str, event: &OutcomeEvent) -> Result<(), Failure>;
+}
+
+/// Wall-clock time.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}

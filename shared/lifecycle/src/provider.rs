@@ -1,0 +1,228 @@
+//! The provider port: what the lifecycle asks of a model, whatever the provider.
+//!
+//! `executor-bundles` implements it from declarative bundles plus thin adapters. The lifecycle
+//! owns attempts, backoff and status; a driver only makes calls and interprets answers.
+
+use crate::model::{CallRecord, Cost, ExecutionRequest, ProviderResult, Shape};
+use crate::taxonomy::Failure;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What to do when a submit intent is found without a job id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AmbiguousPolicy {
+    /// Fail with `submit_ambiguous` (never risk a duplicate paid job).
+    #[default]
+    Fail,
+    /// Submit again (the provider deduplicates, or a duplicate is harmless).
+    Resubmit,
+}
+
+/// Poll cadence: `initial`, then multiplied each poll, capped at `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PollPolicy {
+    /// First poll delay after submit (ms).
+    pub initial_delay_ms: u64,
+    /// Cap (ms).
+    pub max_delay_ms: u64,
+    /// Growth factor per poll.
+    pub multiplier: f64,
+}
+
+impl PollPolicy {
+    /// The delay before poll number `n` (0-based).
+    pub fn delay_ms(&self, n: u32) -> u64 {
+        let m = self.multiplier.max(1.0).powi(n.min(64) as i32);
+        let d = (self.initial_delay_ms as f64 * m).min(self.max_delay_ms as f64);
+        d.max(0.0) as u64
+    }
+}
+
+/// What the lifecycle needs to know about a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Model id.
+    pub id: String,
+    /// Provider family.
+    pub provider: String,
+    /// Shape.
+    pub shape: Shape,
+    /// One line for humans.
+    pub description: String,
+    /// JSON Schema of the input.
+    pub input_schema: Value,
+    /// Maximum duration (ms); requests may ask for less.
+    pub max_duration_ms: u64,
+    /// Submit attempts before giving up on retryable errors.
+    pub max_submit_attempts: u32,
+    /// Upper bound of one submit (all its calls), for the watchdog (ms).
+    pub submit_timeout_ms: u64,
+    /// Poll cadence.
+    pub poll: PollPolicy,
+    /// Safety-poll interval for callback providers (ms).
+    pub safety_poll_ms: u64,
+    /// Inflight capacity for this provider (None: unlimited).
+    pub capacity: Option<u32>,
+    /// Ambiguous-submit policy.
+    pub ambiguous_submit: AmbiguousPolicy,
+}
+
+/// What a driver call gets to see.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The request.
+    pub request: ExecutionRequest,
+    /// Provider job id, once known.
+    pub job_id: Option<String>,
+    /// Submit attempt number (1-based).
+    pub attempt: u32,
+    /// URL the provider should call back.
+    pub callback_url: String,
+    /// Hard deadline (ms).
+    pub deadline_ms: i64,
+}
+
+/// A driver answer plus the calls it made.
+#[derive(Debug, Clone)]
+pub struct Reply<T> {
+    /// The answer.
+    pub outcome: T,
+    /// Calls made, for the audit record.
+    pub calls: Vec<CallRecord>,
+}
+
+/// Whether a failed create call might have created a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobCreation {
+    /// Certainly not (the provider refused: 4xx, 429, 503 before acceptance).
+    NotCreated,
+    /// Unknown (timeout or connection lost after sending).
+    Unknown,
+}
+
+/// The answer to submit.
+#[derive(Debug, Clone)]
+pub enum SubmitOutcome {
+    /// The provider accepted a job.
+    Created {
+        /// Its id.
+        job_id: String,
+        /// The raw answer.
+        raw: Value,
+    },
+    /// The provider answered with the result (immediate shape).
+    Completed(ProviderResult),
+    /// The provider refused or the call failed.
+    Rejected {
+        /// Why.
+        failure: Failure,
+        /// Whether a job may exist.
+        creation: JobCreation,
+        /// The raw error body, if any.
+        raw: Value,
+    },
+}
+
+/// The answer to poll (or a callback's interpretation).
+#[derive(Debug, Clone)]
+pub enum PollOutcome {
+    /// Not done yet.
+    Pending {
+        /// The provider's status string.
+        provider_status: String,
+        /// Progress 0..1 if known.
+        progress: Option<f64>,
+        /// True once the provider says the job is running.
+        started: bool,
+    },
+    /// Done with a result.
+    Succeeded(ProviderResult),
+    /// The job failed.
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// The raw answer.
+        raw: Value,
+    },
+    /// The job was canceled on the provider side.
+    Canceled {
+        /// The raw answer.
+        raw: Value,
+    },
+    /// The status call itself failed (nothing known about the job).
+    CallFailed(Failure),
+}
+
+/// A callback that passed verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedCallback {
+    /// Deduplication id (`webhook-id`, or a hash of the body).
+    pub callback_id: String,
+    /// The parsed body.
+    pub payload: Value,
+}
+
+/// What a stored callback means.
+#[derive(Debug, Clone)]
+pub enum CallbackVerdict {
+    /// Trust it as the job's state.
+    Outcome(PollOutcome),
+    /// Don't trust it alone (unsigned provider): poll the provider to confirm.
+    NeedsPoll,
+}
+
+/// One model's behaviour.
+#[async_trait]
+pub trait ModelDriver: Send + Sync {
+    /// The spec.
+    fn spec(&self) -> &ModelSpec;
+    /// Validates (and normalizes) the input; errors name the field.
+    fn validate(&self, input: &Value) -> Result<Value, Failure>;
+    /// Creates the job (or runs it, for immediate models).
+    async fn submit(&self, ctx: &CallContext) -> Reply<SubmitOutcome>;
+    /// Asks the provider for the job's state.
+    async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome>;
+    /// Asks the provider to cancel (best effort).
+    async fn cancel(&self, ctx: &CallContext) -> Reply<Result<(), Failure>>;
+    /// Verifies a callback's signature and parses it.
+    fn verify_callback(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<VerifiedCallback, Failure>;
+    /// Interprets a verified callback payload.
+    fn interpret_callback(&self, ctx: &CallContext, payload: &Value) -> CallbackVerdict;
+    /// Computes the cost of a result.
+    fn cost(&self, result: &ProviderResult) -> Cost;
+}
+
+/// The models this deployment serves.
+pub trait Catalog: Send + Sync {
+    /// A model by id.
+    fn get(&self, model: &str) -> Option<Arc<dyn ModelDriver>>;
+    /// All models, sorted by id.
+    fn list(&self) -> Vec<Arc<dyn ModelDriver>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_backoff_grows_and_caps() {
+        let p = PollPolicy {
+            initial_delay_ms: 100,
+            max_delay_ms: 1000,
+            multiplier: 2.0,
+        };
+        assert_eq!(p.delay_ms(0), 100);
+        assert_eq!(p.delay_ms(1), 200);
+        assert_eq!(p.delay_ms(3), 800);
+        assert_eq!(p.delay_ms(4), 1000);
+        assert_eq!(p.delay_ms(40), 1000);
+    }
+}
