@@ -1,0 +1,55 @@
+//! Bearer API keys → tenants. Keys are stored hashed (SHA-256); the directory is a port so
+//! the embedded and AWS backends keep keys where they keep everything else.
+
+use crate::problem::Problem;
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// Looks up the tenant of a hashed API key.
+#[async_trait]
+pub trait TenantDirectory: Send + Sync {
+    /// The tenant owning the key with this hash.
+    async fn tenant_for_key_hash(&self, key_hash: &str) -> Option<String>;
+}
+
+/// Hex SHA-256 of an API key.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A fixed map of key hashes to tenants (configuration files, tests).
+#[derive(Debug, Clone, Default)]
+pub struct StaticTenants(pub HashMap<String, String>);
+
+impl StaticTenants {
+    /// Adds a plain key for a tenant (stored hashed).
+    pub fn with_key(mut self, key: &str, tenant: &str) -> Self {
+        self.0.insert(hash_api_key(key), tenant.to_string());
+        self
+    }
+}
+
+#[async_trait]
+impl TenantDirectory for StaticTenants {
+    async fn tenant_for_key_hash(&self, key_hash: &str) -> Option<String> {
+        self.0.get(key_hash).cloned()
+    }
+}
+
+/// The tenant of a request's `Authorization: Bearer <key>`, or a 401 problem.
+pub async fn tenant(headers: &HeaderMap, dir: &dyn TenantDirectory) -> Result<String, Problem> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <api key>"))?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Problem::unauthorized("Authorization must be 'Bearer <api key>'"))?;
+    dir.tenant_for_key_hash(&hash_api_key(key))
+        .await
+        .ok_or_else(|| Problem::unauthorized("unknown API key"))
+}
