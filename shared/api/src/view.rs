@@ -69,6 +69,10 @@ pub struct ExecutionView {
     pub shape: String,
     /// Status (see docs/transitions.md).
     pub status: String,
+    /// The terminal status reached (`succeeded`, `failed`, `canceled`, `timed_out`), once
+    /// there is one; it stays after finalization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     /// True once the provider work is over.
     pub terminal: bool,
     /// Committed version.
@@ -125,6 +129,7 @@ impl ExecutionView {
             provider: g.provider.clone(),
             shape: g.shape.as_str().to_string(),
             status: g.status().as_str().to_string(),
+            outcome: g.hot.outcome.map(|s| s.as_str().to_string()),
             terminal: g.status().is_terminal(),
             version: g.version(),
             created_at: rfc3339(g.created_at_ms),

@@ -1,1 +1,220 @@
-fn main() {}
+//! `executor`: the front door for people — dev server, run, demo.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use comfy_table::Table;
+use executor_cli::client::{Client, CreateOptions};
+use executor_cli::local::{LocalOptions, LocalSystem};
+use executor_cli::render::{outcome_json, outcome_of, progress_line};
+use executor_cli::demo;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "executor", version, about = "Run AI model executions across providers through one lifecycle")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The whole system in one process: API, queue workers, reconciler, provider simulators.
+    Dev {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "EXECUTOR_BIND")]
+        bind: SocketAddr,
+        /// Data directory (SQLite database and blobs).
+        #[arg(long, default_value = ".executor", env = "EXECUTOR_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Bundles directory.
+        #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
+        bundles: Option<PathBuf>,
+        /// Talk to the real providers (credentials from the environment) instead of the simulators.
+        #[arg(long)]
+        no_simulators: bool,
+        /// Multiply bundle poll cadences and retry delays (e.g. 0.1 to go ten times faster).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+    },
+    /// Submit one execution, follow it through the lifecycle, print the normalized outcome.
+    Run {
+        /// Model id (see `GET /v1/models`).
+        model: String,
+        /// Input JSON.
+        #[arg(long)]
+        input: String,
+        /// API base URL; without it a local system with simulators is started for this run.
+        #[arg(long, env = "EXECUTOR_URL")]
+        server: Option<String>,
+        /// API key (with --server).
+        #[arg(long, env = "EXECUTOR_API_KEY")]
+        key: Option<String>,
+        /// Customer webhook for the outcome.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Idempotency key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Maximum duration in seconds.
+        #[arg(long)]
+        max_duration: Option<u64>,
+        /// Print only the outcome JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start everything embedded, run a mixed batch over every bundle and shape with injected
+    /// faults, print a summary; exit 0 when every execution ended as expected.
+    Demo {
+        /// Print results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXECUTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Dev { bind, data_dir, bundles, no_simulators, time_scale } => {
+            init_logs("info");
+            let mut opts = LocalOptions::dev(data_dir.clone());
+            opts.bind = bind;
+            if let Some(b) = bundles {
+                opts.bundles_dir = b;
+            }
+            if no_simulators {
+                opts.simulators = None;
+            }
+            opts.lifecycle.time_scale = time_scale;
+            let sys = LocalSystem::start(opts).await?;
+            println!("executor dev listening on {}", sys.url);
+            println!("data directory: {}", data_dir.display());
+            println!("dev API key (tenant 'dev'): {}", sys.dev_key);
+            if let Some(s) = &sys.simulators {
+                println!("provider simulators on http://{}", s.addr());
+            }
+            println!("try: curl -s {}/v1/models -H 'Authorization: Bearer {}'", sys.url, sys.dev_key);
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            sys.stop().await;
+            Ok(0)
+        }
+        Command::Run { model, input, server, key, webhook, idempotency_key, max_duration, json } => {
+            init_logs("warn");
+            let input: serde_json::Value =
+                serde_json::from_str(&input).context("--input is not valid JSON")?;
+            let mut local = None;
+            let client = match server {
+                Some(url) => {
+                    let Some(key) = key else { bail!("--key (or EXECUTOR_API_KEY) is required with --server") };
+                    Client::new(&url, &key)?
+                }
+                None => {
+                    let dir = tempfile::tempdir()?;
+                    let sys = LocalSystem::start(LocalOptions::dev(dir.path().to_path_buf())).await?;
+                    let c = Client::new(&sys.url, &sys.dev_key)?;
+                    local = Some((sys, dir));
+                    c
+                }
+            };
+            let opts = CreateOptions { webhook_url: webhook, idempotency_key, max_duration_seconds: max_duration, wait_seconds: None };
+            let started = Instant::now();
+            let (status, body) = client.create(&model, &input, &opts).await?;
+            if status >= 400 {
+                eprintln!(
+                    "rejected ({status}): {} [{}] field {}",
+                    body["detail"].as_str().unwrap_or("?"),
+                    body["error_class"].as_str().unwrap_or("-"),
+                    body["field"].as_str().unwrap_or("-")
+                );
+                return Ok(1);
+            }
+            let id = body["id"].as_str().unwrap_or_default().to_string();
+            if !json {
+                println!("execution {id} ({model})");
+            }
+            let color = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let v = client
+                .wait_final(&id, Duration::from_secs(900), |v| {
+                    if !json {
+                        println!("  {:>7.2}s  {}", started.elapsed().as_secs_f64(), progress_line(v, color));
+                    }
+                })
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&outcome_json(&v))?);
+            if let Some((sys, _dir)) = local {
+                sys.stop().await;
+            }
+            let outcome = outcome_of(&v);
+            if outcome == "succeeded" && v["status"] == "finalized" {
+                Ok(0)
+            } else {
+                eprintln!("execution {outcome}: {}", v["error"]["class"].as_str().or(v["delivery_error"]["class"].as_str()).unwrap_or("-"));
+                Ok(1)
+            }
+        }
+        Command::Demo { json } => {
+            init_logs("error");
+            let dir = tempfile::tempdir()?;
+            let mut opts = LocalOptions::dev(dir.path().to_path_buf());
+            opts.lifecycle.time_scale = 0.02;
+            opts.reconcile_every_ms = 1_000;
+            let started = Instant::now();
+            let sys = LocalSystem::start(opts).await?;
+            let results = demo::run(&sys).await?;
+            let elapsed = started.elapsed();
+            sys.stop().await;
+            let all_ok = results.iter().all(|r| r.ok);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                let mut t = Table::new();
+                t.set_header(vec!["model", "case", "expected", "outcome", "error class", "cost $", ""]);
+                for r in &results {
+                    t.add_row(vec![
+                        r.model.clone(),
+                        r.name.clone(),
+                        r.expected.clone(),
+                        r.outcome.clone(),
+                        r.error_class.clone().unwrap_or_else(|| "-".into()),
+                        format!("{:.4}", r.cost_usd),
+                        if r.ok { "ok".into() } else { "UNEXPECTED".into() },
+                    ]);
+                }
+                println!("{t}");
+                let mut s = Table::new();
+                s.set_header(vec!["outcome", "error class", "executions"]);
+                for ((o, c), n) in demo::summary(&results) {
+                    s.add_row(vec![o, c, n.to_string()]);
+                }
+                println!("{s}");
+                println!(
+                    "{} executions, {} as expected, {} unexpected, in {:.1}s",
+                    results.len(),
+                    results.iter().filter(|r| r.ok).count(),
+                    results.iter().filter(|r| !r.ok).count(),
+                    elapsed.as_secs_f64()
+                );
+            }
+            Ok(if all_ok { 0 } else { 1 })
+        }
+    }
+}

@@ -172,6 +172,10 @@ pub struct HotState {
     /// When the execution became terminal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal_at_ms: Option<i64>,
+    /// The terminal status reached (`succeeded`, `failed`, `canceled`, `timed_out`); kept
+    /// after finalization so the outcome stays visible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Status>,
 }
 
 /// The guard record: one per execution, the single commit point.
@@ -258,6 +262,7 @@ impl Guard {
         next.hot.waiting = None;
         if to.is_terminal() && !self.status.is_terminal() {
             next.hot.terminal_at_ms = Some(now_ms);
+            next.hot.outcome = Some(to);
         }
         Ok(next)
     }

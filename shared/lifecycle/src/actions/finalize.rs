@@ -112,12 +112,12 @@ pub fn outcome_event(
 ) -> OutcomeEvent {
     OutcomeEvent {
         id: format!("evt_{}", guard.id),
-        kind: format!("execution.{}", guard.status()),
+        kind: format!("execution.{}", guard.hot.outcome.unwrap_or(guard.status())),
         execution_id: guard.id.clone(),
         tenant: guard.tenant.clone(),
         model: guard.model.clone(),
         provider: guard.provider.clone(),
-        status: guard.status(),
+        status: guard.hot.outcome.unwrap_or(guard.status()),
         outputs: result.map(|r| r.outputs.clone()).unwrap_or_default(),
         error: guard.hot.error.clone(),
         cost: cost.clone(),

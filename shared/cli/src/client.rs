@@ -1,0 +1,112 @@
+//! A small client of the execution API, used by `executor run`, the demo and the tests.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Options of a create call.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Customer webhook.
+    pub webhook_url: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Max duration.
+    pub max_duration_seconds: Option<u64>,
+    /// `Prefer: wait=N`.
+    pub wait_seconds: Option<u64>,
+}
+
+/// An API client bound to a base URL and a key.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    /// A client.
+    pub fn new(base: &str, key: &str) -> Result<Client> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        Ok(Client { http, base: base.trim_end_matches('/').to_string(), key: key.to_string() })
+    }
+
+    /// `POST /v1/executions`: returns the HTTP status and the body.
+    pub async fn create(&self, model: &str, input: &Value, opts: &CreateOptions) -> Result<(u16, Value)> {
+        let mut body = json!({"model": model, "input": input});
+        if let Some(u) = &opts.webhook_url {
+            body["webhook_url"] = json!(u);
+        }
+        if let Some(s) = opts.max_duration_seconds {
+            body["max_duration_seconds"] = json!(s);
+        }
+        let mut req = self.http.post(format!("{}/v1/executions", self.base)).bearer_auth(&self.key).json(&body);
+        if let Some(k) = &opts.idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(w) = opts.wait_seconds {
+            req = req.header("Prefer", format!("wait={w}"));
+        }
+        let resp = req.send().await.with_context(|| format!("POST {}/v1/executions", self.base))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// `GET /v1/executions/{id}`.
+    pub async fn get(&self, id: &str) -> Result<Value> {
+        let resp = self.http.get(format!("{}/v1/executions/{id}", self.base)).bearer_auth(&self.key).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("GET /v1/executions/{id}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// `POST /v1/executions/{id}/cancel`.
+    pub async fn cancel(&self, id: &str) -> Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/executions/{id}/cancel", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /v1/models`.
+    pub async fn models(&self) -> Result<Value> {
+        let resp = self.http.get(format!("{}/v1/models", self.base)).bearer_auth(&self.key).send().await?;
+        Ok(resp.json().await?)
+    }
+
+    /// Polls until the execution is final (`finalized` or `finalized_degraded`), calling
+    /// `on_change` whenever status or progress changes. Fails after `timeout`.
+    pub async fn wait_final(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut on_change: impl FnMut(&Value),
+    ) -> Result<Value> {
+        let until = tokio::time::Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            let v = self.get(id).await?;
+            let key = format!("{}|{}|{}", v["status"], v["progress"], v["waiting"]["reason"]);
+            if key != last {
+                on_change(&v);
+                last = key;
+            }
+            let status = v["status"].as_str().unwrap_or("");
+            if status == "finalized" || status == "finalized_degraded" {
+                return Ok(v);
+            }
+            if tokio::time::Instant::now() > until {
+                bail!("execution {id} not final after {timeout:?} (status {status})");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

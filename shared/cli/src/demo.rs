@@ -1,0 +1,217 @@
+//! `executor demo`: a mixed batch over every bundle and shape, with injected provider faults,
+//! run through the real API of a local system; a summary by outcome and error class; success
+//! when every execution ended as expected.
+
+use crate::client::{Client, CreateOptions};
+use crate::local::LocalSystem;
+use crate::render::outcome_of;
+use anyhow::Result;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One planned execution and what it must end as.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Case name.
+    pub name: String,
+    /// Model.
+    pub model: String,
+    /// Input.
+    pub input: Value,
+    /// Create options.
+    pub opts: CreateOptions,
+    /// Cancel this long after creation.
+    pub cancel_after_ms: Option<u64>,
+    /// Expected outcome (`succeeded`, `failed`, `canceled`, `timed_out`, or `rejected` for a 4xx at submit).
+    pub expect_outcome: &'static str,
+    /// Acceptable error classes (empty: none expected).
+    pub expect_classes: &'static [&'static str],
+}
+
+/// What one case ended as.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseResult {
+    /// Case name.
+    pub name: String,
+    /// Model.
+    pub model: String,
+    /// Execution id (none when rejected).
+    pub id: Option<String>,
+    /// Outcome reached.
+    pub outcome: String,
+    /// Error class, if any.
+    pub error_class: Option<String>,
+    /// Cost in USD.
+    pub cost_usd: f64,
+    /// As expected?
+    pub ok: bool,
+    /// Expected outcome.
+    pub expected: String,
+}
+
+/// A tiny PNG as a data URI, for image inputs.
+const PNG_DATA_URI: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+
+/// Builds an input for a model from its schema: every required property gets a value, the
+/// prompt-like one carries `text` (where the simulator directives go).
+pub fn input_for(schema: &Value, text: &str) -> Value {
+    let mut out = Map::new();
+    let props = schema["properties"].as_object().cloned().unwrap_or_default();
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let prompt_key = ["prompt", "promptText", "text", "prompt_text"]
+        .into_iter()
+        .find(|k| props.contains_key(*k))
+        .map(str::to_string);
+    if let Some(k) = &prompt_key {
+        out.insert(k.clone(), json!(text));
+    }
+    for name in required {
+        if out.contains_key(&name) {
+            continue;
+        }
+        let p = &props[&name];
+        let v = if let Some(e) = p["enum"].as_array().and_then(|a| a.first()) {
+            e.clone()
+        } else if name.to_lowercase().contains("image") {
+            json!(PNG_DATA_URI)
+        } else {
+            match p["type"].as_str() {
+                Some("integer") | Some("number") => p["minimum"].clone().as_f64().map(|m| json!(m as i64)).unwrap_or(json!(1)),
+                Some("boolean") => json!(false),
+                _ => json!(text),
+            }
+        };
+        out.insert(name, v);
+    }
+    Value::Object(out)
+}
+
+/// The demo plan over the models a system serves.
+pub async fn plan(client: &Client) -> Result<Vec<Case>> {
+    let models = client.models().await?;
+    let mut cases = Vec::new();
+    for m in models["data"].as_array().cloned().unwrap_or_default() {
+        let id = m["id"].as_str().unwrap_or_default().to_string();
+        let shape = m["shape"].as_str().unwrap_or_default().to_string();
+        let schema = m["input_schema"].clone();
+        let mk = |name: &str, text: &str, outcome: &'static str, classes: &'static [&'static str]| Case {
+            name: name.to_string(),
+            model: id.clone(),
+            input: input_for(&schema, &format!("a lighthouse at dusk {text} [{name} {}]", ulid::Ulid::new())),
+            opts: CreateOptions::default(),
+            cancel_after_ms: None,
+            expect_outcome: outcome,
+            expect_classes: classes,
+        };
+        cases.push(mk("ok", "", "succeeded", &[]));
+        cases.push(mk("429 then ok", "sim:rate_limit=1", "succeeded", &[]));
+        cases.push(mk("5xx then ok", "sim:server_error=1", "succeeded", &[]));
+        cases.push(mk("provider rejects input", "sim:invalid", "failed", &["validation_error"]));
+        cases.push(mk("content policy", "sim:content_policy", "failed", &["content_policy"]));
+        cases.push(mk("empty output", "sim:empty_output", "failed", &["partial_result"]));
+        cases.push(mk("job fails", "sim:fail", "failed", &["provider_fatal", "provider_transient"]));
+        let mut dup = mk("idempotent retry", "", "succeeded", &[]);
+        dup.opts.idempotency_key = Some(format!("demo-{}", ulid::Ulid::new()));
+        cases.push(dup);
+        let mut bad = mk("missing input", "", "rejected", &["validation_error"]);
+        bad.input = json!({});
+        cases.push(bad);
+        if shape != "immediate" {
+            let mut t = mk("max duration exceeded", "sim:duration=60000", "timed_out", &["timeout"]);
+            t.opts.max_duration_seconds = Some(2);
+            cases.push(t);
+            let mut c = mk("canceled while running", "sim:duration=60000", "canceled", &["canceled"]);
+            c.cancel_after_ms = Some(400);
+            cases.push(c);
+        }
+        if shape == "callback" {
+            cases.push(mk("callback lost", "sim:lose_callback", "succeeded", &[]));
+            cases.push(mk("callback duplicated", "sim:duplicate_callback", "succeeded", &[]));
+            cases.push(mk("callback late", "sim:late_callback=1500", "succeeded", &[]));
+        }
+    }
+    Ok(cases)
+}
+
+/// Runs one case to its end.
+async fn run_case(client: Client, case: Case) -> CaseResult {
+    let mut result = CaseResult {
+        name: case.name.clone(),
+        model: case.model.clone(),
+        id: None,
+        outcome: "error".into(),
+        error_class: None,
+        cost_usd: 0.0,
+        ok: false,
+        expected: case.expect_outcome.to_string(),
+    };
+    let created = client.create(&case.model, &case.input, &case.opts).await;
+    let (status, body) = match created {
+        Ok(x) => x,
+        Err(e) => {
+            result.outcome = format!("error: {e}");
+            return result;
+        }
+    };
+    if status >= 400 {
+        result.outcome = "rejected".into();
+        result.error_class = body["error_class"].as_str().map(str::to_string);
+    } else {
+        let Some(id) = body["id"].as_str().map(str::to_string) else { return result };
+        result.id = Some(id.clone());
+        if case.opts.idempotency_key.is_some() {
+            // Retry the same create: must return the same execution.
+            if let Ok((_, again)) = client.create(&case.model, &case.input, &case.opts).await
+                && again["id"].as_str() != Some(id.as_str())
+            {
+                result.outcome = "duplicate execution created".into();
+                return result;
+            }
+        }
+        if let Some(ms) = case.cancel_after_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let _ = client.cancel(&id).await;
+        }
+        match client.wait_final(&id, Duration::from_secs(45), |_| {}).await {
+            Ok(v) => {
+                result.outcome = outcome_of(&v);
+                result.error_class = v["error"]["class"].as_str().map(str::to_string);
+                result.cost_usd = v["cost"]["provider_usd_micros"].as_f64().unwrap_or(0.0) / 1e6;
+            }
+            Err(e) => result.outcome = format!("stuck: {e}"),
+        }
+    }
+    let class_ok = match &result.error_class {
+        None => case.expect_classes.is_empty(),
+        Some(c) => case.expect_classes.contains(&c.as_str()),
+    };
+    result.ok = result.outcome == case.expect_outcome && class_ok;
+    result
+}
+
+/// Runs the whole demo against a local system; returns the results.
+pub async fn run(sys: &LocalSystem) -> Result<Vec<CaseResult>> {
+    let client = Client::new(&sys.url, &sys.dev_key)?;
+    let cases = plan(&client).await?;
+    let handles: Vec<_> = cases.into_iter().map(|c| tokio::spawn(run_case(client.clone(), c))).collect();
+    let mut results = Vec::new();
+    for h in handles {
+        if let Ok(r) = h.await {
+            results.push(r);
+        }
+    }
+    Ok(results)
+}
+
+/// The summary: counts by (outcome, error class).
+pub fn summary(results: &[CaseResult]) -> BTreeMap<(String, String), usize> {
+    let mut m = BTreeMap::new();
+    for r in results {
+        *m.entry((r.outcome.clone(), r.error_class.clone().unwrap_or_else(|| "-".into()))).or_insert(0) += 1;
+    }
+    m
+}

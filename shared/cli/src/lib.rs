@@ -1,0 +1,8 @@
+//! The `executor` command-line tool's library: the whole system assembled in one process
+//! ([`local`]), a small HTTP client for the API ([`client`]), and the demo ([`demo`]).
+//! Integration tests use [`local::LocalSystem`] exactly as `executor dev` does.
+
+pub mod client;
+pub mod demo;
+pub mod local;
+pub mod render;

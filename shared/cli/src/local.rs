@@ -1,0 +1,229 @@
+//! The whole system in one process on the embedded backend: SQLite + files, in-process
+//! limiter, queue workers, the reconciler, the HTTP API and (in dev) the provider simulators.
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use executor_api::{ApiConfig, ApiState, TenantDirectory, hash_api_key};
+use executor_bundles::{BundleCatalog, CatalogOptions, StandardWebhookSender};
+use executor_embedded::{EmbeddedBackend, SqliteStore};
+use executor_lifecycle::crash::CrashInjector;
+use executor_lifecycle::worker::{self, WorkerConfig};
+use executor_lifecycle::{Clock, Engine, LifecycleConfig, Ports, QueueName, SystemClock};
+use executor_simulators::{SimConfig, Simulators};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How to assemble a local system.
+pub struct LocalOptions {
+    /// Where the SQLite file and blobs live.
+    pub data_dir: PathBuf,
+    /// Where the bundles are.
+    pub bundles_dir: PathBuf,
+    /// API listen address (port 0: any).
+    pub bind: SocketAddr,
+    /// Start the provider simulators and point every provider at them.
+    pub simulators: Option<SimConfig>,
+    /// Lifecycle settings (its `public_base_url` is set from the bound address).
+    pub lifecycle: LifecycleConfig,
+    /// API limits.
+    pub api: ApiConfig,
+    /// Consumers per queue.
+    pub worker_concurrency: usize,
+    /// How often the reconciler runs (ms); 0 disables it.
+    pub reconcile_every_ms: u64,
+    /// Secret for signing outbound customer webhooks (`whsec_...`).
+    pub webhook_secret: String,
+    /// Fault injection (tests).
+    pub crash: Option<Arc<dyn CrashInjector>>,
+    /// Clock (tests may control it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl LocalOptions {
+    /// Development defaults: data in `data_dir`, simulators on, real time.
+    pub fn dev(data_dir: PathBuf) -> LocalOptions {
+        LocalOptions {
+            data_dir,
+            bundles_dir: default_bundles_dir(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            simulators: Some(SimConfig::default()),
+            lifecycle: LifecycleConfig::default(),
+            api: ApiConfig::default(),
+            worker_concurrency: 16,
+            reconcile_every_ms: 5_000,
+            webhook_secret: "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".to_string(),
+            crash: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// `bundles/` in the working directory, or the repository's when run from elsewhere.
+pub fn default_bundles_dir() -> PathBuf {
+    let cwd = PathBuf::from("bundles");
+    if cwd.is_dir() {
+        return cwd;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bundles")
+}
+
+/// A running local system.
+pub struct LocalSystem {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The embedded store (queues, guards, outcome events).
+    pub store: Arc<SqliteStore>,
+    /// API base URL.
+    pub url: String,
+    /// A key of tenant `dev`.
+    pub dev_key: String,
+    /// The simulators, if started.
+    pub simulators: Option<Simulators>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct SqliteTenants(Arc<SqliteStore>);
+
+#[async_trait]
+impl TenantDirectory for SqliteTenants {
+    async fn tenant_for_key_hash(&self, key_hash: &str) -> Option<String> {
+        self.0.tenant_for_key_hash(key_hash).await.ok().flatten()
+    }
+}
+
+impl LocalSystem {
+    /// Assembles and starts everything.
+    pub async fn start(opts: LocalOptions) -> Result<LocalSystem> {
+        let simulators = match opts.simulators.clone() {
+            Some(cfg) => Some(Simulators::start(cfg).await.context("starting provider simulators")?),
+            None => None,
+        };
+        let backend = EmbeddedBackend::open(&opts.data_dir, opts.clock.clone())
+            .with_context(|| format!("opening data directory {}", opts.data_dir.display()))?;
+
+        let mut catalog_opts = CatalogOptions::from_env();
+        if let Some(sims) = &simulators {
+            for provider in ["openai", "runway", "replicate", "fal"] {
+                catalog_opts.base_url_overrides.insert(provider.to_string(), sims.base_url(provider));
+            }
+            catalog_opts.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
+            catalog_opts.fal_public_keys = vec![sims.fal_public_key_b64url()];
+            catalog_opts.allow_missing_credentials = true;
+        }
+        let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
+            .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
+
+        let listener = tokio::net::TcpListener::bind(opts.bind)
+            .await
+            .with_context(|| format!("binding {}", opts.bind))?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let mut lifecycle = opts.lifecycle.clone();
+        lifecycle.public_base_url = url.clone();
+
+        let ports = Ports {
+            blobs: backend.blobs.clone(),
+            guards: backend.store.clone(),
+            queue: backend.store.clone(),
+            limiter: backend.limiter.clone(),
+            events: backend.store.clone(),
+            webhooks: Arc::new(StandardWebhookSender::new(&opts.webhook_secret)?),
+            clock: opts.clock.clone(),
+            catalog: Arc::new(catalog),
+        };
+        let mut engine = Engine::new(ports, lifecycle);
+        if let Some(c) = opts.crash.clone() {
+            engine = engine.with_crash_injector(c);
+        }
+        let engine = Arc::new(engine);
+
+        let dev_key = format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>()));
+        backend.store.add_api_key("dev", &hash_api_key(&dev_key)).await?;
+
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for queue in QueueName::ALL {
+            let cfg = WorkerConfig {
+                queue,
+                concurrency: opts.worker_concurrency,
+                batch_size: 10,
+                idle_wait_ms: 50,
+            };
+            tasks.push(tokio::spawn(worker::run(engine.clone(), cfg, rx.clone())));
+        }
+        if opts.reconcile_every_ms > 0 {
+            let e = engine.clone();
+            let mut rx = rx.clone();
+            let every = std::time::Duration::from_millis(opts.reconcile_every_ms);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = rx.changed() => break,
+                    }
+                    match e.reconcile().await {
+                        Ok(r) if r.redriven + r.outboxes_applied > 0 => {
+                            tracing::info!(redriven = r.redriven, outboxes = r.outboxes_applied, "reconciler re-drove executions")
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "reconcile failed"),
+                    }
+                }
+            }));
+        }
+        let state = Arc::new(ApiState::new(
+            engine.clone(),
+            Arc::new(SqliteTenants(backend.store.clone())),
+            opts.api.clone(),
+        ));
+        let app = executor_api::app(state);
+        let mut rx_srv = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx_srv.changed().await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "API server failed");
+            }
+        }));
+        Ok(LocalSystem {
+            engine,
+            store: backend.store.clone(),
+            url,
+            dev_key,
+            simulators,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Adds another API key for a tenant; returns the key.
+    pub async fn add_tenant_key(&self, tenant: &str) -> Result<String> {
+        let key = format!("exk_{tenant}_{}", hex::encode(rand::random::<[u8; 16]>()));
+        self.store.add_api_key(tenant, &hash_api_key(&key)).await?;
+        Ok(key)
+    }
+
+    /// Stops workers, reconciler and server, waiting for in-flight handlers.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Environment overrides for provider base URLs, e.g. `EXECUTOR_OPENAI_BASE_URL`.
+pub fn base_url_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            let p = k.strip_prefix("EXECUTOR_")?.strip_suffix("_BASE_URL")?;
+            Some((p.to_lowercase(), v))
+        })
+        .collect()
+}
