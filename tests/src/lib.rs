@@ -1,1 +1,181 @@
-//! executor-tests
+//! Harness of the workspace-level end-to-end tests: a local system (embedded backend, real
+//! HTTP API, real simulators) with fast timings, a client, and port wrappers that inject
+//! faults (duplicated messages, crashes at protocol points).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use async_trait::async_trait;
+use executor_cli::client::Client;
+use executor_cli::local::{LocalOptions, LocalSystem};
+use executor_lifecycle::crash::{CrashInjector, CrashPoint};
+use parking_lot::Mutex;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A started system plus its temp dir.
+pub struct Harness {
+    /// The system.
+    pub sys: LocalSystem,
+    /// Client with the dev key.
+    pub client: Client,
+    _dir: tempfile::TempDir,
+}
+
+/// Options with timings fast enough for tests.
+pub fn fast_options(dir: &std::path::Path) -> LocalOptions {
+    let mut o = LocalOptions::dev(dir.to_path_buf());
+    o.lifecycle.time_scale = 0.02;
+    o.lifecycle.visibility_timeout_ms = 400;
+    o.lifecycle.watchdog_margin_ms = 300;
+    o.lifecycle.nudge_retry_ms = 50;
+    o.lifecycle.reconcile_grace_ms = 1_000;
+    o.lifecycle.delivery_retry_base_ms = 100;
+    o.lifecycle.submit_retry_base_ms = 100;
+    o.reconcile_every_ms = 300;
+    o.worker_concurrency = 8;
+    o
+}
+
+impl Harness {
+    /// Starts a system with fast timings, after `tweak` adjusts the options.
+    pub async fn start_with(tweak: impl FnOnce(&mut LocalOptions)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = fast_options(dir.path());
+        tweak(&mut opts);
+        let sys = LocalSystem::start(opts).await.unwrap();
+        let client = Client::new(&sys.url, &sys.dev_key).unwrap();
+        Harness { sys, client, _dir: dir }
+    }
+
+    /// Starts a system with fast timings.
+    pub async fn start() -> Harness {
+        Harness::start_with(|_| {}).await
+    }
+
+    /// The model id of the first bundle of a shape.
+    pub async fn model_of_shape(&self, shape: &str) -> (String, Value) {
+        let models = self.client.models().await.unwrap();
+        let m = models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["shape"] == shape)
+            .unwrap_or_else(|| panic!("no {shape} bundle"))
+            .clone();
+        (m["id"].as_str().unwrap().to_string(), m["input_schema"].clone())
+    }
+
+    /// A valid input for a schema with `text` as the prompt.
+    pub fn input(schema: &Value, text: &str) -> Value {
+        executor_cli::demo::input_for(schema, text)
+    }
+
+    /// Creates and waits until final; returns the final view.
+    pub async fn run(&self, model: &str, input: &Value) -> Value {
+        let (status, body) = self.client.create(model, input, &Default::default()).await.unwrap();
+        assert!(status < 300, "create failed: {status} {body}");
+        self.wait(body["id"].as_str().unwrap()).await
+    }
+
+    /// Waits until final.
+    pub async fn wait(&self, id: &str) -> Value {
+        self.client.wait_final(id, Duration::from_secs(30), |_| {}).await.unwrap()
+    }
+
+    /// Outcome events stored for an execution.
+    pub async fn outcome_events(&self, id: &str) -> usize {
+        self.sys
+            .store
+            .outcome_events()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.execution_id == id)
+            .count()
+    }
+
+    /// Transition records of an execution.
+    pub async fn transitions(&self, id: &str) -> Vec<executor_lifecycle::TransitionRecord> {
+        self.sys.engine.transitions(id).await.unwrap()
+    }
+
+    /// Provider creates seen by the simulator for a prompt.
+    pub fn creates(&self, provider: &str, prompt: &str) -> u64 {
+        self.sys.simulators.as_ref().unwrap().stats().creates_for_prompt(provider, prompt)
+    }
+}
+
+/// Crashes once per (execution, point) at the chosen points.
+#[derive(Default)]
+pub struct CrashOnce {
+    points: Vec<CrashPoint>,
+    fired: Mutex<HashSet<(String, CrashPoint)>>,
+}
+
+impl CrashOnce {
+    /// Crash once at each of `points`, for every execution.
+    pub fn at(points: &[CrashPoint]) -> Arc<CrashOnce> {
+        Arc::new(CrashOnce { points: points.to_vec(), fired: Mutex::new(HashSet::new()) })
+    }
+
+    /// How many crashes fired.
+    pub fn fired(&self) -> usize {
+        self.fired.lock().len()
+    }
+}
+
+impl CrashInjector for CrashOnce {
+    fn should_crash(&self, point: CrashPoint, execution_id: &str) -> bool {
+        if !self.points.contains(&point) {
+            return false;
+        }
+        self.fired.lock().insert((execution_id.to_string(), point))
+    }
+}
+
+/// A queue that delivers every message twice (at-least-once taken literally).
+pub struct DuplicatingQueue(pub Arc<dyn executor_lifecycle::Queue>);
+
+#[async_trait]
+impl executor_lifecycle::Queue for DuplicatingQueue {
+    async fn send(
+        &self,
+        queue: executor_lifecycle::QueueName,
+        body: &str,
+        delay_ms: u64,
+    ) -> Result<(), executor_lifecycle::StoreError> {
+        self.0.send(queue, body, delay_ms).await?;
+        self.0.send(queue, body, delay_ms + 5).await
+    }
+    async fn receive(
+        &self,
+        queue: executor_lifecycle::QueueName,
+        max: usize,
+        visibility_ms: u64,
+    ) -> Result<Vec<executor_lifecycle::Delivery>, executor_lifecycle::StoreError> {
+        self.0.receive(queue, max, visibility_ms).await
+    }
+    async fn ack(&self, queue: executor_lifecycle::QueueName, receipt: &str) -> Result<(), executor_lifecycle::StoreError> {
+        self.0.ack(queue, receipt).await
+    }
+    async fn retry_later(
+        &self,
+        queue: executor_lifecycle::QueueName,
+        receipt: &str,
+        delay_ms: u64,
+    ) -> Result<(), executor_lifecycle::StoreError> {
+        self.0.retry_later(queue, receipt, delay_ms).await
+    }
+    async fn dead_letter(
+        &self,
+        queue: executor_lifecycle::QueueName,
+        receipt: &str,
+        reason: &str,
+    ) -> Result<(), executor_lifecycle::StoreError> {
+        self.0.dead_letter(queue, receipt, reason).await
+    }
+    async fn wait(&self, queue: executor_lifecycle::QueueName, timeout_ms: u64) {
+        self.0.wait(queue, timeout_ms).await
+    }
+}

@@ -8,7 +8,7 @@ use executor_bundles::{BundleCatalog, CatalogOptions, StandardWebhookSender};
 use executor_embedded::{EmbeddedBackend, SqliteStore};
 use executor_lifecycle::crash::CrashInjector;
 use executor_lifecycle::worker::{self, WorkerConfig};
-use executor_lifecycle::{Clock, Engine, LifecycleConfig, Ports, QueueName, SystemClock};
+use executor_lifecycle::{Clock, Engine, LifecycleConfig, Ports, Queue, QueueName, SystemClock};
 use executor_simulators::{SimConfig, Simulators};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,7 +41,12 @@ pub struct LocalOptions {
     pub crash: Option<Arc<dyn CrashInjector>>,
     /// Clock (tests may control it).
     pub clock: Arc<dyn Clock>,
+    /// Wraps the queue port (fault injection in tests).
+    pub wrap_queue: Option<QueueWrapper>,
 }
+
+/// A function wrapping the queue port.
+pub type QueueWrapper = Arc<dyn Fn(Arc<dyn Queue>) -> Arc<dyn Queue> + Send + Sync>;
 
 impl LocalOptions {
     /// Development defaults: data in `data_dir`, simulators on, real time.
@@ -58,6 +63,7 @@ impl LocalOptions {
             webhook_secret: "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".to_string(),
             crash: None,
             clock: Arc::new(SystemClock),
+            wrap_queue: None,
         }
     }
 }
@@ -126,10 +132,14 @@ impl LocalSystem {
         let mut lifecycle = opts.lifecycle.clone();
         lifecycle.public_base_url = url.clone();
 
+        let queue: Arc<dyn Queue> = match &opts.wrap_queue {
+            Some(wrap) => wrap(backend.store.clone()),
+            None => backend.store.clone(),
+        };
         let ports = Ports {
             blobs: backend.blobs.clone(),
             guards: backend.store.clone(),
-            queue: backend.store.clone(),
+            queue,
             limiter: backend.limiter.clone(),
             events: backend.store.clone(),
             webhooks: Arc::new(StandardWebhookSender::new(&opts.webhook_secret)?),

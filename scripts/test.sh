@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on a fresh machine: installs what the tests need,
+# starts it, runs the suite. The README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+if ! command -v cargo-nextest >/dev/null; then
+  cargo install cargo-nextest --locked
+fi
+
+step "python tools (cfn-lint)"
+PY=${PYTHON:-python3}
+if ! command -v cfn-lint >/dev/null; then
+  $PY -m pip install --quiet cfn-lint
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "SAM template lint"
+cfn-lint template.yaml
+
+step "demo"
+cargo run --quiet --locked -p executor-cli --bin executor -- demo

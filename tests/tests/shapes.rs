@@ -1,0 +1,215 @@
+//! End to end, per provider shape, through the real HTTP API on the embedded backend against
+//! the provider simulators: statuses, outputs, error classes, cost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_cli::client::CreateOptions;
+use executor_tests::Harness;
+use serde_json::json;
+
+fn assert_succeeded(v: &serde_json::Value) {
+    assert_eq!(v["status"], "finalized", "{v:#}");
+    assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    assert!(!v["outputs"].as_array().unwrap().is_empty(), "no outputs: {v:#}");
+    assert!(v["cost"]["provider_usd_micros"].as_i64().unwrap() > 0, "no cost: {v:#}");
+    assert_eq!(v["cost"]["billable"], true);
+    assert!(v.get("error").is_none(), "{v:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shape_succeeds_with_outputs_and_cost() {
+    let h = Harness::start().await;
+    for shape in ["immediate", "polling", "callback"] {
+        let (model, schema) = h.model_of_shape(shape).await;
+        let v = h.run(&model, &Harness::input(&schema, &format!("a red fox, {shape}"))).await;
+        assert_succeeded(&v);
+        assert_eq!(v["shape"], shape);
+        let id = v["id"].as_str().unwrap();
+        assert_eq!(h.outcome_events(id).await, 1);
+        let records = h.transitions(id).await;
+        assert_eq!(records.first().unwrap().event.as_str(), "accepted");
+        assert_eq!(records.last().unwrap().to.as_str(), "finalized");
+        let versions: Vec<u64> = records.iter().map(|r| r.version).collect();
+        assert_eq!(versions, (0..records.len() as u64).collect::<Vec<_>>(), "gaps in {versions:?}");
+        let kinds: Vec<String> = v["outputs"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect();
+        assert!(kinds.iter().all(|k| ["image", "video", "audio", "text", "json"].contains(&k.as_str())));
+    }
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immediate_runs_in_the_request_path() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("immediate").await;
+    let (status, body) = h.client.create(&model, &Harness::input(&schema, "a blue bird"), &Default::default()).await.unwrap();
+    assert_eq!(status, 201, "{body:#}");
+    assert_eq!(body["outcome"], "succeeded");
+    assert!(!body["outputs"].as_array().unwrap().is_empty());
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_429_then_success_is_retried() {
+    let h = Harness::start().await;
+    for shape in ["immediate", "polling", "callback"] {
+        let (model, schema) = h.model_of_shape(shape).await;
+        let prompt = format!("a cat sim:rate_limit=1 {shape}");
+        let v = h.run(&model, &Harness::input(&schema, &prompt)).await;
+        assert_succeeded(&v);
+        assert_eq!(v["attempts"], 2, "{v:#}");
+        let records = h.transitions(v["id"].as_str().unwrap()).await;
+        let retry = records.iter().find(|r| r.event.as_str() == "submit_retry").expect("a submit_retry record");
+        assert_eq!(retry.failure.as_ref().unwrap().class.as_str(), "rate_limited");
+    }
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_classified() {
+    let h = Harness::start().await;
+    for shape in ["immediate", "polling", "callback"] {
+        let (model, schema) = h.model_of_shape(shape).await;
+        for (directive, class) in [("sim:invalid", "validation_error"), ("sim:content_policy", "content_policy"), ("sim:empty_output", "partial_result")] {
+            let v = h.run(&model, &Harness::input(&schema, &format!("x {directive} {shape}"))).await;
+            assert_eq!(v["outcome"], "failed", "{shape} {directive}: {v:#}");
+            assert_eq!(v["error"]["class"], class, "{shape} {directive}: {v:#}");
+            assert_eq!(v["cost"]["billable"], false);
+            assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_rejected_at_submit_naming_the_field() {
+    let h = Harness::start().await;
+    let (model, _) = h.model_of_shape("immediate").await;
+    let (status, body) = h.client.create(&model, &json!({}), &Default::default()).await.unwrap();
+    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(body["error_class"], "validation_error");
+    assert!(body["field"].as_str().unwrap().starts_with('/'), "{body:#}");
+    let (status, body) = h.client.create("nope/unknown", &json!({"prompt": "x"}), &Default::default()).await.unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(body["field"], "/model");
+    let (counts, total) = (h.sys.store.count_by_status().await.unwrap(), 0u64);
+    assert_eq!(counts.iter().map(|(_, n)| *n).sum::<u64>(), total, "nothing half-written: {counts:?}");
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_lost_is_finished_by_the_safety_poll() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("callback").await;
+    let v = h.run(&model, &Harness::input(&schema, "a moth sim:lose_callback")).await;
+    assert_succeeded(&v);
+    let records = h.transitions(v["id"].as_str().unwrap()).await;
+    assert!(records.iter().all(|r| r.detail.get("callbacks_consumed").is_none()), "no callback should exist");
+    assert!(records.iter().any(|r| r.action == "poll" && !r.calls.is_empty()), "a safety poll asked the provider");
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_callback_is_consumed_once() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("callback").await;
+    let v = h.run(&model, &Harness::input(&schema, "a moth sim:duplicate_callback")).await;
+    assert_succeeded(&v);
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(h.outcome_events(id).await, 1);
+    let records = h.transitions(id).await;
+    let consumed: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.detail.get("callbacks_consumed"))
+        .flat_map(|c| c.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()))
+        .collect();
+    let mut dedup = consumed.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(consumed.len(), dedup.len(), "a callback was consumed twice: {consumed:?}");
+    assert!(!consumed.is_empty(), "the callback was used");
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_duration_exceeded_times_out() {
+    let h = Harness::start().await;
+    for shape in ["polling", "callback"] {
+        let (model, schema) = h.model_of_shape(shape).await;
+        let opts = CreateOptions { max_duration_seconds: Some(1), ..Default::default() };
+        let (status, body) = h.client.create(&model, &Harness::input(&schema, "slow sim:duration=60000"), &opts).await.unwrap();
+        assert_eq!(status, 202);
+        let v = h.wait(body["id"].as_str().unwrap()).await;
+        assert_eq!(v["outcome"], "timed_out", "{v:#}");
+        assert_eq!(v["error"]["class"], "timeout");
+    }
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_running() {
+    let h = Harness::start().await;
+    for shape in ["polling", "callback"] {
+        let (model, schema) = h.model_of_shape(shape).await;
+        let (_, body) = h.client.create(&model, &Harness::input(&schema, "slow sim:duration=60000"), &Default::default()).await.unwrap();
+        let id = body["id"].as_str().unwrap().to_string();
+        // Wait until the provider has the job.
+        for _ in 0..100 {
+            let v = h.client.get(&id).await.unwrap();
+            if v["provider_job_id"].is_string() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let before = h.sys.simulators.as_ref().unwrap().stats().provider(&shape_provider(&h, shape).await).cancels;
+        let c = h.client.cancel(&id).await.unwrap();
+        assert_eq!(c["cancel_requested"], true);
+        let v = h.wait(&id).await;
+        assert_eq!(v["outcome"], "canceled", "{v:#}");
+        assert_eq!(v["error"]["class"], "canceled");
+        let after = h.sys.simulators.as_ref().unwrap().stats().provider(&shape_provider(&h, shape).await).cancels;
+        assert!(after > before, "the provider job was canceled too");
+    }
+    h.sys.stop().await;
+}
+
+async fn shape_provider(h: &Harness, shape: &str) -> String {
+    let models = h.client.models().await.unwrap();
+    models["data"].as_array().unwrap().iter().find(|m| m["shape"] == shape).unwrap()["provider"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_create_retried_returns_the_same_execution() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("polling").await;
+    let prompt = "idempotent lighthouse";
+    let input = Harness::input(&schema, prompt);
+    let opts = CreateOptions { idempotency_key: Some("key-123".into()), ..Default::default() };
+    let (s1, b1) = h.client.create(&model, &input, &opts).await.unwrap();
+    let (s2, b2) = h.client.create(&model, &input, &opts).await.unwrap();
+    assert_eq!(s1, 202);
+    assert_eq!(s2, 200);
+    assert_eq!(b1["id"], b2["id"]);
+    let v = h.wait(b1["id"].as_str().unwrap()).await;
+    assert_eq!(v["outcome"], "succeeded");
+    let provider = shape_provider(&h, "polling").await;
+    assert_eq!(h.creates(&provider, prompt), 1, "one provider job");
+    // Same key, different body: refused.
+    let other = Harness::input(&schema, "something else");
+    let (s3, b3) = h.client.create(&model, &other, &opts).await.unwrap();
+    assert_eq!(s3, 409, "{b3:#}");
+    h.sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_never_sees_another_tenants_execution() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("polling").await;
+    let (_, body) = h.client.create(&model, &Harness::input(&schema, "private"), &Default::default()).await.unwrap();
+    let id = body["id"].as_str().unwrap();
+    let other_key = h.sys.add_tenant_key("acme").await.unwrap();
+    let other = executor_cli::client::Client::new(&h.sys.url, &other_key).unwrap();
+    let err = other.get(id).await.unwrap_err().to_string();
+    assert!(err.contains("404"), "{err}");
+    let c = other.cancel(id).await.unwrap();
+    assert_eq!(c["status"], 404);
+    h.sys.stop().await;
+}
