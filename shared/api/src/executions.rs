@@ -195,3 +195,25 @@ pub async fn cancel(
     let status = if guard.status().is_terminal() { StatusCode::OK } else { StatusCode::ACCEPTED };
     respond(&state, &guard, status).await
 }
+
+/// The execution's timeline: every committed transition with time, version, action, provider
+/// calls, failure and details.
+pub async fn events(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let tenant = tenant(&headers, state.tenants.as_ref()).await?;
+    let guard = state.engine.get(&tenant, &id).await?;
+    let records = state.engine.transitions(&id).await?;
+    let data: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+            v["at"] = Value::String(crate::view::rfc3339(r.at_ms));
+            v["since_created_ms"] = Value::from(r.at_ms - guard.created_at_ms);
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"object": "list", "execution_id": id, "data": data})).into_response())
+}

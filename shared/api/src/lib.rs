@@ -62,6 +62,7 @@ pub fn app(state: Arc<ApiState>) -> Router {
         .route("/v1/executions", post(executions::create))
         .route("/v1/executions/{id}", get(executions::get_one))
         .route("/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/v1/executions/{id}/events", get(executions::events))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{owner}/{name}", get(models::get_one))
         .route("/v1/webhooks/{provider}/{execution_id}", post(webhooks::receive))

@@ -76,6 +76,17 @@ impl Client {
         Ok(resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /v1/executions/{id}/events`.
+    pub async fn events(&self, id: &str) -> Result<Value> {
+        let resp = self.http.get(format!("{}/v1/executions/{id}/events", self.base)).bearer_auth(&self.key).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("GET /v1/executions/{id}/events: {status} {body}");
+        }
+        Ok(body)
+    }
+
     /// `GET /v1/models`.
     pub async fn models(&self) -> Result<Value> {
         let resp = self.http.get(format!("{}/v1/models", self.base)).bearer_auth(&self.key).send().await?;

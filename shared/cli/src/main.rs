@@ -64,6 +64,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the full timeline of an execution: every transition, provider call, failure, wait,
+    /// callback and delivery.
+    Explain {
+        /// Execution id.
+        id: String,
+        /// API base URL.
+        #[arg(long, env = "EXECUTOR_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// API key.
+        #[arg(long, env = "EXECUTOR_API_KEY")]
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start everything embedded, run a mixed batch over every bundle and shape with injected
     /// faults, print a summary; exit 0 when every execution ended as expected.
     Demo {
@@ -170,6 +185,18 @@ async fn run(cli: Cli) -> Result<i32> {
                 eprintln!("execution {outcome}: {}", v["error"]["class"].as_str().or(v["delivery_error"]["class"].as_str()).unwrap_or("-"));
                 Ok(1)
             }
+        }
+        Command::Explain { id, server, key, json } => {
+            let client = Client::new(&server, &key)?;
+            let view = client.get(&id).await?;
+            let events = client.events(&id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"execution": view, "events": events["data"]}))?);
+            } else {
+                let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                print!("{}", executor_cli::render::explain(&view, &events, color));
+            }
+            Ok(0)
         }
         Command::Demo { json } => {
             init_logs("error");

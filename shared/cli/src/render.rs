@@ -46,3 +46,112 @@ pub fn outcome_json(v: &Value) -> Value {
         "provider_job_id": v["provider_job_id"],
     })
 }
+
+fn fmt_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.2}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// The human-readable timeline of an execution: one block per committed transition, with
+/// provider calls, failures, waits, callbacks, delivery and cost.
+pub fn explain(view: &Value, events: &Value, color: bool) -> String {
+    let paint = |s: String, status: &str| -> String {
+        if !color {
+            return s;
+        }
+        match status {
+            "succeeded" | "finalized" => s.green().to_string(),
+            "failed" | "timed_out" | "finalized_degraded" => s.red().to_string(),
+            "canceled" => s.yellow().to_string(),
+            _ => s.cyan().to_string(),
+        }
+    };
+    let mut out = String::new();
+    out.push_str(&format!(
+        "execution {}  model {}  provider {}  shape {}\n",
+        view["id"].as_str().unwrap_or("?"),
+        view["model"].as_str().unwrap_or("?"),
+        view["provider"].as_str().unwrap_or("?"),
+        view["shape"].as_str().unwrap_or("?"),
+    ));
+    let outcome = outcome_of(view);
+    out.push_str(&format!(
+        "status {}  outcome {}  created {}\n",
+        view["status"].as_str().unwrap_or("?"),
+        paint(outcome.clone(), &outcome),
+        view["created_at"].as_str().unwrap_or("?")
+    ));
+    if let Some(e) = view.get("error").filter(|e| !e.is_null()) {
+        out.push_str(&format!(
+            "error {} ({} fault, {}): {}\n",
+            e["class"].as_str().unwrap_or("?"),
+            e["fault"].as_str().unwrap_or("?"),
+            if e["retryable"] == true { "retryable" } else { "not retryable" },
+            e["detail"].as_str().unwrap_or("")
+        ));
+    }
+    out.push('\n');
+    for r in events["data"].as_array().cloned().unwrap_or_default() {
+        let to = r["to"].as_str().unwrap_or("?");
+        let from = r["from"].as_str().unwrap_or("(new)");
+        let head = format!(
+            "{:>9}  v{:<3} {:<9} {:<18} {} -> {}",
+            fmt_duration(r["since_created_ms"].as_i64().unwrap_or(0)),
+            r["version"].as_u64().unwrap_or(0),
+            r["action"].as_str().unwrap_or("?"),
+            r["event"].as_str().unwrap_or("?"),
+            from,
+            to
+        );
+        out.push_str(&paint(head, to));
+        out.push('\n');
+        for c in r["calls"].as_array().cloned().unwrap_or_default() {
+            out.push_str(&format!(
+                "{:>16}call {} {} {} -> {} in {}\n",
+                "",
+                c["step"].as_str().unwrap_or("?"),
+                c["method"].as_str().unwrap_or("?"),
+                c["url"].as_str().unwrap_or("?"),
+                c["status"].as_u64().map(|s| s.to_string()).or(c["error"].as_str().map(str::to_string)).unwrap_or_default(),
+                fmt_duration(c["latency_ms"].as_i64().unwrap_or(0))
+            ));
+        }
+        if let Some(f) = r.get("failure").filter(|f| !f.is_null()) {
+            out.push_str(&format!(
+                "{:>16}failure {}: {}{}\n",
+                "",
+                f["class"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or(""),
+                f["provider_code"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default()
+            ));
+        }
+        if let Some(d) = r.get("detail").and_then(|d| d.as_object()) {
+            let facts: Vec<String> = d
+                .iter()
+                .filter(|(k, _)| k.as_str() != "cost_lines")
+                .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .collect();
+            if !facts.is_empty() {
+                out.push_str(&format!("{:>16}{}\n", "", facts.join("  ")));
+            }
+            for line in d.get("cost_lines").and_then(|l| l.as_array()).cloned().unwrap_or_default() {
+                out.push_str(&format!(
+                    "{:>16}cost {} {} x ${} = ${:.6} (from {})\n",
+                    "",
+                    line["quantity"],
+                    line["unit"].as_str().unwrap_or("?"),
+                    line["unit_price_usd"],
+                    line["amount_usd_micros"].as_f64().unwrap_or(0.0) / 1e6,
+                    line["source"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    out
+}
