@@ -1,1 +1,32 @@
-//! executor-simulators
+//! In-process HTTP simulators of real provider APIs (OpenAI, Runway, Replicate, fal) for
+//! tests, the demo and `executor dev`. Bundles written for the real providers run unchanged
+//! against them: only the base URL differs (`http://127.0.0.1:PORT/{provider}`). The wire
+//! shapes follow `providers.md` (paths, field names, status values, error bodies, headers,
+//! webhook signatures). Faults are injected per request by `sim:` directives embedded in any
+//! string of the request ([`directives`]) or globally through [`SimConfig`]; every create,
+//! poll, cancel and webhook is counted in [`Stats`].
+
+pub mod clock;
+pub mod config;
+pub mod directives;
+pub mod driver;
+pub mod fal;
+pub mod faults;
+pub mod files;
+pub mod jobs;
+pub mod openai;
+pub mod provider;
+pub mod replicate;
+pub mod reply;
+pub mod runway;
+pub mod server;
+pub mod signing;
+pub mod state;
+pub mod stats;
+pub mod webhook;
+
+pub use config::SimConfig;
+pub use provider::Provider;
+pub use server::{Simulators, router};
+pub use state::SimState;
+pub use stats::{ProviderStats, Stats};

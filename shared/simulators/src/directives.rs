@@ -1,0 +1,217 @@
+//! Fault directives embedded in requests. Every string of the request JSON is scanned for
+//! tokens `sim:NAME` or `sim:NAME=VALUE` (for example inside a prompt), so bundles written for
+//! the real providers can trigger deterministic faults without any simulator-specific field.
+//! Unknown names are kept in [`Directives::unknown`] and otherwise ignored.
+
+use serde_json::Value;
+
+/// A fault that applies to the first `times` calls carrying the same token-bearing string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// How many calls get the fault before calls succeed again.
+    pub times: u32,
+    /// The full string that carried the token: counts are kept per (provider, key).
+    pub key: String,
+}
+
+/// The create call sleeps before answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hang {
+    /// Sleep in milliseconds.
+    pub ms: u64,
+    /// `Some(key)` for `sim:hang_once`: only the first create with this string sleeps.
+    pub once_key: Option<String>,
+}
+
+/// Everything the request asked the simulator to do to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// `sim:rate_limit=N`: the first N creates get the provider's 429 (`Retry-After: 1`).
+    pub rate_limit: Option<Counted>,
+    /// `sim:server_error=N`: the first N creates get the provider's 5xx.
+    pub server_error: Option<Counted>,
+    /// `sim:insufficient_quota`: OpenAI's non-retryable 429 on every create.
+    pub insufficient_quota: bool,
+    /// `sim:poll_error=N`: the first N status reads of the job get 503.
+    pub poll_error: u32,
+    /// `sim:hang=MS` / `sim:hang_once=MS`.
+    pub hang: Option<Hang>,
+    /// `sim:hang_after_create=MS`: the job is created, then the answer is delayed (an
+    /// ambiguous create when the client times out).
+    pub hang_after_create_ms: Option<u64>,
+    /// `sim:duration=MS`: creation-to-terminal time of the job.
+    pub duration_ms: Option<u64>,
+    /// `sim:fail`: the job ends with the provider's realistic failure.
+    pub fail: bool,
+    /// `sim:content_policy`: the provider's safety rejection.
+    pub content_policy: bool,
+    /// `sim:invalid`: the provider's input validation error.
+    pub invalid: bool,
+    /// `sim:empty_output`: success with an empty output.
+    pub empty_output: bool,
+    /// `sim:early_output`: Replicate shows the output while still `processing`.
+    pub early_output: bool,
+    /// `sim:throttled`: Runway reports `THROTTLED` instead of `PENDING` while queued.
+    pub throttled: bool,
+    /// `sim:lose_callback`: never send webhooks for this job.
+    pub lose_callback: bool,
+    /// `sim:duplicate_callback`: send every webhook twice with the same id.
+    pub duplicate_callback: bool,
+    /// `sim:late_callback=MS`: delay every webhook delivery.
+    pub late_callback_ms: Option<u64>,
+    /// Tokens with unknown names, as written.
+    pub unknown: Vec<String>,
+}
+
+impl Directives {
+    /// Scans every string in `body`, recursively.
+    pub fn scan(body: &Value) -> Directives {
+        let mut out = Directives::default();
+        visit_strings(body, &mut |s| {
+            for (name, value) in tokens(s) {
+                out.apply(name, value, s);
+            }
+        });
+        out
+    }
+
+    fn apply(&mut self, name: &str, value: Option<&str>, carrier: &str) {
+        let number = value.and_then(|v| v.parse::<u64>().ok());
+        let count = || u32::try_from(number.unwrap_or(1)).unwrap_or(u32::MAX);
+        match name {
+            "rate_limit" => {
+                self.rate_limit = Some(Counted {
+                    times: count(),
+                    key: carrier.to_owned(),
+                })
+            }
+            "server_error" => {
+                self.server_error = Some(Counted {
+                    times: count(),
+                    key: carrier.to_owned(),
+                })
+            }
+            "insufficient_quota" => self.insufficient_quota = true,
+            "poll_error" => self.poll_error = count(),
+            "hang" | "hang_once" => {
+                self.hang = Some(Hang {
+                    ms: number.unwrap_or(30_000),
+                    once_key: (name == "hang_once").then(|| carrier.to_owned()),
+                })
+            }
+            "hang_after_create" => self.hang_after_create_ms = Some(number.unwrap_or(30_000)),
+            "duration" => self.duration_ms = number,
+            "fail" => self.fail = true,
+            "content_policy" => self.content_policy = true,
+            "invalid" => self.invalid = true,
+            "empty_output" => self.empty_output = true,
+            "early_output" => self.early_output = true,
+            "throttled" => self.throttled = true,
+            "lose_callback" => self.lose_callback = true,
+            "duplicate_callback" => self.duplicate_callback = true,
+            "late_callback" => self.late_callback_ms = Some(number.unwrap_or(1000)),
+            other => self.unknown.push(match value {
+                Some(v) => format!("{other}={v}"),
+                None => other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The `(name, value)` tokens in one string.
+fn tokens(s: &str) -> Vec<(&str, Option<&str>)> {
+    let mut found = Vec::new();
+    let mut rest = s;
+    let mut offset = 0;
+    while let Some(pos) = rest.find("sim:") {
+        let start = offset + pos;
+        let boundary = s[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let after = &s[start + 4..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..name_len];
+        let mut consumed = name_len;
+        let mut value = None;
+        if let Some(tail) = after[name_len..].strip_prefix('=') {
+            let len = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+                .unwrap_or(tail.len());
+            value = Some(&tail[..len]);
+            consumed += 1 + len;
+        }
+        if boundary && !name.is_empty() {
+            found.push((name, value));
+        }
+        offset = start + 4 + consumed;
+        rest = &s[offset..];
+    }
+    found
+}
+
+fn visit_strings(value: &Value, f: &mut dyn FnMut(&str)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().for_each(|v| visit_strings(v, f)),
+        Value::Object(map) => map.values().for_each(|v| visit_strings(v, f)),
+        _ => {}
+    }
+}
+
+/// The string a create call is attributed to in the stats: the first `prompt`, `promptText`,
+/// `prompt_text`, `text` or `content` string found depth-first, else the whole body as JSON.
+pub fn prompt_key(body: &Value) -> String {
+    const KEYS: [&str; 5] = ["prompt", "promptText", "prompt_text", "text", "content"];
+    fn find<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+        match value {
+            Value::Object(map) => map
+                .get(key)
+                .and_then(Value::as_str)
+                .or_else(|| map.values().find_map(|v| find(v, key))),
+            Value::Array(items) => items.iter().rev().find_map(|v| find(v, key)),
+            _ => None,
+        }
+    }
+    KEYS.iter()
+        .find_map(|k| find(body, k))
+        .map_or_else(|| body.to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_tokens_in_nested_strings() {
+        let body = json!({"input": {"prompt": "a cat sim:rate_limit=2, sim:fail", "n": 1},
+                          "tags": ["x sim:late_callback=250"]});
+        let d = Directives::scan(&body);
+        let rl = d.rate_limit.unwrap();
+        assert_eq!(rl.times, 2);
+        assert_eq!(rl.key, "a cat sim:rate_limit=2, sim:fail");
+        assert!(d.fail);
+        assert_eq!(d.late_callback_ms, Some(250));
+        assert!(!d.content_policy);
+    }
+
+    #[test]
+    fn ignores_tokens_glued_to_words_and_keeps_unknown() {
+        let d = Directives::scan(&json!("xsim:fail sim:bogus=3 sim:duration=10"));
+        assert!(!d.fail);
+        assert_eq!(d.unknown, vec!["bogus=3".to_owned()]);
+        assert_eq!(d.duration_ms, Some(10));
+    }
+
+    #[test]
+    fn prompt_key_prefers_prompt_fields() {
+        assert_eq!(prompt_key(&json!({"input": {"prompt": "p"}})), "p");
+        assert_eq!(prompt_key(&json!({"promptText": "r", "model": "m"})), "r");
+        let chat = json!({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]});
+        assert_eq!(prompt_key(&chat), "u");
+    }
+}
