@@ -1,0 +1,118 @@
+//! Blobs as files under the data directory, mirroring the S3 key layout. Write-once is
+//! atomic: the bytes go to a temporary file that is then hard-linked to its key, which fails
+//! if the key exists; a crash never leaves a half-written blob under a key.
+
+use async_trait::async_trait;
+use executor_lifecycle::{BlobStore, PutOutcome, StoreError};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// File-backed blob store.
+pub struct FileBlobStore {
+    root: PathBuf,
+}
+
+impl FileBlobStore {
+    /// A store rooted at `root`.
+    pub fn new(root: PathBuf) -> FileBlobStore {
+        FileBlobStore { root }
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let rel = Path::new(key);
+        if key.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(StoreError::Corrupt(format!("invalid blob key {key:?}")));
+        }
+        Ok(self.root.join(rel))
+    }
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("blob file: {e}"))
+}
+
+fn put_once_blocking(path: &Path, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
+    if path.exists() {
+        return Ok(PutOutcome::AlreadyExists);
+    }
+    let dir = path
+        .parent()
+        .ok_or_else(|| StoreError::Corrupt("blob without parent".into()))?;
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(".tmp-{}", hex::encode(rand::random::<[u8; 8]>())));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    let outcome = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(PutOutcome::Written),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(PutOutcome::AlreadyExists),
+        Err(e) => Err(io(e)),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    outcome
+}
+
+fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
+    // List the directory holding the prefix, then filter by the full prefix.
+    let dir_part = match prefix.rfind('/') {
+        Some(i) => &prefix[..i],
+        None => "",
+    };
+    let dir = root.join(dir_part);
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let p = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".tmp-") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                let key = rel.to_string_lossy().replace('\\', "/");
+                if key.starts_with(prefix) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[async_trait]
+impl BlobStore for FileBlobStore {
+    async fn put_once(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, StoreError> {
+        let path = self.path_of(key)?;
+        tokio::task::spawn_blocking(move || put_once_blocking(&path, &bytes))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}

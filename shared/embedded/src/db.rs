@@ -1,0 +1,136 @@
+//! The SQLite store: connection, schema, and the blocking-call helper every port uses.
+
+use crate::EmbeddedError;
+use executor_lifecycle::{Clock, QueueName, StoreError};
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    next_due_ms INTEGER NOT NULL,
+    error_class TEXT,
+    cost_usd_micros INTEGER,
+    outbox_pending INTEGER NOT NULL DEFAULT 0,
+    is_final INTEGER NOT NULL DEFAULT 0,
+    record TEXT NOT NULL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS executions_tenant_created ON executions (tenant, created_at_ms DESC, id DESC);
+CREATE INDEX IF NOT EXISTS executions_due ON executions (is_final, next_due_ms);
+CREATE INDEX IF NOT EXISTS executions_outbox ON executions (outbox_pending, updated_at_ms);
+CREATE TABLE IF NOT EXISTS callbacks (
+    execution_id TEXT NOT NULL,
+    callback_id TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, callback_id)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at_ms);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    receive_count INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outcome_events (
+    event_id TEXT PRIMARY KEY,
+    execution_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+PRAGMA user_version = 1;
+"#;
+
+/// The SQLite store. Cheap to share (`Arc`); operations run on the blocking pool.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notify: HashMap<QueueName, Arc<Notify>>,
+    /// Receives after which a message is dead-lettered (like SQS `maxReceiveCount`).
+    pub max_receive_count: u32,
+}
+
+impl SqliteStore {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<SqliteStore, EmbeddedError> {
+        let err = |source| EmbeddedError::Database {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let notify = QueueName::ALL
+            .into_iter()
+            .map(|q| (q, Arc::new(Notify::new())))
+            .collect();
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            clock,
+            notify,
+            max_receive_count: 10,
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock();
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+/// Maps a SQLite error.
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}

@@ -1,0 +1,308 @@
+//! The guard/index store on SQLite: one row per execution; `commit` is
+//! `UPDATE ... WHERE id = ? AND version = ?`.
+
+use crate::db::{SqliteStore, db_err};
+use async_trait::async_trait;
+use executor_lifecycle::{
+    CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+fn to_json(g: &Guard) -> Result<String, StoreError> {
+    serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads a guard row and overlays the non-versioned attributes.
+fn load(conn: &Connection, id: &str) -> Result<Option<Guard>, StoreError> {
+    let row: Option<(String, bool)> = conn
+        .query_row(
+            "SELECT record, cancel_requested FROM executions WHERE id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db_err)?;
+    let Some((record, cancel)) = row else {
+        return Ok(None);
+    };
+    let mut g: Guard =
+        serde_json::from_str(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    g.cancel_requested = cancel;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT callback_id FROM callbacks WHERE execution_id = ?1 ORDER BY received_at_ms, rowid",
+        )
+        .map_err(db_err)?;
+    g.callbacks_received = stmt
+        .query_map(params![id], |r| r.get::<_, String>(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    Ok(Some(g))
+}
+
+fn load_many(conn: &Connection, ids: Vec<String>) -> Result<Vec<Guard>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(g) = load(conn, &id)? {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl GuardStore for SqliteStore {
+    async fn insert(
+        &self,
+        guard: &Guard,
+        idem: Option<&IdempotencyItem>,
+    ) -> Result<Inserted, StoreError> {
+        let g = guard.clone();
+        let idem = idem.cloned();
+        let record = to_json(&g)?;
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            if let Some(item) = &idem {
+                let existing: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT execution_id, request_hash FROM idempotency WHERE tenant = ?1 AND key = ?2",
+                        params![item.tenant, item.key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some((execution_id, request_hash)) = existing {
+                    return Ok(Inserted::IdempotencyKeyTaken(IdempotencyItem {
+                        tenant: item.tenant.clone(),
+                        key: item.key.clone(),
+                        execution_id,
+                        request_hash,
+                    }));
+                }
+                tx.execute(
+                    "INSERT INTO idempotency (tenant, key, execution_id, request_hash) VALUES (?1, ?2, ?3, ?4)",
+                    params![item.tenant, item.key, item.execution_id, item.request_hash],
+                )
+                .map_err(db_err)?;
+            }
+            tx.execute(
+                "INSERT INTO executions (id, tenant, model, provider, status, version, created_at_ms, updated_at_ms,
+                   next_due_ms, error_class, cost_usd_micros, outbox_pending, is_final, record, cancel_requested)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0)",
+                params![
+                    g.id,
+                    g.tenant,
+                    g.model,
+                    g.provider,
+                    g.status().as_str(),
+                    g.version() as i64,
+                    g.created_at_ms,
+                    g.updated_at_ms,
+                    g.next_due_ms,
+                    g.error_class().map(|c| c.as_str()),
+                    g.hot.cost.as_ref().map(|c| c.provider_usd_micros),
+                    !g.outbox.is_empty(),
+                    g.status().is_final(),
+                    record,
+                ],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+            Ok(Inserted::Created)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| load(conn, &id)).await
+    }
+
+    async fn find_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyItem>, StoreError> {
+        let (tenant, key) = (tenant.to_string(), key.to_string());
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT execution_id, request_hash FROM idempotency WHERE tenant = ?1 AND key = ?2",
+                params![tenant, key],
+                |r| {
+                    Ok(IdempotencyItem {
+                        tenant: tenant.clone(),
+                        key: key.clone(),
+                        execution_id: r.get(0)?,
+                        request_hash: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError> {
+        if next.version() != expected + 1 {
+            return Err(CommitError::Store(StoreError::Corrupt(format!(
+                "commit of version {} over {expected}",
+                next.version()
+            ))));
+        }
+        let g = next.clone();
+        let record = to_json(&g)?;
+        let changed = self
+            .with(move |conn| {
+                conn.execute(
+                    "UPDATE executions SET status = ?1, version = ?2, updated_at_ms = ?3, next_due_ms = ?4,
+                       error_class = ?5, cost_usd_micros = ?6, outbox_pending = ?7, is_final = ?8, record = ?9
+                     WHERE id = ?10 AND version = ?11",
+                    params![
+                        g.status().as_str(),
+                        g.version() as i64,
+                        g.updated_at_ms,
+                        g.next_due_ms,
+                        g.error_class().map(|c| c.as_str()),
+                        g.hot.cost.as_ref().map(|c| c.provider_usd_micros),
+                        !g.outbox.is_empty(),
+                        g.status().is_final(),
+                        record,
+                        g.id,
+                        expected as i64,
+                    ],
+                )
+                .map_err(db_err)
+            })
+            .await?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(CommitError::Conflict)
+        }
+    }
+
+    async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            if let Some(mut g) = load(&tx, &id)?
+                && g.version() == version
+                && !g.outbox.is_empty()
+            {
+                g.outbox.clear();
+                tx.execute(
+                    "UPDATE executions SET record = ?1, outbox_pending = 0 WHERE id = ?2 AND version = ?3",
+                    params![to_json(&g)?, id, version as i64],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE executions SET cancel_requested = 1 WHERE id = ?1",
+                params![id],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
+        let (id, cb) = (id.to_string(), callback_id.to_string());
+        let now = self.now();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO callbacks (execution_id, callback_id, received_at_ms) VALUES (?1, ?2, ?3)",
+                params![id, cb, now],
+            )
+            .map(|n| n == 1)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM executions WHERE is_final = 0 AND next_due_ms < ?1
+                     UNION
+                     SELECT id FROM executions WHERE outbox_pending = 1 AND updated_at_ms < ?1
+                     LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let ids: Vec<String> = stmt
+                .query_map(params![due_before_ms, limit as i64], |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            let mut guards = load_many(conn, ids)?;
+            guards.sort_by_key(|g| g.next_due_ms);
+            Ok(guards)
+        })
+        .await
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Vec<Guard>, StoreError> {
+        let q = q.clone();
+        self.with(move |conn| {
+            let mut sql = String::from("SELECT id FROM executions WHERE 1 = 1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(t) = &q.tenant {
+                args.push(t.clone().into());
+                sql.push_str(&format!(" AND tenant = ?{}", args.len()));
+            }
+            if !q.statuses.is_empty() {
+                let mut marks = Vec::new();
+                for s in &q.statuses {
+                    args.push(s.as_str().to_string().into());
+                    marks.push(format!("?{}", args.len()));
+                }
+                sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
+            }
+            if let Some(m) = &q.model {
+                args.push(m.clone().into());
+                sql.push_str(&format!(" AND model = ?{}", args.len()));
+            }
+            if let Some(p) = &q.provider {
+                args.push(p.clone().into());
+                sql.push_str(&format!(" AND provider = ?{}", args.len()));
+            }
+            if let Some(after) = q.created_after_ms {
+                args.push(after.into());
+                sql.push_str(&format!(" AND created_at_ms >= ?{}", args.len()));
+            }
+            if let Some((at, id)) = &q.before {
+                args.push((*at).into());
+                let a = args.len();
+                args.push(id.clone().into());
+                let b = args.len();
+                sql.push_str(&format!(
+                    " AND (created_at_ms < ?{a} OR (created_at_ms = ?{a} AND id < ?{b}))"
+                ));
+            }
+            args.push((q.limit.max(1) as i64).into());
+            sql.push_str(&format!(
+                " ORDER BY created_at_ms DESC, id DESC LIMIT ?{}",
+                args.len()
+            ));
+            let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+            let ids: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            load_many(conn, ids)
+        })
+        .await
+    }
+}
