@@ -1,5 +1,5 @@
 //! The embedded ports against their contract (see executor_lifecycle::ports).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use executor_embedded::EmbeddedBackend;
 use executor_lifecycle::*;
