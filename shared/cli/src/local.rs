@@ -142,7 +142,7 @@ impl LocalSystem {
             queue,
             limiter: backend.limiter.clone(),
             events: backend.store.clone(),
-            webhooks: Arc::new(StandardWebhookSender::new(&opts.webhook_secret)?),
+            webhooks: Arc::new(StandardWebhookSender::new(&opts.webhook_secret).map_err(anyhow::Error::msg)?),
             clock: opts.clock.clone(),
             catalog: Arc::new(catalog),
         };

@@ -1,0 +1,120 @@
+//! Adapters: what a provider family can't declare, behind five hooks — classify errors,
+//! extract job ids, normalize results, validate callbacks, and (through usage figures)
+//! compute cost. The lifecycle decides policy from the classes they return.
+
+pub mod fal;
+pub mod openai;
+pub mod replicate;
+pub mod runway;
+
+use crate::engine::StepRun;
+use crate::http::HttpResponse;
+use executor_lifecycle::{CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult, VerifiedCallback};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Secrets adapters need to verify callbacks.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackKeys {
+    /// Replicate's Standard Webhooks secret (`whsec_...`).
+    pub replicate_webhook_secret: Option<String>,
+    /// fal's Ed25519 public keys (base64url).
+    pub fal_public_keys: Vec<String>,
+}
+
+/// The hooks.
+pub trait Adapter: Send + Sync {
+    /// The adapter's name (as bundles refer to it).
+    fn name(&self) -> &'static str;
+    /// Classifies a non-2xx provider response.
+    fn classify_error(&self, resp: &HttpResponse) -> Failure;
+    /// The job id in a create response.
+    fn job_id(&self, resp: &HttpResponse) -> Option<String>;
+    /// Normalizes an immediate answer into a result (or a failure, e.g. a filtered output).
+    fn normalize_immediate(&self, resp: &HttpResponse) -> Result<ProviderResult, Failure> {
+        let _ = resp;
+        Err(Failure::new(ErrorClass::PipelineConfiguration, format!("adapter {} has no immediate results", self.name())))
+    }
+    /// Interprets a finished poll run.
+    fn interpret_poll(&self, run: &StepRun) -> PollOutcome;
+    /// Verifies a callback.
+    fn verify_callback(&self, keys: &CallbackKeys, headers: &[(String, String)], body: &[u8], now_ms: i64) -> Result<VerifiedCallback, Failure> {
+        let _ = (keys, headers, body, now_ms);
+        Err(Failure::new(ErrorClass::CallbackFailure, format!("{} does not call back", self.name())))
+    }
+    /// Interprets a verified callback payload.
+    fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
+        let _ = payload;
+        CallbackVerdict::NeedsPoll
+    }
+    /// Whether the adapter implements callbacks (load-time check for callback bundles).
+    fn supports_callbacks(&self) -> bool {
+        false
+    }
+    /// Whether the adapter implements immediate results.
+    fn supports_immediate(&self) -> bool {
+        false
+    }
+}
+
+/// The adapter of a name.
+pub fn by_name(name: &str) -> Option<Arc<dyn Adapter>> {
+    match name {
+        "openai" => Some(Arc::new(openai::OpenAi)),
+        "runway" => Some(Arc::new(runway::Runway)),
+        "replicate" => Some(Arc::new(replicate::Replicate)),
+        "fal" => Some(Arc::new(fal::Fal)),
+        _ => None,
+    }
+}
+
+/// Names of all adapters.
+pub const NAMES: [&str; 4] = ["openai", "runway", "replicate", "fal"];
+
+/// The common mapping of HTTP statuses the provider didn't explain otherwise.
+pub fn class_of_status(status: u16) -> ErrorClass {
+    match status {
+        400 | 404 | 413 | 415 | 422 => ErrorClass::ValidationError,
+        401 | 402 | 403 => ErrorClass::PipelineConfiguration,
+        408 | 504 => ErrorClass::Timeout,
+        409 | 425 | 500 => ErrorClass::ProviderTransient,
+        429 => ErrorClass::RateLimited,
+        502 | 503 | 529 => ErrorClass::ProviderUnavailable,
+        s if s >= 500 => ErrorClass::ProviderTransient,
+        _ => ErrorClass::ProviderFatal,
+    }
+}
+
+/// A poll run that ended on a call failure (not on the job's state).
+pub fn call_failure(adapter: &dyn Adapter, run: &StepRun) -> Option<PollOutcome> {
+    use crate::engine::RunEnd;
+    match &run.end {
+        RunEnd::Completed => None,
+        RunEnd::HttpFailed { response, .. } => Some(PollOutcome::CallFailed(adapter.classify_error(response))),
+        RunEnd::Transport { error, .. } => Some(PollOutcome::CallFailed(crate::driver::transport_failure(error))),
+        RunEnd::Stopped { class, message } => Some(PollOutcome::Failed { failure: Failure::new(*class, message.clone()), raw: Value::Null }),
+        RunEnd::Template(m) => Some(PollOutcome::Failed { failure: Failure::new(ErrorClass::PipelineConfiguration, m.clone()), raw: Value::Null }),
+    }
+}
+
+/// An output from a URL, its kind guessed from the extension.
+pub fn output_from_url(url: &str, default: OutputKind) -> Output {
+    let path = url.split('?').next().unwrap_or(url).to_ascii_lowercase();
+    let (kind, mime) = match path.rsplit('.').next().unwrap_or("") {
+        "png" => (OutputKind::Image, Some("image/png")),
+        "jpg" | "jpeg" => (OutputKind::Image, Some("image/jpeg")),
+        "webp" => (OutputKind::Image, Some("image/webp")),
+        "mp4" => (OutputKind::Video, Some("video/mp4")),
+        "webm" => (OutputKind::Video, Some("video/webm")),
+        "mp3" => (OutputKind::Audio, Some("audio/mpeg")),
+        "wav" => (OutputKind::Audio, Some("audio/wav")),
+        _ => (default, None),
+    };
+    Output { kind, url: Some(url.to_string()), data: None, mime_type: mime.map(str::to_string), width: None, height: None, duration_seconds: None }
+}
+
+/// A short message of a provider body (never the whole body).
+pub fn short(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() > 300 { format!("{}…", s.chars().take(300).collect::<String>()) } else { s.to_string() }
+}

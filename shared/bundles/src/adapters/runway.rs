@@ -1,0 +1,114 @@
+//! Runway (tasks, polling): create returns `{id}`; `GET /v1/tasks/{id}` reports PENDING,
+//! THROTTLED (queued, not an error), RUNNING (with progress), SUCCEEDED (output URLs),
+//! FAILED (`failure`, `failureCode`) or CANCELLED. Cost: credits per second of output.
+
+use super::{Adapter, class_of_status, output_from_url, short};
+use crate::engine::StepRun;
+use crate::http::HttpResponse;
+use executor_lifecycle::{ErrorClass, Failure, OutputKind, PollOutcome, ProviderResult};
+use serde_json::{Value, json};
+
+/// The Runway adapter.
+pub struct Runway;
+
+/// The class of a task failure code.
+pub fn class_of_failure_code(code: &str) -> ErrorClass {
+    if code.starts_with("SAFETY.") || code.starts_with("INPUT_PREPROCESSING.SAFETY") {
+        ErrorClass::ContentPolicy
+    } else if code.starts_with("INTERNAL.BAD_OUTPUT") || code.starts_with("INPUT_PREPROCESSING.INTERNAL") {
+        ErrorClass::ProviderTransient
+    } else if code.starts_with("ASSET.") || code.starts_with("INPUT_PREPROCESSING.") {
+        ErrorClass::ValidationError
+    } else {
+        ErrorClass::ProviderFatal
+    }
+}
+
+impl Adapter for Runway {
+    fn name(&self) -> &'static str {
+        "runway"
+    }
+
+    fn classify_error(&self, resp: &HttpResponse) -> Failure {
+        let message = resp.body["error"].as_str().map(str::to_string).unwrap_or_else(|| resp.body.to_string());
+        let class = class_of_status(resp.status);
+        let mut f = Failure::new(class, short(&message)).with_status(resp.status).with_retry_after_ms(resp.retry_after_ms());
+        if class == ErrorClass::ValidationError {
+            let field = ["promptImage", "promptText", "ratio", "duration", "model", "seed"]
+                .into_iter()
+                .find(|f| message.contains(f))
+                .unwrap_or("");
+            f.field = Some(format!("/{field}"));
+        }
+        f
+    }
+
+    fn job_id(&self, resp: &HttpResponse) -> Option<String> {
+        resp.body["id"].as_str().map(str::to_string)
+    }
+
+    fn interpret_poll(&self, run: &StepRun) -> PollOutcome {
+        if let Some(o) = super::call_failure(self, run) {
+            return o;
+        }
+        let Some(task) = run.last_response().map(|r| &r.body) else {
+            return PollOutcome::CallFailed(Failure::new(ErrorClass::PipelineConfiguration, "poll steps made no call"));
+        };
+        interpret_task(task, run.ctx["input"]["duration"].as_f64())
+    }
+}
+
+/// Interprets a task object.
+pub fn interpret_task(task: &Value, requested_duration: Option<f64>) -> PollOutcome {
+    let status = task["status"].as_str().unwrap_or("");
+    match status {
+        "PENDING" | "THROTTLED" => PollOutcome::Pending { provider_status: status.into(), progress: None, started: false },
+        "RUNNING" => PollOutcome::Pending { provider_status: status.into(), progress: task["progress"].as_f64(), started: true },
+        "SUCCEEDED" => {
+            let outputs: Vec<_> = task["output"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|u| u.as_str()).map(|u| {
+                    let mut o = output_from_url(u, OutputKind::Video);
+                    if o.kind == OutputKind::Video {
+                        o.duration_seconds = requested_duration;
+                    }
+                    o
+                }).collect())
+                .unwrap_or_default();
+            let seconds = requested_duration.unwrap_or(5.0) * outputs.len().min(1) as f64;
+            PollOutcome::Succeeded(ProviderResult { outputs, usage: json!({"duration_seconds": seconds}), raw: task.clone() })
+        }
+        "FAILED" => {
+            let code = task["failureCode"].as_str().unwrap_or("");
+            let mut f = Failure::new(class_of_failure_code(code), short(task["failure"].as_str().unwrap_or("Runway task failed")));
+            if !code.is_empty() {
+                f = f.with_code(code);
+            }
+            PollOutcome::Failed { failure: f, raw: task.clone() }
+        }
+        "CANCELLED" => PollOutcome::Canceled { raw: task.clone() },
+        other => PollOutcome::CallFailed(Failure::new(ErrorClass::ProviderTransient, format!("unknown Runway task status {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn failure_codes_map_to_classes() {
+        assert_eq!(class_of_failure_code("SAFETY.INPUT.TEXT"), ErrorClass::ContentPolicy);
+        assert_eq!(class_of_failure_code("INPUT_PREPROCESSING.SAFETY.TEXT"), ErrorClass::ContentPolicy);
+        assert_eq!(class_of_failure_code("INTERNAL.BAD_OUTPUT.CODE01"), ErrorClass::ProviderTransient);
+        assert_eq!(class_of_failure_code("SOMETHING.NEW"), ErrorClass::ProviderFatal);
+    }
+
+    #[test]
+    fn throttled_is_pending_not_an_error() {
+        match interpret_task(&json!({"id": "t", "status": "THROTTLED", "createdAt": "x"}), None) {
+            PollOutcome::Pending { started, .. } => assert!(!started),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The outbound HTTP transport of bundle steps: one reqwest client (rustls), per-call
+//! timeouts, responses captured as JSON (or base64 for binary bodies), and a record of every
+//! call without query strings or credentials.
+
+use base64::Engine as _;
+use executor_lifecycle::CallRecord;
+use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant};
+
+/// A captured response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lower-cased names.
+    pub headers: Map<String, Value>,
+    /// JSON body, or `{"body_base64", "content_type"}` for non-JSON bodies.
+    pub body: Value,
+}
+
+impl HttpResponse {
+    /// The capture as the context sees it.
+    pub fn to_value(&self) -> Value {
+        json!({"status": self.status, "headers": self.headers, "body": self.body})
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).and_then(|v| v.as_str())
+    }
+
+    /// `Retry-After` / `retry-after-ms`, in milliseconds.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        if let Some(ms) = self.header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+            return Some(ms.max(0.0) as u64);
+        }
+        self.header("retry-after")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|s| (s.max(0.0) * 1000.0) as u64)
+    }
+
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a call produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// Could not connect or send: the provider did not receive the request.
+    Connect(String),
+    /// Timed out waiting: the provider may have received it.
+    Timeout,
+    /// The connection broke after sending.
+    Broken(String),
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: &'static str,
+    /// URL.
+    pub url: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Query parameters.
+    pub query: Vec<(String, String)>,
+    /// JSON body.
+    pub json: Option<Value>,
+    /// Multipart fields.
+    pub multipart: Option<Vec<(String, String)>>,
+    /// Timeout.
+    pub timeout: Duration,
+}
+
+/// The shared client.
+#[derive(Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+}
+
+impl Transport {
+    /// A transport with a pooled client.
+    pub fn new() -> Result<Transport, String> {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map(|client| Transport { client })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sends a request; returns the response (or why none) and the call record.
+    pub async fn send(&self, step: &str, req: HttpRequest) -> (Result<HttpResponse, TransportError>, CallRecord) {
+        let started = Instant::now();
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut rb = self.client.request(method, &req.url).timeout(req.timeout);
+        for (k, v) in &req.headers {
+            rb = rb.header(k, v);
+        }
+        if !req.query.is_empty() {
+            rb = rb.query(&req.query);
+        }
+        if let Some(body) = &req.json {
+            rb = rb.json(body);
+        } else if let Some(fields) = &req.multipart {
+            let mut form = reqwest::multipart::Form::new();
+            for (k, v) in fields {
+                form = form.text(k.clone(), v.clone());
+            }
+            rb = rb.multipart(form);
+        }
+        let result = match rb.send().await {
+            Ok(resp) => read(resp).await,
+            Err(e) if e.is_timeout() => Err(TransportError::Timeout),
+            Err(e) if e.is_connect() => Err(TransportError::Connect(e.to_string())),
+            Err(e) if e.is_request() => Err(TransportError::Connect(e.to_string())),
+            Err(e) => Err(TransportError::Broken(e.to_string())),
+        };
+        let record = CallRecord {
+            step: step.to_string(),
+            method: req.method.to_string(),
+            url: req.url.split('?').next().unwrap_or_default().to_string(),
+            status: result.as_ref().ok().map(|r| r.status),
+            latency_ms: started.elapsed().as_millis() as u64,
+            error: result.as_ref().err().map(|e| match e {
+                TransportError::Connect(m) => format!("connect: {}", redact(m)),
+                TransportError::Timeout => "timeout".to_string(),
+                TransportError::Broken(m) => format!("broken: {}", redact(m)),
+            }),
+        };
+        (result, record)
+    }
+}
+
+/// Drops query strings from URLs in error text.
+fn redact(msg: &str) -> String {
+    msg.split_whitespace()
+        .map(|w| match w.find('?') {
+            Some(i) if w.contains("://") => &w[..i],
+            _ => w,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn read(resp: reqwest::Response) -> Result<HttpResponse, TransportError> {
+    let status = resp.status().as_u16();
+    let mut headers = Map::new();
+    for (k, v) in resp.headers() {
+        if let Ok(s) = v.to_str() {
+            headers.insert(k.as_str().to_ascii_lowercase(), Value::String(s.to_string()));
+        }
+    }
+    let content_type = headers.get("content-type").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let bytes = resp.bytes().await.map_err(|e| {
+        if e.is_timeout() { TransportError::Timeout } else { TransportError::Broken(e.to_string()) }
+    })?;
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else if content_type.contains("json") || content_type.is_empty() || content_type.starts_with("text/") {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).to_string()))
+    } else {
+        json!({
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            "content_type": content_type,
+            "size": bytes.len(),
+        })
+    };
+    Ok(HttpResponse { status, headers, body })
+}

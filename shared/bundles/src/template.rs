@@ -1,0 +1,151 @@
+//! Templates and expressions over the step context, with minijinja (strict undefined: a
+//! reference to an undefined variable is an error, reported as `pipeline_configuration`).
+//!
+//! The context is a JSON object: `input`, `secrets`, `base_url`, `execution {id, attempt}`,
+//! `job {id}`, `callback_url`, `steps.<id> {status, headers, body}`, `vars.<id>`.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut e = Environment::new();
+        e.set_undefined_behavior(UndefinedBehavior::Strict);
+        e
+    })
+}
+
+/// A template or expression error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+/// Renders a string template.
+pub fn render_str(template: &str, ctx: &Value) -> Result<String, TemplateError> {
+    env()
+        .render_str(template, ctx)
+        .map_err(|e| TemplateError(format!("template {template:?}: {e}")))
+}
+
+/// Evaluates an expression to JSON.
+pub fn eval(expr: &str, ctx: &Value) -> Result<Value, TemplateError> {
+    let compiled = env()
+        .compile_expression(expr)
+        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))?;
+    let v = compiled
+        .eval(ctx)
+        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))?;
+    if v.is_undefined() || v.is_none() {
+        return Ok(Value::Null);
+    }
+    serde_json::to_value(&v).map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))
+}
+
+/// Evaluates a condition (truthiness per minijinja).
+pub fn truthy(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    let compiled = env()
+        .compile_expression(expr)
+        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))?;
+    compiled
+        .eval(ctx)
+        .map(|v| v.is_true())
+        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))
+}
+
+/// If `s` is exactly one `{{ expr }}`, the expression.
+fn sole_expression(s: &str) -> Option<&str> {
+    let t = s.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Renders a JSON value whose strings are templates. A string that is exactly one
+/// `{{ expr }}` takes the expression's JSON type; object keys rendering to null are dropped.
+pub fn render_value(template: &Value, ctx: &Value) -> Result<Value, TemplateError> {
+    Ok(match template {
+        Value::String(s) => match sole_expression(s) {
+            Some(expr) => eval(expr, ctx)?,
+            None if s.contains("{{") || s.contains("{%") => Value::String(render_str(s, ctx)?),
+            None => Value::String(s.clone()),
+        },
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render_value(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let r = render_value(v, ctx)?;
+                if !r.is_null() {
+                    out.insert(k.clone(), r);
+                }
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Checks the syntax of a template or expression without a context (load-time check).
+pub fn check_syntax(s: &str, is_expression: bool) -> Result<(), TemplateError> {
+    if is_expression {
+        return env().compile_expression(s).map(|_| ()).map_err(|e| TemplateError(e.to_string()));
+    }
+    if let Some(expr) = sole_expression(s) {
+        return env().compile_expression(expr).map(|_| ()).map_err(|e| TemplateError(e.to_string()));
+    }
+    env().template_from_str(s).map(|_| ()).map_err(|e| TemplateError(e.to_string()))
+}
+
+/// Top-level variables a template or expression refers to (for load-time checks).
+pub fn referenced_roots(s: &str, is_expression: bool) -> Vec<String> {
+    let source = match (is_expression, sole_expression(s)) {
+        (true, _) => format!("{{{{ {s} }}}}"),
+        (false, Some(e)) => format!("{{{{ {e} }}}}"),
+        (false, None) => s.to_string(),
+    };
+    match env().template_from_str(&source) {
+        Ok(t) => {
+            let mut v: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+            v.sort();
+            v
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sole_expressions_keep_their_type_and_nulls_drop() {
+        let ctx = json!({"input": {"n": 2, "prompt": "cat"}});
+        let t = json!({"n": "{{ input.n }}", "p": "a {{ input.prompt }}", "size": "{{ input.size | default(none) }}"});
+        assert_eq!(render_value(&t, &ctx).unwrap(), json!({"n": 2, "p": "a cat"}));
+    }
+
+    #[test]
+    fn undefined_is_an_error() {
+        let ctx = json!({"input": {}});
+        assert!(render_value(&json!("{{ input.missing.deep }}"), &ctx).is_err());
+        assert!(render_str("{{ nope }}", &ctx).is_err());
+    }
+
+    #[test]
+    fn conditions_and_roots() {
+        let ctx = json!({"steps": {"s": {"body": {"status": "COMPLETED"}}}});
+        assert!(truthy("steps.s.body.status == 'COMPLETED'", &ctx).unwrap());
+        assert_eq!(referenced_roots("{{ base_url }}/x/{{ job.id }}", false), vec!["base_url", "job"]);
+        assert!(check_syntax("{{ unclosed", false).is_err());
+    }
+}
