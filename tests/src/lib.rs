@@ -45,7 +45,11 @@ impl Harness {
         tweak(&mut opts);
         let sys = LocalSystem::start(opts).await.unwrap();
         let client = Client::new(&sys.url, &sys.dev_key).unwrap();
-        Harness { sys, client, _dir: dir }
+        Harness {
+            sys,
+            client,
+            _dir: dir,
+        }
     }
 
     /// Starts a system with fast timings.
@@ -63,7 +67,10 @@ impl Harness {
             .find(|m| m["shape"] == shape)
             .unwrap_or_else(|| panic!("no {shape} bundle"))
             .clone();
-        (m["id"].as_str().unwrap().to_string(), m["input_schema"].clone())
+        (
+            m["id"].as_str().unwrap().to_string(),
+            m["input_schema"].clone(),
+        )
     }
 
     /// A valid input for a schema with `text` as the prompt.
@@ -73,14 +80,33 @@ impl Harness {
 
     /// Creates and waits until final; returns the final view.
     pub async fn run(&self, model: &str, input: &Value) -> Value {
-        let (status, body) = self.client.create(model, input, &Default::default()).await.unwrap();
+        let (status, body) = self
+            .client
+            .create(model, input, &Default::default())
+            .await
+            .unwrap();
         assert!(status < 300, "create failed: {status} {body}");
         self.wait(body["id"].as_str().unwrap()).await
     }
 
-    /// Waits until final.
+    /// Waits until final and the final outbox is applied (outcome event published).
     pub async fn wait(&self, id: &str) -> Value {
-        self.client.wait_final(id, Duration::from_secs(30), |_| {}).await.unwrap()
+        let v = self
+            .client
+            .wait_final(id, Duration::from_secs(30), |_| {})
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            let g = executor_lifecycle::GuardStore::get(self.sys.store.as_ref(), id)
+                .await
+                .unwrap()
+                .unwrap();
+            if g.outbox.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        v
     }
 
     /// Outcome events stored for an execution.
@@ -102,7 +128,12 @@ impl Harness {
 
     /// Provider creates seen by the simulator for a prompt.
     pub fn creates(&self, provider: &str, prompt: &str) -> u64 {
-        self.sys.simulators.as_ref().unwrap().stats().creates_for_prompt(provider, prompt)
+        self.sys
+            .simulators
+            .as_ref()
+            .unwrap()
+            .stats()
+            .creates_for_prompt(provider, prompt)
     }
 }
 
@@ -116,7 +147,10 @@ pub struct CrashOnce {
 impl CrashOnce {
     /// Crash once at each of `points`, for every execution.
     pub fn at(points: &[CrashPoint]) -> Arc<CrashOnce> {
-        Arc::new(CrashOnce { points: points.to_vec(), fired: Mutex::new(HashSet::new()) })
+        Arc::new(CrashOnce {
+            points: points.to_vec(),
+            fired: Mutex::new(HashSet::new()),
+        })
     }
 
     /// How many crashes fired.
@@ -156,7 +190,11 @@ impl executor_lifecycle::Queue for DuplicatingQueue {
     ) -> Result<Vec<executor_lifecycle::Delivery>, executor_lifecycle::StoreError> {
         self.0.receive(queue, max, visibility_ms).await
     }
-    async fn ack(&self, queue: executor_lifecycle::QueueName, receipt: &str) -> Result<(), executor_lifecycle::StoreError> {
+    async fn ack(
+        &self,
+        queue: executor_lifecycle::QueueName,
+        receipt: &str,
+    ) -> Result<(), executor_lifecycle::StoreError> {
         self.0.ack(queue, receipt).await
     }
     async fn retry_later(

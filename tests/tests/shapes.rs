@@ -9,8 +9,14 @@ use serde_json::json;
 fn assert_succeeded(v: &serde_json::Value) {
     assert_eq!(v["status"], "finalized", "{v:#}");
     assert_eq!(v["outcome"], "succeeded", "{v:#}");
-    assert!(!v["outputs"].as_array().unwrap().is_empty(), "no outputs: {v:#}");
-    assert!(v["cost"]["provider_usd_micros"].as_i64().unwrap() > 0, "no cost: {v:#}");
+    assert!(
+        !v["outputs"].as_array().unwrap().is_empty(),
+        "no outputs: {v:#}"
+    );
+    assert!(
+        v["cost"]["provider_usd_micros"].as_i64().unwrap() > 0,
+        "no cost: {v:#}"
+    );
     assert_eq!(v["cost"]["billable"], true);
     assert!(v.get("error").is_none(), "{v:#}");
 }
@@ -20,7 +26,12 @@ async fn every_shape_succeeds_with_outputs_and_cost() {
     let h = Harness::start().await;
     for shape in ["immediate", "polling", "callback"] {
         let (model, schema) = h.model_of_shape(shape).await;
-        let v = h.run(&model, &Harness::input(&schema, &format!("a red fox, {shape}"))).await;
+        let v = h
+            .run(
+                &model,
+                &Harness::input(&schema, &format!("a red fox, {shape}")),
+            )
+            .await;
         assert_succeeded(&v);
         assert_eq!(v["shape"], shape);
         let id = v["id"].as_str().unwrap();
@@ -29,9 +40,22 @@ async fn every_shape_succeeds_with_outputs_and_cost() {
         assert_eq!(records.first().unwrap().event.as_str(), "accepted");
         assert_eq!(records.last().unwrap().to.as_str(), "finalized");
         let versions: Vec<u64> = records.iter().map(|r| r.version).collect();
-        assert_eq!(versions, (0..records.len() as u64).collect::<Vec<_>>(), "gaps in {versions:?}");
-        let kinds: Vec<String> = v["outputs"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect();
-        assert!(kinds.iter().all(|k| ["image", "video", "audio", "text", "json"].contains(&k.as_str())));
+        assert_eq!(
+            versions,
+            (0..records.len() as u64).collect::<Vec<_>>(),
+            "gaps in {versions:?}"
+        );
+        let kinds: Vec<String> = v["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            kinds
+                .iter()
+                .all(|k| ["image", "video", "audio", "text", "json"].contains(&k.as_str()))
+        );
     }
     h.sys.stop().await;
 }
@@ -40,7 +64,15 @@ async fn every_shape_succeeds_with_outputs_and_cost() {
 async fn immediate_runs_in_the_request_path() {
     let h = Harness::start().await;
     let (model, schema) = h.model_of_shape("immediate").await;
-    let (status, body) = h.client.create(&model, &Harness::input(&schema, "a blue bird"), &Default::default()).await.unwrap();
+    let (status, body) = h
+        .client
+        .create(
+            &model,
+            &Harness::input(&schema, "a blue bird"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{body:#}");
     assert_eq!(body["outcome"], "succeeded");
     assert!(!body["outputs"].as_array().unwrap().is_empty());
@@ -57,8 +89,14 @@ async fn provider_429_then_success_is_retried() {
         assert_succeeded(&v);
         assert_eq!(v["attempts"], 2, "{v:#}");
         let records = h.transitions(v["id"].as_str().unwrap()).await;
-        let retry = records.iter().find(|r| r.event.as_str() == "submit_retry").expect("a submit_retry record");
-        assert_eq!(retry.failure.as_ref().unwrap().class.as_str(), "rate_limited");
+        let retry = records
+            .iter()
+            .find(|r| r.event.as_str() == "submit_retry")
+            .expect("a submit_retry record");
+        assert_eq!(
+            retry.failure.as_ref().unwrap().class.as_str(),
+            "rate_limited"
+        );
     }
     h.sys.stop().await;
 }
@@ -68,8 +106,17 @@ async fn failures_are_classified() {
     let h = Harness::start().await;
     for shape in ["immediate", "polling", "callback"] {
         let (model, schema) = h.model_of_shape(shape).await;
-        for (directive, class) in [("sim:invalid", "validation_error"), ("sim:content_policy", "content_policy"), ("sim:empty_output", "partial_result")] {
-            let v = h.run(&model, &Harness::input(&schema, &format!("x {directive} {shape}"))).await;
+        for (directive, class) in [
+            ("sim:invalid", "validation_error"),
+            ("sim:content_policy", "content_policy"),
+            ("sim:empty_output", "partial_result"),
+        ] {
+            let v = h
+                .run(
+                    &model,
+                    &Harness::input(&schema, &format!("x {directive} {shape}")),
+                )
+                .await;
             assert_eq!(v["outcome"], "failed", "{shape} {directive}: {v:#}");
             assert_eq!(v["error"]["class"], class, "{shape} {directive}: {v:#}");
             assert_eq!(v["cost"]["billable"], false);
@@ -83,15 +130,27 @@ async fn failures_are_classified() {
 async fn bad_input_is_rejected_at_submit_naming_the_field() {
     let h = Harness::start().await;
     let (model, _) = h.model_of_shape("immediate").await;
-    let (status, body) = h.client.create(&model, &json!({}), &Default::default()).await.unwrap();
+    let (status, body) = h
+        .client
+        .create(&model, &json!({}), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(status, 400, "{body:#}");
     assert_eq!(body["error_class"], "validation_error");
     assert!(body["field"].as_str().unwrap().starts_with('/'), "{body:#}");
-    let (status, body) = h.client.create("nope/unknown", &json!({"prompt": "x"}), &Default::default()).await.unwrap();
+    let (status, body) = h
+        .client
+        .create("nope/unknown", &json!({"prompt": "x"}), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(status, 400);
     assert_eq!(body["field"], "/model");
     let (counts, total) = (h.sys.store.count_by_status().await.unwrap(), 0u64);
-    assert_eq!(counts.iter().map(|(_, n)| *n).sum::<u64>(), total, "nothing half-written: {counts:?}");
+    assert_eq!(
+        counts.iter().map(|(_, n)| *n).sum::<u64>(),
+        total,
+        "nothing half-written: {counts:?}"
+    );
     h.sys.stop().await;
 }
 
@@ -99,11 +158,23 @@ async fn bad_input_is_rejected_at_submit_naming_the_field() {
 async fn callback_lost_is_finished_by_the_safety_poll() {
     let h = Harness::start().await;
     let (model, schema) = h.model_of_shape("callback").await;
-    let v = h.run(&model, &Harness::input(&schema, "a moth sim:lose_callback")).await;
+    let v = h
+        .run(&model, &Harness::input(&schema, "a moth sim:lose_callback"))
+        .await;
     assert_succeeded(&v);
     let records = h.transitions(v["id"].as_str().unwrap()).await;
-    assert!(records.iter().all(|r| r.detail.get("callbacks_consumed").is_none()), "no callback should exist");
-    assert!(records.iter().any(|r| r.action == "poll" && !r.calls.is_empty()), "a safety poll asked the provider");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.detail.get("callbacks_consumed").is_none()),
+        "no callback should exist"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.action == "poll" && !r.calls.is_empty()),
+        "a safety poll asked the provider"
+    );
     h.sys.stop().await;
 }
 
@@ -111,7 +182,12 @@ async fn callback_lost_is_finished_by_the_safety_poll() {
 async fn duplicated_callback_is_consumed_once() {
     let h = Harness::start().await;
     let (model, schema) = h.model_of_shape("callback").await;
-    let v = h.run(&model, &Harness::input(&schema, "a moth sim:duplicate_callback")).await;
+    let v = h
+        .run(
+            &model,
+            &Harness::input(&schema, "a moth sim:duplicate_callback"),
+        )
+        .await;
     assert_succeeded(&v);
     let id = v["id"].as_str().unwrap();
     assert_eq!(h.outcome_events(id).await, 1);
@@ -119,12 +195,21 @@ async fn duplicated_callback_is_consumed_once() {
     let consumed: Vec<String> = records
         .iter()
         .filter_map(|r| r.detail.get("callbacks_consumed"))
-        .flat_map(|c| c.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()))
+        .flat_map(|c| {
+            c.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+        })
         .collect();
     let mut dedup = consumed.clone();
     dedup.sort();
     dedup.dedup();
-    assert_eq!(consumed.len(), dedup.len(), "a callback was consumed twice: {consumed:?}");
+    assert_eq!(
+        consumed.len(),
+        dedup.len(),
+        "a callback was consumed twice: {consumed:?}"
+    );
     assert!(!consumed.is_empty(), "the callback was used");
     h.sys.stop().await;
 }
@@ -134,8 +219,19 @@ async fn max_duration_exceeded_times_out() {
     let h = Harness::start().await;
     for shape in ["polling", "callback"] {
         let (model, schema) = h.model_of_shape(shape).await;
-        let opts = CreateOptions { max_duration_seconds: Some(1), ..Default::default() };
-        let (status, body) = h.client.create(&model, &Harness::input(&schema, "slow sim:duration=60000"), &opts).await.unwrap();
+        let opts = CreateOptions {
+            max_duration_seconds: Some(1),
+            ..Default::default()
+        };
+        let (status, body) = h
+            .client
+            .create(
+                &model,
+                &Harness::input(&schema, "slow sim:duration=60000"),
+                &opts,
+            )
+            .await
+            .unwrap();
         assert_eq!(status, 202);
         let v = h.wait(body["id"].as_str().unwrap()).await;
         assert_eq!(v["outcome"], "timed_out", "{v:#}");
@@ -149,7 +245,15 @@ async fn cancel_while_running() {
     let h = Harness::start().await;
     for shape in ["polling", "callback"] {
         let (model, schema) = h.model_of_shape(shape).await;
-        let (_, body) = h.client.create(&model, &Harness::input(&schema, "slow sim:duration=60000"), &Default::default()).await.unwrap();
+        let (_, body) = h
+            .client
+            .create(
+                &model,
+                &Harness::input(&schema, "slow sim:duration=60000"),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
         let id = body["id"].as_str().unwrap().to_string();
         // Wait until the provider has the job.
         for _ in 0..100 {
@@ -159,13 +263,27 @@ async fn cancel_while_running() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        let before = h.sys.simulators.as_ref().unwrap().stats().provider(&shape_provider(&h, shape).await).cancels;
+        let before = h
+            .sys
+            .simulators
+            .as_ref()
+            .unwrap()
+            .stats()
+            .provider(&shape_provider(&h, shape).await)
+            .cancels;
         let c = h.client.cancel(&id).await.unwrap();
         assert_eq!(c["cancel_requested"], true);
         let v = h.wait(&id).await;
         assert_eq!(v["outcome"], "canceled", "{v:#}");
         assert_eq!(v["error"]["class"], "canceled");
-        let after = h.sys.simulators.as_ref().unwrap().stats().provider(&shape_provider(&h, shape).await).cancels;
+        let after = h
+            .sys
+            .simulators
+            .as_ref()
+            .unwrap()
+            .stats()
+            .provider(&shape_provider(&h, shape).await)
+            .cancels;
         assert!(after > before, "the provider job was canceled too");
     }
     h.sys.stop().await;
@@ -173,7 +291,15 @@ async fn cancel_while_running() {
 
 async fn shape_provider(h: &Harness, shape: &str) -> String {
     let models = h.client.models().await.unwrap();
-    models["data"].as_array().unwrap().iter().find(|m| m["shape"] == shape).unwrap()["provider"].as_str().unwrap().to_string()
+    models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["shape"] == shape)
+        .unwrap()["provider"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +308,10 @@ async fn idempotent_create_retried_returns_the_same_execution() {
     let (model, schema) = h.model_of_shape("polling").await;
     let prompt = "idempotent lighthouse";
     let input = Harness::input(&schema, prompt);
-    let opts = CreateOptions { idempotency_key: Some("key-123".into()), ..Default::default() };
+    let opts = CreateOptions {
+        idempotency_key: Some("key-123".into()),
+        ..Default::default()
+    };
     let (s1, b1) = h.client.create(&model, &input, &opts).await.unwrap();
     let (s2, b2) = h.client.create(&model, &input, &opts).await.unwrap();
     assert_eq!(s1, 202);
@@ -203,7 +332,15 @@ async fn idempotent_create_retried_returns_the_same_execution() {
 async fn a_tenant_never_sees_another_tenants_execution() {
     let h = Harness::start().await;
     let (model, schema) = h.model_of_shape("polling").await;
-    let (_, body) = h.client.create(&model, &Harness::input(&schema, "private"), &Default::default()).await.unwrap();
+    let (_, body) = h
+        .client
+        .create(
+            &model,
+            &Harness::input(&schema, "private"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     let id = body["id"].as_str().unwrap();
     let other_key = h.sys.add_tenant_key("acme").await.unwrap();
     let other = executor_cli::client::Client::new(&h.sys.url, &other_key).unwrap();

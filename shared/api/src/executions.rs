@@ -29,8 +29,14 @@ struct CreateBody {
 }
 
 /// Parses a JSON body into `T`, naming the failing field in the problem.
-fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Problem> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+fn parse_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Problem> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !ct.starts_with("application/json") {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -74,7 +80,9 @@ fn prefer_wait(headers: &HeaderMap, max: u64) -> Option<u64> {
         if p == "wait" {
             Some(max)
         } else {
-            p.strip_prefix("wait=").and_then(|n| n.parse::<u64>().ok()).map(|n| n.min(max))
+            p.strip_prefix("wait=")
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(|n| n.min(max))
         }
     })
 }
@@ -90,7 +98,9 @@ pub async fn create(
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| Problem::invalid("/headers/idempotency-key", "Idempotency-Key must be ASCII"))?
+                .map_err(|_| {
+                    Problem::invalid("/headers/idempotency-key", "Idempotency-Key must be ASCII")
+                })?
                 .to_string(),
         ),
         None => None,
@@ -103,7 +113,11 @@ pub async fn create(
         .get(&parsed.model)
         .map(|d| d.spec().shape == Shape::Immediate)
         .unwrap_or(false);
-    let permit = if immediate { state.inline_permits.clone().try_acquire_owned().ok() } else { None };
+    let permit = if immediate {
+        state.inline_permits.clone().try_acquire_owned().ok()
+    } else {
+        None
+    };
     let req = CreateRequest {
         model: parsed.model,
         input: parsed.input,
@@ -118,7 +132,10 @@ pub async fn create(
     {
         // Run in a task so a client hanging up doesn't abort the submit mid-call.
         let e = engine.clone();
-        let msg = Message { execution_id: guard.id.clone(), version: Some(0) };
+        let msg = Message {
+            execution_id: guard.id.clone(),
+            version: Some(0),
+        };
         let handle = tokio::spawn(async move {
             let r = e.handle(&msg).await;
             drop(permit);
@@ -126,8 +143,12 @@ pub async fn create(
         });
         match handle.await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(execution_id = %guard.id, error = %e, "inline submit failed; the watchdog will resume it"),
-            Err(e) => tracing::warn!(execution_id = %guard.id, error = %e, "inline submit task failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(execution_id = %guard.id, error = %e, "inline submit failed; the watchdog will resume it")
+            }
+            Err(e) => {
+                tracing::warn!(execution_id = %guard.id, error = %e, "inline submit task failed")
+            }
         }
         guard = engine.get(&tenant, &guard.id).await?;
     }
@@ -146,7 +167,8 @@ pub async fn create(
         resp.headers_mut().insert(header::LOCATION, v);
     }
     if accepted.replayed {
-        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     if let Some(secs) = wait
         && let Ok(v) = HeaderValue::from_str(&format!("wait={secs}"))
@@ -156,7 +178,12 @@ pub async fn create(
     Ok(resp)
 }
 
-async fn wait_terminal(state: &ApiState, tenant: &str, mut guard: Guard, secs: u64) -> Result<Guard, Problem> {
+async fn wait_terminal(
+    state: &ApiState,
+    tenant: &str,
+    mut guard: Guard,
+    secs: u64,
+) -> Result<Guard, Problem> {
     let until = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !guard.status().is_terminal() && tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -192,7 +219,11 @@ pub async fn cancel(
 ) -> Result<Response, Problem> {
     let tenant = tenant(&headers, state.tenants.as_ref()).await?;
     let guard = state.engine.cancel(&tenant, &id).await?;
-    let status = if guard.status().is_terminal() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if guard.status().is_terminal() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     respond(&state, &guard, status).await
 }
 
@@ -215,5 +246,8 @@ pub async fn events(
             v
         })
         .collect();
-    Ok(Json(serde_json::json!({"object": "list", "execution_id": id, "data": data})).into_response())
+    Ok(
+        Json(serde_json::json!({"object": "list", "execution_id": id, "data": data}))
+            .into_response(),
+    )
 }

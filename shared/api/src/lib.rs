@@ -31,7 +31,11 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 1024 * 1024, max_wait_seconds: 60, inline_concurrency: 64 }
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            max_wait_seconds: 60,
+            inline_concurrency: 64,
+        }
     }
 }
 
@@ -51,7 +55,12 @@ impl ApiState {
     /// State over an engine and a tenant directory.
     pub fn new(engine: Arc<Engine>, tenants: Arc<dyn TenantDirectory>, config: ApiConfig) -> Self {
         let inline_permits = Arc::new(Semaphore::new(config.inline_concurrency.max(1)));
-        ApiState { engine, tenants, config, inline_permits }
+        ApiState {
+            engine,
+            tenants,
+            config,
+            inline_permits,
+        }
     }
 }
 
@@ -65,7 +74,10 @@ pub fn app(state: Arc<ApiState>) -> Router {
         .route("/v1/executions/{id}/events", get(executions::events))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{owner}/{name}", get(models::get_one))
-        .route("/v1/webhooks/{provider}/{execution_id}", post(webhooks::receive))
+        .route(
+            "/v1/webhooks/{provider}/{execution_id}",
+            post(webhooks::receive),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(problem::not_found_route)
         .method_not_allowed_fallback(problem::method_not_allowed)

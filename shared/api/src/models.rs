@@ -24,9 +24,19 @@ fn model_json(s: &ModelSpec) -> Value {
 }
 
 /// Lists models.
-pub async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Result<Json<Value>, Problem> {
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, Problem> {
     tenant(&headers, state.tenants.as_ref()).await?;
-    let data: Vec<Value> = state.engine.ports().catalog.list().iter().map(|d| model_json(d.spec())).collect();
+    let data: Vec<Value> = state
+        .engine
+        .ports()
+        .catalog
+        .list()
+        .iter()
+        .map(|d| model_json(d.spec()))
+        .collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
@@ -40,6 +50,10 @@ pub async fn get_one(
     let id = format!("{owner}/{name}");
     match state.engine.ports().catalog.get(&id) {
         Some(d) => Ok(Json(model_json(d.spec()))),
-        None => Err(Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no model '{id}'"))),
+        None => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no model '{id}'"),
+        )),
     }
 }

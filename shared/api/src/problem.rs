@@ -127,7 +127,11 @@ impl From<EngineError> for Problem {
 
 /// Fallback for unknown routes.
 pub async fn not_found_route(uri: axum::http::Uri) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", format!("no route for {}", uri.path()))
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no route for {}", uri.path()),
+    )
 }
 
 /// Fallback for a known route with the wrong method.

@@ -135,8 +135,12 @@ impl ExecutionView {
             created_at: rfc3339(g.created_at_ms),
             updated_at: rfc3339(g.updated_at_ms),
             completed_at: g.hot.terminal_at_ms.map(rfc3339),
-            outputs: provider_result.map(|r| r.outputs.clone()).unwrap_or_default(),
-            usage: provider_result.map(|r| r.usage.clone()).unwrap_or(Value::Null),
+            outputs: provider_result
+                .map(|r| r.outputs.clone())
+                .unwrap_or_default(),
+            usage: provider_result
+                .map(|r| r.usage.clone())
+                .unwrap_or(Value::Null),
             error: g.hot.error.as_ref().map(ErrorView::from),
             delivery_error: g.hot.delivery_error.as_ref().map(ErrorView::from),
             cost: g.hot.cost.clone(),

@@ -23,8 +23,15 @@ pub async fn receive(
     }
     let pairs: Vec<(String, String)> = headers
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
         .collect();
-    let new = state.engine.receive_callback(&provider, &execution_id, &pairs, &body).await?;
+    let new = state
+        .engine
+        .receive_callback(&provider, &execution_id, &pairs, &body)
+        .await?;
     Ok(Json(json!({"received": true, "duplicate": !new})))
 }

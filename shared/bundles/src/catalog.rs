@@ -54,14 +54,26 @@ impl CatalogOptions {
     /// `FAL_WEBHOOK_PUBLIC_KEYS` (comma-separated), secrets by name.
     pub fn from_env() -> CatalogOptions {
         let base_url_overrides = std::env::vars()
-            .filter_map(|(k, v)| Some((k.strip_prefix("EXECUTOR_")?.strip_suffix("_BASE_URL")?.to_lowercase(), v)))
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix("EXECUTOR_")?
+                        .strip_suffix("_BASE_URL")?
+                        .to_lowercase(),
+                    v,
+                ))
+            })
             .collect();
         CatalogOptions {
             base_url_overrides,
             secrets: Arc::new(EnvSecrets),
             replicate_webhook_secret: std::env::var("REPLICATE_WEBHOOK_SECRET").ok(),
             fal_public_keys: std::env::var("FAL_WEBHOOK_PUBLIC_KEYS")
-                .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             allow_missing_credentials: false,
         }
@@ -83,7 +95,14 @@ pub struct BundleIssue {
 
 impl std::fmt::Display for BundleIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}: {} (hint: {})", self.file.display(), self.path, self.message, self.hint)
+        write!(
+            f,
+            "{}: {}: {} (hint: {})",
+            self.file.display(),
+            self.path,
+            self.message,
+            self.hint
+        )
     }
 }
 
@@ -106,29 +125,68 @@ pub struct BundleCatalog {
     models: BTreeMap<String, Arc<BundleDriver>>,
 }
 
-const ROOTS: [&str; 8] = ["input", "secrets", "base_url", "execution", "job", "callback_url", "steps", "vars"];
+const ROOTS: [&str; 8] = [
+    "input",
+    "secrets",
+    "base_url",
+    "execution",
+    "job",
+    "callback_url",
+    "steps",
+    "vars",
+];
 
-fn issue(file: &Path, path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> BundleIssue {
-    BundleIssue { file: file.to_path_buf(), path: path.into(), message: message.into(), hint: hint.into() }
+fn issue(
+    file: &Path,
+    path: impl Into<String>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> BundleIssue {
+    BundleIssue {
+        file: file.to_path_buf(),
+        path: path.into(),
+        message: message.into(),
+        hint: hint.into(),
+    }
 }
 
 fn check_template(file: &Path, path: &str, s: &str, expr: bool, out: &mut Vec<BundleIssue>) {
     if let Err(e) = template::check_syntax(s, expr) {
-        out.push(issue(file, path, format!("bad template: {e}"), "templates use minijinja syntax: {{ input.prompt }}"));
+        out.push(issue(
+            file,
+            path,
+            format!("bad template: {e}"),
+            "templates use minijinja syntax: {{ input.prompt }}",
+        ));
         return;
     }
     for root in template::referenced_roots(s, expr) {
         if !ROOTS.contains(&root.as_str()) && !["none", "true", "false"].contains(&root.as_str()) {
-            out.push(issue(file, path, format!("reference to undefined variable `{root}`"), format!("available: {}", ROOTS.join(", "))));
+            out.push(issue(
+                file,
+                path,
+                format!("reference to undefined variable `{root}`"),
+                format!("available: {}", ROOTS.join(", ")),
+            ));
         }
     }
 }
 
-fn check_json_templates(file: &Path, path: &str, v: &serde_json::Value, out: &mut Vec<BundleIssue>) {
+fn check_json_templates(
+    file: &Path,
+    path: &str,
+    v: &serde_json::Value,
+    out: &mut Vec<BundleIssue>,
+) {
     match v {
         serde_json::Value::String(s) => check_template(file, path, s, false, out),
-        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| check_json_templates(file, &format!("{path}[{i}]"), x, out)),
-        serde_json::Value::Object(m) => m.iter().for_each(|(k, x)| check_json_templates(file, &format!("{path}.{k}"), x, out)),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| check_json_templates(file, &format!("{path}[{i}]"), x, out)),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| check_json_templates(file, &format!("{path}.{k}"), x, out)),
         _ => {}
     }
 }
@@ -139,16 +197,27 @@ fn check_steps(file: &Path, path: &str, steps: &[Step], out: &mut Vec<BundleIssu
         match step {
             Step::HttpRequest(h) => {
                 check_template(file, &format!("{p}.url"), &h.url, false, out);
-                h.headers.iter().for_each(|(k, v)| check_template(file, &format!("{p}.headers.{k}"), v, false, out));
-                h.query.iter().for_each(|(k, v)| check_template(file, &format!("{p}.query.{k}"), v, false, out));
+                h.headers.iter().for_each(|(k, v)| {
+                    check_template(file, &format!("{p}.headers.{k}"), v, false, out)
+                });
+                h.query.iter().for_each(|(k, v)| {
+                    check_template(file, &format!("{p}.query.{k}"), v, false, out)
+                });
                 if let Some(j) = &h.json {
                     check_json_templates(file, &format!("{p}.json"), j, out);
                 }
                 if h.json.is_some() && h.multipart.is_some() {
-                    out.push(issue(file, &p, "both json and multipart bodies", "choose one body kind"));
+                    out.push(issue(
+                        file,
+                        &p,
+                        "both json and multipart bodies",
+                        "choose one body kind",
+                    ));
                 }
             }
-            Step::TransformPayload(t) => check_json_templates(file, &format!("{p}.template"), &t.template, out),
+            Step::TransformPayload(t) => {
+                check_json_templates(file, &format!("{p}.template"), &t.template, out)
+            }
             Step::Conditional(c) => {
                 check_template(file, &format!("{p}.if"), &c.condition, true, out);
                 check_steps(file, &format!("{p}.then"), &c.then, out);
@@ -162,10 +231,20 @@ fn check_steps(file: &Path, path: &str, steps: &[Step], out: &mut Vec<BundleIssu
                 if let Some(c) = &s.error_class
                     && executor_lifecycle::ErrorClass::parse(c).is_none()
                 {
-                    out.push(issue(file, format!("{p}.error_class"), format!("unknown error class `{c}`"), "see the failure taxonomy in docs/bundles.md"));
+                    out.push(issue(
+                        file,
+                        format!("{p}.error_class"),
+                        format!("unknown error class `{c}`"),
+                        "see the failure taxonomy in docs/bundles.md",
+                    ));
                 }
                 if i + 1 < steps.len() && s.condition.is_none() {
-                    out.push(issue(file, format!("{path}[{}]", i + 1), "unreachable step after an unconditional stop-execution", "remove it or give the stop an `if`"));
+                    out.push(issue(
+                        file,
+                        format!("{path}[{}]", i + 1),
+                        "unreachable step after an unconditional stop-execution",
+                        "remove it or give the stop an `if`",
+                    ));
                 }
             }
         }
@@ -174,45 +253,96 @@ fn check_steps(file: &Path, path: &str, steps: &[Step], out: &mut Vec<BundleIssu
 
 /// Parses and checks one bundle file.
 pub fn check_file(file: &Path) -> Result<Bundle, Vec<BundleIssue>> {
-    let text = std::fs::read_to_string(file).map_err(|e| vec![issue(file, "(file)", e.to_string(), "is the file readable?")])?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![issue(
+            file,
+            "(file)",
+            e.to_string(),
+            "is the file readable?",
+        )]
+    })?;
     let bundle: Bundle = serde_yaml_ng::from_str(&text).map_err(|e| {
-        let path = e.location().map(|l| format!("line {} column {}", l.line(), l.column())).unwrap_or_else(|| "(document)".into());
-        vec![issue(file, path, e.to_string(), "compare with docs/bundle.schema.json; unknown fields are refused")]
+        let path = e
+            .location()
+            .map(|l| format!("line {} column {}", l.line(), l.column()))
+            .unwrap_or_else(|| "(document)".into());
+        vec![issue(
+            file,
+            path,
+            e.to_string(),
+            "compare with docs/bundle.schema.json; unknown fields are refused",
+        )]
     })?;
     let mut out = Vec::new();
     let adapter = adapters::by_name(&bundle.adapter);
     match &adapter {
-        None => out.push(issue(file, "adapter", format!("unknown adapter `{}`", bundle.adapter), format!("known adapters: {}", adapters::NAMES.join(", ")))),
+        None => out.push(issue(
+            file,
+            "adapter",
+            format!("unknown adapter `{}`", bundle.adapter),
+            format!("known adapters: {}", adapters::NAMES.join(", ")),
+        )),
         Some(a) => {
             if bundle.shape == BundleShape::Callback && !a.supports_callbacks() {
-                out.push(issue(file, "shape", format!("adapter `{}` has no callback hooks", a.name()), "use shape polling, or an adapter that validates callbacks"));
+                out.push(issue(
+                    file,
+                    "shape",
+                    format!("adapter `{}` has no callback hooks", a.name()),
+                    "use shape polling, or an adapter that validates callbacks",
+                ));
             }
             if bundle.shape == BundleShape::Immediate && !a.supports_immediate() {
-                out.push(issue(file, "shape", format!("adapter `{}` has no immediate-result hook", a.name()), "use shape polling"));
+                out.push(issue(
+                    file,
+                    "shape",
+                    format!("adapter `{}` has no immediate-result hook", a.name()),
+                    "use shape polling",
+                ));
             }
         }
     }
     if bundle.shape != BundleShape::Immediate && bundle.steps.poll.is_empty() {
-        out.push(issue(file, "steps.poll", "a polling or callback bundle needs poll steps", "add the provider's status call"));
+        out.push(issue(
+            file,
+            "steps.poll",
+            "a polling or callback bundle needs poll steps",
+            "add the provider's status call",
+        ));
     }
     if bundle.shape == BundleShape::Callback && bundle.callback.is_none() {
-        out.push(issue(file, "callback", "a callback bundle needs callback.safety_poll_seconds", "add `callback: {safety_poll_seconds: 60}`"));
+        out.push(issue(
+            file,
+            "callback",
+            "a callback bundle needs callback.safety_poll_seconds",
+            "add `callback: {safety_poll_seconds: 60}`",
+        ));
     }
     if bundle.steps.submit.is_empty() {
-        out.push(issue(file, "steps.submit", "no submit steps", "add the provider's create call"));
+        out.push(issue(
+            file,
+            "steps.submit",
+            "no submit steps",
+            "add the provider's create call",
+        ));
     }
     check_steps(file, "steps.submit", &bundle.steps.submit, &mut out);
     check_steps(file, "steps.poll", &bundle.steps.poll, &mut out);
     check_steps(file, "steps.cancel", &bundle.steps.cancel, &mut out);
     if let Err(e) = jsonschema::validator_for(&bundle.input_schema) {
-        out.push(issue(file, "input_schema", format!("not a valid JSON Schema: {e}"), "see https://json-schema.org"));
+        out.push(issue(
+            file,
+            "input_schema",
+            format!("not a valid JSON Schema: {e}"),
+            "see https://json-schema.org",
+        ));
     }
     if out.is_empty() { Ok(bundle) } else { Err(out) }
 }
 
 /// The `.yaml`/`.yml` files of a directory, sorted.
 pub fn bundle_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| BundleError::Dir(dir.display().to_string(), e.to_string()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| BundleError::Dir(dir.display().to_string(), e.to_string()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
@@ -225,7 +355,10 @@ impl BundleCatalog {
     /// Loads and checks every bundle in `dir`.
     pub fn load(dir: &Path, opts: CatalogOptions) -> Result<BundleCatalog, BundleError> {
         let transport = Transport::new().map_err(BundleError::Http)?;
-        let keys = CallbackKeys { replicate_webhook_secret: opts.replicate_webhook_secret.clone(), fal_public_keys: opts.fal_public_keys.clone() };
+        let keys = CallbackKeys {
+            replicate_webhook_secret: opts.replicate_webhook_secret.clone(),
+            fal_public_keys: opts.fal_public_keys.clone(),
+        };
         let mut issues = Vec::new();
         let mut models = BTreeMap::new();
         for file in bundle_files(dir)? {
@@ -245,19 +378,44 @@ impl BundleCatalog {
                     None if opts.allow_missing_credentials => {
                         secrets.insert(name.clone(), format!("sim-{}", name.to_lowercase()));
                     }
-                    None => issues.push(issue(&file, "credentials", format!("secret {name} is not set"), format!("export {name}=... (or run executor dev with the simulators)"))),
+                    None => issues.push(issue(
+                        &file,
+                        "credentials",
+                        format!("secret {name} is not set"),
+                        format!("export {name}=... (or run executor dev with the simulators)"),
+                    )),
                 }
             }
             if models.contains_key(&bundle.id) {
-                issues.push(issue(&file, "id", format!("duplicate model id {}", bundle.id), "model ids must be unique"));
+                issues.push(issue(
+                    &file,
+                    "id",
+                    format!("duplicate model id {}", bundle.id),
+                    "model ids must be unique",
+                ));
                 continue;
             }
-            let (Some(adapter), Ok(validator)) = (adapters::by_name(&bundle.adapter), jsonschema::validator_for(&bundle.input_schema)) else {
+            let (Some(adapter), Ok(validator)) = (
+                adapters::by_name(&bundle.adapter),
+                jsonschema::validator_for(&bundle.input_schema),
+            ) else {
                 continue;
             };
-            let base_url = opts.base_url_overrides.get(&bundle.provider).cloned().unwrap_or_else(|| bundle.base_url.clone());
+            let base_url = opts
+                .base_url_overrides
+                .get(&bundle.provider)
+                .cloned()
+                .unwrap_or_else(|| bundle.base_url.clone());
             let id = bundle.id.clone();
-            let driver = BundleDriver::new(bundle, adapter, transport.clone(), base_url.trim_end_matches('/').to_string(), secrets, keys.clone(), validator);
+            let driver = BundleDriver::new(
+                bundle,
+                adapter,
+                transport.clone(),
+                base_url.trim_end_matches('/').to_string(),
+                secrets,
+                keys.clone(),
+                validator,
+            );
             models.insert(id, Arc::new(driver));
         }
         if !issues.is_empty() {
@@ -274,10 +432,15 @@ impl BundleCatalog {
 
 impl Catalog for BundleCatalog {
     fn get(&self, model: &str) -> Option<Arc<dyn ModelDriver>> {
-        self.models.get(model).map(|d| d.clone() as Arc<dyn ModelDriver>)
+        self.models
+            .get(model)
+            .map(|d| d.clone() as Arc<dyn ModelDriver>)
     }
 
     fn list(&self) -> Vec<Arc<dyn ModelDriver>> {
-        self.models.values().map(|d| d.clone() as Arc<dyn ModelDriver>).collect()
+        self.models
+            .values()
+            .map(|d| d.clone() as Arc<dyn ModelDriver>)
+            .collect()
     }
 }

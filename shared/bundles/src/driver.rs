@@ -8,8 +8,9 @@ use crate::http::{Transport, TransportError};
 use crate::pricing;
 use async_trait::async_trait;
 use executor_lifecycle::{
-    AmbiguousPolicy, CallContext, CallbackVerdict, Cost, ErrorClass, Failure, JobCreation, ModelDriver, ModelSpec,
-    PollOutcome, PollPolicy, ProviderResult, Reply, Shape, SubmitOutcome, VerifiedCallback,
+    AmbiguousPolicy, CallContext, CallbackVerdict, Cost, ErrorClass, Failure, JobCreation,
+    ModelDriver, ModelSpec, PollOutcome, PollPolicy, ProviderResult, Reply, Shape, SubmitOutcome,
+    VerifiedCallback,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -30,9 +31,17 @@ pub struct BundleDriver {
 /// The failure of a call that got no response.
 pub fn transport_failure(e: &TransportError) -> Failure {
     match e {
-        TransportError::Connect(m) => Failure::new(ErrorClass::ProviderUnavailable, format!("could not reach the provider: {m}")),
-        TransportError::Timeout => Failure::new(ErrorClass::Timeout, "the provider did not answer in time"),
-        TransportError::Broken(m) => Failure::new(ErrorClass::ProviderTransient, format!("connection broke: {m}")),
+        TransportError::Connect(m) => Failure::new(
+            ErrorClass::ProviderUnavailable,
+            format!("could not reach the provider: {m}"),
+        ),
+        TransportError::Timeout => {
+            Failure::new(ErrorClass::Timeout, "the provider did not answer in time")
+        }
+        TransportError::Broken(m) => Failure::new(
+            ErrorClass::ProviderTransient,
+            format!("connection broke: {m}"),
+        ),
     }
 }
 
@@ -55,8 +64,16 @@ impl BundleDriver {
         let poll = bundle
             .polling
             .as_ref()
-            .map(|p| PollPolicy { initial_delay_ms: p.initial_delay_ms, max_delay_ms: p.max_delay_ms, multiplier: p.multiplier })
-            .unwrap_or(PollPolicy { initial_delay_ms: 1_000, max_delay_ms: 10_000, multiplier: 1.5 });
+            .map(|p| PollPolicy {
+                initial_delay_ms: p.initial_delay_ms,
+                max_delay_ms: p.max_delay_ms,
+                multiplier: p.multiplier,
+            })
+            .unwrap_or(PollPolicy {
+                initial_delay_ms: 1_000,
+                max_delay_ms: 10_000,
+                multiplier: 1.5,
+            });
         let spec = ModelSpec {
             id: bundle.id.clone(),
             provider: bundle.provider.clone(),
@@ -67,14 +84,27 @@ impl BundleDriver {
             max_submit_attempts: bundle.limits.max_submit_attempts.max(1),
             submit_timeout_ms: bundle.limits.submit_timeout_seconds * 1000,
             poll,
-            safety_poll_ms: bundle.callback.as_ref().map(|c| c.safety_poll_seconds * 1000).unwrap_or(60_000),
+            safety_poll_ms: bundle
+                .callback
+                .as_ref()
+                .map(|c| c.safety_poll_seconds * 1000)
+                .unwrap_or(60_000),
             capacity: bundle.limits.capacity,
             ambiguous_submit: match bundle.ambiguous_submit {
                 AmbiguousSubmit::Fail => AmbiguousPolicy::Fail,
                 AmbiguousSubmit::Resubmit => AmbiguousPolicy::Resubmit,
             },
         };
-        BundleDriver { bundle, spec, adapter, transport, base_url, secrets, keys, validator }
+        BundleDriver {
+            bundle,
+            spec,
+            adapter,
+            transport,
+            base_url,
+            secrets,
+            keys,
+            validator,
+        }
     }
 
     /// The bundle.
@@ -131,51 +161,93 @@ impl ModelDriver for BundleDriver {
             if let jsonschema::error::ValidationErrorKind::Required { property } = &err.kind {
                 pointer = format!("{pointer}/{}", property.as_str().unwrap_or_default());
             }
-            return Err(Failure::validation(pointer, format!("input{}: {err}", err.instance_path)));
+            return Err(Failure::validation(
+                pointer,
+                format!("input{}: {err}", err.instance_path),
+            ));
         }
         Ok(input)
     }
 
     async fn submit(&self, ctx: &CallContext) -> Reply<SubmitOutcome> {
         let run = self.run(&self.bundle.steps.submit, ctx).await;
-        let not_created = |failure: Failure, raw: Value| SubmitOutcome::Rejected { failure, creation: JobCreation::NotCreated, raw };
+        let not_created = |failure: Failure, raw: Value| SubmitOutcome::Rejected {
+            failure,
+            creation: JobCreation::NotCreated,
+            raw,
+        };
         let outcome = match &run.end {
-            RunEnd::Stopped { class, message } => not_created(Failure::new(*class, message.clone()), Value::Null),
-            RunEnd::Template(m) => not_created(Failure::new(ErrorClass::PipelineConfiguration, m.clone()), Value::Null),
+            RunEnd::Stopped { class, message } => {
+                not_created(Failure::new(*class, message.clone()), Value::Null)
+            }
+            RunEnd::Template(m) => not_created(
+                Failure::new(ErrorClass::PipelineConfiguration, m.clone()),
+                Value::Null,
+            ),
             RunEnd::Transport { error, .. } => SubmitOutcome::Rejected {
                 failure: transport_failure(error),
-                creation: if matches!(error, TransportError::Connect(_)) { JobCreation::NotCreated } else { JobCreation::Unknown },
+                creation: if matches!(error, TransportError::Connect(_)) {
+                    JobCreation::NotCreated
+                } else {
+                    JobCreation::Unknown
+                },
                 raw: Value::Null,
             },
-            RunEnd::HttpFailed { response, .. } => not_created(self.adapter.classify_error(response), response.body.clone()),
+            RunEnd::HttpFailed { response, .. } => {
+                not_created(self.adapter.classify_error(response), response.body.clone())
+            }
             RunEnd::Completed => match (run.last_response(), self.spec.shape) {
-                (None, _) => not_created(Failure::new(ErrorClass::PipelineConfiguration, "submit steps made no call"), Value::Null),
+                (None, _) => not_created(
+                    Failure::new(
+                        ErrorClass::PipelineConfiguration,
+                        "submit steps made no call",
+                    ),
+                    Value::Null,
+                ),
                 (Some(resp), Shape::Immediate) => match self.adapter.normalize_immediate(resp) {
                     Ok(result) => SubmitOutcome::Completed(result),
                     Err(f) => not_created(f, resp.body.clone()),
                 },
                 (Some(resp), _) => match self.adapter.job_id(resp) {
-                    Some(job_id) => SubmitOutcome::Created { job_id, raw: resp.body.clone() },
+                    Some(job_id) => SubmitOutcome::Created {
+                        job_id,
+                        raw: resp.body.clone(),
+                    },
                     None => SubmitOutcome::Rejected {
-                        failure: Failure::new(ErrorClass::ProviderFatal, "the provider's answer has no job id"),
+                        failure: Failure::new(
+                            ErrorClass::ProviderFatal,
+                            "the provider's answer has no job id",
+                        ),
                         creation: JobCreation::Unknown,
                         raw: resp.body.clone(),
                     },
                 },
             },
         };
-        Reply { outcome, calls: run.calls }
+        Reply {
+            outcome,
+            calls: run.calls,
+        }
     }
 
     async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome> {
         let run = self.run(&self.bundle.steps.poll, ctx).await;
         let outcome = self.adapter.interpret_poll(&run);
-        Reply { outcome, calls: run.calls }
+        Reply {
+            outcome,
+            calls: run.calls,
+        }
     }
 
     async fn cancel(&self, ctx: &CallContext) -> Reply<Result<(), Failure>> {
         if self.bundle.steps.cancel.is_empty() {
-            return Reply { outcome: Err(Failure::new(ErrorClass::ProviderFatal, "the provider has no cancel call")), calls: vec![] };
+            return Reply {
+                outcome: Err(Failure::new(
+                    ErrorClass::ProviderFatal,
+                    "the provider has no cancel call",
+                )),
+                calls: vec![],
+            };
         }
         let run = self.run(&self.bundle.steps.cancel, ctx).await;
         let outcome = match &run.end {
@@ -185,11 +257,20 @@ impl ModelDriver for BundleDriver {
             RunEnd::Stopped { class, message } => Err(Failure::new(*class, message.clone())),
             RunEnd::Template(m) => Err(Failure::new(ErrorClass::PipelineConfiguration, m.clone())),
         };
-        Reply { outcome, calls: run.calls }
+        Reply {
+            outcome,
+            calls: run.calls,
+        }
     }
 
-    fn verify_callback(&self, headers: &[(String, String)], body: &[u8], now_ms: i64) -> Result<VerifiedCallback, Failure> {
-        self.adapter.verify_callback(&self.keys, headers, body, now_ms)
+    fn verify_callback(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<VerifiedCallback, Failure> {
+        self.adapter
+            .verify_callback(&self.keys, headers, body, now_ms)
     }
 
     fn interpret_callback(&self, _ctx: &CallContext, payload: &Value) -> CallbackVerdict {
@@ -200,4 +281,3 @@ impl ModelDriver for BundleDriver {
         pricing::compute(&self.bundle.pricing, result)
     }
 }
-

@@ -59,7 +59,9 @@ pub struct StepRun {
 impl StepRun {
     /// The response of the last successful HTTP step.
     pub fn last_response(&self) -> Option<&HttpResponse> {
-        self.last_http.as_ref().and_then(|id| self.responses.get(id))
+        self.last_http
+            .as_ref()
+            .and_then(|id| self.responses.get(id))
     }
 }
 
@@ -76,7 +78,9 @@ pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepR
         ctx["vars"] = json!({});
     }
     let end = loop {
-        let Some(step) = queue.pop_front() else { break RunEnd::Completed };
+        let Some(step) = queue.pop_front() else {
+            break RunEnd::Completed;
+        };
         match step {
             Step::HttpRequest(h) => {
                 let req = match build_request(&h, &ctx) {
@@ -91,11 +95,19 @@ pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepR
                         let ok = resp.is_success();
                         responses.insert(h.id.clone(), resp.clone());
                         if !ok {
-                            break RunEnd::HttpFailed { step: h.id.clone(), response: resp };
+                            break RunEnd::HttpFailed {
+                                step: h.id.clone(),
+                                response: resp,
+                            };
                         }
                         last_http = Some(h.id.clone());
                     }
-                    Err(error) => break RunEnd::Transport { step: h.id.clone(), error },
+                    Err(error) => {
+                        break RunEnd::Transport {
+                            step: h.id.clone(),
+                            error,
+                        };
+                    }
                 }
             }
             Step::TransformPayload(t) => match template::render_value(&t.template, &ctx) {
@@ -104,7 +116,11 @@ pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepR
             },
             Step::Conditional(c) => match template::truthy(&c.condition, &ctx) {
                 Ok(true) => c.then.into_iter().rev().for_each(|s| queue.push_front(s)),
-                Ok(false) => c.otherwise.into_iter().rev().for_each(|s| queue.push_front(s)),
+                Ok(false) => c
+                    .otherwise
+                    .into_iter()
+                    .rev()
+                    .for_each(|s| queue.push_front(s)),
                 Err(e) => break RunEnd::Template(e.to_string()),
             },
             Step::StopExecution(s) => {
@@ -116,7 +132,8 @@ pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepR
                     None => true,
                 };
                 if fire {
-                    let message = template::render_str(&s.message, &ctx).unwrap_or(s.message.clone());
+                    let message =
+                        template::render_str(&s.message, &ctx).unwrap_or(s.message.clone());
                     let class = match s.outcome {
                         StopOutcome::Failed => s
                             .error_class
@@ -129,7 +146,13 @@ pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepR
             }
         }
     };
-    StepRun { end, responses, last_http, calls, ctx }
+    StepRun {
+        end,
+        responses,
+        last_http,
+        calls,
+        ctx,
+    }
 }
 
 fn build_request(h: &HttpRequestStep, ctx: &Value) -> Result<HttpRequest, TemplateError> {

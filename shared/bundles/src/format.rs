@@ -74,7 +74,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_duration_seconds: 600, max_submit_attempts: 4, submit_timeout_seconds: 60, capacity: None }
+        Limits {
+            max_duration_seconds: 600,
+            max_submit_attempts: 4,
+            submit_timeout_seconds: 60,
+            capacity: None,
+        }
     }
 }
 

@@ -26,12 +26,17 @@ impl HttpResponse {
 
     /// A header value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).and_then(|v| v.as_str())
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(|v| v.as_str())
     }
 
     /// `Retry-After` / `retry-after-ms`, in milliseconds.
     pub fn retry_after_ms(&self) -> Option<u64> {
-        if let Some(ms) = self.header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if let Some(ms) = self
+            .header("retry-after-ms")
+            .and_then(|v| v.parse::<f64>().ok())
+        {
             return Some(ms.max(0.0) as u64);
         }
         self.header("retry-after")
@@ -93,9 +98,14 @@ impl Transport {
     }
 
     /// Sends a request; returns the response (or why none) and the call record.
-    pub async fn send(&self, step: &str, req: HttpRequest) -> (Result<HttpResponse, TransportError>, CallRecord) {
+    pub async fn send(
+        &self,
+        step: &str,
+        req: HttpRequest,
+    ) -> (Result<HttpResponse, TransportError>, CallRecord) {
         let started = Instant::now();
-        let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let method =
+            reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut rb = self.client.request(method, &req.url).timeout(req.timeout);
         for (k, v) in &req.headers {
             rb = rb.header(k, v);
@@ -151,17 +161,32 @@ async fn read(resp: reqwest::Response) -> Result<HttpResponse, TransportError> {
     let mut headers = Map::new();
     for (k, v) in resp.headers() {
         if let Ok(s) = v.to_str() {
-            headers.insert(k.as_str().to_ascii_lowercase(), Value::String(s.to_string()));
+            headers.insert(
+                k.as_str().to_ascii_lowercase(),
+                Value::String(s.to_string()),
+            );
         }
     }
-    let content_type = headers.get("content-type").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     let bytes = resp.bytes().await.map_err(|e| {
-        if e.is_timeout() { TransportError::Timeout } else { TransportError::Broken(e.to_string()) }
+        if e.is_timeout() {
+            TransportError::Timeout
+        } else {
+            TransportError::Broken(e.to_string())
+        }
     })?;
     let body = if bytes.is_empty() {
         Value::Null
-    } else if content_type.contains("json") || content_type.is_empty() || content_type.starts_with("text/") {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).to_string()))
+    } else if content_type.contains("json")
+        || content_type.is_empty()
+        || content_type.starts_with("text/")
+    {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).to_string()))
     } else {
         json!({
             "body_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
@@ -169,5 +194,9 @@ async fn read(resp: reqwest::Response) -> Result<HttpResponse, TransportError> {
             "size": bytes.len(),
         })
     };
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }

@@ -23,23 +23,63 @@ fn line(unit: &str, quantity: f64, unit_price_usd: f64, source: &str) -> CostLin
 pub fn compute(pricing: &Pricing, result: &ProviderResult) -> Cost {
     let u = &result.usage;
     let lines = match pricing {
-        Pricing::PerToken { input_usd_per_million, output_usd_per_million } => vec![
-            line("input_token", num(u, "input_tokens"), input_usd_per_million / 1e6, "usage.input_tokens"),
-            line("output_token", num(u, "output_tokens"), output_usd_per_million / 1e6, "usage.output_tokens"),
+        Pricing::PerToken {
+            input_usd_per_million,
+            output_usd_per_million,
+        } => vec![
+            line(
+                "input_token",
+                num(u, "input_tokens"),
+                input_usd_per_million / 1e6,
+                "usage.input_tokens",
+            ),
+            line(
+                "output_token",
+                num(u, "output_tokens"),
+                output_usd_per_million / 1e6,
+                "usage.output_tokens",
+            ),
         ],
         Pricing::PerOutput { usd_per_output } => {
-            vec![line("output", result.outputs.len() as f64, *usd_per_output, "outputs")]
+            vec![line(
+                "output",
+                result.outputs.len() as f64,
+                *usd_per_output,
+                "outputs",
+            )]
         }
         Pricing::PerSecond { usd_per_second } => {
-            vec![line("second", num(u, "predict_time"), *usd_per_second, "usage.predict_time")]
+            vec![line(
+                "second",
+                num(u, "predict_time"),
+                *usd_per_second,
+                "usage.predict_time",
+            )]
         }
-        Pricing::PerCredit { credits_per_second, usd_per_credit } => {
+        Pricing::PerCredit {
+            credits_per_second,
+            usd_per_credit,
+        } => {
             let seconds = num(u, "duration_seconds");
-            vec![line("credit", seconds * credits_per_second, *usd_per_credit, "usage.duration_seconds")]
+            vec![line(
+                "credit",
+                seconds * credits_per_second,
+                *usd_per_credit,
+                "usage.duration_seconds",
+            )]
         }
         Pricing::PerCharacter { usd_per_thousand } => {
-            vec![line("character", num(u, "characters"), usd_per_thousand / 1000.0, "usage.characters")]
+            vec![line(
+                "character",
+                num(u, "characters"),
+                usd_per_thousand / 1000.0,
+                "usage.characters",
+            )]
         }
     };
-    Cost { provider_usd_micros: lines.iter().map(|l| l.amount_usd_micros).sum(), billable: false, lines }
+    Cost {
+        provider_usd_micros: lines.iter().map(|l| l.amount_usd_micros).sum(),
+        billable: false,
+        lines,
+    }
 }

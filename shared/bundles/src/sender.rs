@@ -15,20 +15,25 @@ pub struct StandardWebhookSender {
 impl StandardWebhookSender {
     /// A sender signing with `secret` (`whsec_` + base64 key).
     pub fn new(secret: &str) -> Result<StandardWebhookSender, String> {
-        standard_webhooks::sign(secret, "probe", 0, b"").map_err(|e| format!("webhook signing secret: {e}"))?;
+        standard_webhooks::sign(secret, "probe", 0, b"")
+            .map_err(|e| format!("webhook signing secret: {e}"))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(StandardWebhookSender { client, secret: secret.to_string() })
+        Ok(StandardWebhookSender {
+            client,
+            secret: secret.to_string(),
+        })
     }
 }
 
 #[async_trait]
 impl WebhookSender for StandardWebhookSender {
     async fn deliver(&self, url: &str, event: &OutcomeEvent) -> Result<(), Failure> {
-        let body = serde_json::to_vec(event).map_err(|e| Failure::new(ErrorClass::DegradedFinalization, e.to_string()))?;
+        let body = serde_json::to_vec(event)
+            .map_err(|e| Failure::new(ErrorClass::DegradedFinalization, e.to_string()))?;
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -46,8 +51,15 @@ impl WebhookSender for StandardWebhookSender {
             .send()
             .await
             .map_err(|e| {
-                let what = if e.is_timeout() { "timed out" } else { "could not connect" };
-                Failure::new(ErrorClass::DegradedFinalization, format!("customer webhook {what}"))
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "could not connect"
+                };
+                Failure::new(
+                    ErrorClass::DegradedFinalization,
+                    format!("customer webhook {what}"),
+                )
             })?;
         if resp.status().is_success() {
             Ok(())

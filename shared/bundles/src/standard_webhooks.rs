@@ -36,11 +36,20 @@ fn key(secret: &str) -> Result<Vec<u8>, VerifyError> {
 }
 
 /// The `v1,<base64>` signature of a message.
-pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String, VerifyError> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key(secret)?).map_err(|_| VerifyError::BadSecret)?;
+pub fn sign(
+    secret: &str,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, VerifyError> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(&key(secret)?).map_err(|_| VerifyError::BadSecret)?;
     mac.update(format!("{msg_id}.{timestamp}.").as_bytes());
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// Verifies headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) against a body.
@@ -58,7 +67,10 @@ pub fn verify(
             .ok_or(VerifyError::MissingHeader(name))
     };
     let id = get("webhook-id")?;
-    let ts: i64 = get("webhook-timestamp")?.trim().parse().map_err(|_| VerifyError::Timestamp)?;
+    let ts: i64 = get("webhook-timestamp")?
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::Timestamp)?;
     if (now_seconds - ts).abs() > TOLERANCE_SECONDS {
         return Err(VerifyError::Timestamp);
     }
@@ -97,13 +109,25 @@ mod tests {
     #[test]
     fn published_vector_signs_and_verifies() {
         assert_eq!(sign(SECRET, ID, TS, BODY).unwrap(), SIG);
-        assert_eq!(verify(SECRET, &headers(&format!("v1,bogus {SIG}")), BODY, TS + 10).unwrap(), ID);
+        assert_eq!(
+            verify(SECRET, &headers(&format!("v1,bogus {SIG}")), BODY, TS + 10).unwrap(),
+            ID
+        );
     }
 
     #[test]
     fn tampering_staleness_and_missing_headers_fail() {
-        assert_eq!(verify(SECRET, &headers(SIG), b"{\"test\": 1}", TS), Err(VerifyError::Mismatch));
-        assert_eq!(verify(SECRET, &headers(SIG), BODY, TS + 301), Err(VerifyError::Timestamp));
-        assert_eq!(verify(SECRET, &headers(SIG)[..2], BODY, TS), Err(VerifyError::MissingHeader("webhook-signature")));
+        assert_eq!(
+            verify(SECRET, &headers(SIG), b"{\"test\": 1}", TS),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(SECRET, &headers(SIG), BODY, TS + 301),
+            Err(VerifyError::Timestamp)
+        );
+        assert_eq!(
+            verify(SECRET, &headers(SIG)[..2], BODY, TS),
+            Err(VerifyError::MissingHeader("webhook-signature"))
+        );
     }
 }

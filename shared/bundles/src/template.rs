@@ -96,12 +96,21 @@ pub fn render_value(template: &Value, ctx: &Value) -> Result<Value, TemplateErro
 /// Checks the syntax of a template or expression without a context (load-time check).
 pub fn check_syntax(s: &str, is_expression: bool) -> Result<(), TemplateError> {
     if is_expression {
-        return env().compile_expression(s).map(|_| ()).map_err(|e| TemplateError(e.to_string()));
+        return env()
+            .compile_expression(s)
+            .map(|_| ())
+            .map_err(|e| TemplateError(e.to_string()));
     }
     if let Some(expr) = sole_expression(s) {
-        return env().compile_expression(expr).map(|_| ()).map_err(|e| TemplateError(e.to_string()));
+        return env()
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| TemplateError(e.to_string()));
     }
-    env().template_from_str(s).map(|_| ()).map_err(|e| TemplateError(e.to_string()))
+    env()
+        .template_from_str(s)
+        .map(|_| ())
+        .map_err(|e| TemplateError(e.to_string()))
 }
 
 /// Top-level variables a template or expression refers to (for load-time checks).
@@ -131,7 +140,10 @@ mod tests {
     fn sole_expressions_keep_their_type_and_nulls_drop() {
         let ctx = json!({"input": {"n": 2, "prompt": "cat"}});
         let t = json!({"n": "{{ input.n }}", "p": "a {{ input.prompt }}", "size": "{{ input.size | default(none) }}"});
-        assert_eq!(render_value(&t, &ctx).unwrap(), json!({"n": 2, "p": "a cat"}));
+        assert_eq!(
+            render_value(&t, &ctx).unwrap(),
+            json!({"n": 2, "p": "a cat"})
+        );
     }
 
     #[test]
@@ -145,7 +157,10 @@ mod tests {
     fn conditions_and_roots() {
         let ctx = json!({"steps": {"s": {"body": {"status": "COMPLETED"}}}});
         assert!(truthy("steps.s.body.status == 'COMPLETED'", &ctx).unwrap());
-        assert_eq!(referenced_roots("{{ base_url }}/x/{{ job.id }}", false), vec!["base_url", "job"]);
+        assert_eq!(
+            referenced_roots("{{ base_url }}/x/{{ job.id }}", false),
+            vec!["base_url", "job"]
+        );
         assert!(check_syntax("{{ unclosed", false).is_err());
     }
 }

@@ -28,12 +28,23 @@ pub struct Client {
 impl Client {
     /// A client.
     pub fn new(base: &str, key: &str) -> Result<Client> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_string(), key: key.to_string() })
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+        })
     }
 
     /// `POST /v1/executions`: returns the HTTP status and the body.
-    pub async fn create(&self, model: &str, input: &Value, opts: &CreateOptions) -> Result<(u16, Value)> {
+    pub async fn create(
+        &self,
+        model: &str,
+        input: &Value,
+        opts: &CreateOptions,
+    ) -> Result<(u16, Value)> {
         let mut body = json!({"model": model, "input": input});
         if let Some(u) = &opts.webhook_url {
             body["webhook_url"] = json!(u);
@@ -41,14 +52,21 @@ impl Client {
         if let Some(s) = opts.max_duration_seconds {
             body["max_duration_seconds"] = json!(s);
         }
-        let mut req = self.http.post(format!("{}/v1/executions", self.base)).bearer_auth(&self.key).json(&body);
+        let mut req = self
+            .http
+            .post(format!("{}/v1/executions", self.base))
+            .bearer_auth(&self.key)
+            .json(&body);
         if let Some(k) = &opts.idempotency_key {
             req = req.header("Idempotency-Key", k);
         }
         if let Some(w) = opts.wait_seconds {
             req = req.header("Prefer", format!("wait={w}"));
         }
-        let resp = req.send().await.with_context(|| format!("POST {}/v1/executions", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("POST {}/v1/executions", self.base))?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         Ok((status, body))
@@ -56,7 +74,12 @@ impl Client {
 
     /// `GET /v1/executions/{id}`.
     pub async fn get(&self, id: &str) -> Result<Value> {
-        let resp = self.http.get(format!("{}/v1/executions/{id}", self.base)).bearer_auth(&self.key).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}/v1/executions/{id}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -78,7 +101,12 @@ impl Client {
 
     /// `GET /v1/executions/{id}/events`.
     pub async fn events(&self, id: &str) -> Result<Value> {
-        let resp = self.http.get(format!("{}/v1/executions/{id}/events", self.base)).bearer_auth(&self.key).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}/v1/executions/{id}/events", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -89,7 +117,12 @@ impl Client {
 
     /// `GET /v1/models`.
     pub async fn models(&self) -> Result<Value> {
-        let resp = self.http.get(format!("{}/v1/models", self.base)).bearer_auth(&self.key).send().await?;
+        let resp = self
+            .http
+            .get(format!("{}/v1/models", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
         Ok(resp.json().await?)
     }
 
@@ -105,7 +138,10 @@ impl Client {
         let mut last = String::new();
         loop {
             let v = self.get(id).await?;
-            let key = format!("{}|{}|{}", v["status"], v["progress"], v["waiting"]["reason"]);
+            let key = format!(
+                "{}|{}|{}",
+                v["status"], v["progress"], v["waiting"]["reason"]
+            );
             if key != last {
                 on_change(&v);
                 last = key;

@@ -57,10 +57,17 @@ const PNG_DATA_URI: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAA
 /// prompt-like one carries `text` (where the simulator directives go).
 pub fn input_for(schema: &Value, text: &str) -> Value {
     let mut out = Map::new();
-    let props = schema["properties"].as_object().cloned().unwrap_or_default();
+    let props = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let required: Vec<String> = schema["required"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let prompt_key = ["prompt", "promptText", "text", "prompt_text"]
         .into_iter()
@@ -80,7 +87,11 @@ pub fn input_for(schema: &Value, text: &str) -> Value {
             json!(PNG_DATA_URI)
         } else {
             match p["type"].as_str() {
-                Some("integer") | Some("number") => p["minimum"].clone().as_f64().map(|m| json!(m as i64)).unwrap_or(json!(1)),
+                Some("integer") | Some("number") => p["minimum"]
+                    .clone()
+                    .as_f64()
+                    .map(|m| json!(m as i64))
+                    .unwrap_or(json!(1)),
                 Some("boolean") => json!(false),
                 _ => json!(text),
             }
@@ -98,10 +109,16 @@ pub async fn plan(client: &Client) -> Result<Vec<Case>> {
         let id = m["id"].as_str().unwrap_or_default().to_string();
         let shape = m["shape"].as_str().unwrap_or_default().to_string();
         let schema = m["input_schema"].clone();
-        let mk = |name: &str, text: &str, outcome: &'static str, classes: &'static [&'static str]| Case {
+        let mk = |name: &str,
+                  text: &str,
+                  outcome: &'static str,
+                  classes: &'static [&'static str]| Case {
             name: name.to_string(),
             model: id.clone(),
-            input: input_for(&schema, &format!("a lighthouse at dusk {text} [{name} {}]", ulid::Ulid::new())),
+            input: input_for(
+                &schema,
+                &format!("a lighthouse at dusk {text} [{name} {}]", ulid::Ulid::new()),
+            ),
             opts: CreateOptions::default(),
             cancel_after_ms: None,
             expect_outcome: outcome,
@@ -110,10 +127,34 @@ pub async fn plan(client: &Client) -> Result<Vec<Case>> {
         cases.push(mk("ok", "", "succeeded", &[]));
         cases.push(mk("429 then ok", "sim:rate_limit=1", "succeeded", &[]));
         cases.push(mk("5xx then ok", "sim:server_error=1", "succeeded", &[]));
-        cases.push(mk("provider rejects input", "sim:invalid", "failed", &["validation_error"]));
-        cases.push(mk("content policy", "sim:content_policy", "failed", &["content_policy"]));
-        cases.push(mk("empty output", "sim:empty_output", "failed", &["partial_result"]));
-        cases.push(mk("job fails", "sim:fail", "failed", &["provider_fatal", "provider_transient"]));
+        cases.push(mk(
+            "provider rejects input",
+            "sim:invalid",
+            "failed",
+            &["validation_error"],
+        ));
+        cases.push(mk(
+            "content policy",
+            "sim:content_policy",
+            "failed",
+            &["content_policy"],
+        ));
+        cases.push(mk(
+            "empty output",
+            "sim:empty_output",
+            "failed",
+            &["partial_result"],
+        ));
+        cases.push(mk(
+            "job fails",
+            "sim:fail",
+            "failed",
+            &[
+                "provider_fatal",
+                "provider_transient",
+                "provider_unavailable",
+            ],
+        ));
         let mut dup = mk("idempotent retry", "", "succeeded", &[]);
         dup.opts.idempotency_key = Some(format!("demo-{}", ulid::Ulid::new()));
         cases.push(dup);
@@ -121,17 +162,37 @@ pub async fn plan(client: &Client) -> Result<Vec<Case>> {
         bad.input = json!({});
         cases.push(bad);
         if shape != "immediate" {
-            let mut t = mk("max duration exceeded", "sim:duration=60000", "timed_out", &["timeout"]);
+            let mut t = mk(
+                "max duration exceeded",
+                "sim:duration=60000",
+                "timed_out",
+                &["timeout"],
+            );
             t.opts.max_duration_seconds = Some(2);
             cases.push(t);
-            let mut c = mk("canceled while running", "sim:duration=60000", "canceled", &["canceled"]);
+            let mut c = mk(
+                "canceled while running",
+                "sim:duration=60000",
+                "canceled",
+                &["canceled"],
+            );
             c.cancel_after_ms = Some(400);
             cases.push(c);
         }
         if shape == "callback" {
             cases.push(mk("callback lost", "sim:lose_callback", "succeeded", &[]));
-            cases.push(mk("callback duplicated", "sim:duplicate_callback", "succeeded", &[]));
-            cases.push(mk("callback late", "sim:late_callback=1500", "succeeded", &[]));
+            cases.push(mk(
+                "callback duplicated",
+                "sim:duplicate_callback",
+                "succeeded",
+                &[],
+            ));
+            cases.push(mk(
+                "callback late",
+                "sim:late_callback=1500",
+                "succeeded",
+                &[],
+            ));
         }
     }
     Ok(cases)
@@ -161,7 +222,9 @@ async fn run_case(client: Client, case: Case) -> CaseResult {
         result.outcome = "rejected".into();
         result.error_class = body["error_class"].as_str().map(str::to_string);
     } else {
-        let Some(id) = body["id"].as_str().map(str::to_string) else { return result };
+        let Some(id) = body["id"].as_str().map(str::to_string) else {
+            return result;
+        };
         result.id = Some(id.clone());
         if case.opts.idempotency_key.is_some() {
             // Retry the same create: must return the same execution.
@@ -176,7 +239,10 @@ async fn run_case(client: Client, case: Case) -> CaseResult {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             let _ = client.cancel(&id).await;
         }
-        match client.wait_final(&id, Duration::from_secs(45), |_| {}).await {
+        match client
+            .wait_final(&id, Duration::from_secs(45), |_| {})
+            .await
+        {
             Ok(v) => {
                 result.outcome = outcome_of(&v);
                 result.error_class = v["error"]["class"].as_str().map(str::to_string);
@@ -197,7 +263,10 @@ async fn run_case(client: Client, case: Case) -> CaseResult {
 pub async fn run(sys: &LocalSystem) -> Result<Vec<CaseResult>> {
     let client = Client::new(&sys.url, &sys.dev_key)?;
     let cases = plan(&client).await?;
-    let handles: Vec<_> = cases.into_iter().map(|c| tokio::spawn(run_case(client.clone(), c))).collect();
+    let handles: Vec<_> = cases
+        .into_iter()
+        .map(|c| tokio::spawn(run_case(client.clone(), c)))
+        .collect();
     let mut results = Vec::new();
     for h in handles {
         if let Ok(r) = h.await {
@@ -211,7 +280,11 @@ pub async fn run(sys: &LocalSystem) -> Result<Vec<CaseResult>> {
 pub fn summary(results: &[CaseResult]) -> BTreeMap<(String, String), usize> {
     let mut m = BTreeMap::new();
     for r in results {
-        *m.entry((r.outcome.clone(), r.error_class.clone().unwrap_or_else(|| "-".into()))).or_insert(0) += 1;
+        *m.entry((
+            r.outcome.clone(),
+            r.error_class.clone().unwrap_or_else(|| "-".into()),
+        ))
+        .or_insert(0) += 1;
     }
     m
 }

@@ -106,7 +106,11 @@ impl LocalSystem {
     /// Assembles and starts everything.
     pub async fn start(opts: LocalOptions) -> Result<LocalSystem> {
         let simulators = match opts.simulators.clone() {
-            Some(cfg) => Some(Simulators::start(cfg).await.context("starting provider simulators")?),
+            Some(cfg) => Some(
+                Simulators::start(cfg)
+                    .await
+                    .context("starting provider simulators")?,
+            ),
             None => None,
         };
         let backend = EmbeddedBackend::open(&opts.data_dir, opts.clock.clone())
@@ -115,9 +119,12 @@ impl LocalSystem {
         let mut catalog_opts = CatalogOptions::from_env();
         if let Some(sims) = &simulators {
             for provider in ["openai", "runway", "replicate", "fal"] {
-                catalog_opts.base_url_overrides.insert(provider.to_string(), sims.base_url(provider));
+                catalog_opts
+                    .base_url_overrides
+                    .insert(provider.to_string(), sims.base_url(provider));
             }
-            catalog_opts.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
+            catalog_opts.replicate_webhook_secret =
+                Some(sims.replicate_webhook_secret().to_string());
             catalog_opts.fal_public_keys = vec![sims.fal_public_key_b64url()];
             catalog_opts.allow_missing_credentials = true;
         }
@@ -142,7 +149,9 @@ impl LocalSystem {
             queue,
             limiter: backend.limiter.clone(),
             events: backend.store.clone(),
-            webhooks: Arc::new(StandardWebhookSender::new(&opts.webhook_secret).map_err(anyhow::Error::msg)?),
+            webhooks: Arc::new(
+                StandardWebhookSender::new(&opts.webhook_secret).map_err(anyhow::Error::msg)?,
+            ),
             clock: opts.clock.clone(),
             catalog: Arc::new(catalog),
         };
@@ -153,7 +162,10 @@ impl LocalSystem {
         let engine = Arc::new(engine);
 
         let dev_key = format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>()));
-        backend.store.add_api_key("dev", &hash_api_key(&dev_key)).await?;
+        backend
+            .store
+            .add_api_key("dev", &hash_api_key(&dev_key))
+            .await?;
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -178,7 +190,11 @@ impl LocalSystem {
                     }
                     match e.reconcile().await {
                         Ok(r) if r.redriven + r.outboxes_applied > 0 => {
-                            tracing::info!(redriven = r.redriven, outboxes = r.outboxes_applied, "reconciler re-drove executions")
+                            tracing::info!(
+                                redriven = r.redriven,
+                                outboxes = r.outboxes_applied,
+                                "reconciler re-drove executions"
+                            )
                         }
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "reconcile failed"),

@@ -4,15 +4,19 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use comfy_table::Table;
 use executor_cli::client::{Client, CreateOptions};
+use executor_cli::demo;
 use executor_cli::local::{LocalOptions, LocalSystem};
 use executor_cli::render::{outcome_json, outcome_of, progress_line};
-use executor_cli::demo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "executor", version, about = "Run AI model executions across providers through one lifecycle")]
+#[command(
+    name = "executor",
+    version,
+    about = "Run AI model executions across providers through one lifecycle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,10 @@ enum Command {
 fn init_logs(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXECUTOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[tokio::main]
@@ -109,7 +116,13 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Dev { bind, data_dir, bundles, no_simulators, time_scale } => {
+        Command::Dev {
+            bind,
+            data_dir,
+            bundles,
+            no_simulators,
+            time_scale,
+        } => {
             init_logs("info");
             let mut opts = LocalOptions::dev(data_dir.clone());
             opts.bind = bind;
@@ -127,30 +140,52 @@ async fn run(cli: Cli) -> Result<i32> {
             if let Some(s) = &sys.simulators {
                 println!("provider simulators on http://{}", s.addr());
             }
-            println!("try: curl -s {}/v1/models -H 'Authorization: Bearer {}'", sys.url, sys.dev_key);
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            println!(
+                "try: curl -s {}/v1/models -H 'Authorization: Bearer {}'",
+                sys.url, sys.dev_key
+            );
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
             sys.stop().await;
             Ok(0)
         }
-        Command::Run { model, input, server, key, webhook, idempotency_key, max_duration, json } => {
+        Command::Run {
+            model,
+            input,
+            server,
+            key,
+            webhook,
+            idempotency_key,
+            max_duration,
+            json,
+        } => {
             init_logs("warn");
             let input: serde_json::Value =
                 serde_json::from_str(&input).context("--input is not valid JSON")?;
             let mut local = None;
             let client = match server {
                 Some(url) => {
-                    let Some(key) = key else { bail!("--key (or EXECUTOR_API_KEY) is required with --server") };
+                    let Some(key) = key else {
+                        bail!("--key (or EXECUTOR_API_KEY) is required with --server")
+                    };
                     Client::new(&url, &key)?
                 }
                 None => {
                     let dir = tempfile::tempdir()?;
-                    let sys = LocalSystem::start(LocalOptions::dev(dir.path().to_path_buf())).await?;
+                    let sys =
+                        LocalSystem::start(LocalOptions::dev(dir.path().to_path_buf())).await?;
                     let c = Client::new(&sys.url, &sys.dev_key)?;
                     local = Some((sys, dir));
                     c
                 }
             };
-            let opts = CreateOptions { webhook_url: webhook, idempotency_key, max_duration_seconds: max_duration, wait_seconds: None };
+            let opts = CreateOptions {
+                webhook_url: webhook,
+                idempotency_key,
+                max_duration_seconds: max_duration,
+                wait_seconds: None,
+            };
             let started = Instant::now();
             let (status, body) = client.create(&model, &input, &opts).await?;
             if status >= 400 {
@@ -170,7 +205,11 @@ async fn run(cli: Cli) -> Result<i32> {
             let v = client
                 .wait_final(&id, Duration::from_secs(900), |v| {
                     if !json {
-                        println!("  {:>7.2}s  {}", started.elapsed().as_secs_f64(), progress_line(v, color));
+                        println!(
+                            "  {:>7.2}s  {}",
+                            started.elapsed().as_secs_f64(),
+                            progress_line(v, color)
+                        );
                     }
                 })
                 .await?;
@@ -182,16 +221,32 @@ async fn run(cli: Cli) -> Result<i32> {
             if outcome == "succeeded" && v["status"] == "finalized" {
                 Ok(0)
             } else {
-                eprintln!("execution {outcome}: {}", v["error"]["class"].as_str().or(v["delivery_error"]["class"].as_str()).unwrap_or("-"));
+                eprintln!(
+                    "execution {outcome}: {}",
+                    v["error"]["class"]
+                        .as_str()
+                        .or(v["delivery_error"]["class"].as_str())
+                        .unwrap_or("-")
+                );
                 Ok(1)
             }
         }
-        Command::Explain { id, server, key, json } => {
+        Command::Explain {
+            id,
+            server,
+            key,
+            json,
+        } => {
             let client = Client::new(&server, &key)?;
             let view = client.get(&id).await?;
             let events = client.events(&id).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"execution": view, "events": events["data"]}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"execution": view, "events": events["data"]})
+                    )?
+                );
             } else {
                 let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
                 print!("{}", executor_cli::render::explain(&view, &events, color));
@@ -214,7 +269,16 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 let mut t = Table::new();
-                t.set_header(vec!["model", "case", "expected", "outcome", "error class", "cost $", ""]);
+                t.load_preset(comfy_table::presets::ASCII_FULL_CONDENSED);
+                t.set_header(vec![
+                    "model",
+                    "case",
+                    "expected",
+                    "outcome",
+                    "error class",
+                    "cost $",
+                    "",
+                ]);
                 for r in &results {
                     t.add_row(vec![
                         r.model.clone(),
@@ -223,11 +287,16 @@ async fn run(cli: Cli) -> Result<i32> {
                         r.outcome.clone(),
                         r.error_class.clone().unwrap_or_else(|| "-".into()),
                         format!("{:.4}", r.cost_usd),
-                        if r.ok { "ok".into() } else { "UNEXPECTED".into() },
+                        if r.ok {
+                            "ok".into()
+                        } else {
+                            "UNEXPECTED".into()
+                        },
                     ]);
                 }
                 println!("{t}");
                 let mut s = Table::new();
+                s.load_preset(comfy_table::presets::ASCII_FULL_CONDENSED);
                 s.set_header(vec!["outcome", "error class", "executions"]);
                 for ((o, c), n) in demo::summary(&results) {
                     s.add_row(vec![o, c, n.to_string()]);

@@ -14,7 +14,10 @@ pub fn progress_line(v: &Value, color: bool) -> String {
         line.push_str(&format!("  provider: {ps}"));
     }
     if let Some(w) = v["waiting"]["reason"].as_str() {
-        line.push_str(&format!("  waiting: {w} ({})", v["waiting"]["detail"].as_str().unwrap_or("")));
+        line.push_str(&format!(
+            "  waiting: {w} ({})",
+            v["waiting"]["detail"].as_str().unwrap_or("")
+        ));
     }
     if !color {
         return line;
@@ -29,7 +32,11 @@ pub fn progress_line(v: &Value, color: bool) -> String {
 
 /// The terminal status an execution reached (`succeeded`, `failed`, ...), from its view.
 pub fn outcome_of(v: &Value) -> String {
-    v["outcome"].as_str().or(v["status"].as_str()).unwrap_or("?").to_string()
+    v["outcome"]
+        .as_str()
+        .or(v["status"].as_str())
+        .unwrap_or("?")
+        .to_string()
 }
 
 /// The outcome summary printed at the end of `executor run`.
@@ -92,7 +99,11 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
             "error {} ({} fault, {}): {}\n",
             e["class"].as_str().unwrap_or("?"),
             e["fault"].as_str().unwrap_or("?"),
-            if e["retryable"] == true { "retryable" } else { "not retryable" },
+            if e["retryable"] == true {
+                "retryable"
+            } else {
+                "not retryable"
+            },
             e["detail"].as_str().unwrap_or("")
         ));
     }
@@ -118,7 +129,11 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
                 c["step"].as_str().unwrap_or("?"),
                 c["method"].as_str().unwrap_or("?"),
                 c["url"].as_str().unwrap_or("?"),
-                c["status"].as_u64().map(|s| s.to_string()).or(c["error"].as_str().map(str::to_string)).unwrap_or_default(),
+                c["status"]
+                    .as_u64()
+                    .map(|s| s.to_string())
+                    .or(c["error"].as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 fmt_duration(c["latency_ms"].as_i64().unwrap_or(0))
             ));
         }
@@ -128,19 +143,34 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
                 "",
                 f["class"].as_str().unwrap_or("?"),
                 f["message"].as_str().unwrap_or(""),
-                f["provider_code"].as_str().map(|c| format!(" [{c}]")).unwrap_or_default()
+                f["provider_code"]
+                    .as_str()
+                    .map(|c| format!(" [{c}]"))
+                    .unwrap_or_default()
             ));
         }
         if let Some(d) = r.get("detail").and_then(|d| d.as_object()) {
             let facts: Vec<String> = d
                 .iter()
                 .filter(|(k, _)| k.as_str() != "cost_lines")
-                .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
                 .collect();
             if !facts.is_empty() {
                 out.push_str(&format!("{:>16}{}\n", "", facts.join("  ")));
             }
-            for line in d.get("cost_lines").and_then(|l| l.as_array()).cloned().unwrap_or_default() {
+            for line in d
+                .get("cost_lines")
+                .and_then(|l| l.as_array())
+                .cloned()
+                .unwrap_or_default()
+            {
                 out.push_str(&format!(
                     "{:>16}cost {} {} x ${} = ${:.6} (from {})\n",
                     "",

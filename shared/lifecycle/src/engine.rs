@@ -233,7 +233,7 @@ impl Engine {
         .await?;
         let mut guard = Guard::accepted(&request, &spec.provider, spec.shape);
         let delay = if inline {
-            spec.submit_timeout_ms + self.config.watchdog_margin_ms
+            self.config.scaled(spec.submit_timeout_ms) + self.config.watchdog_margin_ms
         } else {
             0
         };
@@ -323,14 +323,25 @@ impl Engine {
         }
     }
 
-    /// Every committed transition record of an execution, in version order.
+    /// Every committed transition record of an execution, in version order — including the
+    /// record of a just-committed version whose outbox is still being applied.
     pub async fn transitions(&self, id: &str) -> Result<Vec<TransitionRecord>, EngineError> {
-        let mut out = Vec::new();
+        let mut out: Vec<TransitionRecord> = Vec::new();
         for key in self.ports.blobs.list(&keys::transitions_prefix(id)).await? {
             if let Some(r) = blobs::get_json(self.ports.blobs.as_ref(), &key).await? {
                 out.push(r);
             }
         }
+        if let Some(guard) = self.ports.guards.get(id).await? {
+            for effect in &guard.outbox {
+                if let Effect::Record { record } = effect
+                    && !out.iter().any(|r| r.version == record.version)
+                {
+                    out.push((**record).clone());
+                }
+            }
+        }
+        out.sort_by_key(|r| r.version);
         Ok(out)
     }
 

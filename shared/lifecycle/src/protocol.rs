@@ -92,7 +92,7 @@ impl Engine {
         }
         self.check_crash(CrashPoint::AfterGuardRead, id)?;
         let nudge = msg.version.is_none();
-        match guard.status() {
+        let handled = match guard.status() {
             Status::Queued if nudge && !guard.cancel_requested => Ok(Handled::Stale),
             Status::Queued => submit::run(self, guard).await,
             Status::Submitting if nudge => {
@@ -106,7 +106,11 @@ impl Engine {
             Status::Submitted | Status::Running => poll::run(self, guard).await,
             _ if nudge => Ok(Handled::Stale),
             _ => finalize::run(self, guard).await,
+        }?;
+        if handled == Handled::Done {
+            self.check_crash(CrashPoint::BeforeAck, id)?;
         }
+        Ok(handled)
     }
 
     /// Commits a step: writes its blobs, commits version v+1 with the outbox (the transition

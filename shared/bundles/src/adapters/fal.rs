@@ -7,7 +7,10 @@ use super::{Adapter, CallbackKeys, class_of_status, output_from_url, short};
 use crate::engine::{RunEnd, StepRun};
 use crate::http::HttpResponse;
 use base64::Engine as _;
-use executor_lifecycle::{CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult, VerifiedCallback};
+use executor_lifecycle::{
+    CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult,
+    VerifiedCallback,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -17,8 +20,14 @@ pub struct Fal;
 fn class_of_error_type(t: &str, status: u16) -> ErrorClass {
     match t {
         "request_timeout" | "startup_timeout" => ErrorClass::Timeout,
-        "runner_scheduling_failure" | "runner_connection_timeout" | "runner_disconnected" | "runner_connection_refused" | "runner_connection_error" => ErrorClass::ProviderUnavailable,
-        "runner_incomplete_response" | "runner_server_error" | "internal_error" => ErrorClass::ProviderTransient,
+        "runner_scheduling_failure"
+        | "runner_connection_timeout"
+        | "runner_disconnected"
+        | "runner_connection_refused"
+        | "runner_connection_error" => ErrorClass::ProviderUnavailable,
+        "runner_incomplete_response" | "runner_server_error" | "internal_error" => {
+            ErrorClass::ProviderTransient
+        }
         "client_cancelled" => ErrorClass::Canceled,
         "bad_request" => ErrorClass::ValidationError,
         "rate_limited" => ErrorClass::RateLimited,
@@ -37,21 +46,43 @@ impl Adapter for Fal {
         if let Some(items) = b["detail"].as_array() {
             let first = items.first().cloned().unwrap_or(Value::Null);
             let t = first["type"].as_str().unwrap_or("");
-            let class = if t.contains("content_policy") || t.contains("nsfw") { ErrorClass::ContentPolicy } else { class_of_status(resp.status) };
-            let mut f = Failure::new(class, short(first["msg"].as_str().unwrap_or("fal rejected the input"))).with_status(resp.status);
+            let class = if t.contains("content_policy") || t.contains("nsfw") {
+                ErrorClass::ContentPolicy
+            } else {
+                class_of_status(resp.status)
+            };
+            let mut f = Failure::new(
+                class,
+                short(first["msg"].as_str().unwrap_or("fal rejected the input")),
+            )
+            .with_status(resp.status);
             if !t.is_empty() {
                 f = f.with_code(t);
             }
-            let loc: Vec<String> = first["loc"].as_array().map(|l| l.iter().filter_map(|x| x.as_str().map(str::to_string)).filter(|x| x != "body").collect()).unwrap_or_default();
+            let loc: Vec<String> = first["loc"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .filter(|x| x != "body")
+                        .collect()
+                })
+                .unwrap_or_default();
             if class == ErrorClass::ValidationError || !loc.is_empty() {
                 f.field = Some(format!("/{}", loc.join("/")));
             }
             return f;
         }
-        let t = b["error_type"].as_str().or(resp.header("x-fal-error-type")).unwrap_or("");
-        let mut f = Failure::new(class_of_error_type(t, resp.status), short(b["detail"].as_str().unwrap_or("fal returned an error")))
-            .with_status(resp.status)
-            .with_retry_after_ms(resp.retry_after_ms());
+        let t = b["error_type"]
+            .as_str()
+            .or(resp.header("x-fal-error-type"))
+            .unwrap_or("");
+        let mut f = Failure::new(
+            class_of_error_type(t, resp.status),
+            short(b["detail"].as_str().unwrap_or("fal returned an error")),
+        )
+        .with_status(resp.status)
+        .with_retry_after_ms(resp.retry_after_ms());
         if !t.is_empty() {
             f = f.with_code(t);
         }
@@ -65,36 +96,65 @@ impl Adapter for Fal {
     fn interpret_poll(&self, run: &StepRun) -> PollOutcome {
         // A failing result GET after COMPLETED is the job's failure, not a call failure.
         if let RunEnd::HttpFailed { step, response } = &run.end
-            && run.responses.get("status").is_some_and(|s| s.body["status"] == "COMPLETED")
+            && run
+                .responses
+                .get("status")
+                .is_some_and(|s| s.body["status"] == "COMPLETED")
             && step != "status"
         {
             let failure = self.classify_error(response);
-            return PollOutcome::Failed { failure, raw: response.body.clone() };
+            return PollOutcome::Failed {
+                failure,
+                raw: response.body.clone(),
+            };
         }
         if let Some(o) = super::call_failure(self, run) {
             return o;
         }
         let Some(status) = run.responses.get("status").map(|r| &r.body) else {
-            return PollOutcome::CallFailed(Failure::new(ErrorClass::PipelineConfiguration, "fal poll steps must capture a `status` step"));
+            return PollOutcome::CallFailed(Failure::new(
+                ErrorClass::PipelineConfiguration,
+                "fal poll steps must capture a `status` step",
+            ));
         };
         match status["status"].as_str().unwrap_or("") {
-            "IN_QUEUE" => PollOutcome::Pending { provider_status: "IN_QUEUE".into(), progress: None, started: false },
-            "IN_PROGRESS" => PollOutcome::Pending { provider_status: "IN_PROGRESS".into(), progress: None, started: true },
+            "IN_QUEUE" => PollOutcome::Pending {
+                provider_status: "IN_QUEUE".into(),
+                progress: None,
+                started: false,
+            },
+            "IN_PROGRESS" => PollOutcome::Pending {
+                provider_status: "IN_PROGRESS".into(),
+                progress: None,
+                started: true,
+            },
             "COMPLETED" => {
-                if let Some(t) = status["error_type"].as_str().or(status["error"].as_str().map(|_| "")) {
+                if let Some(t) = status["error_type"]
+                    .as_str()
+                    .or(status["error"].as_str().map(|_| ""))
+                {
                     let msg = status["error"].as_str().unwrap_or("fal request failed");
                     let mut f = Failure::new(class_of_error_type(t, 500), short(msg));
                     if !t.is_empty() {
                         f = f.with_code(t);
                     }
-                    return PollOutcome::Failed { failure: f, raw: status.clone() };
+                    return PollOutcome::Failed {
+                        failure: f,
+                        raw: status.clone(),
+                    };
                 }
                 match run.responses.get("result") {
                     Some(r) => PollOutcome::Succeeded(normalize(&r.body, status)),
-                    None => PollOutcome::CallFailed(Failure::new(ErrorClass::PipelineConfiguration, "fal poll steps must fetch the `result` when COMPLETED")),
+                    None => PollOutcome::CallFailed(Failure::new(
+                        ErrorClass::PipelineConfiguration,
+                        "fal poll steps must fetch the `result` when COMPLETED",
+                    )),
                 }
             }
-            other => PollOutcome::CallFailed(Failure::new(ErrorClass::ProviderTransient, format!("unknown fal status {other:?}"))),
+            other => PollOutcome::CallFailed(Failure::new(
+                ErrorClass::ProviderTransient,
+                format!("unknown fal status {other:?}"),
+            )),
         }
     }
 
@@ -102,19 +162,40 @@ impl Adapter for Fal {
         true
     }
 
-    fn verify_callback(&self, keys: &CallbackKeys, headers: &[(String, String)], body: &[u8], now_ms: i64) -> Result<VerifiedCallback, Failure> {
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.as_str());
+    fn verify_callback(
+        &self,
+        keys: &CallbackKeys,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<VerifiedCallback, Failure> {
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.as_str())
+        };
         let fail = |m: &str| Failure::new(ErrorClass::CallbackFailure, format!("fal webhook: {m}"));
-        let request_id = get("x-fal-webhook-request-id").ok_or_else(|| fail("missing X-Fal-Webhook-Request-Id"))?;
-        let user_id = get("x-fal-webhook-user-id").ok_or_else(|| fail("missing X-Fal-Webhook-User-Id"))?;
-        let ts = get("x-fal-webhook-timestamp").ok_or_else(|| fail("missing X-Fal-Webhook-Timestamp"))?;
-        let sig_hex = get("x-fal-webhook-signature").ok_or_else(|| fail("missing X-Fal-Webhook-Signature"))?;
+        let request_id = get("x-fal-webhook-request-id")
+            .ok_or_else(|| fail("missing X-Fal-Webhook-Request-Id"))?;
+        let user_id =
+            get("x-fal-webhook-user-id").ok_or_else(|| fail("missing X-Fal-Webhook-User-Id"))?;
+        let ts = get("x-fal-webhook-timestamp")
+            .ok_or_else(|| fail("missing X-Fal-Webhook-Timestamp"))?;
+        let sig_hex = get("x-fal-webhook-signature")
+            .ok_or_else(|| fail("missing X-Fal-Webhook-Signature"))?;
         let t: i64 = ts.parse().map_err(|_| fail("bad timestamp"))?;
         if (now_ms / 1000 - t).abs() > 300 {
             return Err(fail("timestamp outside the tolerance"));
         }
-        let msg = format!("{request_id}\n{user_id}\n{ts}\n{}", hex::encode(Sha256::digest(body)));
-        let sig_bytes: [u8; 64] = hex::decode(sig_hex).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| fail("bad signature encoding"))?;
+        let msg = format!(
+            "{request_id}\n{user_id}\n{ts}\n{}",
+            hex::encode(Sha256::digest(body))
+        );
+        let sig_bytes: [u8; 64] = hex::decode(sig_hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| fail("bad signature encoding"))?;
         let sig = ed25519_dalek::Signature::from_bytes(&sig_bytes);
         let verified = keys.fal_public_keys.iter().any(|k| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -128,16 +209,29 @@ impl Adapter for Fal {
             return Err(fail("no matching signature"));
         }
         let payload: Value = serde_json::from_slice(body).map_err(|_| fail("body is not JSON"))?;
-        Ok(VerifiedCallback { callback_id: format!("{request_id}-{}", &hex::encode(Sha256::digest(body))[..16]), payload })
+        Ok(VerifiedCallback {
+            callback_id: format!("{request_id}-{}", &hex::encode(Sha256::digest(body))[..16]),
+            payload,
+        })
     }
 
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
         match payload["status"].as_str() {
-            Some("OK") => CallbackVerdict::Outcome(PollOutcome::Succeeded(normalize(&payload["payload"], &Value::Null))),
+            Some("OK") => CallbackVerdict::Outcome(PollOutcome::Succeeded(normalize(
+                &payload["payload"],
+                &Value::Null,
+            ))),
             Some("ERROR") => {
                 let msg = payload["error"].as_str().unwrap_or("fal request failed");
-                let class = if msg.contains("422") { ErrorClass::ValidationError } else { ErrorClass::ProviderFatal };
-                CallbackVerdict::Outcome(PollOutcome::Failed { failure: Failure::new(class, short(msg)), raw: payload.clone() })
+                let class = if msg.contains("422") {
+                    ErrorClass::ValidationError
+                } else {
+                    ErrorClass::ProviderFatal
+                };
+                CallbackVerdict::Outcome(PollOutcome::Failed {
+                    failure: Failure::new(class, short(msg)),
+                    raw: payload.clone(),
+                })
             }
             _ => CallbackVerdict::NeedsPoll,
         }
@@ -147,22 +241,31 @@ impl Adapter for Fal {
 fn normalize(result: &Value, status: &Value) -> ProviderResult {
     let mut outputs: Vec<Output> = result["images"]
         .as_array()
-        .map(|a| a.iter().filter_map(|i| {
-            let url = i["url"].as_str()?;
-            let mut o = output_from_url(url, OutputKind::Image);
-            o.width = i["width"].as_u64().map(|w| w as u32);
-            o.height = i["height"].as_u64().map(|h| h as u32);
-            if let Some(ct) = i["content_type"].as_str() {
-                o.mime_type = Some(ct.to_string());
-            }
-            Some(o)
-        }).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| {
+                    let url = i["url"].as_str()?;
+                    let mut o = output_from_url(url, OutputKind::Image);
+                    o.width = i["width"].as_u64().map(|w| w as u32);
+                    o.height = i["height"].as_u64().map(|h| h as u32);
+                    if let Some(ct) = i["content_type"].as_str() {
+                        o.mime_type = Some(ct.to_string());
+                    }
+                    Some(o)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(url) = result["video"]["url"].as_str() {
         outputs.push(output_from_url(url, OutputKind::Video));
     }
-    let usage = json!({"outputs": outputs.len(), "inference_time": status["metrics"]["inference_time"]});
-    ProviderResult { outputs, usage, raw: result.clone() }
+    let usage =
+        json!({"outputs": outputs.len(), "inference_time": status["metrics"]["inference_time"]});
+    ProviderResult {
+        outputs,
+        usage,
+        raw: result.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -174,7 +277,15 @@ mod tests {
     fn completed_with_error_is_a_failure() {
         let mut responses = std::collections::BTreeMap::new();
         responses.insert("status".to_string(), HttpResponse { status: 200, headers: Map::new(), body: json!({"status": "COMPLETED", "error": "Runner disconnected", "error_type": "runner_disconnected"}) });
-        let run = StepRun { end: RunEnd::Completed, responses, last_http: Some("status".into()), calls: vec![], ctx: json!({}) };
-        assert!(matches!(Fal.interpret_poll(&run), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ProviderUnavailable));
+        let run = StepRun {
+            end: RunEnd::Completed,
+            responses,
+            last_http: Some("status".into()),
+            calls: vec![],
+            ctx: json!({}),
+        };
+        assert!(
+            matches!(Fal.interpret_poll(&run), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ProviderUnavailable)
+        );
     }
 }

@@ -9,7 +9,10 @@ pub mod runway;
 
 use crate::engine::StepRun;
 use crate::http::HttpResponse;
-use executor_lifecycle::{CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult, VerifiedCallback};
+use executor_lifecycle::{
+    CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult,
+    VerifiedCallback,
+};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -33,14 +36,26 @@ pub trait Adapter: Send + Sync {
     /// Normalizes an immediate answer into a result (or a failure, e.g. a filtered output).
     fn normalize_immediate(&self, resp: &HttpResponse) -> Result<ProviderResult, Failure> {
         let _ = resp;
-        Err(Failure::new(ErrorClass::PipelineConfiguration, format!("adapter {} has no immediate results", self.name())))
+        Err(Failure::new(
+            ErrorClass::PipelineConfiguration,
+            format!("adapter {} has no immediate results", self.name()),
+        ))
     }
     /// Interprets a finished poll run.
     fn interpret_poll(&self, run: &StepRun) -> PollOutcome;
     /// Verifies a callback.
-    fn verify_callback(&self, keys: &CallbackKeys, headers: &[(String, String)], body: &[u8], now_ms: i64) -> Result<VerifiedCallback, Failure> {
+    fn verify_callback(
+        &self,
+        keys: &CallbackKeys,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<VerifiedCallback, Failure> {
         let _ = (keys, headers, body, now_ms);
-        Err(Failure::new(ErrorClass::CallbackFailure, format!("{} does not call back", self.name())))
+        Err(Failure::new(
+            ErrorClass::CallbackFailure,
+            format!("{} does not call back", self.name()),
+        ))
     }
     /// Interprets a verified callback payload.
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
@@ -75,7 +90,7 @@ pub const NAMES: [&str; 4] = ["openai", "runway", "replicate", "fal"];
 pub fn class_of_status(status: u16) -> ErrorClass {
     match status {
         400 | 404 | 413 | 415 | 422 => ErrorClass::ValidationError,
-        401 | 402 | 403 => ErrorClass::PipelineConfiguration,
+        401..=403 => ErrorClass::PipelineConfiguration,
         408 | 504 => ErrorClass::Timeout,
         409 | 425 | 500 => ErrorClass::ProviderTransient,
         429 => ErrorClass::RateLimited,
@@ -90,10 +105,20 @@ pub fn call_failure(adapter: &dyn Adapter, run: &StepRun) -> Option<PollOutcome>
     use crate::engine::RunEnd;
     match &run.end {
         RunEnd::Completed => None,
-        RunEnd::HttpFailed { response, .. } => Some(PollOutcome::CallFailed(adapter.classify_error(response))),
-        RunEnd::Transport { error, .. } => Some(PollOutcome::CallFailed(crate::driver::transport_failure(error))),
-        RunEnd::Stopped { class, message } => Some(PollOutcome::Failed { failure: Failure::new(*class, message.clone()), raw: Value::Null }),
-        RunEnd::Template(m) => Some(PollOutcome::Failed { failure: Failure::new(ErrorClass::PipelineConfiguration, m.clone()), raw: Value::Null }),
+        RunEnd::HttpFailed { response, .. } => {
+            Some(PollOutcome::CallFailed(adapter.classify_error(response)))
+        }
+        RunEnd::Transport { error, .. } => Some(PollOutcome::CallFailed(
+            crate::driver::transport_failure(error),
+        )),
+        RunEnd::Stopped { class, message } => Some(PollOutcome::Failed {
+            failure: Failure::new(*class, message.clone()),
+            raw: Value::Null,
+        }),
+        RunEnd::Template(m) => Some(PollOutcome::Failed {
+            failure: Failure::new(ErrorClass::PipelineConfiguration, m.clone()),
+            raw: Value::Null,
+        }),
     }
 }
 
@@ -110,11 +135,23 @@ pub fn output_from_url(url: &str, default: OutputKind) -> Output {
         "wav" => (OutputKind::Audio, Some("audio/wav")),
         _ => (default, None),
     };
-    Output { kind, url: Some(url.to_string()), data: None, mime_type: mime.map(str::to_string), width: None, height: None, duration_seconds: None }
+    Output {
+        kind,
+        url: Some(url.to_string()),
+        data: None,
+        mime_type: mime.map(str::to_string),
+        width: None,
+        height: None,
+        duration_seconds: None,
+    }
 }
 
 /// A short message of a provider body (never the whole body).
 pub fn short(s: &str) -> String {
     let s = s.trim();
-    if s.chars().count() > 300 { format!("{}…", s.chars().take(300).collect::<String>()) } else { s.to_string() }
+    if s.chars().count() > 300 {
+        format!("{}…", s.chars().take(300).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }

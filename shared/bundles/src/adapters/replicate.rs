@@ -7,7 +7,10 @@ use super::{Adapter, CallbackKeys, class_of_status, output_from_url, short};
 use crate::engine::StepRun;
 use crate::http::HttpResponse;
 use crate::standard_webhooks;
-use executor_lifecycle::{CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult, VerifiedCallback};
+use executor_lifecycle::{
+    CallbackVerdict, ErrorClass, Failure, Output, OutputKind, PollOutcome, ProviderResult,
+    VerifiedCallback,
+};
 use serde_json::{Value, json};
 
 /// The Replicate adapter.
@@ -20,12 +23,22 @@ impl Adapter for Replicate {
 
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let b = &resp.body;
-        let detail = b["detail"].as_str().map(str::to_string).unwrap_or_else(|| b.to_string());
+        let detail = b["detail"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| b.to_string());
         let title = b["title"].as_str().unwrap_or("");
         let class = class_of_status(resp.status);
-        let mut f = Failure::new(class, short(&if title.is_empty() { detail } else { format!("{title}: {detail}") }))
-            .with_status(resp.status)
-            .with_retry_after_ms(resp.retry_after_ms());
+        let mut f = Failure::new(
+            class,
+            short(&if title.is_empty() {
+                detail
+            } else {
+                format!("{title}: {detail}")
+            }),
+        )
+        .with_status(resp.status)
+        .with_retry_after_ms(resp.retry_after_ms());
         if class == ErrorClass::ValidationError {
             let field = b["invalid_fields"]
                 .as_array()
@@ -48,7 +61,10 @@ impl Adapter for Replicate {
         }
         match run.last_response() {
             Some(r) => interpret_prediction(&r.body),
-            None => PollOutcome::CallFailed(Failure::new(ErrorClass::PipelineConfiguration, "poll steps made no call")),
+            None => PollOutcome::CallFailed(Failure::new(
+                ErrorClass::PipelineConfiguration,
+                "poll steps made no call",
+            )),
         }
     }
 
@@ -56,15 +72,35 @@ impl Adapter for Replicate {
         true
     }
 
-    fn verify_callback(&self, keys: &CallbackKeys, headers: &[(String, String)], body: &[u8], now_ms: i64) -> Result<VerifiedCallback, Failure> {
-        let secret = keys
-            .replicate_webhook_secret
-            .as_deref()
-            .ok_or_else(|| Failure::new(ErrorClass::PipelineConfiguration, "REPLICATE_WEBHOOK_SECRET is not configured"))?;
-        let id = standard_webhooks::verify(secret, headers, body, now_ms / 1000)
-            .map_err(|e| Failure::new(ErrorClass::CallbackFailure, format!("Replicate webhook signature: {e}")))?;
-        let payload: Value = serde_json::from_slice(body).map_err(|e| Failure::new(ErrorClass::CallbackFailure, format!("webhook body is not JSON: {e}")))?;
-        Ok(VerifiedCallback { callback_id: id, payload })
+    fn verify_callback(
+        &self,
+        keys: &CallbackKeys,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<VerifiedCallback, Failure> {
+        let secret = keys.replicate_webhook_secret.as_deref().ok_or_else(|| {
+            Failure::new(
+                ErrorClass::PipelineConfiguration,
+                "REPLICATE_WEBHOOK_SECRET is not configured",
+            )
+        })?;
+        let id = standard_webhooks::verify(secret, headers, body, now_ms / 1000).map_err(|e| {
+            Failure::new(
+                ErrorClass::CallbackFailure,
+                format!("Replicate webhook signature: {e}"),
+            )
+        })?;
+        let payload: Value = serde_json::from_slice(body).map_err(|e| {
+            Failure::new(
+                ErrorClass::CallbackFailure,
+                format!("webhook body is not JSON: {e}"),
+            )
+        })?;
+        Ok(VerifiedCallback {
+            callback_id: id,
+            payload,
+        })
     }
 
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
@@ -88,8 +124,16 @@ fn class_of_error(error: &str) -> ErrorClass {
 pub fn interpret_prediction(p: &Value) -> PollOutcome {
     let status = p["status"].as_str().unwrap_or("");
     match status {
-        "starting" => PollOutcome::Pending { provider_status: status.into(), progress: None, started: false },
-        "processing" => PollOutcome::Pending { provider_status: status.into(), progress: None, started: true },
+        "starting" => PollOutcome::Pending {
+            provider_status: status.into(),
+            progress: None,
+            started: false,
+        },
+        "processing" => PollOutcome::Pending {
+            provider_status: status.into(),
+            progress: None,
+            started: true,
+        },
         "succeeded" => {
             let outputs = outputs_of(&p["output"]);
             let usage = json!({
@@ -97,29 +141,62 @@ pub fn interpret_prediction(p: &Value) -> PollOutcome {
                 "total_time": p["metrics"]["total_time"],
                 "outputs": outputs.len(),
             });
-            PollOutcome::Succeeded(ProviderResult { outputs, usage, raw: p.clone() })
+            PollOutcome::Succeeded(ProviderResult {
+                outputs,
+                usage,
+                raw: p.clone(),
+            })
         }
         "failed" => {
             let error = p["error"].as_str().unwrap_or("prediction failed");
-            PollOutcome::Failed { failure: Failure::new(class_of_error(error), short(error)), raw: p.clone() }
+            PollOutcome::Failed {
+                failure: Failure::new(class_of_error(error), short(error)),
+                raw: p.clone(),
+            }
         }
         "canceled" | "aborted" => PollOutcome::Canceled { raw: p.clone() },
-        other => PollOutcome::CallFailed(Failure::new(ErrorClass::ProviderTransient, format!("unknown prediction status {other:?}"))),
+        other => PollOutcome::CallFailed(Failure::new(
+            ErrorClass::ProviderTransient,
+            format!("unknown prediction status {other:?}"),
+        )),
     }
 }
 
 fn outputs_of(output: &Value) -> Vec<Output> {
-    let text = |s: &str| Output { kind: OutputKind::Text, url: None, data: Some(json!(s)), mime_type: Some("text/plain".into()), width: None, height: None, duration_seconds: None };
+    let text = |s: &str| Output {
+        kind: OutputKind::Text,
+        url: None,
+        data: Some(json!(s)),
+        mime_type: Some("text/plain".into()),
+        width: None,
+        height: None,
+        duration_seconds: None,
+    };
     match output {
-        Value::String(s) if s.starts_with("http") || s.starts_with("data:") => vec![output_from_url(s, OutputKind::Image)],
+        Value::String(s) if s.starts_with("http") || s.starts_with("data:") => {
+            vec![output_from_url(s, OutputKind::Image)]
+        }
         Value::String(s) => vec![text(s)],
-        Value::Array(items) if items.iter().all(|i| i.as_str().is_some_and(|s| !s.starts_with("http") && !s.starts_with("data:"))) && !items.is_empty() => {
+        Value::Array(items)
+            if items.iter().all(|i| {
+                i.as_str()
+                    .is_some_and(|s| !s.starts_with("http") && !s.starts_with("data:"))
+            }) && !items.is_empty() =>
+        {
             let joined: String = items.iter().filter_map(|i| i.as_str()).collect();
             vec![text(&joined)]
         }
         Value::Array(items) => items.iter().flat_map(outputs_of).collect(),
         Value::Null => vec![],
-        other => vec![Output { kind: OutputKind::Json, url: None, data: Some(other.clone()), mime_type: Some("application/json".into()), width: None, height: None, duration_seconds: None }],
+        other => vec![Output {
+            kind: OutputKind::Json,
+            url: None,
+            data: Some(other.clone()),
+            mime_type: Some("application/json".into()),
+            width: None,
+            height: None,
+            duration_seconds: None,
+        }],
     }
 }
 
@@ -131,7 +208,10 @@ mod tests {
     #[test]
     fn processing_with_output_is_not_done() {
         let p = json!({"id": "x", "status": "processing", "output": ["https://replicate.delivery/a.png"]});
-        assert!(matches!(interpret_prediction(&p), PollOutcome::Pending { started: true, .. }));
+        assert!(matches!(
+            interpret_prediction(&p),
+            PollOutcome::Pending { started: true, .. }
+        ));
     }
 
     #[test]
@@ -145,7 +225,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let bad = json!({"status": "failed", "error": "Prediction failed for an unknown reason. It might have run out of memory? (exitcode 2)"});
-        assert!(matches!(interpret_prediction(&bad), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ProviderFatal));
-        assert!(matches!(interpret_prediction(&json!({"status": "aborted"})), PollOutcome::Canceled { .. }));
+        assert!(
+            matches!(interpret_prediction(&bad), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ProviderFatal)
+        );
+        assert!(matches!(
+            interpret_prediction(&json!({"status": "aborted"})),
+            PollOutcome::Canceled { .. }
+        ));
     }
 }

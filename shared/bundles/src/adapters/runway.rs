@@ -15,7 +15,9 @@ pub struct Runway;
 pub fn class_of_failure_code(code: &str) -> ErrorClass {
     if code.starts_with("SAFETY.") || code.starts_with("INPUT_PREPROCESSING.SAFETY") {
         ErrorClass::ContentPolicy
-    } else if code.starts_with("INTERNAL.BAD_OUTPUT") || code.starts_with("INPUT_PREPROCESSING.INTERNAL") {
+    } else if code.starts_with("INTERNAL.BAD_OUTPUT")
+        || code.starts_with("INPUT_PREPROCESSING.INTERNAL")
+    {
         ErrorClass::ProviderTransient
     } else if code.starts_with("ASSET.") || code.starts_with("INPUT_PREPROCESSING.") {
         ErrorClass::ValidationError
@@ -30,14 +32,26 @@ impl Adapter for Runway {
     }
 
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
-        let message = resp.body["error"].as_str().map(str::to_string).unwrap_or_else(|| resp.body.to_string());
+        let message = resp.body["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| resp.body.to_string());
         let class = class_of_status(resp.status);
-        let mut f = Failure::new(class, short(&message)).with_status(resp.status).with_retry_after_ms(resp.retry_after_ms());
+        let mut f = Failure::new(class, short(&message))
+            .with_status(resp.status)
+            .with_retry_after_ms(resp.retry_after_ms());
         if class == ErrorClass::ValidationError {
-            let field = ["promptImage", "promptText", "ratio", "duration", "model", "seed"]
-                .into_iter()
-                .find(|f| message.contains(f))
-                .unwrap_or("");
+            let field = [
+                "promptImage",
+                "promptText",
+                "ratio",
+                "duration",
+                "model",
+                "seed",
+            ]
+            .into_iter()
+            .find(|f| message.contains(f))
+            .unwrap_or("");
             f.field = Some(format!("/{field}"));
         }
         f
@@ -52,7 +66,10 @@ impl Adapter for Runway {
             return o;
         }
         let Some(task) = run.last_response().map(|r| &r.body) else {
-            return PollOutcome::CallFailed(Failure::new(ErrorClass::PipelineConfiguration, "poll steps made no call"));
+            return PollOutcome::CallFailed(Failure::new(
+                ErrorClass::PipelineConfiguration,
+                "poll steps made no call",
+            ));
         };
         interpret_task(task, run.ctx["input"]["duration"].as_f64())
     }
@@ -62,32 +79,58 @@ impl Adapter for Runway {
 pub fn interpret_task(task: &Value, requested_duration: Option<f64>) -> PollOutcome {
     let status = task["status"].as_str().unwrap_or("");
     match status {
-        "PENDING" | "THROTTLED" => PollOutcome::Pending { provider_status: status.into(), progress: None, started: false },
-        "RUNNING" => PollOutcome::Pending { provider_status: status.into(), progress: task["progress"].as_f64(), started: true },
+        "PENDING" | "THROTTLED" => PollOutcome::Pending {
+            provider_status: status.into(),
+            progress: None,
+            started: false,
+        },
+        "RUNNING" => PollOutcome::Pending {
+            provider_status: status.into(),
+            progress: task["progress"].as_f64(),
+            started: true,
+        },
         "SUCCEEDED" => {
             let outputs: Vec<_> = task["output"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|u| u.as_str()).map(|u| {
-                    let mut o = output_from_url(u, OutputKind::Video);
-                    if o.kind == OutputKind::Video {
-                        o.duration_seconds = requested_duration;
-                    }
-                    o
-                }).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_str())
+                        .map(|u| {
+                            let mut o = output_from_url(u, OutputKind::Video);
+                            if o.kind == OutputKind::Video {
+                                o.duration_seconds = requested_duration;
+                            }
+                            o
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             let seconds = requested_duration.unwrap_or(5.0) * outputs.len().min(1) as f64;
-            PollOutcome::Succeeded(ProviderResult { outputs, usage: json!({"duration_seconds": seconds}), raw: task.clone() })
+            PollOutcome::Succeeded(ProviderResult {
+                outputs,
+                usage: json!({"duration_seconds": seconds}),
+                raw: task.clone(),
+            })
         }
         "FAILED" => {
             let code = task["failureCode"].as_str().unwrap_or("");
-            let mut f = Failure::new(class_of_failure_code(code), short(task["failure"].as_str().unwrap_or("Runway task failed")));
+            let mut f = Failure::new(
+                class_of_failure_code(code),
+                short(task["failure"].as_str().unwrap_or("Runway task failed")),
+            );
             if !code.is_empty() {
                 f = f.with_code(code);
             }
-            PollOutcome::Failed { failure: f, raw: task.clone() }
+            PollOutcome::Failed {
+                failure: f,
+                raw: task.clone(),
+            }
         }
         "CANCELLED" => PollOutcome::Canceled { raw: task.clone() },
-        other => PollOutcome::CallFailed(Failure::new(ErrorClass::ProviderTransient, format!("unknown Runway task status {other:?}"))),
+        other => PollOutcome::CallFailed(Failure::new(
+            ErrorClass::ProviderTransient,
+            format!("unknown Runway task status {other:?}"),
+        )),
     }
 }
 
@@ -98,15 +141,30 @@ mod tests {
 
     #[test]
     fn failure_codes_map_to_classes() {
-        assert_eq!(class_of_failure_code("SAFETY.INPUT.TEXT"), ErrorClass::ContentPolicy);
-        assert_eq!(class_of_failure_code("INPUT_PREPROCESSING.SAFETY.TEXT"), ErrorClass::ContentPolicy);
-        assert_eq!(class_of_failure_code("INTERNAL.BAD_OUTPUT.CODE01"), ErrorClass::ProviderTransient);
-        assert_eq!(class_of_failure_code("SOMETHING.NEW"), ErrorClass::ProviderFatal);
+        assert_eq!(
+            class_of_failure_code("SAFETY.INPUT.TEXT"),
+            ErrorClass::ContentPolicy
+        );
+        assert_eq!(
+            class_of_failure_code("INPUT_PREPROCESSING.SAFETY.TEXT"),
+            ErrorClass::ContentPolicy
+        );
+        assert_eq!(
+            class_of_failure_code("INTERNAL.BAD_OUTPUT.CODE01"),
+            ErrorClass::ProviderTransient
+        );
+        assert_eq!(
+            class_of_failure_code("SOMETHING.NEW"),
+            ErrorClass::ProviderFatal
+        );
     }
 
     #[test]
     fn throttled_is_pending_not_an_error() {
-        match interpret_task(&json!({"id": "t", "status": "THROTTLED", "createdAt": "x"}), None) {
+        match interpret_task(
+            &json!({"id": "t", "status": "THROTTLED", "createdAt": "x"}),
+            None,
+        ) {
             PollOutcome::Pending { started, .. } => assert!(!started),
             other => panic!("{other:?}"),
         }
