@@ -1,0 +1,88 @@
+//! The committed bundles load and pass their checks; the committed JSON Schema matches the
+//! format; a broken bundle is refused with the file, the field and a hint.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_bundles::catalog::{CatalogOptions, check_file};
+use executor_bundles::{BundleCatalog, BundleError};
+use executor_lifecycle::Catalog;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dev_options() -> CatalogOptions {
+    let mut o = CatalogOptions::from_env();
+    o.allow_missing_credentials = true;
+    o
+}
+
+#[test]
+fn committed_schema_matches_the_format() {
+    let path = repo().join("docs/bundle.schema.json");
+    let rendered = serde_json::to_string_pretty(&executor_bundles::format::json_schema()).unwrap() + "\n";
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &rendered).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(committed, rendered, "docs/bundle.schema.json drifted; run UPDATE_DOCS=1 cargo test -p executor-bundles");
+}
+
+#[test]
+fn every_committed_bundle_loads() {
+    let catalog = BundleCatalog::load(&repo().join("bundles"), dev_options()).unwrap();
+    let ids: Vec<String> = catalog.list().iter().map(|d| d.spec().id.clone()).collect();
+    assert!(ids.len() >= 4, "{ids:?}");
+    for shape in ["immediate", "polling", "callback"] {
+        assert!(catalog.list().iter().any(|d| d.spec().shape.as_str() == shape), "no {shape} bundle");
+    }
+}
+
+#[test]
+fn missing_credentials_are_refused_unless_allowed() {
+    let mut o = CatalogOptions::from_env();
+    o.secrets = std::sync::Arc::new(executor_bundles::catalog::MapSecrets(Default::default()));
+    match BundleCatalog::load(&repo().join("bundles"), o) {
+        Err(BundleError::Invalid(issues)) => assert!(issues.iter().any(|i| i.message.contains("is not set")), "{issues:?}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("loaded without credentials"),
+    }
+}
+
+#[test]
+fn a_broken_bundle_is_refused_with_file_field_and_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo().join("bundles/runway-gen4-turbo.yaml")).unwrap();
+    let cases = [
+        ("unknown-field.yaml", good.replace("provider: runway", "provider: runway\nprovder: typo"), "unknown field `provder`"),
+        ("bad-adapter.yaml", good.replace("adapter: runway", "adapter: nosuch"), "unknown adapter `nosuch`"),
+        ("undefined-var.yaml", good.replace("{{ job.id }}", "{{ jobb.id }}"), "undefined variable `jobb`"),
+        ("bad-template.yaml", good.replace("{{ job.id }}", "{{ job.id "), "bad template"),
+        ("no-poll.yaml", good.replace("  poll:\n", "  pol_removed:\n"), "unknown field"),
+    ];
+    for (name, text, expected) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let issues = check_file(&file).expect_err(name);
+        let all = issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(all.contains(expected), "{name}: {all}");
+        assert!(all.contains(name), "names the file: {all}");
+        assert!(all.contains("hint"), "gives a hint: {all}");
+    }
+    // The catalog refuses the whole directory.
+    assert!(matches!(BundleCatalog::load(dir.path(), dev_options()), Err(BundleError::Invalid(_))));
+}
+
+#[test]
+fn input_validation_names_the_field() {
+    let catalog = BundleCatalog::load(&repo().join("bundles"), dev_options()).unwrap();
+    let d = catalog.get("openai/gpt-image-1").unwrap();
+    let missing = d.validate(&serde_json::json!({})).unwrap_err();
+    assert_eq!(missing.field.as_deref(), Some("/input/prompt"));
+    let wrong = d.validate(&serde_json::json!({"prompt": "x", "n": "two"})).unwrap_err();
+    assert_eq!(wrong.field.as_deref(), Some("/input/n"));
+    let extra = d.validate(&serde_json::json!({"prompt": "x", "colour": 1})).unwrap_err();
+    assert_eq!(extra.class.as_str(), "validation_error");
+    let ok = d.validate(&serde_json::json!({"prompt": "x"})).unwrap();
+    assert_eq!(ok["size"], "1024x1024", "defaults applied");
+}
