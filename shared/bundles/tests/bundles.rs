@@ -20,12 +20,16 @@ fn dev_options() -> CatalogOptions {
 #[test]
 fn committed_schema_matches_the_format() {
     let path = repo().join("docs/bundle.schema.json");
-    let rendered = serde_json::to_string_pretty(&executor_bundles::format::json_schema()).unwrap() + "\n";
+    let rendered =
+        serde_json::to_string_pretty(&executor_bundles::format::json_schema()).unwrap() + "\n";
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::write(&path, &rendered).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(committed, rendered, "docs/bundle.schema.json drifted; run UPDATE_DOCS=1 cargo test -p executor-bundles");
+    assert_eq!(
+        committed, rendered,
+        "docs/bundle.schema.json drifted; run UPDATE_DOCS=1 cargo test -p executor-bundles"
+    );
 }
 
 #[test]
@@ -34,7 +38,13 @@ fn every_committed_bundle_loads() {
     let ids: Vec<String> = catalog.list().iter().map(|d| d.spec().id.clone()).collect();
     assert!(ids.len() >= 4, "{ids:?}");
     for shape in ["immediate", "polling", "callback"] {
-        assert!(catalog.list().iter().any(|d| d.spec().shape.as_str() == shape), "no {shape} bundle");
+        assert!(
+            catalog
+                .list()
+                .iter()
+                .any(|d| d.spec().shape.as_str() == shape),
+            "no {shape} bundle"
+        );
     }
 }
 
@@ -43,7 +53,10 @@ fn missing_credentials_are_refused_unless_allowed() {
     let mut o = CatalogOptions::from_env();
     o.secrets = std::sync::Arc::new(executor_bundles::catalog::MapSecrets(Default::default()));
     match BundleCatalog::load(&repo().join("bundles"), o) {
-        Err(BundleError::Invalid(issues)) => assert!(issues.iter().any(|i| i.message.contains("is not set")), "{issues:?}"),
+        Err(BundleError::Invalid(issues)) => assert!(
+            issues.iter().any(|i| i.message.contains("is not set")),
+            "{issues:?}"
+        ),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("loaded without credentials"),
     }
@@ -54,23 +67,50 @@ fn a_broken_bundle_is_refused_with_file_field_and_hint() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(repo().join("bundles/runway-gen4-turbo.yaml")).unwrap();
     let cases = [
-        ("unknown-field.yaml", good.replace("provider: runway", "provider: runway\nprovder: typo"), "unknown field `provder`"),
-        ("bad-adapter.yaml", good.replace("adapter: runway", "adapter: nosuch"), "unknown adapter `nosuch`"),
-        ("undefined-var.yaml", good.replace("{{ job.id }}", "{{ jobb.id }}"), "undefined variable `jobb`"),
-        ("bad-template.yaml", good.replace("{{ job.id }}", "{{ job.id "), "bad template"),
-        ("no-poll.yaml", good.replace("  poll:\n", "  pol_removed:\n"), "unknown field"),
+        (
+            "unknown-field.yaml",
+            good.replace("provider: runway", "provider: runway\nprovder: typo"),
+            "unknown field `provder`",
+        ),
+        (
+            "bad-adapter.yaml",
+            good.replace("adapter: runway", "adapter: nosuch"),
+            "unknown adapter `nosuch`",
+        ),
+        (
+            "undefined-var.yaml",
+            good.replace("{{ job.id }}", "{{ jobb.id }}"),
+            "undefined variable `jobb`",
+        ),
+        (
+            "bad-template.yaml",
+            good.replace("{{ job.id }}", "{{ job.id "),
+            "bad template",
+        ),
+        (
+            "no-poll.yaml",
+            good.replace("  poll:\n", "  pol_removed:\n"),
+            "unknown field",
+        ),
     ];
     for (name, text, expected) in cases {
         let file = dir.path().join(name);
         std::fs::write(&file, text).unwrap();
         let issues = check_file(&file).expect_err(name);
-        let all = issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n");
+        let all = issues
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(all.contains(expected), "{name}: {all}");
         assert!(all.contains(name), "names the file: {all}");
         assert!(all.contains("hint"), "gives a hint: {all}");
     }
     // The catalog refuses the whole directory.
-    assert!(matches!(BundleCatalog::load(dir.path(), dev_options()), Err(BundleError::Invalid(_))));
+    assert!(matches!(
+        BundleCatalog::load(dir.path(), dev_options()),
+        Err(BundleError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -79,9 +119,13 @@ fn input_validation_names_the_field() {
     let d = catalog.get("openai/gpt-image-1").unwrap();
     let missing = d.validate(&serde_json::json!({})).unwrap_err();
     assert_eq!(missing.field.as_deref(), Some("/input/prompt"));
-    let wrong = d.validate(&serde_json::json!({"prompt": "x", "n": "two"})).unwrap_err();
+    let wrong = d
+        .validate(&serde_json::json!({"prompt": "x", "n": "two"}))
+        .unwrap_err();
     assert_eq!(wrong.field.as_deref(), Some("/input/n"));
-    let extra = d.validate(&serde_json::json!({"prompt": "x", "colour": 1})).unwrap_err();
+    let extra = d
+        .validate(&serde_json::json!({"prompt": "x", "colour": 1}))
+        .unwrap_err();
     assert_eq!(extra.class.as_str(), "validation_error");
     let ok = d.validate(&serde_json::json!({"prompt": "x"})).unwrap();
     assert_eq!(ok["size"], "1024x1024", "defaults applied");

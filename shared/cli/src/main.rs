@@ -68,6 +68,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run only the provider simulators (for `executor dev --no-simulators` pointed at them
+    /// with `EXECUTOR_<PROVIDER>_BASE_URL`, or for bundle work).
+    Simulators {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        bind: SocketAddr,
+    },
     /// Show the full timeline of an execution: every transition, provider call, failure, wait,
     /// callback and delivery.
     Explain {
@@ -230,6 +237,30 @@ async fn run(cli: Cli) -> Result<i32> {
                 );
                 Ok(1)
             }
+        }
+        Command::Simulators { bind } => {
+            init_logs("warn");
+            let sims = executor_simulators::Simulators::start_on(
+                bind,
+                executor_simulators::SimConfig::default(),
+            )
+            .await?;
+            for p in ["openai", "runway", "replicate", "fal"] {
+                println!(
+                    "EXECUTOR_{}_BASE_URL={}",
+                    p.to_uppercase(),
+                    sims.base_url(p)
+                );
+            }
+            println!(
+                "REPLICATE_WEBHOOK_SECRET={}",
+                sims.replicate_webhook_secret()
+            );
+            println!("FAL_WEBHOOK_PUBLIC_KEYS={}", sims.fal_public_key_b64url());
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            Ok(0)
         }
         Command::Explain {
             id,
