@@ -19,6 +19,9 @@ if ! command -v cfn-lint >/dev/null; then
   $PY -m pip install --quiet cfn-lint
 fi
 
+step "services (moto server, redis-server on loopback)"
+./scripts/services.sh
+
 step "format"
 cargo fmt --all -- --check
 

@@ -1,0 +1,513 @@
+//! The guard/index store on DynamoDB: one item per execution (`pk = ex#{id}`), the single
+//! commit point is `UpdateItem ... ConditionExpression version = :expected`. Idempotency keys
+//! (`idem#{tenant}#{key}`) and API keys (`key#{hash}`) are items of their own.
+//!
+//! Key schema and indexes (the SAM template declares the same):
+//! - table: hash key `pk` (S); TTL attribute `expires_at`.
+//! - GSI `by-tenant`: hash `tenant` (S), range `created_sk` (S, `{created_at_ms:013}#{id}`),
+//!   projection ALL — listing newest first with a cursor.
+//! - GSI `by-due`: hash `due_shard` (S, always `due`, present only on items that still need
+//!   work), range `due_at` (N) — the reconciler's overdue query. Sparse: final items drop out.
+
+use crate::config::{AwsConfig, AwsSetupError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
+};
+use executor_lifecycle::{
+    Clock, CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// GSI names.
+pub const BY_TENANT: &str = "by-tenant";
+/// GSI names.
+pub const BY_DUE: &str = "by-due";
+/// Final items expire after this many days (TTL).
+const RETENTION_DAYS: i64 = 30;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB guard store.
+pub struct DynamoGuardStore {
+    client: Client,
+    table: String,
+    clock: Arc<dyn Clock>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb: {e}"))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn ex_pk(id: &str) -> String {
+    format!("ex#{id}")
+}
+
+/// The attributes a commit writes (never `cancel_requested` or the callbacks).
+fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue>)>, StoreError> {
+    let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let needs_work = !g.status().is_final() || !g.outbox.is_empty();
+    let due_at = if g.outbox.is_empty() {
+        g.next_due_ms
+    } else {
+        g.next_due_ms.min(g.updated_at_ms)
+    };
+    Ok(vec![
+        ("status", Some(s(g.status().as_str()))),
+        ("version", Some(n(g.version() as i64))),
+        ("updated_at", Some(n(g.updated_at_ms))),
+        ("next_due", Some(n(g.next_due_ms))),
+        ("record", Some(s(record))),
+        (
+            "outbox_pending",
+            Some(AttributeValue::Bool(!g.outbox.is_empty())),
+        ),
+        ("error_class", g.error_class().map(|c| s(c.as_str()))),
+        (
+            "cost_usd_micros",
+            g.hot.cost.as_ref().map(|c| n(c.provider_usd_micros)),
+        ),
+        ("due_shard", needs_work.then(|| s("due"))),
+        ("due_at", needs_work.then(|| n(due_at))),
+        (
+            "expires_at",
+            g.status()
+                .is_final()
+                .then(|| n(g.updated_at_ms / 1000 + RETENTION_DAYS * 86_400)),
+        ),
+    ])
+}
+
+/// Parses an execution item into a guard, overlaying the non-versioned attributes.
+fn guard_of(item: &Item) -> Result<Guard, StoreError> {
+    let record =
+        get_s(item, "record").ok_or_else(|| StoreError::Corrupt("item without record".into()))?;
+    let mut g: Guard =
+        serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    g.cancel_requested = item
+        .get("cancel_requested")
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false);
+    g.callbacks_received = item
+        .get("callback_ids")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|x| x.as_s().ok().cloned()).collect())
+        .unwrap_or_default();
+    Ok(g)
+}
+
+impl DynamoGuardStore {
+    /// A store on `table`.
+    pub fn new(client: Client, table: String, clock: Arc<dyn Clock>) -> DynamoGuardStore {
+        DynamoGuardStore {
+            client,
+            table,
+            clock,
+        }
+    }
+
+    /// Checks the table exists.
+    pub async fn check(&self, cfg: &AwsConfig) -> Result<(), AwsSetupError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                AwsSetupError(format!(
+                    "DynamoDB table '{}' not found at {}: {}",
+                    self.table,
+                    cfg.endpoint(),
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                ))
+            })
+    }
+
+    /// Creates the table with its indexes if it does not exist (tests and local mode).
+    pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let attr = |name: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(t)
+                .build()
+                .map_err(err)
+        };
+        let key = |name: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+                .map_err(err)
+        };
+        let gsi =
+            |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+                GlobalSecondaryIndex::builder()
+                    .index_name(name)
+                    .key_schema(key(hash, KeyType::Hash)?)
+                    .key_schema(key(range, KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(err)
+            };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("tenant", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("created_sk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("due_shard", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("due_at", ScalarAttributeType::N)?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .global_secondary_indexes(gsi(BY_TENANT, "tenant", "created_sk")?)
+            .global_secondary_indexes(gsi(BY_DUE, "due_shard", "due_at")?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+    }
+
+    /// Registers an API key hash for a tenant.
+    pub async fn add_api_key(&self, tenant: &str, key_hash: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("key#{key_hash}")))
+            .item("key_tenant", s(tenant))
+            .item("created_at", n(self.clock.now_ms()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+    }
+
+    /// The tenant of an API key hash.
+    pub async fn tenant_for_key_hash(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("key#{key_hash}")))
+            .send()
+            .await
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        Ok(out
+            .item()
+            .and_then(|i| get_s(i, "key_tenant"))
+            .map(str::to_string))
+    }
+
+    async fn get_item(&self, pk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        Ok(out.item().cloned())
+    }
+
+    /// A conditional update of the versioned attributes of `g` where `version = expected`.
+    async fn update_versioned(&self, g: &Guard, expected: u64) -> Result<(), CommitError> {
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        for (i, (attr, value)) in versioned_attrs(g)?.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), attr.to_string());
+            match value {
+                Some(v) => {
+                    sets.push(format!("#a{i} = :v{i}"));
+                    values.insert(format!(":v{i}"), v);
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        values.insert(":expected".into(), n(expected as i64));
+        names.insert("#version".into(), "version".into());
+        let mut expr = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(&g.id)))
+            .update_expression(expr)
+            .condition_expression("#version = :expected")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(CommitError::Conflict)
+            }
+            Err(e) => Err(CommitError::Store(err(
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl GuardStore for DynamoGuardStore {
+    async fn insert(
+        &self,
+        guard: &Guard,
+        idem: Option<&IdempotencyItem>,
+    ) -> Result<Inserted, StoreError> {
+        let mut item: Item = HashMap::new();
+        item.insert("pk".into(), s(ex_pk(&guard.id)));
+        item.insert("tenant".into(), s(&guard.tenant));
+        item.insert("model".into(), s(&guard.model));
+        item.insert("provider".into(), s(&guard.provider));
+        item.insert("created_at".into(), n(guard.created_at_ms));
+        item.insert(
+            "created_sk".into(),
+            s(format!("{:013}#{}", guard.created_at_ms, guard.id)),
+        );
+        item.insert("cancel_requested".into(), AttributeValue::Bool(false));
+        for (k, v) in versioned_attrs(guard)? {
+            if let Some(v) = v {
+                item.insert(k.into(), v);
+            }
+        }
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(err)
+        };
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put(item)?).build());
+        if let Some(i) = idem {
+            let mut it: Item = HashMap::new();
+            it.insert("pk".into(), s(format!("idem#{}#{}", i.tenant, i.key)));
+            it.insert("execution_id".into(), s(&i.execution_id));
+            it.insert("request_hash".into(), s(&i.request_hash));
+            it.insert(
+                "expires_at".into(),
+                n(self.clock.now_ms() / 1000 + RETENTION_DAYS * 86_400),
+            );
+            tx = tx.transact_items(TransactWriteItem::builder().put(put(it)?).build());
+        }
+        match tx.send().await {
+            Ok(_) => Ok(Inserted::Created),
+            Err(e) => {
+                if let (Some(i), true) = (
+                    idem,
+                    e.as_service_error()
+                        .is_some_and(|s| s.is_transaction_canceled_exception()),
+                ) {
+                    if let Some(existing) = self.find_idempotency(&i.tenant, &i.key).await? {
+                        return Ok(Inserted::IdempotencyKeyTaken(existing));
+                    }
+                }
+                Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            }
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError> {
+        match self.get_item(ex_pk(id)).await? {
+            Some(item) => guard_of(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyItem>, StoreError> {
+        Ok(self
+            .get_item(format!("idem#{tenant}#{key}"))
+            .await?
+            .map(|item| IdempotencyItem {
+                tenant: tenant.to_string(),
+                key: key.to_string(),
+                execution_id: get_s(&item, "execution_id").unwrap_or_default().to_string(),
+                request_hash: get_s(&item, "request_hash").unwrap_or_default().to_string(),
+            }))
+    }
+
+    async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError> {
+        if next.version() != expected + 1 {
+            return Err(CommitError::Store(StoreError::Corrupt(format!(
+                "commit of version {} over {expected}",
+                next.version()
+            ))));
+        }
+        self.update_versioned(next, expected).await
+    }
+
+    async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        let Some(mut g) = self.get(id).await? else {
+            return Ok(());
+        };
+        if g.version() != version || g.outbox.is_empty() {
+            return Ok(());
+        }
+        g.outbox.clear();
+        match self.update_versioned(&g, version).await {
+            Ok(()) | Err(CommitError::Conflict) => Ok(()),
+            Err(CommitError::Store(e)) => Err(e),
+        }
+    }
+
+    async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(id)))
+            .update_expression("SET cancel_requested = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+    }
+
+    async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(id)))
+            .update_expression("SET callback_ids = list_append(if_not_exists(callback_ids, :empty), :one) ADD callback_set :set")
+            .condition_expression("attribute_exists(pk) AND NOT contains(callback_set, :id)")
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":one", AttributeValue::L(vec![s(callback_id)]))
+            .expression_attribute_values(":set", AttributeValue::Ss(vec![callback_id.to_string()]))
+            .expression_attribute_values(":id", s(callback_id))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_DUE)
+            .key_condition_expression("due_shard = :d AND due_at < :t")
+            .expression_attribute_values(":d", s("due"))
+            .expression_attribute_values(":t", n(due_before_ms))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        out.items().iter().map(guard_of).collect()
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Vec<Guard>, StoreError> {
+        let Some(tenant) = &q.tenant else {
+            return Err(StoreError::Unavailable(
+                "listing needs a tenant on DynamoDB (no scans)".into(),
+            ));
+        };
+        let mut out = Vec::new();
+        let mut exclusive_hi = q.before.as_ref().map(|(at, id)| format!("{at:013}#{id}"));
+        let mut cursor = exclusive_hi.clone().unwrap_or_else(|| "~".into());
+        let lower = q
+            .created_after_ms
+            .map(|a| format!("{a:013}"))
+            .unwrap_or_else(|| "0".into());
+        let limit = q.limit.max(1);
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_TENANT)
+                .key_condition_expression("tenant = :t AND created_sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":t", s(tenant))
+                .expression_attribute_values(":lo", s(&lower))
+                .expression_attribute_values(":hi", s(&cursor))
+                .scan_index_forward(false)
+                .limit((limit * 2).min(200) as i32)
+                .send()
+                .await
+                .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+            let mut progressed = false;
+            for item in page.items() {
+                let sk = get_s(item, "created_sk").unwrap_or_default().to_string();
+                if exclusive_hi.as_deref() == Some(sk.as_str()) {
+                    continue;
+                }
+                progressed = true;
+                cursor = sk.clone();
+                exclusive_hi = Some(sk);
+                let g = guard_of(item)?;
+                let keep = (q.statuses.is_empty() || q.statuses.contains(&g.status()))
+                    && q.model.as_ref().is_none_or(|m| &g.model == m)
+                    && q.provider.as_ref().is_none_or(|p| &g.provider == p);
+                if keep {
+                    out.push(g);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if !progressed || page.last_evaluated_key().is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,68 @@
+//! The AWS backend: S3 blobs, a DynamoDB guard/index table, SQS queues, a Redis inflight
+//! limiter and an SQS outcome destination, behind the lifecycle's ports. Endpoints are
+//! configurable (`AWS_ENDPOINT_URL`), so the same code talks to AWS, moto server or
+//! LocalStack. [`AwsBackend::connect`] checks every resource at start and fails with one line
+//! naming what is missing.
+
+pub mod config;
+pub mod dynamo;
+pub mod limiter;
+pub mod s3;
+pub mod sink;
+pub mod sqs;
+
+pub use config::{AwsConfig, AwsSetupError};
+pub use dynamo::DynamoGuardStore;
+pub use limiter::RedisLimiter;
+pub use s3::S3BlobStore;
+pub use sink::SqsOutcomeSink;
+pub use sqs::SqsQueue;
+
+use executor_lifecycle::Clock;
+use std::sync::Arc;
+
+/// The connected AWS ports.
+pub struct AwsBackend {
+    /// Blobs.
+    pub blobs: Arc<S3BlobStore>,
+    /// Guards, idempotency keys, API keys.
+    pub guards: Arc<DynamoGuardStore>,
+    /// Queues.
+    pub queue: Arc<SqsQueue>,
+    /// Limiter.
+    pub limiter: Arc<RedisLimiter>,
+    /// Outcome destination.
+    pub events: Arc<SqsOutcomeSink>,
+}
+
+impl AwsBackend {
+    /// Builds the clients and checks that every resource exists and answers.
+    pub async fn connect(
+        cfg: &AwsConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AwsBackend, AwsSetupError> {
+        let sdk = cfg.sdk_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(cfg.s3_path_style)
+                .build(),
+        );
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let blobs = Arc::new(S3BlobStore::new(s3, cfg.bucket.clone()));
+        blobs.check(cfg).await?;
+        let guards = Arc::new(DynamoGuardStore::new(ddb, cfg.table.clone(), clock.clone()));
+        guards.check(cfg).await?;
+        let queue = Arc::new(SqsQueue::new(sqs.clone(), cfg.queues.clone()));
+        queue.check(cfg).await?;
+        let events = Arc::new(SqsOutcomeSink::new(sqs, cfg.outcome_queue_url.clone()));
+        let limiter = Arc::new(RedisLimiter::connect(&cfg.redis_url, clock).await?);
+        Ok(AwsBackend {
+            blobs,
+            guards,
+            queue,
+            limiter,
+            events,
+        })
+    }
+}
