@@ -261,7 +261,12 @@ pub fn check_file(file: &Path) -> Result<Bundle, Vec<BundleIssue>> {
             "is the file readable?",
         )]
     })?;
-    let bundle: Bundle = serde_yaml_ng::from_str(&text).map_err(|e| {
+    check_text(file, &text)
+}
+
+/// Parses and checks one bundle's text (`file` names it in messages).
+pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
+    let bundle: Bundle = serde_yaml_ng::from_str(text).map_err(|e| {
         let path = e
             .location()
             .map(|l| format!("line {} column {}", l.line(), l.column()))
@@ -354,6 +359,20 @@ pub fn bundle_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
 impl BundleCatalog {
     /// Loads and checks every bundle in `dir`.
     pub fn load(dir: &Path, opts: CatalogOptions) -> Result<BundleCatalog, BundleError> {
+        let mut sources = Vec::new();
+        for file in bundle_files(dir)? {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| BundleError::Dir(file.display().to_string(), e.to_string()))?;
+            sources.push((file, text));
+        }
+        BundleCatalog::load_sources(sources, opts)
+    }
+
+    /// Loads and checks bundles given as (name, YAML text), e.g. embedded in a Lambda binary.
+    pub fn load_sources(
+        sources: Vec<(PathBuf, String)>,
+        opts: CatalogOptions,
+    ) -> Result<BundleCatalog, BundleError> {
         let transport = Transport::new().map_err(BundleError::Http)?;
         let keys = CallbackKeys {
             replicate_webhook_secret: opts.replicate_webhook_secret.clone(),
@@ -361,8 +380,8 @@ impl BundleCatalog {
         };
         let mut issues = Vec::new();
         let mut models = BTreeMap::new();
-        for file in bundle_files(dir)? {
-            let bundle = match check_file(&file) {
+        for (file, text) in sources {
+            let bundle = match check_text(&file, &text) {
                 Ok(b) => b,
                 Err(mut i) => {
                     issues.append(&mut i);

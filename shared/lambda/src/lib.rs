@@ -1,49 +1,54 @@
-//! Lambda glue that is not a `main`: turning an SQS batch into lifecycle calls and a partial
-//! batch response. Each record is one message of the commit protocol; a record that fails (or
-//! is malformed) is reported as a batch item failure so SQS redelivers it (and, after the
-//! queue's `maxReceiveCount`, moves it to the dead-letter queue). The others are deleted by
-//! the event source mapping.
+//! Lambda glue that is not a `main`: building the engine from the environment on the AWS
+//! backend ([`app`]), serving API Gateway HTTP events with the shared axum router ([`apigw`]),
+//! turning SQS batches into lifecycle calls with partial batch failures ([`sqs`]), and an
+//! in-process event source mapping for running the handlers against moto/LocalStack ([`esm`]).
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use executor_lifecycle::Engine;
-use executor_lifecycle::worker::{Disposition, process};
+pub mod apigw;
+pub mod app;
+pub mod esm;
+pub mod sqs;
 
-/// Handles every record of a batch (concurrently) and reports the failures.
-pub async fn handle_sqs_batch(engine: &Engine, event: SqsEvent) -> SqsBatchResponse {
-    let futures = event.records.into_iter().map(|record| async move {
-        let id = record.message_id.clone().unwrap_or_default();
-        let Some(body) = record.body.as_deref() else {
-            tracing::warn!(message_id = %id, "SQS record without a body");
-            return Some(id);
-        };
-        match process(engine, body).await {
-            Disposition::Ack => None,
-            Disposition::RetryLater(ms) => {
-                // The event source mapping only redelivers after the visibility timeout;
-                // reporting the failure is the portable way to say "not yet".
-                tracing::info!(message_id = %id, retry_in_ms = ms, "record not ready; reported for redelivery");
-                Some(id)
-            }
-            Disposition::Malformed(reason) => {
-                tracing::warn!(message_id = %id, %reason, "malformed record reported as failure");
-                Some(id)
-            }
-            Disposition::Failed(reason) => {
-                tracing::warn!(message_id = %id, %reason, "record failed; reported for redelivery");
-                Some(id)
-            }
+pub use app::App;
+pub use sqs::handle_sqs_batch;
+
+/// The bundles compiled into this binary.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/bundles.rs"));
+}
+
+/// JSON logs (one object per line, with the span fields: execution id, provider, model...).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXECUTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .try_init();
+}
+
+/// The whole `main` of a function: JSON logs, the app from the environment (one clear line
+/// and a non-zero exit when configuration is missing), then the Lambda runtime loop.
+pub async fn run_function(name: &'static str) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let app = match App::from_env().await {
+        Ok(a) => std::sync::Arc::new(a),
+        Err(e) => {
+            tracing::error!(function = name, error = %format!("{e:#}"), "startup failed");
+            eprintln!("{name}: startup failed: {e:#}");
+            return Err(e.into());
         }
-    });
-    let failures = futures::future::join_all(futures).await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures
-        .into_iter()
-        .flatten()
-        .map(|item_identifier| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = item_identifier;
-            f
-        })
-        .collect();
-    response
+    };
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let app = app.clone();
+            async move {
+                app.dispatch(ev.payload)
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        },
+    ))
+    .await
 }

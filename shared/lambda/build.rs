@@ -1,0 +1,34 @@
+//! Embeds the repository's bundles into the Lambda binaries, so a deployment zip carries the
+//! exact bundles it was built and tested with.
+use std::fmt::Write as _;
+
+fn main() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bundles");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
+    files.sort();
+    let mut out = String::from(
+        "/// Bundles embedded at build time: (file name, YAML).\npub const BUNDLES: &[(&str, &str)] = &[\n",
+    );
+    for f in files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            f.display().to_string()
+        );
+    }
+    out.push_str("];\n");
+    let dest =
+        std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("bundles.rs");
+    if let Err(e) = std::fs::write(&dest, out) {
+        println!("cargo:warning=could not write embedded bundles: {e}");
+    }
+}
