@@ -2,6 +2,7 @@
 //! ([`local`]), a small HTTP client for the API ([`client`]), and the demo ([`demo`]).
 //! Integration tests use [`local::LocalSystem`] exactly as `executor dev` does.
 
+pub mod aws_dev;
 pub mod client;
 pub mod demo;
 pub mod local;

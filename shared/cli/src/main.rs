@@ -41,6 +41,15 @@ enum Command {
         /// Multiply bundle poll cadences and retry delays (e.g. 0.1 to go ten times faster).
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// `embedded` (SQLite + files) or `aws` (the Lambda handlers against --endpoint and --redis).
+        #[arg(long, default_value = "embedded")]
+        backend: String,
+        /// AWS endpoint for `--backend aws` (moto server or LocalStack).
+        #[arg(long, default_value = "http://127.0.0.1:5000")]
+        endpoint: String,
+        /// Redis URL for `--backend aws`.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
     },
     /// Submit one execution, follow it through the lifecycle, print the normalized outcome.
     Run {
@@ -129,8 +138,26 @@ async fn run(cli: Cli) -> Result<i32> {
             bundles,
             no_simulators,
             time_scale,
+            backend,
+            endpoint,
+            redis,
         } => {
             init_logs("info");
+            if backend == "aws" {
+                executor_cli::aws_dev::run(executor_cli::aws_dev::AwsDevOptions {
+                    bind,
+                    endpoint,
+                    redis_url: redis,
+                    prefix: "executor-dev".into(),
+                    simulators: !no_simulators,
+                    time_scale,
+                })
+                .await?;
+                return Ok(0);
+            }
+            if backend != "embedded" {
+                bail!("--backend must be `embedded` or `aws`, not `{backend}`");
+            }
             let mut opts = LocalOptions::dev(data_dir.clone());
             opts.bind = bind;
             if let Some(b) = bundles {

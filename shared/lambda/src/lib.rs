@@ -6,6 +6,7 @@
 pub mod apigw;
 pub mod app;
 pub mod esm;
+pub mod local;
 pub mod sqs;
 
 pub use app::App;

@@ -1,0 +1,115 @@
+//! `executor dev --backend aws`: the Lambda handlers against moto server (or LocalStack) and
+//! Redis on one machine. The API router is served as API Gateway would, and an in-process
+//! event source mapping long-polls the three SQS queues and calls the handlers with real
+//! `SqsEvent` batches, honouring partial batch failures — the AWS path end to end.
+
+use anyhow::{Context, Result};
+use executor_api::hash_api_key;
+use executor_bundles::CatalogOptions;
+use executor_lambda::App;
+use executor_lambda::esm::{self, MappingConfig};
+use executor_lifecycle::{LifecycleConfig, QueueName};
+use executor_simulators::{SimConfig, Simulators};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Options of the local AWS mode.
+pub struct AwsDevOptions {
+    /// API listen address.
+    pub bind: SocketAddr,
+    /// AWS endpoint (moto server).
+    pub endpoint: String,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Resource name prefix.
+    pub prefix: String,
+    /// Start simulators.
+    pub simulators: bool,
+    /// Time scale.
+    pub time_scale: f64,
+}
+
+/// Runs until Ctrl-C.
+pub async fn run(opts: AwsDevOptions) -> Result<()> {
+    let cfg =
+        executor_lambda::local::ensure_resources(&opts.prefix, &opts.endpoint, &opts.redis_url)
+            .await?;
+    let sims = if opts.simulators {
+        Some(Simulators::start(SimConfig::default()).await?)
+    } else {
+        None
+    };
+    let mut catalog = CatalogOptions::from_env();
+    if let Some(s) = &sims {
+        for p in ["openai", "runway", "replicate", "fal"] {
+            catalog.base_url_overrides.insert(p.into(), s.base_url(p));
+        }
+        catalog.replicate_webhook_secret = Some(s.replicate_webhook_secret().to_string());
+        catalog.fal_public_keys = vec![s.fal_public_key_b64url()];
+        catalog.allow_missing_credentials = true;
+    }
+    let listener = tokio::net::TcpListener::bind(opts.bind)
+        .await
+        .with_context(|| format!("binding {}", opts.bind))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let lifecycle = LifecycleConfig {
+        public_base_url: url.clone(),
+        time_scale: opts.time_scale,
+        ..Default::default()
+    };
+    let secret = std::env::var("EXECUTOR_WEBHOOK_SECRET")
+        .unwrap_or_else(|_| "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".into());
+    let app = Arc::new(App::build(&cfg, lifecycle, catalog, &secret).await?);
+    let key = format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>()));
+    app.backend
+        .guards
+        .add_api_key("dev", &hash_api_key(&key))
+        .await?;
+    let sdk = cfg.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    for q in QueueName::ALL {
+        let m = MappingConfig {
+            queue_url: cfg.queues[&q].url.clone(),
+            queue_arn: format!(
+                "arn:aws:sqs:{}:000000000000:{}-{}",
+                cfg.region,
+                opts.prefix,
+                q.as_str()
+            ),
+            batch_size: 10,
+            visibility_timeout: 60,
+            max_concurrency: 4,
+        };
+        tokio::spawn(esm::run(app.clone(), sqs.clone(), m, rx.clone()));
+    }
+    let reconciler = app.clone();
+    let mut rx2 = rx.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                _ = rx2.changed() => break,
+            }
+            let ev = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+            if let Err(e) = reconciler.dispatch(ev).await {
+                tracing::warn!(error = %e, "reconcile failed");
+            }
+        }
+    });
+    println!(
+        "executor dev (aws backend at {}) listening on {url}",
+        opts.endpoint
+    );
+    println!("dev API key (tenant 'dev'): {key}");
+    let mut rx3 = rx.clone();
+    let server = axum::serve(listener, app.router()).with_graceful_shutdown(async move {
+        let _ = rx3.changed().await;
+    });
+    tokio::select! {
+        r = server => r?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let _ = shutdown.send(true);
+    Ok(())
+}
