@@ -13,11 +13,15 @@ if ! command -v cargo-nextest >/dev/null; then
   cargo install cargo-nextest --locked
 fi
 
-step "python tools (cfn-lint)"
+step "python tools (cfn-lint, SAM CLI)"
 PY=${PYTHON:-python3}
 if ! command -v cfn-lint >/dev/null; then
   $PY -m pip install --quiet cfn-lint
 fi
+if ! command -v sam >/dev/null; then
+  $PY -m pip install --quiet aws-sam-cli
+fi
+export SAM_CLI_TELEMETRY=0
 
 step "services (moto server, redis-server on loopback)"
 ./scripts/services.sh
@@ -33,6 +37,7 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "SAM template lint"
 cfn-lint template.yaml
+sam validate --lint --template template.yaml --region us-east-1
 
 step "demo"
 cargo run --quiet --locked -p executor-cli --bin executor -- demo
