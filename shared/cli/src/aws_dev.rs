@@ -103,12 +103,25 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
     );
     println!("dev API key (tenant 'dev'): {key}");
     println!("environment of the functions (for `cargo lambda watch`):");
-    println!("  AWS_ENDPOINT_URL={} EXECUTOR_S3_PATH_STYLE=true", opts.endpoint);
-    println!("  EXECUTOR_TABLE={} EXECUTOR_BUCKET={} EXECUTOR_REDIS_URL={}", cfg.table, cfg.bucket, cfg.redis_url);
+    println!(
+        "  AWS_ENDPOINT_URL={} EXECUTOR_S3_PATH_STYLE=true",
+        opts.endpoint
+    );
+    println!(
+        "  EXECUTOR_TABLE={} EXECUTOR_BUCKET={} EXECUTOR_REDIS_URL={}",
+        cfg.table, cfg.bucket, cfg.redis_url
+    );
     for q in QueueName::ALL {
-        println!("  EXECUTOR_{}_QUEUE_URL={}", q.as_str().to_uppercase(), cfg.queues[&q].url);
+        println!(
+            "  EXECUTOR_{}_QUEUE_URL={}",
+            q.as_str().to_uppercase(),
+            cfg.queues[&q].url
+        );
     }
-    println!("  EXECUTOR_OUTCOME_QUEUE_URL={} EXECUTOR_PUBLIC_URL={url} EXECUTOR_WEBHOOK_SECRET={secret}", cfg.outcome_queue_url);
+    println!(
+        "  EXECUTOR_OUTCOME_QUEUE_URL={} EXECUTOR_PUBLIC_URL={url} EXECUTOR_WEBHOOK_SECRET={secret}",
+        cfg.outcome_queue_url
+    );
     let mut rx3 = rx.clone();
     let server = axum::serve(listener, app.router()).with_graceful_shutdown(async move {
         let _ = rx3.changed().await;
