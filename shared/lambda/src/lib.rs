@@ -24,7 +24,7 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        .with_current_span(true)
         .without_time()
         .try_init();
 }
@@ -37,7 +37,10 @@ pub async fn run_function(name: &'static str) -> Result<(), lambda_runtime::Erro
         Ok(a) => std::sync::Arc::new(a),
         Err(e) => {
             tracing::error!(function = name, error = %format!("{e:#}"), "startup failed");
-            eprintln!("{name}: startup failed: {e:#}");
+            eprintln!(
+                "{name}: startup failed: {}",
+                format!("{e:#}").replace('\n', "; ")
+            );
             return Err(e.into());
         }
     };

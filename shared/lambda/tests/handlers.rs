@@ -211,6 +211,23 @@ async fn sample_api_events_run_through_the_handler() {
     assert_eq!(status, 404);
     let (status, problem) = w.api(event("webhook-replicate.json")).await;
     assert_eq!(status, 404, "unknown execution: {problem}");
+    for name in ["sqs-submit.json", "sqs-poll.json", "sqs-finalize.json"] {
+        // Sample batches name an execution this deployment never saw (dropped) plus a
+        // malformed record, which alone is reported as a batch item failure.
+        let batch = event(name);
+        let resp = w.app.dispatch(batch.clone()).await.unwrap();
+        let failed: Vec<&str> = resp["batchItemFailures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["itemIdentifier"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            failed,
+            vec![batch["Records"][2]["messageId"].as_str().unwrap()],
+            "{name}"
+        );
+    }
     let report = w
         .app
         .dispatch(event("schedule-reconcile.json"))

@@ -70,13 +70,35 @@ pub(crate) enum Committed {
 }
 
 impl Engine {
-    /// Handles one queue message through the commit protocol.
+    /// Handles one queue message through the commit protocol. Every log line inside carries
+    /// the execution id, model, provider and version (a tracing span).
     pub async fn handle(&self, msg: &Message) -> Result<Handled, EngineError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "handle",
+            execution_id = %msg.execution_id,
+            model = tracing::field::Empty,
+            provider = tracing::field::Empty,
+            version = tracing::field::Empty,
+        );
+        self.handle_in_span(msg, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn handle_in_span(
+        &self,
+        msg: &Message,
+        span: &tracing::Span,
+    ) -> Result<Handled, EngineError> {
         let id = msg.execution_id.as_str();
         let Some(guard) = self.ports.guards.get(id).await? else {
             tracing::warn!(execution_id = id, "message for unknown execution dropped");
             return Ok(Handled::Stale);
         };
+        span.record("model", guard.model.as_str());
+        span.record("provider", guard.provider.as_str());
+        span.record("version", guard.version());
         let guard = self.roll_forward(guard).await?;
         if let Some(v) = msg.version {
             if v < guard.version() {
