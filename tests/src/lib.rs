@@ -27,7 +27,7 @@ pub fn fast_options(dir: &std::path::Path) -> LocalOptions {
     let mut o = LocalOptions::dev(dir.to_path_buf());
     o.lifecycle.time_scale = 0.02;
     o.lifecycle.visibility_timeout_ms = 400;
-    o.lifecycle.watchdog_margin_ms = 300;
+    o.lifecycle.watchdog_margin_ms = 3_000;
     o.lifecycle.nudge_retry_ms = 50;
     o.lifecycle.reconcile_grace_ms = 1_000;
     o.lifecycle.delivery_retry_base_ms = 100;

@@ -74,7 +74,13 @@ async fn a_crash_at_any_protocol_point_is_rolled_forward() {
     for point in CrashPoint::ALL {
         let crash = CrashOnce::at(&[point]);
         let c = crash.clone();
-        let h = Harness::start_with(move |o| o.crash = Some(c)).await;
+        let h = Harness::start_with(move |o| {
+            o.crash = Some(c);
+            for p in ["openai", "runway", "replicate", "fal"] {
+                o.capacity_overrides.insert(p.into(), 50);
+            }
+        })
+        .await;
         for shape in ["immediate", "polling", "callback"] {
             let (model, schema) = h.model_of_shape(shape).await;
             let prompt = format!("crash {point:?} {shape}");
@@ -105,6 +111,12 @@ async fn a_crash_at_any_protocol_point_is_rolled_forward() {
             );
         }
         assert!(crash.fired() > 0, "{point:?} never fired");
+        for p in ["openai", "runway", "replicate", "fal"] {
+            let held = executor_lifecycle::InflightLimiter::inflight(h.sys.limiter.as_ref(), p)
+                .await
+                .unwrap();
+            assert_eq!(held, 0, "{point:?}: {p} leases back to zero");
+        }
         h.sys.stop().await;
     }
 }

@@ -47,6 +47,10 @@ pub struct CatalogOptions {
     pub fal_public_keys: Vec<String>,
     /// Use placeholder credentials when a secret is missing (development with simulators).
     pub allow_missing_credentials: bool,
+    /// Per-host breaker, bulkhead and retry settings of the outbound client.
+    pub resilience: crate::resilience::ResilienceConfig,
+    /// Provider → inflight capacity, overriding the bundles' `limits.capacity` (0: unlimited).
+    pub capacity_overrides: HashMap<String, u32>,
 }
 
 impl CatalogOptions {
@@ -76,6 +80,8 @@ impl CatalogOptions {
                 })
                 .unwrap_or_default(),
             allow_missing_credentials: false,
+            resilience: Default::default(),
+            capacity_overrides: HashMap::new(),
         }
     }
 }
@@ -373,7 +379,7 @@ impl BundleCatalog {
         sources: Vec<(PathBuf, String)>,
         opts: CatalogOptions,
     ) -> Result<BundleCatalog, BundleError> {
-        let transport = Transport::new().map_err(BundleError::Http)?;
+        let transport = Transport::new(opts.resilience.clone()).map_err(BundleError::Http)?;
         let keys = CallbackKeys {
             replicate_webhook_secret: opts.replicate_webhook_secret.clone(),
             fal_public_keys: opts.fal_public_keys.clone(),
@@ -426,6 +432,10 @@ impl BundleCatalog {
                 .cloned()
                 .unwrap_or_else(|| bundle.base_url.clone());
             let id = bundle.id.clone();
+            let mut bundle = bundle;
+            if let Some(c) = opts.capacity_overrides.get(&bundle.provider) {
+                bundle.limits.capacity = (*c > 0).then_some(*c);
+            }
             let driver = BundleDriver::new(
                 bundle,
                 adapter,

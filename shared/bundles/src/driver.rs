@@ -42,6 +42,16 @@ pub fn transport_failure(e: &TransportError) -> Failure {
             ErrorClass::ProviderTransient,
             format!("connection broke: {m}"),
         ),
+        TransportError::CircuitOpen(h) => Failure::new(
+            ErrorClass::ProviderUnavailable,
+            format!("circuit breaker open for {h}; not sent"),
+        )
+        .with_code("circuit_open"),
+        TransportError::Bulkhead(h) => Failure::new(
+            ErrorClass::ProviderUnavailable,
+            format!("too many concurrent calls to {h}; not sent"),
+        )
+        .with_code("bulkhead_full"),
     }
 }
 
@@ -126,7 +136,9 @@ impl BundleDriver {
     }
 
     async fn run(&self, steps: &[crate::format::Step], ctx: &CallContext) -> StepRun {
-        engine::run(steps, self.context(ctx), &self.transport).await
+        let adapter = self.adapter.clone();
+        let classify = move |r: &crate::http::HttpResponse| adapter.classify_error(r);
+        engine::run(steps, self.context(ctx), &self.transport, &classify).await
     }
 }
 
@@ -186,10 +198,11 @@ impl ModelDriver for BundleDriver {
             ),
             RunEnd::Transport { error, .. } => SubmitOutcome::Rejected {
                 failure: transport_failure(error),
-                creation: if matches!(error, TransportError::Connect(_)) {
-                    JobCreation::NotCreated
-                } else {
-                    JobCreation::Unknown
+                creation: match error {
+                    TransportError::Connect(_)
+                    | TransportError::CircuitOpen(_)
+                    | TransportError::Bulkhead(_) => JobCreation::NotCreated,
+                    TransportError::Timeout | TransportError::Broken(_) => JobCreation::Unknown,
                 },
                 raw: Value::Null,
             },

@@ -65,8 +65,14 @@ impl StepRun {
     }
 }
 
-/// Runs `steps` with `ctx`.
-pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepRun {
+/// Runs `steps` with `ctx`; `classify` is the adapter's reading of a non-2xx answer (it
+/// decides what the transport may retry).
+pub async fn run(
+    steps: &[Step],
+    mut ctx: Value,
+    transport: &Transport,
+    classify: &(dyn Fn(&HttpResponse) -> executor_lifecycle::Failure + Sync),
+) -> StepRun {
     let mut queue: VecDeque<Step> = steps.iter().cloned().collect();
     let mut responses = BTreeMap::new();
     let mut last_http = None;
@@ -87,8 +93,8 @@ pub async fn run(steps: &[Step], mut ctx: Value, transport: &Transport) -> StepR
                     Ok(r) => r,
                     Err(e) => break RunEnd::Template(format!("step {}: {e}", h.id)),
                 };
-                let (result, record) = transport.send(&h.id, req).await;
-                calls.push(record);
+                let (result, records) = transport.send(&h.id, req, classify).await;
+                calls.extend(records);
                 match result {
                     Ok(resp) => {
                         ctx["steps"][h.id.as_str()] = resp.to_value();

@@ -2,8 +2,9 @@
 //! timeouts, responses captured as JSON (or base64 for binary bodies), and a record of every
 //! call without query strings or credentials.
 
+use crate::resilience::{Admission, Resilience, ResilienceConfig};
 use base64::Engine as _;
-use executor_lifecycle::CallRecord;
+use executor_lifecycle::{CallRecord, ErrorClass, Failure};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,10 @@ pub enum TransportError {
     Timeout,
     /// The connection broke after sending.
     Broken(String),
+    /// The host's circuit breaker is open: nothing was sent.
+    CircuitOpen(String),
+    /// The host's bulkhead stayed full: nothing was sent.
+    Bulkhead(String),
 }
 
 /// A request ready to send.
@@ -80,28 +85,107 @@ pub struct HttpRequest {
     pub timeout: Duration,
 }
 
-/// The shared client.
+/// The shared client, with per-host resilience.
 #[derive(Clone)]
 pub struct Transport {
     client: reqwest::Client,
+    resilience: std::sync::Arc<Resilience>,
+}
+
+/// The host part of a URL (the breaker and bulkhead key).
+pub fn host_of(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_string()
 }
 
 impl Transport {
     /// A transport with a pooled client.
-    pub fn new() -> Result<Transport, String> {
+    pub fn new(cfg: ResilienceConfig) -> Result<Transport, String> {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(64)
             .build()
-            .map(|client| Transport { client })
+            .map(|client| Transport {
+                client,
+                resilience: std::sync::Arc::new(Resilience::new(cfg)),
+            })
             .map_err(|e| e.to_string())
     }
 
-    /// Sends a request; returns the response (or why none) and the call record.
+    /// The per-host state.
+    pub fn resilience(&self) -> &Resilience {
+        &self.resilience
+    }
+
+    /// Sends with the host's breaker, bulkhead and retry policy. `classify` is the adapter's
+    /// view of a non-2xx answer; only what it calls retryable is retried, and a create (POST)
+    /// only when nothing can have been created (refused connection, 429, 502/503).
     pub async fn send(
         &self,
         step: &str,
         req: HttpRequest,
+        classify: &(dyn Fn(&HttpResponse) -> Failure + Sync),
+    ) -> (Result<HttpResponse, TransportError>, Vec<CallRecord>) {
+        let host = host_of(&req.url);
+        let idempotent = matches!(req.method, "GET" | "PUT" | "DELETE" | "HEAD");
+        let r = &self.resilience;
+        r.earn();
+        let mut records = Vec::new();
+        let mut retry = 0u32;
+        loop {
+            if r.admit(&host) == Admission::Open {
+                records.push(refused(step, &req, "circuit open"));
+                return (Err(TransportError::CircuitOpen(host)), records);
+            }
+            let Some(permit) = r.slot(&host).await else {
+                records.push(refused(step, &req, "bulkhead full"));
+                return (Err(TransportError::Bulkhead(host)), records);
+            };
+            let (result, mut record) = self.send_once(step, &req).await;
+            drop(permit);
+            let (healthy, failure) = match &result {
+                Ok(resp) if resp.is_success() => (true, None),
+                Ok(resp) => (
+                    resp.status < 500 && resp.status != 408,
+                    Some(classify(resp)),
+                ),
+                Err(e) => (false, Some(crate::driver::transport_failure(e))),
+            };
+            r.record(&host, healthy);
+            let retryable = match (&result, &failure) {
+                (Ok(_), Some(f)) => {
+                    f.class.is_retryable()
+                        && (idempotent
+                            || matches!(
+                                f.class,
+                                ErrorClass::RateLimited | ErrorClass::ProviderUnavailable
+                            ))
+                }
+                (Err(TransportError::Connect(_)), _) => true,
+                (Err(_), _) => idempotent,
+                _ => false,
+            };
+            let Some(f) = failure.filter(|_| retryable && retry < r.config().max_retries) else {
+                records.push(record);
+                return (result, records);
+            };
+            let delay = r.delay_ms(retry + 1, f.retry_after_ms);
+            if delay > r.config().retry_max_ms || !r.spend() {
+                records.push(record);
+                return (result, records);
+            }
+            record.retried = Some(format!("{} — retried after {delay} ms", f.class));
+            records.push(record);
+            retry += 1;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+
+    /// One attempt; returns the response (or why none) and the call record.
+    async fn send_once(
+        &self,
+        step: &str,
+        req: &HttpRequest,
     ) -> (Result<HttpResponse, TransportError>, CallRecord) {
         let started = Instant::now();
         let method =
@@ -139,9 +223,25 @@ impl Transport {
                 TransportError::Connect(m) => format!("connect: {}", redact(m)),
                 TransportError::Timeout => "timeout".to_string(),
                 TransportError::Broken(m) => format!("broken: {}", redact(m)),
+                TransportError::CircuitOpen(_) => "circuit open".to_string(),
+                TransportError::Bulkhead(_) => "bulkhead full".to_string(),
             }),
+            retried: None,
         };
         (result, record)
+    }
+}
+
+/// The record of a call that was not sent.
+fn refused(step: &str, req: &HttpRequest, why: &str) -> CallRecord {
+    CallRecord {
+        step: step.to_string(),
+        method: req.method.to_string(),
+        url: req.url.split('?').next().unwrap_or_default().to_string(),
+        status: None,
+        latency_ms: 0,
+        error: Some(why.to_string()),
+        retried: None,
     }
 }
 

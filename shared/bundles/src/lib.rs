@@ -16,6 +16,7 @@ pub mod engine;
 pub mod format;
 pub mod http;
 pub mod pricing;
+pub mod resilience;
 pub mod sender;
 pub mod standard_webhooks;
 pub mod template;

@@ -43,6 +43,10 @@ pub struct LocalOptions {
     pub clock: Arc<dyn Clock>,
     /// Wraps the queue port (fault injection in tests).
     pub wrap_queue: Option<QueueWrapper>,
+    /// Provider → inflight capacity (0: unlimited), overriding the bundles.
+    pub capacity_overrides: HashMap<String, u32>,
+    /// Outbound HTTP breaker, bulkhead and retry settings.
+    pub resilience: executor_bundles::resilience::ResilienceConfig,
 }
 
 /// A function wrapping the queue port.
@@ -64,6 +68,8 @@ impl LocalOptions {
             crash: None,
             clock: Arc::new(SystemClock),
             wrap_queue: None,
+            capacity_overrides: HashMap::new(),
+            resilience: Default::default(),
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct LocalSystem {
     pub engine: Arc<Engine>,
     /// The embedded store (queues, guards, outcome events).
     pub store: Arc<SqliteStore>,
+    /// The in-process inflight limiter.
+    pub limiter: Arc<executor_embedded::MemoryLimiter>,
     /// API base URL.
     pub url: String,
     /// A key of tenant `dev`.
@@ -128,6 +136,10 @@ impl LocalSystem {
             catalog_opts.fal_public_keys = vec![sims.fal_public_key_b64url()];
             catalog_opts.allow_missing_credentials = true;
         }
+        catalog_opts.resilience = opts.resilience.clone();
+        catalog_opts
+            .capacity_overrides
+            .extend(opts.capacity_overrides.clone());
         let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
             .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
 
@@ -220,6 +232,7 @@ impl LocalSystem {
         Ok(LocalSystem {
             engine,
             store: backend.store.clone(),
+            limiter: backend.limiter.clone(),
             url,
             dev_key,
             simulators,

@@ -142,6 +142,9 @@ pub struct HotState {
     /// Provider polls made.
     #[serde(default)]
     pub poll_count: u32,
+    /// Submits refused for throttling or an open breaker (they don't use up attempts).
+    #[serde(default)]
+    pub throttled: u32,
     /// Callback ids already consumed by a poll.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumed_callbacks: Vec<String>,
@@ -360,6 +363,9 @@ pub struct CallRecord {
     /// Transport error, if no response arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why this call was followed by a retry (class and delay), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried: Option<String>,
 }
 
 /// The kind of a normalized output.

@@ -56,9 +56,13 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
             .acquire(&l.scope, &l.id, capacity, ttl)
             .await?
         {
+            // Backoff with jitter: a crowd of waiting executions spreads out instead of
+            // polling the limiter in lockstep.
+            let base = engine.config.scaled(engine.config.capacity_wait_ms).max(1)
+                << guard.hot.throttled.min(4);
+            let delay = base + rand_below(base);
             let mut next = guard.advance(Event::CapacityWait, now)?;
-            let base = engine.config.scaled(engine.config.capacity_wait_ms);
-            let delay = base + rand_below(base.max(1));
+            next.hot.throttled += 1;
             next.hot.waiting = Some(Wait {
                 reason: "capacity".into(),
                 since_ms: guard
@@ -171,18 +175,43 @@ fn rejected(
         return ambiguous_step(engine, intent, spec.ambiguous_submit, Some(failure), now);
     }
     let attempt = intent.hot.attempt;
+    // Throttling and an open breaker mean the provider did nothing: wait and retry until the
+    // deadline without using up an attempt.
+    let waiting_only = matches!(
+        failure.class,
+        ErrorClass::RateLimited | ErrorClass::ProviderUnavailable
+    );
+    let backoff_step = if waiting_only {
+        intent.hot.throttled
+    } else {
+        attempt.saturating_sub(1)
+    };
     let delay = engine.config.backoff_ms(
         engine.config.submit_retry_base_ms,
         engine.config.submit_retry_max_ms,
-        attempt.saturating_sub(1),
+        backoff_step,
         failure.retry_after_ms.unwrap_or(0),
     );
     let in_time = now + (delay as i64) < intent.deadline_ms;
-    if failure.class.is_retryable() && attempt < spec.max_submit_attempts && in_time {
+    if failure.class.is_retryable()
+        && (waiting_only || attempt < spec.max_submit_attempts)
+        && in_time
+    {
         let mut next = intent.advance(Event::SubmitRetry, now)?;
         next.hot.lease = None;
+        if waiting_only {
+            next.hot.attempt = attempt.saturating_sub(1);
+            next.hot.throttled += 1;
+        }
+        let reason = match failure.provider_code.as_deref() {
+            Some("circuit_open") => "breaker_open",
+            Some("bulkhead_full") => "bulkhead_full",
+            _ if failure.class == ErrorClass::RateLimited => "rate_limited",
+            _ if failure.class == ErrorClass::ProviderUnavailable => "provider_unavailable",
+            _ => "retry",
+        };
         next.hot.waiting = Some(Wait {
-            reason: "retry".into(),
+            reason: reason.into(),
             since_ms: now,
             until_ms: now + delay as i64,
             detail: Some(failure.to_string()),
@@ -195,7 +224,7 @@ fn rejected(
         }
         step.effects
             .push(send_next(&next, QueueName::Submit, delay));
-        step.detail = json!({"attempt": attempt, "retry_in_ms": delay});
+        step.detail = json!({"attempt": attempt, "retry_in_ms": delay, "wait": reason});
         step.failure = Some(failure);
         return Ok(step);
     }
