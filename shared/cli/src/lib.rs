@@ -4,6 +4,7 @@
 
 pub mod aws_dev;
 pub mod client;
+pub mod config;
 pub mod demo;
 pub mod local;
 pub mod render;

@@ -47,6 +47,27 @@ pub struct LocalOptions {
     pub capacity_overrides: HashMap<String, u32>,
     /// Outbound HTTP breaker, bulkhead and retry settings.
     pub resilience: executor_bundles::resilience::ResilienceConfig,
+    /// Provider → base URL (applied unless simulators replace it).
+    pub base_url_overrides: HashMap<String, String>,
+}
+
+impl LocalOptions {
+    /// Applies a configuration file's settings.
+    pub fn apply(&mut self, cfg: &crate::config::Config) {
+        self.lifecycle = cfg.lifecycle.clone();
+        self.api = (&cfg.api).into();
+        self.worker_concurrency = cfg.workers.concurrency;
+        self.reconcile_every_ms = cfg.workers.reconcile_every_ms;
+        self.resilience = cfg.http.clone();
+        for (name, p) in &cfg.providers {
+            if let Some(c) = p.capacity {
+                self.capacity_overrides.insert(name.clone(), c);
+            }
+            if let Some(u) = &p.base_url {
+                self.base_url_overrides.insert(name.clone(), u.clone());
+            }
+        }
+    }
 }
 
 /// A function wrapping the queue port.
@@ -70,6 +91,7 @@ impl LocalOptions {
             wrap_queue: None,
             capacity_overrides: HashMap::new(),
             resilience: Default::default(),
+            base_url_overrides: HashMap::new(),
         }
     }
 }
@@ -125,6 +147,9 @@ impl LocalSystem {
             .with_context(|| format!("opening data directory {}", opts.data_dir.display()))?;
 
         let mut catalog_opts = CatalogOptions::from_env();
+        catalog_opts
+            .base_url_overrides
+            .extend(opts.base_url_overrides.clone());
         if let Some(sims) = &simulators {
             for provider in ["openai", "runway", "replicate", "fal"] {
                 catalog_opts

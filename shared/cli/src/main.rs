@@ -39,8 +39,11 @@ enum Command {
         #[arg(long)]
         no_simulators: bool,
         /// Multiply bundle poll cadences and retry delays (e.g. 0.1 to go ten times faster).
-        #[arg(long, default_value_t = 1.0)]
-        time_scale: f64,
+        #[arg(long)]
+        time_scale: Option<f64>,
+        /// Configuration file (all limits; see `executor config`).
+        #[arg(long, env = "EXECUTOR_CONFIG")]
+        config: Option<PathBuf>,
         /// `embedded` (SQLite + files) or `aws` (the Lambda handlers against --endpoint and --redis).
         #[arg(long, default_value = "embedded")]
         backend: String,
@@ -76,6 +79,12 @@ enum Command {
         /// Print only the outcome JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the effective configuration (file + `EXECUTOR__*` environment) as TOML.
+    Config {
+        /// Configuration file.
+        #[arg(long, env = "EXECUTOR_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Run only the provider simulators (for `executor dev --no-simulators` pointed at them
     /// with `EXECUTOR_<PROVIDER>_BASE_URL`, or for bundle work).
@@ -138,11 +147,19 @@ async fn run(cli: Cli) -> Result<i32> {
             bundles,
             no_simulators,
             time_scale,
+            config,
             backend,
             endpoint,
             redis,
         } => {
             init_logs("info");
+            let cfg = executor_cli::config::Config::load(
+                config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("executor.toml")),
+                config.is_some(),
+            )?;
+            let time_scale = time_scale.unwrap_or(cfg.lifecycle.time_scale);
             if backend == "aws" {
                 executor_cli::aws_dev::run(executor_cli::aws_dev::AwsDevOptions {
                     bind,
@@ -159,6 +176,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 bail!("--backend must be `embedded` or `aws`, not `{backend}`");
             }
             let mut opts = LocalOptions::dev(data_dir.clone());
+            opts.apply(&cfg);
             opts.bind = bind;
             if let Some(b) = bundles {
                 opts.bundles_dir = b;
@@ -264,6 +282,16 @@ async fn run(cli: Cli) -> Result<i32> {
                 );
                 Ok(1)
             }
+        }
+        Command::Config { config } => {
+            let cfg = executor_cli::config::Config::load(
+                config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("executor.toml")),
+                config.is_some(),
+            )?;
+            print!("{}", cfg.to_toml());
+            Ok(0)
         }
         Command::Simulators { bind } => {
             init_logs("warn");

@@ -1,0 +1,145 @@
+//! Every limit of the machine in one place: `executor.toml` (or `--config FILE`), overridden
+//! by environment variables `EXECUTOR__SECTION__KEY=value` (e.g.
+//! `EXECUTOR__HTTP__MAX_RETRIES=3`, `EXECUTOR__PROVIDERS__FAL__CAPACITY=5`). Defaults are
+//! safe for production; `executor config` prints the effective configuration.
+
+use anyhow::{Context, Result};
+use executor_bundles::resilience::ResilienceConfig;
+use executor_lifecycle::LifecycleConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Lifecycle timing, retries and delivery.
+    pub lifecycle: LifecycleConfig,
+    /// API limits.
+    pub api: ApiSettings,
+    /// Queue consumers and the reconciler.
+    pub workers: WorkerSettings,
+    /// Outbound HTTP: per-host breaker, bulkhead, retries.
+    pub http: ResilienceConfig,
+    /// Per provider: inflight capacity and base URL.
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+/// API limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Largest request body (bytes).
+    pub max_body_bytes: usize,
+    /// Longest `Prefer: wait=N` honoured (seconds).
+    pub max_wait_seconds: u64,
+    /// Immediate executions run in the request path at once; beyond, they go async (202).
+    pub inline_concurrency: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        let d = executor_api::ApiConfig::default();
+        ApiSettings {
+            max_body_bytes: d.max_body_bytes,
+            max_wait_seconds: d.max_wait_seconds,
+            inline_concurrency: d.inline_concurrency,
+        }
+    }
+}
+
+impl From<&ApiSettings> for executor_api::ApiConfig {
+    fn from(a: &ApiSettings) -> Self {
+        executor_api::ApiConfig {
+            max_body_bytes: a.max_body_bytes,
+            max_wait_seconds: a.max_wait_seconds,
+            inline_concurrency: a.inline_concurrency,
+        }
+    }
+}
+
+/// Queue consumers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Messages handled at once per queue.
+    pub concurrency: usize,
+    /// How often the reconciler runs (ms); 0 disables it.
+    pub reconcile_every_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 16,
+            reconcile_every_ms: 5_000,
+        }
+    }
+}
+
+/// One provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// Inflight executions at once (0: unlimited); overrides the bundles' `limits.capacity`.
+    pub capacity: Option<u32>,
+    /// Base URL override (also `EXECUTOR_<PROVIDER>_BASE_URL`).
+    pub base_url: Option<String>,
+}
+
+fn parse_scalar(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(f) = v.parse::<f64>() {
+        toml::Value::Float(f)
+    } else if let Ok(b) = v.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(v.to_string())
+    }
+}
+
+impl Config {
+    /// Reads `path` (if it exists; `required` makes a missing file an error), then applies
+    /// `EXECUTOR__...` environment overrides.
+    pub fn load(path: &Path, required: bool) -> Result<Config> {
+        let mut doc = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .with_context(|| format!("{}: invalid TOML", path.display()))?,
+            Err(_) if !required => toml::Table::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        for (key, value) in std::env::vars() {
+            let Some(rest) = key.strip_prefix("EXECUTOR__") else {
+                continue;
+            };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_lowercase()).collect();
+            let mut table = &mut doc;
+            for p in &parts[..parts.len().saturating_sub(1)] {
+                let entry = table
+                    .entry(p.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let Some(t) = entry.as_table_mut() else {
+                    anyhow::bail!("{key}: {p} is not a section")
+                };
+                table = t;
+            }
+            if let Some(last) = parts.last() {
+                table.insert(last.clone(), parse_scalar(&value));
+            }
+        }
+        toml::Value::Table(doc).try_into().map_err(|e| {
+            anyhow::anyhow!(
+                "configuration ({} and EXECUTOR__* variables): {e}",
+                path.display()
+            )
+        })
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
