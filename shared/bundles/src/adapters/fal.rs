@@ -129,6 +129,13 @@ impl Adapter for Fal {
                 started: true,
             },
             "COMPLETED" => {
+                // A cancel we asked for ends as COMPLETED + `client_cancelled`: the job was
+                // canceled, not failed.
+                if status["error_type"] == "client_cancelled" {
+                    return PollOutcome::Canceled {
+                        raw: status.clone(),
+                    };
+                }
                 if let Some(t) = status["error_type"]
                     .as_str()
                     .or(status["error"].as_str().map(|_| ""))

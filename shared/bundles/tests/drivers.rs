@@ -1,0 +1,301 @@
+//! Every committed bundle, driven end to end against the provider simulators: a result with
+//! outputs and a cost; the provider's 429, validation, failure and content-policy answers in
+//! the taxonomy's classes; cancel; refused connections and timed-out creates; no secret in
+//! any record or message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{End, context, driver, run_to_end, setup};
+use executor_bundles::BundleCatalog;
+use executor_lifecycle::{
+    Catalog, ErrorClass, JobCreation, OutputKind, PollOutcome, SubmitOutcome,
+};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// (model id, input with `{p}` standing for the prompt text, expected output kind).
+const MODELS: [(&str, &str, OutputKind); 4] = [
+    (
+        "openai/gpt-image-1",
+        r#"{"prompt": "{p}"}"#,
+        OutputKind::Image,
+    ),
+    (
+        "runway/gen4-turbo",
+        r#"{"promptImage": "https://example.com/first-frame.png", "promptText": "{p}"}"#,
+        OutputKind::Video,
+    ),
+    (
+        "black-forest-labs/flux-schnell",
+        r#"{"prompt": "{p}"}"#,
+        OutputKind::Image,
+    ),
+    ("fal-ai/flux-dev", r#"{"prompt": "{p}"}"#, OutputKind::Image),
+];
+
+fn input(template: &str, prompt: &str) -> Value {
+    serde_json::from_str(&template.replace("{p}", prompt)).unwrap()
+}
+
+fn failure_of(model: &str, end: End) -> executor_lifecycle::Failure {
+    match end {
+        End::Failed(f) => f,
+        other => panic!("{model}: expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_bundle_runs_to_outputs_and_a_cost() {
+    let (_sims, catalog) = setup().await;
+    for (model, template, kind) in MODELS {
+        let d = driver(&catalog, model);
+        let ctx = context(d.as_ref(), input(template, "a lighthouse at dusk"), "");
+        let (end, calls) = run_to_end(d.as_ref(), ctx).await;
+        let End::Succeeded(result) = end else {
+            panic!("{model}: {end:?}");
+        };
+        assert!(!result.outputs.is_empty(), "{model}: no outputs");
+        for o in &result.outputs {
+            assert_eq!(o.kind, kind, "{model}: {o:?}");
+            assert!(o.url.is_some() || o.data.is_some(), "{model}: {o:?}");
+        }
+        let cost = d.cost(&result);
+        assert!(cost.provider_usd_micros > 0, "{model}: {cost:?}");
+        assert!(
+            calls.iter().all(|c| c.status.is_some_and(|s| s < 300)),
+            "{model}: {calls:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn costs_follow_each_bundles_pricing() {
+    let (_sims, catalog) = setup().await;
+    let cost_of = |model: &str, end: End| match end {
+        End::Succeeded(r) => catalog.get(model).unwrap().cost(&r),
+        other => panic!("{model}: {other:?}"),
+    };
+    // OpenAI: base64 image inline, token usage priced per million.
+    let d = driver(&catalog, "openai/gpt-image-1");
+    let (end, _) = run_to_end(d.as_ref(), context(d.as_ref(), json!({"prompt": "a"}), "")).await;
+    if let End::Succeeded(r) = &end {
+        let o = &r.outputs[0];
+        assert_eq!(o.mime_type.as_deref(), Some("image/png"));
+        assert!(
+            o.data
+                .as_ref()
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.len() > 16)
+        );
+    }
+    let c = cost_of("openai/gpt-image-1", end);
+    assert_eq!(c.lines.len(), 2, "{c:?}");
+    assert!(c.lines.iter().all(|l| l.unit.ends_with("token")));
+    // Runway: 5 credits per output second x 5 s x $0.01 = $0.25.
+    let d = driver(&catalog, "runway/gen4-turbo");
+    let ctx = context(
+        d.as_ref(),
+        json!({"promptImage": "https://example.com/a.png"}),
+        "",
+    );
+    let c = cost_of("runway/gen4-turbo", run_to_end(d.as_ref(), ctx).await.0);
+    assert_eq!(c.provider_usd_micros, 250_000, "{c:?}");
+    // Replicate: $0.003 per image, two images.
+    let d = driver(&catalog, "black-forest-labs/flux-schnell");
+    let ctx = context(d.as_ref(), json!({"prompt": "a", "num_outputs": 2}), "");
+    let c = cost_of(
+        "black-forest-labs/flux-schnell",
+        run_to_end(d.as_ref(), ctx).await.0,
+    );
+    assert_eq!(c.provider_usd_micros, 6_000, "{c:?}");
+}
+
+#[tokio::test]
+async fn a_429_is_rate_limited_with_retry_after_and_the_next_attempt_is_accepted() {
+    let (_sims, catalog) = setup().await;
+    for (model, template, _) in MODELS {
+        let d = driver(&catalog, model);
+        let ctx = context(d.as_ref(), input(template, "a cat sim:rate_limit=1"), "");
+        match d.submit(&ctx).await.outcome {
+            SubmitOutcome::Rejected {
+                failure, creation, ..
+            } => {
+                assert_eq!(
+                    failure.class,
+                    ErrorClass::RateLimited,
+                    "{model}: {failure:?}"
+                );
+                assert_eq!(failure.http_status, Some(429), "{model}");
+                assert!(
+                    failure.retry_after_ms.is_some_and(|ms| ms > 0),
+                    "{model}: {failure:?}"
+                );
+                assert_eq!(creation, JobCreation::NotCreated, "{model}");
+            }
+            other => panic!("{model}: {other:?}"),
+        }
+        let again = d.submit(&ctx).await.outcome;
+        assert!(
+            !matches!(again, SubmitOutcome::Rejected { .. }),
+            "{model}: {again:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn provider_validation_errors_name_the_field() {
+    let (_sims, catalog) = setup().await;
+    let expected = [
+        ("openai/gpt-image-1", "/quality"),
+        ("runway/gen4-turbo", "/promptText"),
+        ("black-forest-labs/flux-schnell", "/prompt"),
+        ("fal-ai/flux-dev", "/prompt"),
+    ];
+    for ((model, template, _), (_, field)) in MODELS.into_iter().zip(expected) {
+        let d = driver(&catalog, model);
+        let ctx = context(d.as_ref(), input(template, "a cat sim:invalid"), "");
+        let f = failure_of(model, run_to_end(d.as_ref(), ctx).await.0);
+        assert_eq!(f.class, ErrorClass::ValidationError, "{model}: {f:?}");
+        assert_eq!(f.field.as_deref(), Some(field), "{model}: {f:?}");
+    }
+}
+
+#[tokio::test]
+async fn provider_failures_land_in_provider_classes() {
+    let (_sims, catalog) = setup().await;
+    let expected = [
+        ErrorClass::ProviderTransient,   // OpenAI 500 server_error
+        ErrorClass::ProviderTransient,   // Runway FAILED INTERNAL.BAD_OUTPUT.CODE01
+        ErrorClass::ProviderFatal,       // Replicate failed "... run out of memory?"
+        ErrorClass::ProviderUnavailable, // fal COMPLETED + runner_disconnected
+    ];
+    for ((model, template, _), class) in MODELS.into_iter().zip(expected) {
+        let d = driver(&catalog, model);
+        let ctx = context(d.as_ref(), input(template, "a cat sim:fail"), "");
+        let f = failure_of(model, run_to_end(d.as_ref(), ctx).await.0);
+        assert_eq!(f.class, class, "{model}: {f:?}");
+    }
+}
+
+#[tokio::test]
+async fn safety_refusals_are_content_policy() {
+    let (_sims, catalog) = setup().await;
+    for (model, template, _) in MODELS {
+        let d = driver(&catalog, model);
+        let ctx = context(d.as_ref(), input(template, "a cat sim:content_policy"), "");
+        let f = failure_of(model, run_to_end(d.as_ref(), ctx).await.0);
+        assert_eq!(f.class, ErrorClass::ContentPolicy, "{model}: {f:?}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_reaches_the_provider_and_the_job_ends_canceled() {
+    let (_sims, catalog) = setup().await;
+    for (model, template) in [
+        ("runway/gen4-turbo", MODELS[1].1),
+        ("black-forest-labs/flux-schnell", MODELS[2].1),
+        ("fal-ai/flux-dev", MODELS[3].1),
+    ] {
+        let d = driver(&catalog, model);
+        let mut ctx = context(d.as_ref(), input(template, "slow sim:duration=5000"), "");
+        let SubmitOutcome::Created { job_id, .. } = d.submit(&ctx).await.outcome else {
+            panic!("{model}: not created");
+        };
+        ctx.job_id = Some(job_id);
+        let reply = d.cancel(&ctx).await;
+        assert!(reply.outcome.is_ok(), "{model}: {:?}", reply.outcome);
+        assert_eq!(reply.calls.len(), 1);
+        let polled = d.poll(&ctx).await.outcome;
+        assert!(
+            matches!(polled, PollOutcome::Canceled { .. }),
+            "{model}: {polled:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_unavailable_and_certainly_not_created() {
+    let (sims, _) = setup().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut o = common::sim_options(&sims, HashMap::new());
+    o.base_url_overrides
+        .insert("runway".into(), format!("http://127.0.0.1:{closed}/runway"));
+    let catalog = BundleCatalog::load(&common::repo().join("bundles"), o).unwrap();
+    let d = driver(&catalog, "runway/gen4-turbo");
+    let ctx = context(
+        d.as_ref(),
+        json!({"promptImage": "https://e.com/a.png"}),
+        "",
+    );
+    let reply = d.submit(&ctx).await;
+    match reply.outcome {
+        SubmitOutcome::Rejected {
+            failure, creation, ..
+        } => {
+            assert_eq!(
+                failure.class,
+                ErrorClass::ProviderUnavailable,
+                "{failure:?}"
+            );
+            assert_eq!(creation, JobCreation::NotCreated);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(reply.calls[0].error.is_some() && reply.calls[0].status.is_none());
+}
+
+#[tokio::test]
+async fn a_create_that_times_out_after_sending_is_ambiguous() {
+    let (sims, _) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::repo().join("bundles/runway-gen4-turbo.yaml"))
+        .unwrap()
+        .replacen(
+            "        seed: \"{{ input.seed | default(none) }}\"\n",
+            "        seed: \"{{ input.seed | default(none) }}\"\n      timeout_seconds: 1\n",
+            1,
+        );
+    assert!(text.contains("timeout_seconds: 1"));
+    std::fs::write(dir.path().join("runway.yaml"), text).unwrap();
+    let catalog =
+        BundleCatalog::load(dir.path(), common::sim_options(&sims, HashMap::new())).unwrap();
+    let d = driver(&catalog, "runway/gen4-turbo");
+    let ctx = context(
+        d.as_ref(),
+        json!({"promptImage": "https://e.com/a.png", "promptText": "x sim:hang_after_create=3000"}),
+        "",
+    );
+    match d.submit(&ctx).await.outcome {
+        SubmitOutcome::Rejected {
+            failure, creation, ..
+        } => {
+            assert_eq!(failure.class, ErrorClass::Timeout, "{failure:?}");
+            assert_eq!(creation, JobCreation::Unknown);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_appear_in_records_or_messages() {
+    let (sims, _) = setup().await;
+    let secret = "invalid-sk-TOPSECRET-7f3a9c";
+    let secrets = HashMap::from([("OPENAI_API_KEY".to_string(), secret.to_string())]);
+    let catalog = BundleCatalog::load(
+        &common::repo().join("bundles"),
+        common::sim_options(&sims, secrets),
+    )
+    .unwrap();
+    let d = driver(&catalog, "openai/gpt-image-1");
+    let ctx = context(d.as_ref(), json!({"prompt": "a cat"}), "");
+    let (end, calls) = run_to_end(d.as_ref(), ctx).await;
+    let f = failure_of("openai", end);
+    assert_eq!(f.class, ErrorClass::PipelineConfiguration, "{f:?}");
+    assert_eq!(f.http_status, Some(401));
+    let everything = format!("{f:?} {calls:?}");
+    assert!(!everything.contains("TOPSECRET"), "{everything}");
+}
