@@ -39,5 +39,13 @@ step "SAM template lint"
 cfn-lint template.yaml
 sam validate --lint --template template.yaml --region us-east-1
 
+step "SAM build (four arm64 functions through cargo-lambda; skip with EXECUTOR_SKIP_SAM_BUILD=1)"
+if [ "${EXECUTOR_SKIP_SAM_BUILD:-0}" != 1 ]; then
+  command -v cargo-lambda >/dev/null || $PY -m pip install --quiet cargo-lambda
+  rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+  sam build --beta-features --template template.yaml
+  ./scripts/lambda-sizes.sh .aws-sam/build
+fi
+
 step "demo"
 cargo run --quiet --locked -p executor-cli --bin executor -- demo

@@ -399,6 +399,17 @@ impl GuardStore for DynamoGuardStore {
         }
     }
 
+    /// One conditional write (no read): the guard as committed, with its outbox emptied.
+    async fn clear_outbox_of(&self, cleared: &Guard) -> Result<(), StoreError> {
+        if !cleared.outbox.is_empty() {
+            return self.clear_outbox(&cleared.id, cleared.version()).await;
+        }
+        match self.update_versioned(cleared, cleared.version()).await {
+            Ok(()) | Err(CommitError::Conflict) => Ok(()),
+            Err(CommitError::Store(e)) => Err(e),
+        }
+    }
+
     async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
         self.client
             .update_item()

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod dynamo;
 pub mod limiter;
+pub mod metering;
 pub mod s3;
 pub mod sink;
 pub mod sqs;
@@ -14,6 +15,7 @@ pub mod sqs;
 pub use config::{AwsConfig, AwsSetupError};
 pub use dynamo::DynamoGuardStore;
 pub use limiter::RedisLimiter;
+pub use metering::RequestMeter;
 pub use s3::S3BlobStore;
 pub use sink::SqsOutcomeSink;
 pub use sqs::SqsQueue;
@@ -41,14 +43,27 @@ impl AwsBackend {
         cfg: &AwsConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<AwsBackend, AwsSetupError> {
+        AwsBackend::connect_metered(cfg, clock, None).await
+    }
+
+    /// As [`AwsBackend::connect`], counting every AWS request the clients transmit in `meter`.
+    pub async fn connect_metered(
+        cfg: &AwsConfig,
+        clock: Arc<dyn Clock>,
+        meter: Option<RequestMeter>,
+    ) -> Result<AwsBackend, AwsSetupError> {
         let sdk = cfg.sdk_config().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(cfg.s3_path_style)
-                .build(),
-        );
-        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(cfg.s3_path_style);
+        let mut ddb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(&sdk);
+        if let Some(m) = meter {
+            s3 = s3.interceptor(m.clone());
+            ddb = ddb.interceptor(m.clone());
+            sqs = sqs.interceptor(m);
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(s3.build());
+        let ddb = aws_sdk_dynamodb::Client::from_conf(ddb.build());
+        let sqs = aws_sdk_sqs::Client::from_conf(sqs.build());
         let blobs = Arc::new(S3BlobStore::new(s3, cfg.bucket.clone()));
         blobs.check(cfg).await?;
         let guards = Arc::new(DynamoGuardStore::new(ddb, cfg.table.clone(), clock.clone()));

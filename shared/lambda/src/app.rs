@@ -11,16 +11,54 @@ use executor_aws::{AwsBackend, AwsConfig, DynamoGuardStore};
 use executor_bundles::{BundleCatalog, CatalogOptions, StandardWebhookSender};
 use executor_lifecycle::{Engine, LifecycleConfig, Ports, SystemClock};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// API keys live in the DynamoDB table.
-pub struct DynamoTenants(pub Arc<DynamoGuardStore>);
+/// API keys live in the DynamoDB table. A warm function remembers a key's tenant for
+/// [`KEY_CACHE_TTL`] (one read saved per API request); a revoked key stops working within it.
+pub struct DynamoTenants {
+    store: Arc<DynamoGuardStore>,
+    cache: std::sync::Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// How long a warm function trusts a key it has looked up.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+const KEY_CACHE_ENTRIES: usize = 1024;
+
+impl DynamoTenants {
+    /// Keys looked up in `store`.
+    pub fn new(store: Arc<DynamoGuardStore>) -> DynamoTenants {
+        DynamoTenants {
+            store,
+            cache: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
 
 #[async_trait]
 impl TenantDirectory for DynamoTenants {
     async fn tenant_for_key_hash(&self, key_hash: &str) -> Option<String> {
-        self.0.tenant_for_key_hash(key_hash).await.ok().flatten()
+        if let Ok(c) = self.cache.lock()
+            && let Some((tenant, at)) = c.get(key_hash)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Some(tenant.clone());
+        }
+        let tenant = self
+            .store
+            .tenant_for_key_hash(key_hash)
+            .await
+            .ok()
+            .flatten()?;
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() >= KEY_CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(key_hash.to_string(), (tenant.clone(), Instant::now()));
+        }
+        Some(tenant)
     }
 }
 
@@ -64,8 +102,19 @@ impl App {
         catalog: CatalogOptions,
         webhook_secret: &str,
     ) -> anyhow::Result<App> {
+        App::build_metered(cfg, lifecycle, catalog, webhook_secret, None).await
+    }
+
+    /// As [`App::build`], counting every AWS request in `meter` (request accounting).
+    pub async fn build_metered(
+        cfg: &AwsConfig,
+        lifecycle: LifecycleConfig,
+        catalog: CatalogOptions,
+        webhook_secret: &str,
+        meter: Option<executor_aws::RequestMeter>,
+    ) -> anyhow::Result<App> {
         let clock = Arc::new(SystemClock);
-        let backend = Arc::new(AwsBackend::connect(cfg, clock.clone()).await?);
+        let backend = Arc::new(AwsBackend::connect_metered(cfg, clock.clone(), meter).await?);
         let sources = embedded::BUNDLES
             .iter()
             .map(|(n, t)| (PathBuf::from(format!("bundles/{n}")), t.to_string()))
@@ -86,7 +135,7 @@ impl App {
         let engine = Arc::new(Engine::new(ports, lifecycle));
         let state = Arc::new(ApiState::new(
             engine.clone(),
-            Arc::new(DynamoTenants(backend.guards.clone())),
+            Arc::new(DynamoTenants::new(backend.guards.clone())),
             ApiConfig::default(),
         ));
         let router = executor_api::app(state);

@@ -107,7 +107,13 @@ pub struct Engine {
     pub(crate) ports: Ports,
     pub(crate) config: LifecycleConfig,
     pub(crate) crash: Option<Arc<dyn CrashInjector>>,
+    /// Request blobs are write-once, so a copy can be kept: a warm worker polling the same
+    /// execution again reads its request once (one storage read saved per step).
+    requests: std::sync::Mutex<lru::LruCache<String, ExecutionRequest>>,
 }
+
+/// Request blobs kept in memory per engine.
+const REQUEST_CACHE_ENTRIES: usize = 512;
 
 impl Engine {
     /// An engine over `ports`.
@@ -116,6 +122,10 @@ impl Engine {
             ports,
             config,
             crash: None,
+            requests: std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(REQUEST_CACHE_ENTRIES)
+                    .unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
         }
     }
 
@@ -231,6 +241,10 @@ impl Engine {
             &request,
         )
         .await?;
+        if inline {
+            // The inline submit reads it right away.
+            self.remember_request(&request);
+        }
         let mut guard = Guard::accepted(&request, &spec.provider, spec.shape);
         let delay = if inline {
             self.config.scaled(spec.submit_timeout_ms) + self.config.watchdog_margin_ms
@@ -309,7 +323,26 @@ impl Engine {
 
     /// The stored request of an execution.
     pub async fn request(&self, id: &str) -> Result<Option<ExecutionRequest>, EngineError> {
-        Ok(blobs::get_json(self.ports.blobs.as_ref(), &keys::request(id)).await?)
+        if let Some(r) = self
+            .requests
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(id).cloned())
+        {
+            return Ok(Some(r));
+        }
+        let found: Option<ExecutionRequest> =
+            blobs::get_json(self.ports.blobs.as_ref(), &keys::request(id)).await?;
+        if let Some(r) = &found {
+            self.remember_request(r);
+        }
+        Ok(found)
+    }
+
+    fn remember_request(&self, r: &ExecutionRequest) {
+        if let Ok(mut c) = self.requests.lock() {
+            c.put(r.id.clone(), r.clone());
+        }
     }
 
     /// The stored terminal result of an execution.

@@ -123,6 +123,11 @@ pub trait GuardStore: Send + Sync {
     async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError>;
     /// Empties the outbox if the stored version is still `version` (no version bump).
     async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError>;
+    /// Empties the outbox given the guard as committed at its version, with the outbox already
+    /// emptied, so a backend can clear it in one conditional write without reading it first.
+    async fn clear_outbox_of(&self, cleared: &Guard) -> Result<(), StoreError> {
+        self.clear_outbox(&cleared.id, cleared.version()).await
+    }
     /// Sets the cancel flag.
     async fn request_cancel(&self, id: &str) -> Result<(), StoreError>;
     /// Records a received callback id; true if it was new.

@@ -212,11 +212,8 @@ impl Engine {
             }
         }
         self.check_crash(CrashPoint::BeforeOutboxClear, &guard.id)?;
-        self.ports
-            .guards
-            .clear_outbox(&guard.id, guard.version())
-            .await?;
         guard.outbox.clear();
+        self.ports.guards.clear_outbox_of(&guard).await?;
         Ok(guard)
     }
 

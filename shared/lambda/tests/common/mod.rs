@@ -1,0 +1,203 @@
+//! The world shared by the handler tests: a fresh table, bucket and queues on moto server, the
+//! provider simulators, and the Lambda [`App`] (optionally with a request meter).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_aws::AwsConfig;
+use executor_aws::config::QueueUrls;
+use executor_bundles::CatalogOptions;
+use executor_lambda::App;
+use executor_lambda::esm::{self, MappingConfig};
+use executor_lifecycle::{LifecycleConfig, QueueName};
+use executor_simulators::{SimConfig, Simulators};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const KEY: &str = "exk_events_sample_key";
+
+pub fn endpoint() -> String {
+    std::env::var("EXECUTOR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
+}
+
+pub fn event(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub struct World {
+    pub app: Arc<App>,
+    /// An SQS client outside the meter (the event source mapping's own calls).
+    pub sqs: aws_sdk_sqs::Client,
+    /// A guard reader outside the meter.
+    pub ddb: executor_aws::DynamoGuardStore,
+    pub cfg: AwsConfig,
+    pub lifecycle: LifecycleConfig,
+    pub sims: Simulators,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+pub async fn world() -> World {
+    world_metered(None).await
+}
+
+pub async fn world_metered(meter: Option<executor_aws::RequestMeter>) -> World {
+    let redis = std::env::var("EXECUTOR_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let mut cfg = AwsConfig {
+        table: format!("lambda-{tag}"),
+        bucket: format!("lambda-{tag}"),
+        queues: HashMap::new(),
+        outcome_queue_url: String::new(),
+        redis_url: redis,
+        endpoint_url: Some(endpoint()),
+        region: "us-east-1".into(),
+        s3_path_style: true,
+    };
+    let sdk = cfg.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(&cfg.bucket)
+        .send()
+        .await
+        .expect("moto server must run: scripts/services.sh");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for q in QueueName::ALL {
+        let url = sqs
+            .create_queue()
+            .queue_name(format!("{tag}-{}", q.as_str()))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        cfg.queues.insert(q, QueueUrls { url, dlq_url: None });
+    }
+    cfg.outcome_queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{tag}-out"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let ddb = executor_aws::DynamoGuardStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        cfg.table.clone(),
+        Arc::new(executor_lifecycle::SystemClock),
+    );
+    ddb.create_table_if_missing().await.unwrap();
+    ddb.add_api_key("events", &executor_api_hash(KEY))
+        .await
+        .unwrap();
+
+    let sims = Simulators::start(SimConfig::default()).await.unwrap();
+    let mut catalog = CatalogOptions::from_env();
+    for p in ["openai", "runway", "replicate", "fal"] {
+        catalog
+            .base_url_overrides
+            .insert(p.into(), sims.base_url(p));
+    }
+    catalog.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
+    catalog.allow_missing_credentials = true;
+    // API Gateway stand-in: the router on a local port, so provider callbacks reach the webhook route.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lifecycle = LifecycleConfig {
+        public_base_url: format!("http://{}", listener.local_addr().unwrap()),
+        time_scale: 0.02,
+        visibility_timeout_ms: 2_000,
+        watchdog_margin_ms: 1_000,
+        ..Default::default()
+    };
+    let app = Arc::new(
+        App::build_metered(
+            &cfg,
+            lifecycle.clone(),
+            catalog,
+            "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=",
+            meter,
+        )
+        .await
+        .unwrap(),
+    );
+    let router = app.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    World {
+        app,
+        sqs,
+        cfg,
+        ddb,
+        lifecycle,
+        sims,
+        shutdown,
+    }
+}
+
+pub fn executor_api_hash(key: &str) -> String {
+    executor_api::hash_api_key(key)
+}
+
+impl World {
+    pub fn start_mappings(&self) {
+        for q in QueueName::ALL {
+            let cfg = MappingConfig {
+                queue_url: self.cfg.queues[&q].url.clone(),
+                queue_arn: format!("arn:aws:sqs:us-east-1:123456789012:{}", q.as_str()),
+                batch_size: 10,
+                visibility_timeout: 2,
+                max_concurrency: 2,
+            };
+            tokio::spawn(esm::run(
+                self.app.clone(),
+                self.sqs.clone(),
+                cfg,
+                self.shutdown.subscribe(),
+            ));
+        }
+    }
+
+    pub async fn api(&self, mut ev: Value) -> (u16, Value) {
+        let resp = self.app.dispatch(ev.take()).await.unwrap();
+        let body: Value =
+            serde_json::from_str(resp["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        (resp["statusCode"].as_u64().unwrap() as u16, body)
+    }
+
+    pub async fn create(&self, model: &str, input: Value) -> String {
+        let mut ev = event("api-create.json");
+        ev["body"] = json!(json!({"model": model, "input": input}).to_string());
+        ev["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
+        let (status, body) = self.api(ev).await;
+        assert!(status == 201 || status == 202, "{status} {body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, id: &str) -> Value {
+        let mut ev = event("api-get.json");
+        let path = format!("/v1/executions/{id}");
+        ev["rawPath"] = json!(path);
+        ev["requestContext"]["http"]["path"] = json!(path);
+        self.api(ev).await.1
+    }
+
+    pub async fn wait_final(&self, id: &str) -> Value {
+        for _ in 0..300 {
+            let v = self.get(id).await;
+            if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{id} not final: {}", self.get(id).await)
+    }
+}

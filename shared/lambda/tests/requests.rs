@@ -1,0 +1,317 @@
+//! AWS request accounting: every S3, DynamoDB and SQS request the handlers make, counted by an
+//! SDK interceptor, per execution and per step, for each provider shape, on the AWS backend
+//! (moto server + redis-server). The event source mapping's own receive/delete calls are made
+//! by the test with an unmetered client, as AWS makes them outside the function.
+//!
+//! The counts are deterministic; the assertions are the budgets of docs/benchmarks.md, so a
+//! change that adds requests fails here. `--no-capture` prints the tables the document quotes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{World, event, world_metered};
+use executor_aws::RequestMeter;
+use executor_aws::metering::{RequestCounts, service_total, total};
+use executor_lifecycle::{GuardStore, QueueName, Status};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// AWS requests allowed for a poll that finds the job still running: guard read, commit,
+/// transition record, next poll message, outbox clear.
+const POLL_STEP_BUDGET: u64 = 5;
+/// AWS requests allowed for a whole immediate execution, watchdog included.
+const IMMEDIATE_BUDGET: u64 = 27;
+/// AWS requests allowed for a polling execution apart from its unchanged polls.
+const POLLING_REST_BUDGET: u64 = 29;
+/// AWS requests allowed for a callback execution with its callback and one safety poll.
+const CALLBACK_BUDGET: u64 = 41;
+
+/// One handled message or API call and the requests it made.
+#[derive(Debug, Clone)]
+struct Step {
+    what: String,
+    before: Option<Status>,
+    after: Option<Status>,
+    version_before: u64,
+    version_after: u64,
+    counts: RequestCounts,
+}
+
+struct Accounting {
+    w: World,
+    meter: RequestMeter,
+}
+
+impl Accounting {
+    async fn new() -> Accounting {
+        let meter = RequestMeter::new();
+        let w = world_metered(Some(meter.clone())).await;
+        meter.take(); // the start-up checks are not per execution
+        Accounting { w, meter }
+    }
+
+    /// Requests made outside a dispatched step (the provider's callback to the webhook route,
+    /// served by the same function's router) are recorded as their own step.
+    async fn stray(&self, id: &str, steps: &mut Vec<Step>) {
+        let counts = self.meter.take();
+        if counts.is_empty() {
+            return;
+        }
+        let (after, v) = self.guard(id).await;
+        steps.push(Step {
+            what: "http: webhook".into(),
+            before: None,
+            after,
+            version_before: v,
+            version_after: v,
+            counts,
+        });
+    }
+
+    async fn guard(&self, id: &str) -> (Option<Status>, u64) {
+        match self.w.ddb.get(id).await.unwrap() {
+            Some(g) => (Some(g.status()), g.version()),
+            None => (None, 0),
+        }
+    }
+
+    async fn create(&self, model: &str, input: Value, steps: &mut Vec<Step>) -> String {
+        let mut ev = event("api-create.json");
+        ev["body"] = json!(json!({"model": model, "input": input}).to_string());
+        ev["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
+        self.meter.take();
+        let (status, body) = self.w.api(ev).await;
+        let counts = self.meter.take();
+        assert!(status == 201 || status == 202, "{status} {body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        let (after, v) = self.guard(&id).await;
+        steps.push(Step {
+            what: "api: create".into(),
+            before: None,
+            after,
+            version_before: 0,
+            version_after: v,
+            counts,
+        });
+        id
+    }
+
+    /// Receives one message (unmetered, as the event source mapping does), hands it to the
+    /// function as a one-record SQS event (metered) and deletes it unless reported failed.
+    async fn step_once(&self, id: &str, steps: &mut Vec<Step>) -> bool {
+        for q in QueueName::ALL {
+            let url = &self.w.cfg.queues[&q].url;
+            let got = self
+                .w
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(1)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .unwrap();
+            let Some(m) = got.messages().first() else {
+                continue;
+            };
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(
+                body["execution_id"], id,
+                "a message of another execution: the previous one was not drained"
+            );
+            let mut batch = event("sqs-poll.json");
+            let mut record = batch["Records"][0].clone();
+            record["messageId"] = json!(m.message_id().unwrap());
+            record["receiptHandle"] = json!(m.receipt_handle().unwrap());
+            record["body"] = json!(m.body().unwrap());
+            record["eventSourceARN"] =
+                json!(format!("arn:aws:sqs:us-east-1:123456789012:{}", q.as_str()));
+            batch["Records"] = json!([record]);
+            let (before, vb) = self.guard(id).await;
+            self.stray(id, steps).await;
+            let resp = self.w.app.dispatch(batch).await.unwrap();
+            let counts = self.meter.take();
+            let (after, va) = self.guard(id).await;
+            let failed = !resp["batchItemFailures"].as_array().unwrap().is_empty();
+            if !failed {
+                self.w
+                    .sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            steps.push(Step {
+                what: format!("sqs: {}", q.as_str()),
+                before,
+                after,
+                version_before: vb,
+                version_after: va,
+                counts,
+            });
+            return true;
+        }
+        false
+    }
+
+    /// Drives one execution to its end, then keeps handling messages until the queues have
+    /// been quiet for `quiet` (the watchdog and safety polls arrive late and cost requests too).
+    async fn drive(&self, id: &str, steps: &mut Vec<Step>, quiet: Duration) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut quiet_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            if self.step_once(id, steps).await {
+                quiet_since = None;
+                continue;
+            }
+            let done = self.guard(id).await.0.is_some_and(|s| s.is_final());
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            if done && since.elapsed() >= quiet {
+                self.stray(id, steps).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{id} did not finish: {:?}", self.guard(id).await);
+    }
+}
+
+fn fmt_counts(c: &RequestCounts) -> String {
+    c.iter()
+        .map(|((s, o), n)| format!("{s}:{o}×{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_steps(title: &str, steps: &[Step]) {
+    println!("\n{title}");
+    for s in steps {
+        println!(
+            "  {:<14} {:>10} → {:<10} v{}→v{}  {:>2} requests  {}",
+            s.what,
+            s.before.map(|s| s.as_str()).unwrap_or("-"),
+            s.after.map(|s| s.as_str()).unwrap_or("-"),
+            s.version_before,
+            s.version_after,
+            total(&s.counts),
+            fmt_counts(&s.counts)
+        );
+    }
+    let all: RequestCounts = steps.iter().fold(BTreeMap::new(), |mut acc, s| {
+        for (k, n) in &s.counts {
+            *acc.entry(k.clone()).or_default() += n;
+        }
+        acc
+    });
+    println!(
+        "  total: {} requests (s3 {}, dynamodb {}, sqs {})",
+        total(&all),
+        service_total(&all, "s3"),
+        service_total(&all, "dynamodb"),
+        service_total(&all, "sqs")
+    );
+}
+
+fn sum(steps: &[Step]) -> u64 {
+    steps.iter().map(|s| total(&s.counts)).sum()
+}
+
+/// A poll that found the job still running: the status stays `submitted`/`running`.
+fn is_unchanged_poll(s: &Step) -> bool {
+    matches!(s.before, Some(Status::Submitted | Status::Running))
+        && matches!(s.after, Some(Status::Submitted | Status::Running))
+        && s.what == "sqs: poll"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_requests_per_execution_stay_within_budget() {
+    let a = Accounting::new().await;
+    // Long enough for the latest delayed message (the submit watchdog: the bundle's submit
+    // timeout, scaled, plus the margin) to arrive and be counted with its execution.
+    let quiet = Duration::from_millis(a.w.lifecycle.watchdog_margin_ms + 4_000);
+
+    // Immediate: the API runs the submit inline; the watchdog message arrives later and finds
+    // the work done.
+    let mut immediate = Vec::new();
+    let id = a
+        .create(
+            "openai/gpt-image-1",
+            json!({"prompt": "count requests"}),
+            &mut immediate,
+        )
+        .await;
+    a.drive(&id, &mut immediate, quiet).await;
+    print_steps("immediate (openai/gpt-image-1)", &immediate);
+
+    // Polling: the simulated task runs long enough for several polls that change nothing.
+    let mut polling = Vec::new();
+    let id = a
+        .create(
+            "runway/gen4-turbo",
+            json!({"promptImage": "https://example.com/a.png", "promptText": "count sim:duration=2500"}),
+            &mut polling,
+        )
+        .await;
+    a.drive(&id, &mut polling, quiet).await;
+    print_steps("polling (runway/gen4-turbo)", &polling);
+
+    // Callback: the provider calls back; a safety poll is scheduled in case it never does.
+    let mut callback = Vec::new();
+    let id = a
+        .create(
+            "black-forest-labs/flux-schnell",
+            json!({"prompt": "count callback"}),
+            &mut callback,
+        )
+        .await;
+    a.drive(&id, &mut callback, quiet).await;
+    print_steps("callback (black-forest-labs/flux-schnell)", &callback);
+
+    let unchanged: Vec<&Step> = polling.iter().filter(|s| is_unchanged_poll(s)).collect();
+    assert!(
+        unchanged.len() >= 2,
+        "the polling run needs polls that change nothing: {polling:#?}"
+    );
+    let per_unchanged: Vec<u64> = unchanged.iter().map(|s| total(&s.counts)).collect();
+    let poll_fixed = sum(&polling) - per_unchanged.iter().sum::<u64>();
+    println!(
+        "\npolling: {} unchanged polls at {:?} requests each; the rest of the execution {} requests",
+        unchanged.len(),
+        per_unchanged,
+        poll_fixed
+    );
+    println!(
+        "polling with 5 unchanged polls: {} requests",
+        poll_fixed + 5 * per_unchanged.iter().max().copied().unwrap_or(0)
+    );
+    println!("immediate: {} requests", sum(&immediate));
+    println!("callback: {} requests", sum(&callback));
+
+    // Budgets: the figures measured and explained in docs/benchmarks.md (the targets
+    // are 4 and 12; the gap and what closing it takes are documented there). A change that
+    // adds requests fails here.
+    for s in &unchanged {
+        assert!(
+            total(&s.counts) <= POLL_STEP_BUDGET,
+            "a poll that changes nothing made more than {POLL_STEP_BUDGET} AWS requests: {}",
+            fmt_counts(&s.counts)
+        );
+    }
+    assert!(
+        sum(&immediate) <= IMMEDIATE_BUDGET,
+        "an immediate execution made more than {IMMEDIATE_BUDGET} AWS requests: {}",
+        sum(&immediate)
+    );
+    assert!(
+        poll_fixed <= POLLING_REST_BUDGET,
+        "a polling execution made {poll_fixed} AWS requests besides its unchanged polls"
+    );
+    assert!(
+        sum(&callback) <= CALLBACK_BUDGET,
+        "a callback execution made {} AWS requests",
+        sum(&callback)
+    );
+}
