@@ -3,6 +3,7 @@
 //! Integration tests use [`local::LocalSystem`] exactly as `executor dev` does.
 
 pub mod aws_dev;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod demo;

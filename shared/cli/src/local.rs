@@ -49,6 +49,10 @@ pub struct LocalOptions {
     pub resilience: executor_bundles::resilience::ResilienceConfig,
     /// Provider → base URL (applied unless simulators replace it).
     pub base_url_overrides: HashMap<String, String>,
+    /// Start the queue consumers (off when a caller drives the queues itself, e.g. `bench`).
+    pub run_workers: bool,
+    /// Accept bundles whose provider credentials are not set (simulators in another process).
+    pub allow_missing_credentials: bool,
 }
 
 impl LocalOptions {
@@ -92,6 +96,8 @@ impl LocalOptions {
             capacity_overrides: HashMap::new(),
             resilience: Default::default(),
             base_url_overrides: HashMap::new(),
+            run_workers: true,
+            allow_missing_credentials: false,
         }
     }
 }
@@ -161,6 +167,7 @@ impl LocalSystem {
             catalog_opts.fal_public_keys = vec![sims.fal_public_key_b64url()];
             catalog_opts.allow_missing_credentials = true;
         }
+        catalog_opts.allow_missing_credentials |= opts.allow_missing_credentials;
         catalog_opts.resilience = opts.resilience.clone();
         catalog_opts
             .capacity_overrides
@@ -206,7 +213,7 @@ impl LocalSystem {
 
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        for queue in QueueName::ALL {
+        for queue in QueueName::ALL.into_iter().filter(|_| opts.run_workers) {
             let cfg = WorkerConfig {
                 queue,
                 concurrency: opts.worker_concurrency,

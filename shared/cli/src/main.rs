@@ -108,6 +108,53 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the embedded backend with instant simulators: overhead per transition and per
+    /// execution for each shape, throughput at growing store sizes, memory per in-flight
+    /// execution (see docs/benchmarks.md).
+    Bench {
+        /// Executions per shape for the overhead figures.
+        #[arg(long, default_value_t = 300)]
+        overhead_samples: usize,
+        /// Executions per measured throughput batch.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+        /// Concurrent API clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Consumers per queue.
+        #[arg(long, default_value_t = 32)]
+        workers: usize,
+        /// Store sizes at which to measure throughput (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        store_sizes: Vec<usize>,
+        /// Executions held in flight for the memory figure (0 skips it).
+        #[arg(long, default_value_t = 2000)]
+        inflight: usize,
+        /// Print JSON instead of Markdown tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A closed-loop HTTP load generator (POST a JSON body), for side-by-side runs against
+    /// other servers: prints throughput and latency percentiles as JSON.
+    Load {
+        /// Target URL.
+        url: String,
+        /// JSON body.
+        #[arg(long)]
+        body: String,
+        /// Extra header `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Measured requests.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Unmeasured requests first.
+        #[arg(long, default_value_t = 50)]
+        warmup: usize,
+    },
     /// Start everything embedded, run a mixed batch over every bundle and shape with injected
     /// faults, print a summary; exit 0 when every execution ended as expected.
     Demo {
@@ -282,6 +329,54 @@ async fn run(cli: Cli) -> Result<i32> {
                 );
                 Ok(1)
             }
+        }
+        Command::Bench {
+            overhead_samples,
+            batch,
+            clients,
+            workers,
+            store_sizes,
+            inflight,
+            json,
+        } => {
+            init_logs("error");
+            let opts = executor_cli::bench::BenchOptions {
+                overhead_samples,
+                batch,
+                clients,
+                workers,
+                store_sizes,
+                inflight,
+            };
+            let report = executor_cli::bench::run(&opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", executor_cli::bench::markdown(&report));
+            }
+            Ok(0)
+        }
+        Command::Load {
+            url,
+            body,
+            headers,
+            concurrency,
+            requests,
+            warmup,
+        } => {
+            let body: serde_json::Value =
+                serde_json::from_str(&body).context("--body is not JSON")?;
+            let mut hs = Vec::new();
+            for h in headers {
+                let (k, v) = h
+                    .split_once(':')
+                    .with_context(|| format!("header {h:?} is not `Name: value`"))?;
+                hs.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            let report =
+                executor_cli::bench::load(&url, &hs, &body, concurrency, requests, warmup).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report.errors == 0 { 0 } else { 1 })
         }
         Command::Config { config } => {
             let cfg = executor_cli::config::Config::load(
