@@ -110,19 +110,17 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection, on the calling thread. Statements here are short
+    /// (primary-key reads and writes, WAL without fsync per commit), so running them in place
+    /// costs less than handing each to the blocking pool and back, which the profile showed
+    /// as the largest cost of a transition (docs/benchmarks.md).
     pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut c = conn.lock();
-            f(&mut c)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("sqlite task failed: {e}")))?
+        let mut c = self.conn.lock();
+        f(&mut c)
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -133,4 +131,14 @@ impl SqliteStore {
 /// Maps a SQLite error.
 pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+/// Executes a statement through the connection's statement cache (preparing a statement costs
+/// more than running these short ones).
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(p)
 }

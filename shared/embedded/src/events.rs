@@ -1,7 +1,7 @@
 //! The outcome-event outbox table (the embedded downstream sink), API keys, and inspection
 //! helpers for the CLI and tests.
 
-use crate::db::{SqliteStore, db_err};
+use crate::db::{SqliteStore, db_err, exec};
 use async_trait::async_trait;
 use executor_lifecycle::{EventSink, OutcomeEvent, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -23,12 +23,12 @@ pub struct StoredEvent {
 impl EventSink for SqliteStore {
     async fn publish(&self, event: &OutcomeEvent) -> Result<(), StoreError> {
         let body = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (id, exec) = (event.id.clone(), event.execution_id.clone());
+        let (id, execution) = (event.id.clone(), event.execution_id.clone());
         let now = self.now();
         self.with(move |conn| {
-            conn.execute(
+            exec(conn,
                 "INSERT OR IGNORE INTO outcome_events (event_id, execution_id, body, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![id, exec, body, now],
+                params![id, execution, body, now],
             )
             .map(|_| ())
             .map_err(db_err)
@@ -67,7 +67,7 @@ impl SqliteStore {
         let (t, h) = (tenant.to_string(), key_hash.to_string());
         let now = self.now();
         self.with(move |conn| {
-            conn.execute(
+            exec(conn,
                 "INSERT OR REPLACE INTO api_keys (key_hash, tenant, created_at_ms) VALUES (?1, ?2, ?3)",
                 params![h, t, now],
             )

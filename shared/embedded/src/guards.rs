@@ -1,7 +1,7 @@
 //! The guard/index store on SQLite: one row per execution; `commit` is
 //! `UPDATE ... WHERE id = ? AND version = ?`.
 
-use crate::db::{SqliteStore, db_err};
+use crate::db::{SqliteStore, db_err, exec};
 use async_trait::async_trait;
 use executor_lifecycle::{
     CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
@@ -15,12 +15,11 @@ fn to_json(g: &Guard) -> Result<String, StoreError> {
 /// Reads a guard row and overlays the non-versioned attributes.
 fn load(conn: &Connection, id: &str) -> Result<Option<Guard>, StoreError> {
     let row: Option<(String, bool)> = conn
-        .query_row(
-            "SELECT record, cancel_requested FROM executions WHERE id = ?1",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
+        .prepare_cached("SELECT record, cancel_requested FROM executions WHERE id = ?1")
+        .and_then(|mut st| {
+            st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(db_err)?;
     let Some((record, cancel)) = row else {
         return Ok(None);
@@ -80,13 +79,13 @@ impl GuardStore for SqliteStore {
                         request_hash,
                     }));
                 }
-                tx.execute(
+                exec(&tx,
                     "INSERT INTO idempotency (tenant, key, execution_id, request_hash) VALUES (?1, ?2, ?3, ?4)",
                     params![item.tenant, item.key, item.execution_id, item.request_hash],
                 )
                 .map_err(db_err)?;
             }
-            tx.execute(
+            exec(&tx,
                 "INSERT INTO executions (id, tenant, model, provider, status, version, created_at_ms, updated_at_ms,
                    next_due_ms, error_class, cost_usd_micros, outbox_pending, is_final, record, cancel_requested)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0)",
@@ -155,10 +154,12 @@ impl GuardStore for SqliteStore {
         let record = to_json(&g)?;
         let changed = self
             .with(move |conn| {
-                conn.execute(
+                let mut st = conn.prepare_cached(
                     "UPDATE executions SET status = ?1, version = ?2, updated_at_ms = ?3, next_due_ms = ?4,
                        error_class = ?5, cost_usd_micros = ?6, outbox_pending = ?7, is_final = ?8, record = ?9
                      WHERE id = ?10 AND version = ?11",
+                ).map_err(db_err)?;
+                st.execute(
                     params![
                         g.status().as_str(),
                         g.version() as i64,
@@ -192,7 +193,7 @@ impl GuardStore for SqliteStore {
                 && !g.outbox.is_empty()
             {
                 g.outbox.clear();
-                tx.execute(
+                exec(&tx,
                     "UPDATE executions SET record = ?1, outbox_pending = 0 WHERE id = ?2 AND version = ?3",
                     params![to_json(&g)?, id, version as i64],
                 )
@@ -203,10 +204,33 @@ impl GuardStore for SqliteStore {
         .await
     }
 
+    async fn clear_outbox_of(&self, cleared: &Guard) -> Result<(), StoreError> {
+        if !cleared.outbox.is_empty() {
+            return self.clear_outbox(&cleared.id, cleared.version()).await;
+        }
+        // The cleared guard is the committed one minus its outbox: write it at the same version
+        // (no read). A version that moved on means a later commit already cleared it.
+        let (id, version, record) = (
+            cleared.id.clone(),
+            cleared.version() as i64,
+            to_json(cleared)?,
+        );
+        self.with(move |conn| {
+            conn.prepare_cached(
+                "UPDATE executions SET record = ?1, outbox_pending = 0 WHERE id = ?2 AND version = ?3",
+            )
+            .and_then(|mut st| st.execute(params![record, id, version]))
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
         self.with(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE executions SET cancel_requested = 1 WHERE id = ?1",
                 params![id],
             )
@@ -220,7 +244,7 @@ impl GuardStore for SqliteStore {
         let (id, cb) = (id.to_string(), callback_id.to_string());
         let now = self.now();
         self.with(move |conn| {
-            conn.execute(
+            exec(conn,
                 "INSERT OR IGNORE INTO callbacks (execution_id, callback_id, received_at_ms) VALUES (?1, ?2, ?3)",
                 params![id, cb, now],
             )

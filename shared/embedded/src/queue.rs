@@ -1,7 +1,7 @@
 //! The three queues on SQLite, with SQS semantics: per-message delay, visibility timeout,
 //! receipts that go stale on redelivery, a receive count and a dead-letter table.
 
-use crate::db::{SqliteStore, db_err};
+use crate::db::{SqliteStore, db_err, exec};
 use async_trait::async_trait;
 use executor_lifecycle::{Delivery, Queue, QueueName, StoreError};
 use rusqlite::params;
@@ -10,16 +10,25 @@ fn receipt() -> String {
     hex::encode(rand::random::<[u8; 12]>())
 }
 
+/// The message row a receipt (`{id}:{random}`) names, so statements find it by primary key; a
+/// receipt that does not parse names no row.
+fn row_of(receipt: &str) -> i64 {
+    receipt
+        .split_once(':')
+        .and_then(|(id, _)| id.parse().ok())
+        .unwrap_or(-1)
+}
+
 #[async_trait]
 impl Queue for SqliteStore {
     async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
         let body = body.to_string();
         let visible = self.now() + delay_ms as i64;
         self.with(move |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO messages (queue, body, visible_at_ms) VALUES (?1, ?2, ?3)",
-                params![queue.as_str(), body, visible],
             )
+            .and_then(|mut st| st.execute(params![queue.as_str(), body, visible]))
             .map(|_| ())
             .map_err(db_err)
         })
@@ -59,19 +68,19 @@ impl Queue for SqliteStore {
             let mut out = Vec::with_capacity(rows.len());
             for (id, body, count) in rows {
                 if count >= max_receives {
-                    tx.execute(
+                    exec(&tx,
                         "INSERT INTO dead_letters (queue, body, reason, receive_count, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![queue.as_str(), body, "max receive count exceeded", count, now],
                     )
                     .map_err(db_err)?;
-                    tx.execute("DELETE FROM messages WHERE id = ?1", params![id]).map_err(db_err)?;
+                    exec(&tx, "DELETE FROM messages WHERE id = ?1", params![id]).map_err(db_err)?;
                     continue;
                 }
                 let r = format!("{id}:{}", receipt());
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE messages SET visible_at_ms = ?1, receipt = ?2, receive_count = receive_count + 1 WHERE id = ?3",
-                    params![now + visibility_ms as i64, r, id],
                 )
+                .and_then(|mut st| st.execute(params![now + visibility_ms as i64, r, id]))
                 .map_err(db_err)?;
                 out.push(Delivery { receipt: r, body, receive_count: count + 1 });
             }
@@ -84,7 +93,8 @@ impl Queue for SqliteStore {
     async fn ack(&self, _queue: QueueName, receipt: &str) -> Result<(), StoreError> {
         let r = receipt.to_string();
         self.with(move |conn| {
-            conn.execute("DELETE FROM messages WHERE receipt = ?1", params![r])
+            conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND receipt = ?2")
+                .and_then(|mut st| st.execute(params![row_of(&r), r]))
                 .map(|_| ())
                 .map_err(db_err)
         })
@@ -100,9 +110,10 @@ impl Queue for SqliteStore {
         let r = receipt.to_string();
         let visible = self.now() + delay_ms as i64;
         self.with(move |conn| {
-            conn.execute(
-                "UPDATE messages SET visible_at_ms = ?1 WHERE receipt = ?2",
-                params![visible, r],
+            exec(
+                conn,
+                "UPDATE messages SET visible_at_ms = ?1 WHERE id = ?2 AND receipt = ?3",
+                params![visible, row_of(&r), r],
             )
             .map(|_| ())
             .map_err(db_err)
@@ -120,13 +131,13 @@ impl Queue for SqliteStore {
         let now = self.now();
         self.with(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
-            tx.execute(
+            exec(&tx,
                 "INSERT INTO dead_letters (queue, body, reason, receive_count, at_ms)
-                 SELECT ?1, body, ?2, receive_count, ?3 FROM messages WHERE receipt = ?4",
-                params![queue.as_str(), reason, now, r],
+                 SELECT ?1, body, ?2, receive_count, ?3 FROM messages WHERE id = ?4 AND receipt = ?5",
+                params![queue.as_str(), reason, now, row_of(&r), r],
             )
             .map_err(db_err)?;
-            tx.execute("DELETE FROM messages WHERE receipt = ?1", params![r])
+            exec(&tx, "DELETE FROM messages WHERE id = ?1 AND receipt = ?2", params![row_of(&r), r])
                 .map_err(db_err)?;
             tx.commit().map_err(db_err)
         })

@@ -8,10 +8,25 @@ use sha2::{Digest, Sha256};
 /// zstd level: fast, and JSON compresses well even at low levels.
 const LEVEL: i32 = 3;
 
+thread_local! {
+    // A zstd context per thread, reused: creating one per blob cost more than compressing it
+    // (see docs/benchmarks.md).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Serializes and compresses a value.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    zstd::bulk::compress(&json, LEVEL).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let c = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(zstd::bulk::Compressor::new(LEVEL).map_err(corrupt)?),
+        };
+        c.compress(&json).map_err(corrupt)
+    })
 }
 
 /// Decompresses and parses a value.
