@@ -62,7 +62,7 @@ fn ex_pk(id: &str) -> String {
 fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue>)>, StoreError> {
     let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let needs_work = !g.status().is_final() || !g.outbox.is_empty();
-    let due_at = if g.outbox.is_empty() {
+    let due_at = if !g.outbox_awaits_sweep() {
         g.next_due_ms
     } else {
         g.next_due_ms.min(g.updated_at_ms)
@@ -75,7 +75,7 @@ fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue
         ("record", Some(s(record))),
         (
             "outbox_pending",
-            Some(AttributeValue::Bool(!g.outbox.is_empty())),
+            Some(AttributeValue::Bool(g.outbox_awaits_sweep())),
         ),
         ("error_class", g.error_class().map(|c| s(c.as_str()))),
         (

@@ -270,6 +270,25 @@ impl Guard {
         Ok(next)
     }
 
+    /// True when the outbox ends with this execution's own next message (for this version).
+    /// Effects are applied in order, so that message arriving proves the whole outbox was
+    /// applied: the outbox is then left for the next commit to replace instead of being
+    /// cleared with a write of its own (see docs/architecture.md, "Self-settling outboxes").
+    pub fn outbox_ends_in_own_message(&self) -> bool {
+        matches!(
+            self.outbox.last(),
+            Some(Effect::Send { message, .. })
+                if message.execution_id == self.id && message.version == Some(self.version)
+        )
+    }
+
+    /// True when the outbox holds effects nobody else will prove applied: the reconciler must
+    /// look at it once it is old. A self-settling outbox (above) is covered by `next_due_ms`
+    /// instead, like any in-flight message.
+    pub fn outbox_awaits_sweep(&self) -> bool {
+        !self.outbox.is_empty() && !self.outbox_ends_in_own_message()
+    }
+
     /// Callbacks received and not yet consumed, oldest first.
     pub fn pending_callbacks(&self) -> Vec<String> {
         self.callbacks_received

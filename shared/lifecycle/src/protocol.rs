@@ -99,6 +99,17 @@ impl Engine {
         span.record("model", guard.model.as_str());
         span.record("provider", guard.provider.as_str());
         span.record("version", guard.version());
+        let mut guard = guard;
+        if guard.outbox_ends_in_own_message() {
+            match msg.version {
+                // This message is the outbox's last effect: the outbox was applied.
+                Some(v) if v == guard.version() => guard.outbox.clear(),
+                // An older version's message: stale. The outbox settles itself when its own
+                // message arrives, or the reconciler re-drives it once overdue.
+                Some(v) if v < guard.version() => return Ok(Handled::Stale),
+                _ => {}
+            }
+        }
         let guard = self.roll_forward(guard).await?;
         if let Some(v) = msg.version {
             if v < guard.version() {
@@ -166,7 +177,12 @@ impl Engine {
             record: Box::new(record),
         });
         next.next_due_ms = now;
-        for effect in step.effects {
+        // This execution's own next message goes last, so its arrival proves the rest applied.
+        let (own, others): (Vec<Effect>, Vec<Effect>) = step.effects.into_iter().partition(|e| {
+            matches!(e, Effect::Send { message, .. }
+                if message.execution_id == id && message.version == Some(next.version()))
+        });
+        for effect in others.into_iter().chain(own) {
             if let Effect::Send {
                 message, delay_ms, ..
             } = &effect
@@ -212,6 +228,11 @@ impl Engine {
             }
         }
         self.check_crash(CrashPoint::BeforeOutboxClear, &guard.id)?;
+        if guard.outbox_ends_in_own_message() {
+            // Self-settling: the message just sent proves it; the next commit replaces it.
+            guard.outbox.clear();
+            return Ok(guard);
+        }
         guard.outbox.clear();
         self.ports.guards.clear_outbox_of(&guard).await?;
         Ok(guard)
