@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${1:-2000}
 CONCURRENCY=${2:-16}
-WORK=.bench
+WORK=${BENCH_WORK:-.bench}
 mkdir -p "$WORK"
 PY=${PYTHON:-python3}
 

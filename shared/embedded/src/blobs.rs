@@ -32,16 +32,20 @@ fn io(e: std::io::Error) -> StoreError {
 }
 
 fn put_once_blocking(path: &Path, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
-    if path.exists() {
-        return Ok(PutOutcome::AlreadyExists);
-    }
     let dir = path
         .parent()
         .ok_or_else(|| StoreError::Corrupt("blob without parent".into()))?;
-    std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(".tmp-{}", hex::encode(rand::random::<[u8; 8]>())));
     {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        // Create the directory only when the file cannot be created without it (saves the
+        // stat calls of create_dir_all on every write). An existing key is found by the link.
+        let mut f = match std::fs::File::create(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(io)?;
+                std::fs::File::create(&tmp).map_err(io)?
+            }
+            other => other.map_err(io)?,
+        };
         // No fsync: like SQLite with synchronous=NORMAL, a blob survives a process crash
         // (kill -9) but the last moments before a power loss may be lost.
         f.write_all(bytes).map_err(io)?;
@@ -102,7 +106,7 @@ impl BlobStore for FileBlobStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(key)?;
-        match tokio::fs::read(&path).await {
+        match std::fs::read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(e)),

@@ -13,7 +13,12 @@ thread_local! {
     // (see docs/benchmarks.md).
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
+
+/// Largest blob a frame may claim to expand to before it is read as a stream instead.
+const MAX_BULK: u64 = 64 << 20;
 
 /// Serializes and compresses a value.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -31,7 +36,22 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 /// Decompresses and parses a value.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    let json = zstd::stream::decode_all(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
+    // Our frames record their size: decompress in one call with a reused context.
+    let size = zstd::zstd_safe::get_frame_content_size(bytes)
+        .ok()
+        .flatten();
+    let json = match size {
+        Some(n) if n <= MAX_BULK => DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let d = match slot.as_mut() {
+                Some(d) => d,
+                None => slot.insert(zstd::bulk::Decompressor::new().map_err(corrupt)?),
+            };
+            d.decompress(bytes, n as usize).map_err(corrupt)
+        })?,
+        _ => zstd::stream::decode_all(bytes).map_err(corrupt)?,
+    };
     serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
