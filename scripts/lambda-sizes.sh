@@ -3,6 +3,10 @@
 # `cargo lambda build --output-format zip` leaves them). Usage: lambda-sizes.sh [BUILD_DIR]
 set -euo pipefail
 dir=${1:-.aws-sam/build}
+if ! compgen -G "$dir/*/bootstrap" >/dev/null; then
+  echo "lambda-sizes: no built functions under $dir (run sam build --beta-features first)" >&2
+  exit 1
+fi
 printf '%-18s %12s %12s\n' function bootstrap zip
 for f in "$dir"/*/bootstrap; do
   name=$(basename "$(dirname "$f")")

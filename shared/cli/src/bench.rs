@@ -469,6 +469,14 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    // Memory first: later phases leave the allocator holding freed memory, which would hide
+    // the growth being measured.
+    let memory = if opts.inflight > 0 {
+        eprintln!("memory: {} executions held in flight", opts.inflight);
+        Some(memory(opts.inflight, opts.workers).await?)
+    } else {
+        None
+    };
     eprintln!(
         "overhead: {} executions per shape, one message at a time",
         opts.overhead_samples
@@ -479,12 +487,6 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport> {
         opts.batch, opts.store_sizes
     );
     let throughput = throughput(opts).await?;
-    let memory = if opts.inflight > 0 {
-        eprintln!("memory: {} executions held in flight", opts.inflight);
-        Some(memory(opts.inflight, opts.workers).await?)
-    } else {
-        None
-    };
     Ok(BenchReport {
         cores,
         simulator_round_trip: rtt,

@@ -95,6 +95,12 @@ impl SqliteStore {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // A page cache that holds the indexes of a large store (SQLite's default is 2 MB),
+        // and reads through a memory map instead of a read call per page.
+        conn.pragma_update(None, "cache_size", -65_536)
+            .map_err(err)?;
+        conn.pragma_update(None, "mmap_size", 1_073_741_824_i64)
+            .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;

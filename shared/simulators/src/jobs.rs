@@ -222,13 +222,36 @@ impl Job {
 /// All jobs, by id.
 #[derive(Debug, Default)]
 pub struct JobStore {
-    jobs: Mutex<HashMap<String, Job>>,
+    jobs: Mutex<Jobs>,
+}
+
+/// All jobs, and the ids of those not yet seen terminal (a terminal job stays terminal), so
+/// counting in-flight jobs costs what is in flight, not every job ever created.
+#[derive(Debug, Default)]
+struct Jobs {
+    all: HashMap<String, Job>,
+    open: Vec<String>,
+}
+
+impl std::ops::Deref for Jobs {
+    type Target = HashMap<String, Job>;
+    fn deref(&self) -> &Self::Target {
+        &self.all
+    }
+}
+
+impl std::ops::DerefMut for Jobs {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.all
+    }
 }
 
 impl JobStore {
     /// Stores a new job.
     pub fn insert(&self, job: Job) {
-        self.jobs.lock().insert(job.id.clone(), job);
+        let mut jobs = self.jobs.lock();
+        jobs.open.push(job.id.clone());
+        jobs.all.insert(job.id.clone(), job);
     }
 
     /// A copy of job `id` of `provider`.
@@ -253,10 +276,12 @@ impl JobStore {
 
     /// Unfinished jobs of `provider` at `now`.
     pub fn inflight(&self, provider: Provider, now: Instant) -> u64 {
-        let jobs = self.jobs.lock();
-        let n = jobs
-            .values()
-            .filter(|j| j.provider == provider && !j.phase(now).is_terminal())
+        let mut jobs = self.jobs.lock();
+        let Jobs { all, open } = &mut *jobs;
+        open.retain(|id| all.get(id).is_some_and(|j| !j.phase(now).is_terminal()));
+        let n = open
+            .iter()
+            .filter(|id| all.get(*id).is_some_and(|j| j.provider == provider))
             .count();
         u64::try_from(n).unwrap_or(u64::MAX)
     }
