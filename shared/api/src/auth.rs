@@ -53,3 +53,19 @@ pub async fn tenant(headers: &HeaderMap, dir: &dyn TenantDirectory) -> Result<St
         .await
         .ok_or_else(|| Problem::unauthorized("unknown API key"))
 }
+
+/// The tenant of a request, after its API key and its rate limit: 401 for a missing or
+/// unknown key, 429 with `Retry-After` when the tenant is over `rate_limit_per_second`.
+pub async fn authorize(state: &crate::ApiState, headers: &HeaderMap) -> Result<String, Problem> {
+    let t = tenant(headers, state.tenants.as_ref()).await?;
+    if let Some(limiter) = &state.rate_limiter
+        && let Err(not_until) = limiter.check_key(&t)
+    {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(Problem::rate_limited(secs.max(1)));
+    }
+    Ok(t)
+}

@@ -1,7 +1,7 @@
 //! `POST /v1/executions`, `GET /v1/executions/{id}`, `POST /v1/executions/{id}/cancel`.
 
 use crate::ApiState;
-use crate::auth::tenant;
+use crate::auth::authorize;
 use crate::problem::Problem;
 use crate::view::ExecutionView;
 use axum::Json;
@@ -9,23 +9,56 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use executor_lifecycle::{CreateRequest, Guard, Message, Shape};
-use serde::Deserialize;
+use executor_lifecycle::{CreateRequest, Guard, Message, Shape, TransitionRecord};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+#[allow(unused_imports)]
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The create body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
-    model: String,
+#[schema(example = json!({"model": "openai/gpt-image-1", "input": {"prompt": "a lighthouse at dusk"}}))]
+pub struct CreateBody {
+    /// The model id (`owner/name`, see `GET /v1/models`).
+    pub model: String,
+    /// The model's input; validated against the model's input JSON Schema.
     #[serde(default)]
-    input: Value,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Where to deliver the outcome (Standard Webhooks signed POST).
     #[serde(default)]
-    webhook_url: Option<String>,
+    pub webhook_url: Option<String>,
+    /// Deadline of the whole execution, capped by the model's own.
     #[serde(default)]
-    max_duration_seconds: Option<u64>,
+    #[schema(minimum = 1)]
+    pub max_duration_seconds: Option<u64>,
+}
+
+/// The timeline of an execution.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Timeline {
+    /// Always `list`.
+    #[schema(value_type = String, example = "list")]
+    pub object: &'static str,
+    /// The execution.
+    pub execution_id: String,
+    /// Every committed transition, oldest first.
+    pub data: Vec<TimelineEntry>,
+}
+
+/// One committed transition.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TimelineEntry {
+    /// The transition record.
+    #[serde(flatten)]
+    pub record: TransitionRecord,
+    /// RFC 3339 time of the commit.
+    pub at: String,
+    /// Milliseconds since the execution was accepted.
+    pub since_created_ms: i64,
 }
 
 /// Parses a JSON body into `T`, naming the failing field in the problem.
@@ -51,26 +84,44 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 fn serde_path_to_error_like<T: serde::de::DeserializeOwned>(
     de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
 ) -> Result<T, Problem> {
-    T::deserialize(de).map_err(|e| {
-        let msg = e.to_string();
-        let field = field_of(&msg);
-        Problem::invalid(&field, format!("invalid JSON body: {msg}"))
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner().to_string();
+        let path = e.path().to_string();
+        let field = match field_of(&inner) {
+            Some(name) if path == "." => format!("/{name}"),
+            Some(name) if pointer_of(&path).ends_with(&format!("/{name}")) => pointer_of(&path),
+            Some(name) => format!("{}/{name}", pointer_of(&path)),
+            None if path == "." => "/".to_string(),
+            None => pointer_of(&path),
+        };
+        Problem::invalid(&field, format!("invalid JSON body: {inner}"))
     })
 }
 
-/// Best-effort pointer of the field a serde error names.
-fn field_of(msg: &str) -> String {
+/// A JSON pointer of a serde_path_to_error path (`input.size` → `/input/size`).
+fn pointer_of(path: &str) -> String {
+    if path == "." {
+        return "/".into();
+    }
+    let mut out = String::new();
+    for seg in path.split('.') {
+        let seg = seg.trim_start_matches('[').trim_end_matches(']');
+        out.push('/');
+        out.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+    }
+    out
+}
+
+/// The field a serde error names (missing and unknown fields are reported at their parent).
+fn field_of(msg: &str) -> Option<String> {
     for marker in ["missing field `", "unknown field `"] {
         if let Some(rest) = msg.split(marker).nth(1)
             && let Some(name) = rest.split('`').next()
         {
-            return format!("/{name}");
+            return Some(name.to_string());
         }
     }
-    if msg.contains("model") {
-        return "/model".into();
-    }
-    "/".into()
+    None
 }
 
 /// `Prefer: wait=N` (or `wait`), capped.
@@ -88,12 +139,45 @@ fn prefer_wait(headers: &HeaderMap, max: u64) -> Option<u64> {
 }
 
 /// Creates an execution.
+///
+/// Immediate models answer `201` with the outcome when they finish within the request; other
+/// models (and immediate ones when the in-request capacity is busy) answer `202` and run in
+/// the background. `Prefer: wait=N` waits up to N seconds for the outcome. A retry with the
+/// same `Idempotency-Key` and body returns the same execution (`200`, `Idempotent-Replayed`).
+#[utoipa::path(
+    post,
+    path = "/v1/executions",
+    tag = "executions",
+    operation_id = "create_execution",
+    request_body(content = CreateBody, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the same execution; another body with it is a 409"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds (capped by the server) for the outcome before answering", example = "wait=30"),
+    ),
+    responses(
+        (status = 200, description = "An idempotent replay: the execution created earlier with this Idempotency-Key", body = ExecutionView,
+            headers(("Location" = String, description = "The execution's URL"), ("Idempotent-Replayed" = String, description = "`true`"))),
+        (status = 201, description = "Created and already terminal (immediate models, or `Prefer: wait`)", body = ExecutionView,
+            headers(("Location" = String, description = "The execution's URL"), ("Preference-Applied" = String, description = "`wait=N` when Prefer was honoured"))),
+        (status = 202, description = "Accepted; runs in the background", body = ExecutionView,
+            headers(("Location" = String, description = "The execution's URL"), ("Preference-Applied" = String, description = "`wait=N` when Prefer was honoured"))),
+        (status = 400, description = "Invalid body or input (the failing field is a JSON pointer)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency-Key reused with a different body", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than the API accepts", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable; retry with the same Idempotency-Key", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&headers, state.tenants.as_ref()).await?;
+    let tenant = authorize(&state, &headers).await?;
     let parsed: CreateBody = parse_body(&headers, &body)?;
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
@@ -198,12 +282,33 @@ async fn respond(state: &ApiState, guard: &Guard, status: StatusCode) -> Result<
 }
 
 /// Gets an execution (404 for unknown ids and for other tenants' executions).
+///
+/// `Prefer: wait=N` waits up to N seconds for a terminal status.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}",
+    tag = "executions",
+    operation_id = "get_execution",
+    params(
+        ("id" = String, Path, description = "Execution id"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for a terminal status"),
+    ),
+    responses(
+        (status = 200, description = "The execution", body = ExecutionView),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn get_one(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&headers, state.tenants.as_ref()).await?;
+    let tenant = authorize(&state, &headers).await?;
     let mut guard = state.engine.get(&tenant, &id).await?;
     if let Some(secs) = prefer_wait(&headers, state.config.max_wait_seconds) {
         guard = wait_terminal(&state, &tenant, guard, secs).await?;
@@ -212,12 +317,31 @@ pub async fn get_one(
 }
 
 /// Requests cancellation; returns the execution (202 while cancel is pending).
+///
+/// Canceling a terminal execution changes nothing and answers 200 with it.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{id}/cancel",
+    tag = "executions",
+    operation_id = "cancel_execution",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "Already terminal (canceled or otherwise)", body = ExecutionView),
+        (status = 202, description = "Cancel recorded; the execution stops at its next step", body = ExecutionView),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn cancel(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&headers, state.tenants.as_ref()).await?;
+    let tenant = authorize(&state, &headers).await?;
     let guard = state.engine.cancel(&tenant, &id).await?;
     let status = if guard.status().is_terminal() {
         StatusCode::OK
@@ -229,25 +353,42 @@ pub async fn cancel(
 
 /// The execution's timeline: every committed transition with time, version, action, provider
 /// calls, failure and details.
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}/events",
+    tag = "executions",
+    operation_id = "execution_events",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The timeline, oldest first", body = Timeline),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn events(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let tenant = tenant(&headers, state.tenants.as_ref()).await?;
+    let tenant = authorize(&state, &headers).await?;
     let guard = state.engine.get(&tenant, &id).await?;
     let records = state.engine.transitions(&id).await?;
-    let data: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-            v["at"] = Value::String(crate::view::rfc3339(r.at_ms));
-            v["since_created_ms"] = Value::from(r.at_ms - guard.created_at_ms);
-            v
+    let data = records
+        .into_iter()
+        .map(|record| TimelineEntry {
+            at: crate::view::rfc3339(record.at_ms),
+            since_created_ms: record.at_ms - guard.created_at_ms,
+            record,
         })
         .collect();
-    Ok(
-        Json(serde_json::json!({"object": "list", "execution_id": id, "data": data}))
-            .into_response(),
-    )
+    Ok(Json(Timeline {
+        object: "list",
+        execution_id: id,
+        data,
+    })
+    .into_response())
 }

@@ -1,22 +1,29 @@
 //! The execution API: one axum router, served by `executor dev` and (through lambda_http) by
 //! the submit Lambda. Handlers parse, authenticate and call the lifecycle engine; they hold
-//! no lifecycle logic of their own.
+//! no lifecycle logic of their own. The OpenAPI document is generated from the same handlers
+//! ([`openapi`]) and served at `GET /openapi.json`.
 
 pub mod auth;
 pub mod executions;
+pub mod list;
 pub mod models;
+pub mod openapi;
 pub mod problem;
 pub mod view;
 pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use executor_lifecycle::Engine;
+use governor::{Quota, RateLimiter};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 pub use auth::{StaticTenants, TenantDirectory, hash_api_key};
+
+/// A per-tenant token bucket.
+pub type TenantRateLimiter = governor::DefaultKeyedRateLimiter<String>;
 
 /// Limits of the API.
 #[derive(Debug, Clone)]
@@ -27,6 +34,10 @@ pub struct ApiConfig {
     pub max_wait_seconds: u64,
     /// Immediate executions run in the request path at once; beyond that they go async (202).
     pub inline_concurrency: usize,
+    /// Authenticated requests per second allowed per tenant; 0 turns rate limiting off.
+    pub rate_limit_per_second: u32,
+    /// Requests a tenant may send in a burst above the steady rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +46,8 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_wait_seconds: 60,
             inline_concurrency: 64,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 100,
         }
     }
 }
@@ -49,38 +62,39 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Bound on in-request immediate executions.
     pub inline_permits: Arc<Semaphore>,
+    /// Per-tenant request rate limiter (None when `rate_limit_per_second` is 0).
+    pub rate_limiter: Option<Arc<TenantRateLimiter>>,
 }
 
 impl ApiState {
     /// State over an engine and a tenant directory.
     pub fn new(engine: Arc<Engine>, tenants: Arc<dyn TenantDirectory>, config: ApiConfig) -> Self {
         let inline_permits = Arc::new(Semaphore::new(config.inline_concurrency.max(1)));
+        let rate_limiter = NonZeroU32::new(config.rate_limit_per_second).map(|rate| {
+            let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(rate);
+            Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         ApiState {
             engine,
             tenants,
             config,
             inline_permits,
+            rate_limiter,
         }
     }
 }
 
-/// The router of the whole API.
+/// The router of the whole API, including `GET /openapi.json`. Every 4xx/5xx it answers,
+/// the framework's own included, is `application/problem+json`.
 pub fn app(state: Arc<ApiState>) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/v1/executions", post(executions::create))
-        .route("/v1/executions/{id}", get(executions::get_one))
-        .route("/v1/executions/{id}/cancel", post(executions::cancel))
-        .route("/v1/executions/{id}/events", get(executions::events))
-        .route("/v1/models", get(models::list))
-        .route("/v1/models/{owner}/{name}", get(models::get_one))
-        .route(
-            "/v1/webhooks/{provider}/{execution_id}",
-            post(webhooks::receive),
-        )
-        .route("/healthz", get(|| async { "ok" }))
+    let (router, _) = openapi::router_and_doc();
+    router
+        .route("/openapi.json", axum::routing::get(openapi::serve))
         .fallback(problem::not_found_route)
-        .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(problem::as_problem))
         .with_state(state)
 }

@@ -7,8 +7,16 @@ use axum::response::{IntoResponse, Response};
 use executor_lifecycle::{EngineError, Failure};
 use serde::Serialize;
 
-/// A problem response.
-#[derive(Debug, Clone, Serialize)]
+/// A problem response (RFC 9457).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "https://executor.dev/problems/validation-error",
+    "title": "Bad Request",
+    "status": 400,
+    "detail": "input.prompt: \"prompt\" is a required property",
+    "field": "/input/prompt",
+    "error_class": "validation_error"
+}))]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]
@@ -26,7 +34,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_class: Option<String>,
     #[serde(skip)]
+    #[schema(ignore)]
     retry_after: Option<u64>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    allow: Option<HeaderValue>,
 }
 
 impl Problem {
@@ -40,6 +52,7 @@ impl Problem {
             field: None,
             error_class: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -59,6 +72,24 @@ impl Problem {
     /// 404 for an execution (also for another tenant's).
     pub fn execution_not_found() -> Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "no such execution")
+    }
+
+    /// 429: the tenant's request rate is over its limit.
+    pub fn rate_limited(retry_after_seconds: u64) -> Problem {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            format!("too many requests; retry after {retry_after_seconds} s"),
+        )
+        .with_retry_after(retry_after_seconds)
+    }
+
+    /// A 400 about a query parameter.
+    pub fn bad_query(name: &str, detail: impl Into<String>) -> Problem {
+        let mut p = Problem::new(StatusCode::BAD_REQUEST, "invalid-query", detail);
+        p.field = Some(format!("/query/{name}"));
+        p.error_class = Some("validation_error".into());
+        p
     }
 
     /// Sets `Retry-After`.
@@ -84,6 +115,9 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(allow) = self.allow {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {
@@ -134,11 +168,63 @@ pub async fn not_found_route(uri: axum::http::Uri) -> Problem {
     )
 }
 
-/// Fallback for a known route with the wrong method.
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+/// The problem type slug of a status the framework answers on its own.
+fn slug_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad-request",
+        401 => "unauthorized",
+        404 => "not-found",
+        405 => "method-not-allowed",
+        406 => "not-acceptable",
+        408 => "request-timeout",
+        413 => "payload-too-large",
+        415 => "unsupported-media-type",
+        422 => "unprocessable-content",
+        429 => "rate-limited",
+        s if s >= 500 => "internal-error",
+        _ => "http-error",
+    }
+}
+
+/// Response middleware: every 4xx/5xx that is not already problem details (the framework's
+/// own rejections: wrong method, body too large, a path it cannot decode) is rewritten as
+/// `application/problem+json`, keeping `Allow` and `Retry-After`.
+pub async fn as_problem(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let detail = match (status.as_u16(), text.is_empty()) {
+        (405, _) => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed here; allowed: {allow}")
+        }
+        (413, _) => "the request body is larger than the API accepts".to_string(),
+        (_, false) => text,
+        (_, true) => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut p = Problem::new(status, slug_of(status), detail);
+    p.allow = parts.headers.get(header::ALLOW).cloned();
+    p.retry_after = parts
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    p.into_response()
 }

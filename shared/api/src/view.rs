@@ -13,7 +13,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// An error as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorView {
     /// Error class.
     pub class: String,
@@ -54,20 +54,34 @@ impl From<&Failure> for ErrorView {
     }
 }
 
+/// Links to the operations on an execution.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExecutionUrls {
+    /// `GET` this execution.
+    #[serde(rename = "self")]
+    pub self_: String,
+    /// `POST` to cancel it.
+    pub cancel: String,
+    /// `GET` its timeline.
+    pub events: String,
+}
+
 /// An execution as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExecutionView {
     /// Id.
     pub id: String,
     /// Always `execution`.
+    #[schema(value_type = String, example = "execution")]
     pub object: &'static str,
     /// Model.
     pub model: String,
     /// Provider.
     pub provider: String,
-    /// Shape.
+    /// Shape: `immediate`, `polling` or `callback`.
     pub shape: String,
     /// Status (see docs/transitions.md).
+    #[schema(value_type = executor_lifecycle::Status)]
     pub status: String,
     /// The terminal status reached (`succeeded`, `failed`, `canceled`, `timed_out`), once
     /// there is one; it stays after finalization.
@@ -84,10 +98,12 @@ pub struct ExecutionView {
     /// Terminal time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
-    /// Normalized outputs.
-    pub outputs: Vec<Output>,
-    /// Usage figures.
+    /// Normalized outputs (absent in list items: read the execution for them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<Output>>,
+    /// Usage figures the cost was computed from.
     #[serde(skip_serializing_if = "Value::is_null")]
+    #[schema(required = false)]
     pub usage: Value,
     /// The error, if failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,7 +131,7 @@ pub struct ExecutionView {
     /// Cancel requested.
     pub cancel_requested: bool,
     /// Related URLs.
-    pub urls: Value,
+    pub urls: ExecutionUrls,
 }
 
 impl ExecutionView {
@@ -135,9 +151,11 @@ impl ExecutionView {
             created_at: rfc3339(g.created_at_ms),
             updated_at: rfc3339(g.updated_at_ms),
             completed_at: g.hot.terminal_at_ms.map(rfc3339),
-            outputs: provider_result
-                .map(|r| r.outputs.clone())
-                .unwrap_or_default(),
+            outputs: Some(
+                provider_result
+                    .map(|r| r.outputs.clone())
+                    .unwrap_or_default(),
+            ),
             usage: provider_result
                 .map(|r| r.usage.clone())
                 .unwrap_or(Value::Null),
@@ -150,10 +168,18 @@ impl ExecutionView {
             waiting: g.hot.waiting.clone(),
             attempts: g.hot.attempt,
             cancel_requested: g.cancel_requested,
-            urls: serde_json::json!({
-                "self": format!("/v1/executions/{}", g.id),
-                "cancel": format!("/v1/executions/{}/cancel", g.id),
-            }),
+            urls: ExecutionUrls {
+                self_: format!("/v1/executions/{}", g.id),
+                cancel: format!("/v1/executions/{}/cancel", g.id),
+                events: format!("/v1/executions/{}/events", g.id),
+            },
         }
+    }
+
+    /// The view of a list item: the guard alone, no outputs or usage (no blob read).
+    pub fn summary(g: &Guard) -> ExecutionView {
+        let mut v = ExecutionView::new(g, None);
+        v.outputs = None;
+        v
     }
 }

@@ -7,17 +7,58 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::sync::Arc;
 
-/// Receives a callback: 200 when stored (or a duplicate), 401 when verification fails, 404
-/// for an unknown execution or provider.
+/// What a callback did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallbackReceipt {
+    /// Always true: the callback is stored.
+    pub received: bool,
+    /// True when this callback id was seen before (nothing changed).
+    pub duplicate: bool,
+}
+
+/// Receives a provider callback: 200 when stored (or a duplicate), 401 when verification
+/// fails, 404 for an unknown execution or provider.
+///
+/// Each provider signs its own way: Replicate with Standard Webhooks (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`), fal with ED25519 (`X-Fal-Webhook-Request-Id`,
+/// `X-Fal-Webhook-User-Id`, `X-Fal-Webhook-Timestamp`, `X-Fal-Webhook-Signature`). Unsigned or
+/// forged callbacks change nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{provider}/{execution_id}",
+    tag = "webhooks",
+    operation_id = "receive_callback",
+    security(()),
+    params(
+        ("provider" = String, Path, description = "Provider name", example = "replicate"),
+        ("execution_id" = String, Path, description = "The execution the callback is for"),
+        ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id (Replicate)"),
+        ("webhook-timestamp" = Option<String>, Header, description = "Standard Webhooks Unix timestamp (Replicate)"),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks `v1,<base64 HMAC-SHA256>` list (Replicate)"),
+        ("X-Fal-Webhook-Request-Id" = Option<String>, Header, description = "fal request id"),
+        ("X-Fal-Webhook-User-Id" = Option<String>, Header, description = "fal user id"),
+        ("X-Fal-Webhook-Timestamp" = Option<String>, Header, description = "fal Unix timestamp"),
+        ("X-Fal-Webhook-Signature" = Option<String>, Header, description = "fal hex ED25519 signature"),
+    ),
+    request_body(content = Object, description = "The provider's callback body, as the provider sends it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or a duplicate)", body = CallbackReceipt),
+        (status = 401, description = "Signature missing, invalid or too old", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution or provider", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than the API accepts", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Backend unavailable; the provider retries", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn receive(
     State(state): State<Arc<ApiState>>,
     Path((provider, execution_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CallbackReceipt>, Problem> {
     if !executor_lifecycle::keys::is_execution_id(&execution_id) {
         return Err(Problem::execution_not_found());
     }
@@ -33,5 +74,8 @@ pub async fn receive(
         .engine
         .receive_callback(&provider, &execution_id, &pairs, &body)
         .await?;
-    Ok(Json(json!({"received": true, "duplicate": !new})))
+    Ok(Json(CallbackReceipt {
+        received: true,
+        duplicate: !new,
+    }))
 }

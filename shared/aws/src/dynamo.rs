@@ -474,7 +474,14 @@ impl GuardStore for DynamoGuardStore {
         };
         let mut out = Vec::new();
         let mut exclusive_hi = q.before.as_ref().map(|(at, id)| format!("{at:013}#{id}"));
-        let mut cursor = exclusive_hi.clone().unwrap_or_else(|| "~".into());
+        // The upper bound: the cursor position or `created_before_ms`, whichever is lower.
+        let before = q.created_before_ms.map(|b| format!("{b:013}"));
+        let mut cursor = match (exclusive_hi.clone(), before) {
+            (Some(c), Some(b)) => c.min(b),
+            (Some(c), None) => c,
+            (None, Some(b)) => b,
+            (None, None) => "~".into(),
+        };
         let lower = q
             .created_after_ms
             .map(|a| format!("{a:013}"))
@@ -507,7 +514,8 @@ impl GuardStore for DynamoGuardStore {
                 let g = guard_of(item)?;
                 let keep = (q.statuses.is_empty() || q.statuses.contains(&g.status()))
                     && q.model.as_ref().is_none_or(|m| &g.model == m)
-                    && q.provider.as_ref().is_none_or(|p| &g.provider == p);
+                    && q.provider.as_ref().is_none_or(|p| &g.provider == p)
+                    && q.error_class.is_none_or(|c| g.error_class() == Some(c));
                 if keep {
                     out.push(g);
                     if out.len() == limit {

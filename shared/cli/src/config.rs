@@ -36,6 +36,10 @@ pub struct ApiSettings {
     pub max_wait_seconds: u64,
     /// Immediate executions run in the request path at once; beyond, they go async (202).
     pub inline_concurrency: usize,
+    /// Requests per second per tenant (API key owner); 0 = no rate limit.
+    pub rate_limit_per_second: u32,
+    /// Burst a tenant may send above the steady rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ApiSettings {
@@ -45,6 +49,8 @@ impl Default for ApiSettings {
             max_body_bytes: d.max_body_bytes,
             max_wait_seconds: d.max_wait_seconds,
             inline_concurrency: d.inline_concurrency,
+            rate_limit_per_second: d.rate_limit_per_second,
+            rate_limit_burst: d.rate_limit_burst,
         }
     }
 }
@@ -55,6 +61,8 @@ impl From<&ApiSettings> for executor_api::ApiConfig {
             max_body_bytes: a.max_body_bytes,
             max_wait_seconds: a.max_wait_seconds,
             inline_concurrency: a.inline_concurrency,
+            rate_limit_per_second: a.rate_limit_per_second,
+            rate_limit_burst: a.rate_limit_burst,
         }
     }
 }

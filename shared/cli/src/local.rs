@@ -37,6 +37,8 @@ pub struct LocalOptions {
     pub reconcile_every_ms: u64,
     /// Secret for signing outbound customer webhooks (`whsec_...`).
     pub webhook_secret: String,
+    /// The dev tenant's API key; a random one when None.
+    pub dev_key: Option<String>,
     /// Fault injection (tests).
     pub crash: Option<Arc<dyn CrashInjector>>,
     /// Clock (tests may control it).
@@ -90,6 +92,7 @@ impl LocalOptions {
             worker_concurrency: 16,
             reconcile_every_ms: 5_000,
             webhook_secret: "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".to_string(),
+            dev_key: None,
             crash: None,
             clock: Arc::new(SystemClock),
             wrap_queue: None,
@@ -205,7 +208,10 @@ impl LocalSystem {
         }
         let engine = Arc::new(engine);
 
-        let dev_key = format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>()));
+        let dev_key = opts
+            .dev_key
+            .clone()
+            .unwrap_or_else(|| format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>())));
         backend
             .store
             .add_api_key("dev", &hash_api_key(&dev_key))

@@ -53,6 +53,13 @@ enum Command {
         /// Redis URL for `--backend aws`.
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
+        /// The dev tenant's API key (a random one is made and printed otherwise).
+        #[arg(long, env = "EXECUTOR_DEV_API_KEY")]
+        api_key: Option<String>,
+        /// Secret that signs outbound customer webhooks (`whsec_` + base64 key, Standard
+        /// Webhooks); a fixed development secret otherwise, printed at start.
+        #[arg(long, env = "EXECUTOR_WEBHOOK_SECRET")]
+        webhook_secret: Option<String>,
     },
     /// Submit one execution, follow it through the lifecycle, print the normalized outcome.
     Run {
@@ -86,6 +93,8 @@ enum Command {
         #[arg(long, env = "EXECUTOR_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API (the same one `GET /openapi.json` serves).
+    Openapi,
     /// Run only the provider simulators (for `executor dev --no-simulators` pointed at them
     /// with `EXECUTOR_<PROVIDER>_BASE_URL`, or for bundle work).
     Simulators {
@@ -198,6 +207,8 @@ async fn run(cli: Cli) -> Result<i32> {
             backend,
             endpoint,
             redis,
+            api_key,
+            webhook_secret,
         } => {
             init_logs("info");
             let cfg = executor_cli::config::Config::load(
@@ -232,10 +243,21 @@ async fn run(cli: Cli) -> Result<i32> {
                 opts.simulators = None;
             }
             opts.lifecycle.time_scale = time_scale;
+            if let Some(k) = api_key {
+                if k.trim().is_empty() || k.contains(char::is_whitespace) {
+                    bail!("--api-key must be a non-empty key without spaces");
+                }
+                opts.dev_key = Some(k);
+            }
+            if let Some(s) = webhook_secret {
+                opts.webhook_secret = s;
+            }
+            let secret = opts.webhook_secret.clone();
             let sys = LocalSystem::start(opts).await?;
             println!("executor dev listening on {}", sys.url);
             println!("data directory: {}", data_dir.display());
             println!("dev API key (tenant 'dev'): {}", sys.dev_key);
+            println!("customer webhooks signed with (Standard Webhooks): {secret}");
             if let Some(s) = &sys.simulators {
                 println!("provider simulators on http://{}", s.addr());
             }
@@ -386,6 +408,13 @@ async fn run(cli: Cli) -> Result<i32> {
                 config.is_some(),
             )?;
             print!("{}", cfg.to_toml());
+            Ok(0)
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&executor_api::openapi::document_json())?
+            );
             Ok(0)
         }
         Command::Simulators { bind } => {

@@ -305,6 +305,14 @@ impl GuardStore for SqliteStore {
                 args.push(after.into());
                 sql.push_str(&format!(" AND created_at_ms >= ?{}", args.len()));
             }
+            if let Some(before) = q.created_before_ms {
+                args.push(before.into());
+                sql.push_str(&format!(" AND created_at_ms < ?{}", args.len()));
+            }
+            if let Some(class) = q.error_class {
+                args.push(class.as_str().to_string().into());
+                sql.push_str(&format!(" AND error_class = ?{}", args.len()));
+            }
             if let Some((at, id)) = &q.before {
                 args.push((*at).into());
                 let a = args.len();

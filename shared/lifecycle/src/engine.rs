@@ -321,6 +321,17 @@ impl Engine {
         }
     }
 
+    /// A page of a tenant's executions, newest first (the query's tenant is forced to `tenant`).
+    pub async fn list(
+        &self,
+        tenant: &str,
+        query: &crate::ports::ListQuery,
+    ) -> Result<Vec<Guard>, EngineError> {
+        let mut q = query.clone();
+        q.tenant = Some(tenant.to_string());
+        Ok(self.ports.guards.list(&q).await?)
+    }
+
     /// The stored request of an execution.
     pub async fn request(&self, id: &str) -> Result<Option<ExecutionRequest>, EngineError> {
         if let Some(r) = self

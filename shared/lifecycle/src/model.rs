@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The three provider shapes a bundle can declare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// The provider answers with the result in the create call; runs in the request path.
@@ -111,7 +111,7 @@ pub struct Lease {
 }
 
 /// Why an execution is waiting instead of progressing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Wait {
     /// What it waits for (`capacity`, `retry`, `delivery_retry`).
     pub reason: String,
@@ -339,7 +339,7 @@ pub enum Effect {
 }
 
 /// The audit record of one committed transition, at `executions/{id}/transitions/{version}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitionRecord {
     /// The version this transition committed.
     pub version: u64,
@@ -366,7 +366,7 @@ pub struct TransitionRecord {
 }
 
 /// One outbound provider call, as recorded for `explain` (no secrets).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// Bundle step id.
     pub step: String,
@@ -388,7 +388,7 @@ pub struct CallRecord {
 }
 
 /// The kind of a normalized output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputKind {
     /// An image.
@@ -404,7 +404,7 @@ pub enum OutputKind {
 }
 
 /// One normalized output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Output {
     /// What it is.
     pub kind: OutputKind,
@@ -458,7 +458,7 @@ pub struct ResultRecord {
 }
 
 /// One line of a cost computation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostLine {
     /// The billing unit (`second`, `token`, `image`, `character`, `credit`).
     pub unit: String,
@@ -473,7 +473,7 @@ pub struct CostLine {
 }
 
 /// The cost of an execution, computed at finalize.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Cost {
     /// Total in micro-dollars (what the provider charges us).
     pub provider_usd_micros: i64,

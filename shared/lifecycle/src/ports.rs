@@ -92,6 +92,10 @@ pub struct ListQuery {
     pub provider: Option<String>,
     /// Created at or after (ms).
     pub created_after_ms: Option<i64>,
+    /// Created strictly before (ms).
+    pub created_before_ms: Option<i64>,
+    /// Only executions whose error has this class.
+    pub error_class: Option<crate::taxonomy::ErrorClass>,
     /// Strictly before this (created_at_ms, id) position: the cursor.
     pub before: Option<(i64, String)>,
     /// Page size.

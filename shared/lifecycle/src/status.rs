@@ -6,7 +6,19 @@
 use serde::{Deserialize, Serialize};
 
 /// Where an execution stands. The order of variants is the order of the lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Accepted and durable; waiting for the submit action (or for provider capacity).

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Who caused a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
     /// The request itself was wrong (bad input, canceled on request).
@@ -19,7 +19,19 @@ pub enum Fault {
 }
 
 /// Every way an execution (or one call inside it) can fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// The provider could not be reached or shed load (connection refused, 502/503, open breaker).
@@ -170,7 +182,7 @@ impl std::fmt::Display for ErrorClass {
 }
 
 /// One failure: its class plus what the provider said.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// The class, which decides policy.
     pub class: ErrorClass,

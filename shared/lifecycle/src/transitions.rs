@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// What happened to an execution. Events carry no payload; the action that raises one records
 /// the details in the transition record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     /// The API accepted the request (the first commit, version 0).
