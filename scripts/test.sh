@@ -21,7 +21,23 @@ fi
 if ! command -v sam >/dev/null; then
   $PY -m pip install --quiet aws-sam-cli
 fi
+if ! command -v st >/dev/null || ! command -v openapi-spec-validator >/dev/null; then
+  $PY -m pip install --quiet schemathesis openapi-spec-validator
+fi
 export SAM_CLI_TELEMETRY=0
+
+step "documentation example tools (curl, jq, openssl, node with tsx and tsc)"
+missing=""
+for t in curl jq openssl node npm; do command -v $t >/dev/null || missing="$missing $t"; done
+if [ -n "$missing" ]; then
+  pkgs=$(echo "$missing" | sed 's/\bnode\b/nodejs/; s/\bnpm\b/npm/')
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $pkgs
+fi
+if [ ! -x .tools/node/node_modules/.bin/tsx ] || [ ! -x .tools/node/node_modules/.bin/tsc ]; then
+  mkdir -p .tools/node
+  npm install --prefix .tools/node --no-audit --no-fund --silent tsx@4 typescript@5 @types/node@20
+fi
 
 step "services (moto server, redis-server on loopback)"
 ./scripts/services.sh
@@ -34,6 +50,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+step "OpenAPI document (docs/openapi.json) against the OpenAPI 3.1 schema"
+openapi-spec-validator docs/openapi.json
+
+step "Schemathesis against a live executor dev"
+./scripts/schemathesis.sh
 
 step "SAM template lint"
 cfn-lint template.yaml

@@ -295,6 +295,7 @@ async fn respond(state: &ApiState, guard: &Guard, status: StatusCode) -> Result<
     ),
     responses(
         (status = 200, description = "The execution", body = ExecutionView),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
@@ -328,6 +329,7 @@ pub async fn get_one(
     responses(
         (status = 200, description = "Already terminal (canceled or otherwise)", body = ExecutionView),
         (status = 202, description = "Cancel recorded; the execution stops at its next step", body = ExecutionView),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
@@ -361,6 +363,7 @@ pub async fn cancel(
     params(("id" = String, Path, description = "Execution id")),
     responses(
         (status = 200, description = "The timeline, oldest first", body = Timeline),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",

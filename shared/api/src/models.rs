@@ -99,6 +99,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The model", body = ModelView),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such model", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",

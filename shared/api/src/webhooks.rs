@@ -46,6 +46,7 @@ pub struct CallbackReceipt {
     request_body(content = Object, description = "The provider's callback body, as the provider sends it", content_type = "application/json"),
     responses(
         (status = 200, description = "Stored (or a duplicate)", body = CallbackReceipt),
+        (status = 400, description = "The path cannot be decoded, or the body is not a callback the provider sends", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Signature missing, invalid or too old", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution or provider", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than the API accepts", body = Problem, content_type = "application/problem+json"),

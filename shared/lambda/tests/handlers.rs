@@ -25,6 +25,31 @@ async fn sample_api_events_run_through_the_handler() {
     assert_eq!(status, 404, "unknown id");
     let (status, _) = w.api(event("api-cancel.json")).await;
     assert_eq!(status, 404);
+    // The same router serves the list (the DynamoDB tenant GSI) and the OpenAPI document.
+    let (status, page) = w.api(event("api-list.json")).await;
+    assert_eq!(status, 200, "{page}");
+    let ids: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.len() <= 2, "{page}");
+    let mut newest = event("api-list.json");
+    newest["rawQueryString"] = json!("limit=1");
+    newest["queryStringParameters"] = json!({"limit": "1"});
+    let (status, page) = w.api(newest).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"][0]["id"], body["id"], "{page}");
+    let (status, doc) = w.api(event("api-openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc, executor_api::openapi::document_json());
+    let mut unknown = event("api-get.json");
+    unknown["rawPath"] = json!("/v2/nothing");
+    unknown["requestContext"]["http"]["path"] = json!("/v2/nothing");
+    let (status, problem) = w.api(unknown).await;
+    assert_eq!(status, 404);
+    assert_eq!(problem["type"], "https://executor.dev/problems/not-found");
     let (status, problem) = w.api(event("webhook-replicate.json")).await;
     assert_eq!(status, 404, "unknown execution: {problem}");
     for name in ["sqs-submit.json", "sqs-poll.json", "sqs-finalize.json"] {
