@@ -37,7 +37,7 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" > /dev/null || { cat "$WORK/dev.log";
 
 echo "schemathesis seed: $SEED, max examples per operation: $EXAMPLES"
 set +e
-st run "http://127.0.0.1:$PORT/openapi.json" \
+"${SCHEMATHESIS_BIN:-st}" run "http://127.0.0.1:$PORT/openapi.json" \
   --header "Authorization: Bearer $KEY" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing,stateful \
@@ -49,6 +49,6 @@ set -e
 cases=$(grep -Eo '[0-9]+ generated' "$WORK/st.log" | tail -1 || true)
 echo "schemathesis: exit $rc, seed $SEED, ${cases:-unknown number of} cases (see the summary above)"
 if [ "$rc" != 0 ]; then
-  echo "--- executor dev log (tail)"; tail -50 "$WORK/dev.log"
+  echo "--- executor dev log (warnings and errors)"; grep -E "WARN|ERROR" "$WORK/dev.log" | tail -40 || true
 fi
 exit "$rc"

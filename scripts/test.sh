@@ -21,9 +21,19 @@ fi
 if ! command -v sam >/dev/null; then
   $PY -m pip install --quiet aws-sam-cli
 fi
-if ! command -v st >/dev/null || ! command -v openapi-spec-validator >/dev/null; then
-  $PY -m pip install --quiet schemathesis openapi-spec-validator
+command -v openapi-spec-validator >/dev/null || $PY -m pip install --quiet openapi-spec-validator
+# Schemathesis in its own venv on the newest Python here: on CPython 3.11 its coverage phase
+# can hit CPython's "AST constructor recursion depth mismatch" bug (fixed in 3.12).
+if [ ! -x .tools/st/bin/st ]; then
+  STPY=""
+  for c in python3.13 python3.12 "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import venv' 2>/dev/null; then STPY=$c; break; fi
+  done
+  [ -n "$STPY" ] || { STPY=$PY; echo "note: no Python >= 3.12 found; Schemathesis runs on $($PY --version)"; }
+  "$STPY" -m venv .tools/st
+  .tools/st/bin/pip install --quiet schemathesis
 fi
+export SCHEMATHESIS_BIN=$PWD/.tools/st/bin/st
 export SAM_CLI_TELEMETRY=0
 
 step "documentation example tools (curl, jq, openssl, node with tsx and tsc)"

@@ -415,8 +415,9 @@ async fn every_error_path_is_problem_json() {
     )
     .await;
     assert_eq!(v["field"], "/headers/idempotency-key");
-    // A forged provider callback.
-    let id = resp_id(&h, &model, &schema).await;
+    // A forged provider callback (to the callback-shaped model's provider).
+    let (cb_model, cb_schema) = h.model_of_shape("callback").await;
+    let id = resp_id(&h, &cb_model, &cb_schema).await;
     problem(
         Method::POST,
         &format!("{url}/v1/webhooks/replicate/{id}"),

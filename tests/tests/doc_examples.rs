@@ -196,7 +196,8 @@ async fn run_examples(files: &[&str]) -> usize {
             ("sh", "example-webhook") => webhook_example(&h, b, dir.path(), &env).await,
             ("python", "example") => {
                 let path = dir.path().join("example.py");
-                std::fs::write(&path, format!("{}\n{}", prelude("python", &b.file), b.code)).unwrap();
+                std::fs::write(&path, format!("{}\n{}", prelude("python", &b.file), b.code))
+                    .unwrap();
                 run(Command::new("python3").arg(&path), dir.path(), &env)
             }
             ("typescript", "example") => {

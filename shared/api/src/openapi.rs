@@ -88,6 +88,14 @@ fn finish(mut doc: Value) -> Value {
         "GetExecution": id_link("get_execution", "Read the execution created"),
         "CancelExecution": id_link("cancel_execution", "Cancel the execution created"),
         "ExecutionEvents": id_link("execution_events", "The execution's timeline"),
+        "ReceiveCallback": {
+            "operationId": "receive_callback",
+            "parameters": {
+                "provider": "$response.body#/provider",
+                "execution_id": "$response.body#/id",
+            },
+            "description": "Where the provider calls back for this execution",
+        },
     });
     for op in ["post"] {
         if let Some(responses) = doc
