@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod executions;
+pub mod failures;
 pub mod list;
 pub mod models;
 pub mod openapi;

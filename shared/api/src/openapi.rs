@@ -3,7 +3,7 @@
 //! come from the same list of handlers, so a route cannot exist without being documented.
 //! `docs/openapi.json` is this document, checked by a drift test.
 
-use crate::{ApiState, executions, list, models, problem::Problem, webhooks};
+use crate::{ApiState, executions, failures, list, models, problem::Problem, webhooks};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -66,6 +66,7 @@ pub fn router_and_doc() -> (Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(executions::get_one))
         .routes(routes!(executions::cancel))
         .routes(routes!(executions::events))
+        .routes(routes!(failures::piles))
         .routes(routes!(models::list))
         .routes(routes!(models::get_one))
         .routes(routes!(webhooks::receive))

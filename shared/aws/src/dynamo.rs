@@ -515,7 +515,8 @@ impl GuardStore for DynamoGuardStore {
                 let keep = (q.statuses.is_empty() || q.statuses.contains(&g.status()))
                     && q.model.as_ref().is_none_or(|m| &g.model == m)
                     && q.provider.as_ref().is_none_or(|p| &g.provider == p)
-                    && q.error_class.is_none_or(|c| g.error_class() == Some(c));
+                    && q.error_class.is_none_or(|c| g.error_class() == Some(c))
+                    && (!q.with_error || g.error_class().is_some());
                 if keep {
                     out.push(g);
                     if out.len() == limit {

@@ -115,6 +115,38 @@ impl Client {
         Ok(body)
     }
 
+    /// `GET /v1/failures`: the caller's failure piles.
+    pub async fn failures(
+        &self,
+        since: &str,
+        model: Option<&str>,
+        provider: Option<&str>,
+    ) -> Result<Value> {
+        let mut query = vec![("since", since.to_string())];
+        if let Some(m) = model {
+            query.push(("model", m.to_string()));
+        }
+        if let Some(p) = provider {
+            query.push(("provider", p.to_string()));
+        }
+        let resp = self
+            .http
+            .get(format!("{}/v1/failures", self.base))
+            .query(&query)
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "GET /v1/failures: {}",
+                body["detail"].as_str().unwrap_or(&status.to_string())
+            );
+        }
+        Ok(body)
+    }
+
     /// `GET /v1/models`.
     pub async fn models(&self) -> Result<Value> {
         let resp = self

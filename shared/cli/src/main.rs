@@ -117,6 +117,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Failed and degraded executions grouped into piles (error class, provider, model,
+    /// normalized provider message), most frequent first, with counts, first/last seen and an
+    /// example execution per pile.
+    Failures {
+        /// Window: a duration such as 90m, 24h or 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// API base URL.
+        #[arg(long, env = "EXECUTOR_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// API key.
+        #[arg(long, env = "EXECUTOR_API_KEY")]
+        key: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the embedded backend with instant simulators: overhead per transition and per
     /// execution for each shape, throughput at growing store sizes, memory per in-flight
     /// execution (see docs/benchmarks.md).
@@ -460,6 +483,26 @@ async fn run(cli: Cli) -> Result<i32> {
             } else {
                 let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
                 print!("{}", executor_cli::render::explain(&view, &events, color));
+            }
+            Ok(0)
+        }
+        Command::Failures {
+            since,
+            model,
+            provider,
+            server,
+            key,
+            json,
+        } => {
+            let client = Client::new(&server, &key)?;
+            let piles = client
+                .failures(&since, model.as_deref(), provider.as_deref())
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&piles)?);
+            } else {
+                let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                print!("{}", executor_cli::render::failures(&piles, color));
             }
             Ok(0)
         }

@@ -185,3 +185,55 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
     }
     out
 }
+
+/// The failure piles as an aligned table, most frequent first.
+pub fn failures(piles: &Value, color: bool) -> String {
+    let data = piles["data"].as_array().cloned().unwrap_or_default();
+    let mut out = format!(
+        "{} failed or degraded since {}{}\n",
+        piles["failed"].as_u64().unwrap_or(0),
+        piles["since"].as_str().unwrap_or("?"),
+        if piles["truncated"] == true {
+            " (newest only: over the scan limit)"
+        } else {
+            ""
+        }
+    );
+    if data.is_empty() {
+        out.push_str("no failures\n");
+        return out;
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(vec![
+        "count",
+        "error class",
+        "provider",
+        "model",
+        "message",
+        "first seen",
+        "last seen",
+        "example",
+    ]);
+    for p in &data {
+        let class = p["error_class"].as_str().unwrap_or("?");
+        let class = if color {
+            class.red().to_string()
+        } else {
+            class.to_string()
+        };
+        table.add_row(vec![
+            p["count"].to_string(),
+            class,
+            p["provider"].as_str().unwrap_or("").to_string(),
+            p["model"].as_str().unwrap_or("").to_string(),
+            p["message"].as_str().unwrap_or("").to_string(),
+            p["first_seen"].as_str().unwrap_or("").to_string(),
+            p["last_seen"].as_str().unwrap_or("").to_string(),
+            p["example_execution_id"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
+    out
+}

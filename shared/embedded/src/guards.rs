@@ -309,6 +309,9 @@ impl GuardStore for SqliteStore {
                 args.push(before.into());
                 sql.push_str(&format!(" AND created_at_ms < ?{}", args.len()));
             }
+            if q.with_error {
+                sql.push_str(" AND error_class IS NOT NULL");
+            }
             if let Some(class) = q.error_class {
                 args.push(class.as_str().to_string().into());
                 sql.push_str(&format!(" AND error_class = ?{}", args.len()));

@@ -96,6 +96,8 @@ pub struct ListQuery {
     pub created_before_ms: Option<i64>,
     /// Only executions whose error has this class.
     pub error_class: Option<crate::taxonomy::ErrorClass>,
+    /// Only executions with an error (failed, timed out, or degraded delivery).
+    pub with_error: bool,
     /// Strictly before this (created_at_ms, id) position: the cursor.
     pub before: Option<(i64, String)>,
     /// Page size.

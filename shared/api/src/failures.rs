@@ -1,0 +1,182 @@
+//! `GET /v1/failures`: the caller's failed and degraded executions grouped into piles (error
+//! class, provider, model, normalized provider message), most frequent first, with counts,
+//! first/last seen and an example execution per pile. Read from the index (failed executions
+//! only), never from blobs.
+
+use crate::ApiState;
+use crate::auth::authorize;
+use crate::problem::Problem;
+use crate::view::rfc3339;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use executor_lifecycle::ErrorClass;
+use executor_lifecycle::ListQuery;
+use executor_lifecycle::piles::{Pile, group};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Executions read at most per request; beyond, `truncated` is true.
+pub const MAX_SCANNED: usize = 20_000;
+const PAGE: usize = 500;
+
+/// A pile as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PileView {
+    /// The error class.
+    pub error_class: ErrorClass,
+    /// The provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// The failure message with numbers, ids and URLs blanked.
+    pub message: String,
+    /// Executions in the pile.
+    pub count: u64,
+    /// When the earliest failed (RFC 3339).
+    pub first_seen: String,
+    /// When the latest failed (RFC 3339).
+    pub last_seen: String,
+    /// The latest execution of the pile (`executor explain` it).
+    pub example_execution_id: String,
+}
+
+impl From<Pile> for PileView {
+    fn from(p: Pile) -> Self {
+        PileView {
+            error_class: p.error_class,
+            provider: p.provider,
+            model: p.model,
+            message: p.message,
+            count: p.count,
+            first_seen: rfc3339(p.first_seen_ms),
+            last_seen: rfc3339(p.last_seen_ms),
+            example_execution_id: p.example_execution_id,
+        }
+    }
+}
+
+/// The piles.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FailurePiles {
+    /// Always `list`.
+    #[schema(value_type = String, example = "list")]
+    pub object: &'static str,
+    /// Executions created at or after this time were considered (RFC 3339).
+    pub since: String,
+    /// Failed or degraded executions read.
+    pub failed: u64,
+    /// True when more than the scan limit failed in the window (the piles count the newest).
+    pub truncated: bool,
+    /// The piles, most frequent first.
+    pub data: Vec<PileView>,
+}
+
+struct Params {
+    since: Duration,
+    model: Option<String>,
+    provider: Option<String>,
+}
+
+fn parse(raw: Option<&str>) -> Result<Params, Problem> {
+    let mut p = Params {
+        since: Duration::from_secs(24 * 3600),
+        model: None,
+        provider: None,
+    };
+    for (name, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "since" => {
+                p.since = humantime::parse_duration(&value)
+                    .ok()
+                    .filter(|d| *d <= Duration::from_secs(90 * 24 * 3600) && !d.is_zero())
+                    .ok_or_else(|| {
+                        Problem::bad_query(
+                            "since",
+                            "since must be a duration such as 90m, 24h or 7d, at most 90d",
+                        )
+                    })?;
+            }
+            "model" if !value.is_empty() => p.model = Some(value.into_owned()),
+            "provider" if !value.is_empty() => p.provider = Some(value.into_owned()),
+            other => {
+                return Err(Problem::bad_query(
+                    other,
+                    format!(
+                        "unknown or empty query parameter '{other}'; known: since, model, provider"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Failed and degraded executions grouped into piles.
+///
+/// Groups the caller's executions created in the window (`since`, default 24h) that failed,
+/// timed out or whose outcome delivery failed, by error class, provider, model and normalized
+/// message.
+#[utoipa::path(
+    get,
+    path = "/v1/failures",
+    tag = "executions",
+    operation_id = "failure_piles",
+    params(
+        ("since" = Option<String>, Query, description = "Window: a duration such as 90m, 24h, 7d (default 24h, at most 90d)", example = "24h"),
+        ("model" = Option<String>, Query, description = "Only this model"),
+        ("provider" = Option<String>, Query, description = "Only this provider"),
+    ),
+    responses(
+        (status = 200, description = "The piles, most frequent first", body = FailurePiles),
+        (status = 400, description = "A bad query parameter (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn piles(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<FailurePiles>, Problem> {
+    let tenant = authorize(&state, &headers).await?;
+    let p = parse(raw.as_deref())?;
+    let now = state.engine.ports().clock.now_ms();
+    let since_ms = now - i64::try_from(p.since.as_millis()).unwrap_or(i64::MAX / 2);
+    let mut query = ListQuery {
+        model: p.model,
+        provider: p.provider,
+        created_after_ms: Some(since_ms),
+        with_error: true,
+        limit: PAGE,
+        ..Default::default()
+    };
+    let mut guards = Vec::new();
+    let mut truncated = false;
+    loop {
+        let page = state.engine.list(&tenant, &query).await?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            query.before = Some((last.created_at_ms, last.id.clone()));
+        }
+        guards.extend(page);
+        if guards.len() >= MAX_SCANNED {
+            truncated = full;
+            break;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(Json(FailurePiles {
+        object: "list",
+        since: rfc3339(since_ms),
+        failed: guards.len() as u64,
+        truncated,
+        data: group(&guards).into_iter().map(PileView::from).collect(),
+    }))
+}
