@@ -395,3 +395,57 @@ pub async fn events(
     })
     .into_response())
 }
+
+/// Delivers the parked outcome of a `finalized_degraded` execution again (the same event id,
+/// so a receiver that got it after all deduplicates); on success it becomes `finalized`.
+#[utoipa::path(
+    post,
+    path = "/v1/executions/{id}/redrive",
+    tag = "executions",
+    operation_id = "redrive_execution",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "Delivered: the execution is finalized", body = ExecutionView),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The execution is not finalized_degraded", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "The customer endpoint failed again; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn redrive(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    use executor_lifecycle::actions::finalize::Redrive;
+    let tenant = authorize(&state, &headers).await?;
+    let guard = state.engine.get(&tenant, &id).await?;
+    let not_degraded = |status: &str| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "not-degraded",
+            format!("only finalized_degraded executions can be redriven; this one is {status}"),
+        )
+    };
+    if guard.status() != executor_lifecycle::Status::FinalizedDegraded {
+        return Err(not_degraded(guard.status().as_str()));
+    }
+    match state.engine.redrive(&tenant, &id).await? {
+        Redrive::Delivered(g) => respond(&state, &g, StatusCode::OK).await,
+        Redrive::Failed(f) => {
+            let mut p = Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "delivery-failed",
+                format!("outcome delivery failed again: {}", f.message),
+            );
+            p.error_class = Some("degraded_finalization".into());
+            Err(p)
+        }
+        Redrive::Raced => Err(not_degraded("being redriven by another request")),
+    }
+}

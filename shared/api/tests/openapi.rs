@@ -37,6 +37,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "/v1/executions/{id}/cancel",
         "/v1/executions/{id}/events",
         "/v1/failures",
+        "/v1/executions/{id}/redrive",
         "/v1/models",
         "/v1/models/{owner}/{name}",
         "/v1/webhooks/{provider}/{execution_id}",
@@ -48,7 +49,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
             "{p} missing: {paths:?}"
         );
     }
-    assert_eq!(paths.len(), 10, "{paths:?}");
+    assert_eq!(paths.len(), 11, "{paths:?}");
 }
 
 #[test]

@@ -147,6 +147,51 @@ impl Client {
         Ok(body)
     }
 
+    /// `POST /v1/executions/{id}/redrive`: (HTTP status, body).
+    pub async fn redrive(&self, id: &str) -> Result<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/executions/{id}/redrive", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Ids of the caller's executions in `status` (every page).
+    pub async fn ids_with_status(&self, status: &str) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("status", status.to_string()), ("limit", "100".to_string())];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let resp = self
+                .http
+                .get(format!("{}/v1/executions", self.base))
+                .query(&query)
+                .bearer_auth(&self.key)
+                .send()
+                .await?;
+            let ok = resp.status().is_success();
+            let page: Value = resp.json().await.unwrap_or(Value::Null);
+            if !ok {
+                bail!("GET /v1/executions: {}", page["detail"]);
+            }
+            for e in page["data"].as_array().into_iter().flatten() {
+                if let Some(id) = e["id"].as_str() {
+                    ids.push(id.to_string());
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(ids),
+            }
+        }
+    }
+
     /// `GET /v1/models`.
     pub async fn models(&self) -> Result<Value> {
         let resp = self

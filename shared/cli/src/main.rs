@@ -140,6 +140,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deliver parked outcomes again: the given `finalized_degraded` executions, or all of the
+    /// key's with `--all`. Exits 1 if any delivery fails again.
+    Redrive {
+        /// Execution ids.
+        ids: Vec<String>,
+        /// Every finalized_degraded execution of the key's tenant.
+        #[arg(long)]
+        all: bool,
+        /// API base URL.
+        #[arg(long, env = "EXECUTOR_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// API key.
+        #[arg(long, env = "EXECUTOR_API_KEY")]
+        key: String,
+    },
     /// Measure the embedded backend with instant simulators: overhead per transition and per
     /// execution for each shape, throughput at growing store sizes, memory per in-flight
     /// execution (see docs/benchmarks.md).
@@ -505,6 +520,39 @@ async fn run(cli: Cli) -> Result<i32> {
                 print!("{}", executor_cli::render::failures(&piles, color));
             }
             Ok(0)
+        }
+        Command::Redrive {
+            ids,
+            all,
+            server,
+            key,
+        } => {
+            let client = Client::new(&server, &key)?;
+            let ids = if all {
+                client.ids_with_status("finalized_degraded").await?
+            } else if ids.is_empty() {
+                bail!("name the executions to redrive, or pass --all");
+            } else {
+                ids
+            };
+            let mut failed = 0;
+            for id in &ids {
+                let (status, body) = client.redrive(id).await?;
+                if status == 200 {
+                    println!(
+                        "{id}: delivered ({})",
+                        body["status"].as_str().unwrap_or("?")
+                    );
+                } else {
+                    failed += 1;
+                    println!(
+                        "{id}: {status} {}",
+                        body["detail"].as_str().unwrap_or("no detail")
+                    );
+                }
+            }
+            println!("{} redriven, {failed} failed", ids.len() - failed);
+            Ok(i32::from(failed > 0))
         }
         Command::Demo { json } => {
             init_logs("error");

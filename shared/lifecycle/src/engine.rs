@@ -460,6 +460,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Delivers the parked outcome of a `finalized_degraded` execution again; on success it
+    /// becomes `finalized`. Any other status is a validation error naming it.
+    pub async fn redrive(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<crate::actions::finalize::Redrive, EngineError> {
+        let guard = self.get(tenant, id).await?;
+        if guard.status() != Status::FinalizedDegraded {
+            let mut f = Failure::new(
+                crate::taxonomy::ErrorClass::ValidationError,
+                format!(
+                    "only finalized_degraded executions can be redriven; this one is {}",
+                    guard.status().as_str()
+                ),
+            );
+            f.field = Some("/id".into());
+            return Err(EngineError::Invalid(f));
+        }
+        crate::actions::finalize::redrive(self, guard).await
+    }
+
     /// Finds executions whose next step is overdue or whose outbox is pending, and re-drives
     /// them: applies the outbox, or re-sends the message for the current version.
     pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {

@@ -126,3 +126,42 @@ pub fn outcome_event(
         completed_at_ms: guard.hot.terminal_at_ms.unwrap_or(guard.updated_at_ms),
     }
 }
+
+/// What a redrive did.
+#[derive(Debug, Clone)]
+pub enum Redrive {
+    /// Delivered: the execution is `finalized` now.
+    Delivered(Box<Guard>),
+    /// Delivery failed again; nothing changed.
+    Failed(Failure),
+    /// Someone else committed first (a concurrent redrive); nothing done here.
+    Raced,
+}
+
+/// Delivers a parked outcome once more (the same event id, so receivers deduplicate); on
+/// success commits `redelivered` → `finalized` and clears the delivery error.
+pub(crate) async fn redrive(engine: &Engine, guard: Guard) -> Result<Redrive, EngineError> {
+    let request = super::load_request(engine, &guard).await?;
+    let record = engine.result(&guard).await?;
+    let result = record.as_ref().and_then(|r| r.result.clone());
+    let cost = guard.hot.cost.clone().unwrap_or_default();
+    let event = outcome_event(&guard, &cost, result.as_ref());
+    if let Some(url) = &request.webhook_url
+        && let Err(failure) = engine.ports.webhooks.deliver(url, &event).await
+    {
+        return Ok(Redrive::Failed(failure));
+    }
+    let now = engine.now();
+    let mut next = guard.advance(Event::Redelivered, now)?;
+    next.hot.delivery_attempts = guard.hot.delivery_attempts + 1;
+    let previous = next.hot.delivery_error.take();
+    let mut step = Step::new(next, Event::Redelivered, "redrive");
+    step.detail = json!({
+        "delivery_attempts": guard.hot.delivery_attempts + 1,
+        "previous_delivery_error": previous.map(|f| f.message),
+    });
+    Ok(match engine.commit_step(&guard, step).await? {
+        crate::protocol::Committed::Won(g) => Redrive::Delivered(g),
+        crate::protocol::Committed::Lost => Redrive::Raced,
+    })
+}
