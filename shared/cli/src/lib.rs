@@ -8,4 +8,5 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod local;
+pub mod metrics;
 pub mod render;

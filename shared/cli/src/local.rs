@@ -128,6 +128,8 @@ pub struct LocalSystem {
     pub dev_key: String,
     /// The simulators, if started.
     pub simulators: Option<Simulators>,
+    /// Prometheus metrics (also served at `GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -202,7 +204,8 @@ impl LocalSystem {
             clock: opts.clock.clone(),
             catalog: Arc::new(catalog),
         };
-        let mut engine = Engine::new(ports, lifecycle);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let mut engine = Engine::new(ports, lifecycle).with_observer(metrics.clone());
         if let Some(c) = opts.crash.clone() {
             engine = engine.with_crash_injector(c);
         }
@@ -257,7 +260,22 @@ impl LocalSystem {
             Arc::new(SqliteTenants(backend.store.clone())),
             opts.api.clone(),
         ));
-        let app = executor_api::app(state);
+        let scrape = metrics.clone();
+        let app = executor_api::app(state).route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = scrape.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.render(),
+                    )
+                }
+            }),
+        );
         let mut rx_srv = rx.clone();
         tasks.push(tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -274,6 +292,7 @@ impl LocalSystem {
             url,
             dev_key,
             simulators,
+            metrics,
             shutdown,
             tasks,
         })

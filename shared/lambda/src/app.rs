@@ -132,7 +132,9 @@ impl App {
             clock,
             catalog: Arc::new(catalog),
         };
-        let engine = Arc::new(Engine::new(ports, lifecycle));
+        let engine = Arc::new(
+            Engine::new(ports, lifecycle).with_observer(Arc::new(crate::emf::EmfObserver)),
+        );
         let state = Arc::new(ApiState::new(
             engine.clone(),
             Arc::new(DynamoTenants::new(backend.guards.clone())),

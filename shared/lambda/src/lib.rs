@@ -5,6 +5,7 @@
 
 pub mod apigw;
 pub mod app;
+pub mod emf;
 pub mod esm;
 pub mod local;
 pub mod sqs;

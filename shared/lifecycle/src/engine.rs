@@ -107,6 +107,7 @@ pub struct Engine {
     pub(crate) ports: Ports,
     pub(crate) config: LifecycleConfig,
     pub(crate) crash: Option<Arc<dyn CrashInjector>>,
+    pub(crate) observer: Option<Arc<dyn crate::ports::Observer>>,
     /// Request blobs are write-once, so a copy can be kept: a warm worker polling the same
     /// execution again reads its request once (one storage read saved per step).
     requests: std::sync::Mutex<lru::LruCache<String, ExecutionRequest>>,
@@ -122,11 +123,18 @@ impl Engine {
             ports,
             config,
             crash: None,
+            observer: None,
             requests: std::sync::Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(REQUEST_CACHE_ENTRIES)
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
         }
+    }
+
+    /// Reports every committed transition to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn crate::ports::Observer>) -> Engine {
+        self.observer = Some(observer);
+        self
     }
 
     /// Installs a crash injector (tests only).
@@ -284,6 +292,11 @@ impl Engine {
         match self.ports.guards.insert(&guard, idem.as_ref()).await? {
             Inserted::Created => {}
             Inserted::IdempotencyKeyTaken(item) => return self.replay(item, &hash).await,
+        }
+        if let Some(observer) = &self.observer
+            && let Some(Effect::Record { record }) = guard.outbox.first()
+        {
+            observer.committed(&guard, record);
         }
         let guard = self.roll_forward(guard).await?;
         Ok(Accepted {

@@ -242,3 +242,10 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 }
+
+/// Sees every committed transition, after its commit (metrics: Prometheus in `executor dev`,
+/// CloudWatch Embedded Metric Format lines in Lambda). Must not block.
+pub trait Observer: Send + Sync {
+    /// A transition of `guard` (as committed) was recorded as `record`.
+    fn committed(&self, guard: &crate::model::Guard, record: &crate::model::TransitionRecord);
+}

@@ -172,6 +172,7 @@ impl Engine {
             failure: step.failure,
             detail: step.detail,
         };
+        let observed = self.observer.as_ref().map(|_| record.clone());
         next.outbox = Vec::with_capacity(step.effects.len() + 1);
         next.outbox.push(Effect::Record {
             record: Box::new(record),
@@ -210,6 +211,9 @@ impl Engine {
             error_class = next.error_class().map(|c| c.as_str()),
             "transition committed"
         );
+        if let (Some(observer), Some(record)) = (&self.observer, &observed) {
+            observer.committed(&next, record);
+        }
         self.check_crash(CrashPoint::AfterCommit, &id)?;
         let next = self.roll_forward(next).await?;
         Ok(Committed::Won(Box::new(next)))
