@@ -131,12 +131,8 @@ mod tests {
 
     #[test]
     fn renders_openmetrics_text() {
+        // Families appear once they have a sample (tests/tests/metrics.rs drives them).
         let m = Metrics::new();
-        let text = m.render();
-        assert!(
-            text.contains("# TYPE executor_transitions counter"),
-            "{text}"
-        );
-        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(m.render(), "# EOF\n");
     }
 }
