@@ -290,7 +290,13 @@ async fn run(cli: Cli) -> Result<i32> {
             if let Some(s) = webhook_secret {
                 opts.webhook_secret = s;
             }
-            let secret = opts.webhook_secret.clone();
+            // Print the signing secret only when it is the built-in development one.
+            let secret =
+                if opts.webhook_secret == LocalOptions::dev(data_dir.clone()).webhook_secret {
+                    opts.webhook_secret.clone()
+                } else {
+                    "(the one given with --webhook-secret / EXECUTOR_WEBHOOK_SECRET)".to_string()
+                };
             let sys = LocalSystem::start(opts).await?;
             println!("executor dev listening on {}", sys.url);
             println!("data directory: {}", data_dir.display());
