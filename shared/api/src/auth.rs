@@ -61,9 +61,7 @@ pub async fn authorize(state: &crate::ApiState, headers: &HeaderMap) -> Result<S
     if let Some(limiter) = &state.rate_limiter
         && let Err(not_until) = limiter.check_key(&t)
     {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return Err(Problem::rate_limited(secs.max(1)));
     }

@@ -424,7 +424,6 @@ pub async fn redrive(
 ) -> Result<Response, Problem> {
     use executor_lifecycle::actions::finalize::Redrive;
     let tenant = authorize(&state, &headers).await?;
-    let guard = state.engine.get(&tenant, &id).await?;
     let not_degraded = |status: &str| {
         Problem::new(
             StatusCode::CONFLICT,
@@ -432,11 +431,9 @@ pub async fn redrive(
             format!("only finalized_degraded executions can be redriven; this one is {status}"),
         )
     };
-    if guard.status() != executor_lifecycle::Status::FinalizedDegraded {
-        return Err(not_degraded(guard.status().as_str()));
-    }
     match state.engine.redrive(&tenant, &id).await? {
         Redrive::Delivered(g) => respond(&state, &g, StatusCode::OK).await,
+        Redrive::NotDegraded(status) => Err(not_degraded(status.as_str())),
         Redrive::Failed(f) => {
             let mut p = Problem::new(
                 StatusCode::BAD_GATEWAY,

@@ -66,17 +66,38 @@ pub fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
 }
 
 fn rfc3339_ms(name: &str, value: &str) -> Result<i64, Problem> {
-    let t = humantime::parse_rfc3339_weak(value).map_err(|_| {
+    let bad = || {
         Problem::bad_query(
             name,
-            format!("{name} must be an RFC 3339 time such as 2026-11-26T10:00:00Z, not '{value}'"),
+            format!(
+                "{name} must be an RFC 3339 time such as 2026-11-26T10:00:00Z or 2026-11-26T11:00:00+01:00, not '{value}'"
+            ),
         )
-    })?;
+    };
+    // humantime reads UTC (`Z`) only: a numeric offset is read here and applied after.
+    let (utc, offset_ms) = match value.len().checked_sub(6).map(|i| value.split_at(i)) {
+        Some((time, off))
+            // A `+` sent unencoded in a query string arrives as a space.
+            if off.starts_with(['+', '-', ' ']) && off.as_bytes()[3] == b':' =>
+        {
+            let h: i64 = off[1..3].parse().map_err(|_| bad())?;
+            let m: i64 = off[4..6].parse().map_err(|_| bad())?;
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            (format!("{time}Z"), sign * (h * 60 + m) * 60_000)
+        }
+        _ => (value.to_string(), 0),
+    };
+    let t = humantime::parse_rfc3339_weak(&utc).map_err(|_| bad())?;
     let ms = t
         .duration_since(UNIX_EPOCH)
         .map_err(|_| Problem::bad_query(name, format!("{name} is before 1970")))?
         .as_millis();
-    i64::try_from(ms).map_err(|_| Problem::bad_query(name, format!("{name} is too far ahead")))
+    let ms = i64::try_from(ms)
+        .map_err(|_| Problem::bad_query(name, format!("{name} is too far ahead")))?;
+    Ok(ms - offset_ms)
 }
 
 /// Parses `limit`, `cursor`, `status`, `model`, `provider`, `error_class`, `created_after`,
@@ -247,6 +268,14 @@ mod tests {
         assert_eq!(p.query.error_class, Some(ErrorClass::RateLimited));
         assert_eq!(p.query.created_after_ms, Some(1_795_687_200_000));
         assert_eq!(p.query.created_before_ms, Some(1_795_690_800_500));
+        // A numeric offset is the same instant as its UTC spelling.
+        let q = parse(Some(
+            "created_after=2026-11-26T11:00:00%2B01:00&created_before=2026-11-26T05:00:00-05:00",
+        ))
+        .map_err(|p| p.detail)
+        .unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(q.query.created_after_ms, Some(1_795_687_200_000));
+        assert_eq!(q.query.created_before_ms, Some(1_795_687_200_000));
     }
 
     #[test]
@@ -258,6 +287,10 @@ mod tests {
             ("status=running,bogus", "/query/status"),
             ("error_class=nope", "/query/error_class"),
             ("created_after=yesterday", "/query/created_after"),
+            (
+                "created_after=2026-11-26T10:00:00+25:00",
+                "/query/created_after",
+            ),
             ("cursor=%%%", "/query/cursor"),
             ("model=", "/query/model"),
             ("sort=asc", "/query/sort"),

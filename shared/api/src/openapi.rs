@@ -20,7 +20,7 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut http = Http::new(HttpAuthScheme::Bearer);
-        http.description = Some("An API key: `Authorization: Bearer <key>`. `executor dev` prints one at start; `executor keys create` makes more.".into());
+        http.description = Some("An API key: `Authorization: Bearer <key>`. `executor dev` prints one at start (or takes one with `--api-key`).".into());
         components.add_security_scheme("api_key", SecurityScheme::Http(http));
     }
 }

@@ -474,7 +474,7 @@ impl Engine {
     }
 
     /// Delivers the parked outcome of a `finalized_degraded` execution again; on success it
-    /// becomes `finalized`. Any other status is a validation error naming it.
+    /// becomes `finalized`. Any other status changes nothing and is reported as such.
     pub async fn redrive(
         &self,
         tenant: &str,
@@ -482,15 +482,9 @@ impl Engine {
     ) -> Result<crate::actions::finalize::Redrive, EngineError> {
         let guard = self.get(tenant, id).await?;
         if guard.status() != Status::FinalizedDegraded {
-            let mut f = Failure::new(
-                crate::taxonomy::ErrorClass::ValidationError,
-                format!(
-                    "only finalized_degraded executions can be redriven; this one is {}",
-                    guard.status().as_str()
-                ),
-            );
-            f.field = Some("/id".into());
-            return Err(EngineError::Invalid(f));
+            return Ok(crate::actions::finalize::Redrive::NotDegraded(
+                guard.status(),
+            ));
         }
         crate::actions::finalize::redrive(self, guard).await
     }

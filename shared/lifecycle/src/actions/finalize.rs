@@ -136,6 +136,8 @@ pub enum Redrive {
     Failed(Failure),
     /// Someone else committed first (a concurrent redrive); nothing done here.
     Raced,
+    /// The execution is not `finalized_degraded` (its status); nothing to redrive.
+    NotDegraded(crate::status::Status),
 }
 
 /// Delivers a parked outcome once more (the same event id, so receivers deduplicate); on
