@@ -44,6 +44,78 @@ pub async fn world() -> World {
 }
 
 pub async fn world_metered(meter: Option<executor_aws::RequestMeter>) -> World {
+    world_with(meter, 0.02, None).await
+}
+
+/// Holds provider callbacks at the door of the webhook route until the test lets each one in,
+/// so a test decides when a callback lands relative to the steps it drives (without it, the
+/// simulator's `start` webhook races the submit commit).
+#[derive(Clone)]
+pub struct WebhookGate {
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    handled: Arc<std::sync::atomic::AtomicUsize>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl WebhookGate {
+    pub fn new() -> WebhookGate {
+        WebhookGate {
+            arrived: Arc::default(),
+            handled: Arc::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+
+    /// Callbacks that reached the door so far (held or let in).
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits for the `n`-th callback to reach the door, then lets it in and waits until the
+    /// route has answered it.
+    pub async fn admit(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.arrived() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "callback {n} never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.permits.add_permits(1);
+        while self.handled.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "callback {n} was not answered"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn layer(
+        gate: axum::extract::State<WebhookGate>,
+        req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        if !req.uri().path().starts_with("/v1/webhooks/") {
+            return next.run(req).await;
+        }
+        gate.arrived
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        gate.permits.acquire().await.unwrap().forget();
+        let resp = next.run(req).await;
+        gate.handled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        resp
+    }
+}
+
+/// A world with its own time scale for bundle delays, and optionally a gate on callbacks.
+pub async fn world_with(
+    meter: Option<executor_aws::RequestMeter>,
+    time_scale: f64,
+    gate: Option<WebhookGate>,
+) -> World {
     let redis = std::env::var("EXECUTOR_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let tag = ulid::Ulid::new().to_string().to_lowercase();
@@ -113,7 +185,7 @@ pub async fn world_metered(meter: Option<executor_aws::RequestMeter>) -> World {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lifecycle = LifecycleConfig {
         public_base_url: format!("http://{}", listener.local_addr().unwrap()),
-        time_scale: 0.02,
+        time_scale,
         visibility_timeout_ms: 2_000,
         watchdog_margin_ms: 1_000,
         ..Default::default()
@@ -129,7 +201,13 @@ pub async fn world_metered(meter: Option<executor_aws::RequestMeter>) -> World {
         .await
         .unwrap(),
     );
-    let router = app.router();
+    let mut router = app.router();
+    if let Some(gate) = gate {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            gate,
+            WebhookGate::layer,
+        ));
+    }
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let (shutdown, _) = tokio::sync::watch::channel(false);
     World {
