@@ -114,6 +114,47 @@ pub fn default_bundles_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bundles")
 }
 
+/// One reconcile pass over a data directory, without serving anything: what
+/// `executor reconcile` runs. Safe beside a running `executor dev` on the same directory (the
+/// store is SQLite in WAL mode; every effect re-applied is idempotent, and the server's
+/// workers pick up re-sent messages). Providers are not called, so their credentials need
+/// not be set. Inflight leases live in the serving process: a lease release found in a
+/// pending outbox is that process's to apply (its own reconciler does), or the lease expires.
+pub async fn reconcile_once(
+    opts: LocalOptions,
+) -> Result<executor_lifecycle::engine::ReconcileReport> {
+    if !opts.data_dir.join("executor.db").is_file() {
+        anyhow::bail!(
+            "no executor data in {} (run `executor dev --data-dir {}` first, or pass --data-dir)",
+            opts.data_dir.display(),
+            opts.data_dir.display()
+        );
+    }
+    let backend = EmbeddedBackend::open(&opts.data_dir, opts.clock.clone())
+        .with_context(|| format!("opening data directory {}", opts.data_dir.display()))?;
+    let mut catalog_opts = CatalogOptions::from_env();
+    catalog_opts
+        .base_url_overrides
+        .extend(opts.base_url_overrides.clone());
+    catalog_opts.allow_missing_credentials = true;
+    let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
+        .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
+    let ports = Ports {
+        blobs: backend.blobs.clone(),
+        guards: backend.store.clone(),
+        queue: backend.store.clone(),
+        limiter: backend.limiter.clone(),
+        events: backend.store.clone(),
+        webhooks: Arc::new(
+            StandardWebhookSender::new(&opts.webhook_secret).map_err(anyhow::Error::msg)?,
+        ),
+        clock: opts.clock.clone(),
+        catalog: Arc::new(catalog),
+    };
+    let engine = Engine::new(ports, opts.lifecycle.clone());
+    Ok(engine.reconcile().await?)
+}
+
 /// A running local system.
 pub struct LocalSystem {
     /// The engine.

@@ -155,6 +155,31 @@ enum Command {
         #[arg(long, env = "EXECUTOR_API_KEY")]
         key: String,
     },
+    /// Find executions overdue for their next step (lost messages, ambiguous submits, pending
+    /// outboxes), re-drive them once, and report what was done. `executor dev` and the AWS
+    /// schedule run the same pass periodically; this runs it now.
+    Reconcile {
+        /// `embedded` (the data directory of `executor dev`) or `aws` (the resources named by
+        /// the functions' environment: EXECUTOR_TABLE, EXECUTOR_BUCKET, EXECUTOR_*_QUEUE_URL,
+        /// EXECUTOR_OUTCOME_QUEUE_URL, EXECUTOR_REDIS_URL, AWS_ENDPOINT_URL).
+        #[arg(long, default_value = "embedded")]
+        backend: String,
+        /// Data directory (embedded).
+        #[arg(long, default_value = ".executor", env = "EXECUTOR_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Bundles directory.
+        #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
+        bundles: Option<PathBuf>,
+        /// Configuration file (embedded; the reconcile grace period is read from it).
+        #[arg(long, env = "EXECUTOR_CONFIG")]
+        config: Option<PathBuf>,
+        /// Secret that signs outbound customer webhooks (an outbox may hold a delivery).
+        #[arg(long, env = "EXECUTOR_WEBHOOK_SECRET")]
+        webhook_secret: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the embedded backend with instant simulators: overhead per transition and per
     /// execution for each shape, throughput at growing store sizes, memory per in-flight
     /// execution (see docs/benchmarks.md).
@@ -524,6 +549,52 @@ async fn run(cli: Cli) -> Result<i32> {
             } else {
                 let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
                 print!("{}", executor_cli::render::failures(&piles, color));
+            }
+            Ok(0)
+        }
+        Command::Reconcile {
+            backend,
+            data_dir,
+            bundles,
+            config,
+            webhook_secret,
+            json,
+        } => {
+            let report = match backend.as_str() {
+                "embedded" => {
+                    let cfg = executor_cli::config::Config::load(
+                        config
+                            .as_deref()
+                            .unwrap_or(std::path::Path::new("executor.toml")),
+                        config.is_some(),
+                    )?;
+                    let mut opts = LocalOptions::dev(data_dir);
+                    opts.apply(&cfg);
+                    if let Some(b) = bundles {
+                        opts.bundles_dir = b;
+                    }
+                    if let Some(s) = webhook_secret {
+                        opts.webhook_secret = s;
+                    }
+                    executor_cli::local::reconcile_once(opts).await?
+                }
+                "aws" => {
+                    if let Some(b) = bundles {
+                        bail!(
+                            "--bundles is not used with --backend aws; set EXECUTOR_BUNDLES_DIR={} instead",
+                            b.display()
+                        );
+                    }
+                    let app = executor_lambda::App::from_env().await?;
+                    let ev = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+                    serde_json::from_value(app.dispatch(ev).await?)?
+                }
+                other => bail!("--backend must be `embedded` or `aws`, not `{other}`"),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", executor_cli::render::reconcile(&report));
             }
             Ok(0)
         }

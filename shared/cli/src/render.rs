@@ -237,3 +237,15 @@ pub fn failures(piles: &Value, color: bool) -> String {
     out.push('\n');
     out
 }
+
+/// `executor reconcile`: what one pass did.
+pub fn reconcile(report: &executor_lifecycle::engine::ReconcileReport) -> String {
+    let mut out = format!(
+        "examined {} overdue execution(s): {} pending outbox(es) applied, {} message(s) re-sent\n",
+        report.examined, report.outboxes_applied, report.redriven
+    );
+    for id in &report.execution_ids {
+        out.push_str(&format!("  {id}\n"));
+    }
+    out
+}

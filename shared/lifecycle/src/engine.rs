@@ -90,7 +90,7 @@ pub struct Accepted {
 }
 
 /// What the reconciler did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReconcileReport {
     /// Executions examined.
     pub examined: usize,
