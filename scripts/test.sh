@@ -49,6 +49,15 @@ if [ ! -x .tools/node/node_modules/.bin/tsx ] || [ ! -x .tools/node/node_modules
   npm install --prefix .tools/node --no-audit --no-fund --silent tsx@4 typescript@5 @types/node@20
 fi
 
+step "browser for the web page test (chromium-headless-shell, puppeteer-core)"
+if ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium-headless-shell
+fi
+if [ ! -d .tools/node/node_modules/puppeteer-core ]; then
+  npm install --prefix .tools/node --no-audit --no-fund --silent puppeteer-core@24
+fi
+
 step "services (moto server, redis-server on loopback)"
 ./scripts/services.sh
 

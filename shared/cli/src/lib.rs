@@ -10,3 +10,4 @@ pub mod demo;
 pub mod local;
 pub mod metrics;
 pub mod render;
+pub mod web;

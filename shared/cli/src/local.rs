@@ -302,7 +302,7 @@ impl LocalSystem {
             opts.api.clone(),
         ));
         let scrape = metrics.clone();
-        let app = executor_api::app(state).route(
+        let app = executor_api::app(state).merge(crate::web::routes()).route(
             "/metrics",
             axum::routing::get(move || {
                 let m = scrape.clone();

@@ -334,6 +334,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 "try: curl -s {}/v1/models -H 'Authorization: Bearer {}'",
                 sys.url, sys.dev_key
             );
+            println!("web page: {}/#/?key={}", sys.url, sys.dev_key);
             tokio::signal::ctrl_c()
                 .await
                 .context("waiting for Ctrl-C")?;
