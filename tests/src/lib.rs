@@ -217,3 +217,86 @@ impl executor_lifecycle::Queue for DuplicatingQueue {
         self.0.wait(queue, timeout_ms).await
     }
 }
+
+/// A customer webhook endpoint: verifies Standard Webhooks signatures, fails a given number of
+/// deliveries with 500 first, and records every attempt.
+pub mod customer {
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use parking_lot::Mutex;
+    use serde_json::Value;
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    pub struct Endpoint {
+        /// Answer 500 to this many more requests (u32::MAX: always).
+        pub fail_next: Mutex<u32>,
+        /// Every request: (webhook-id, signature valid, answered 2xx).
+        pub seen: Mutex<Vec<(String, bool, bool)>>,
+        /// Bodies accepted with a 2xx.
+        pub accepted: Mutex<Vec<Value>>,
+        /// The signing secret deliveries are verified with.
+        pub secret: String,
+    }
+
+    async fn receive(
+        State(ep): State<Arc<Endpoint>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let pairs: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let valid =
+            executor_bundles::standard_webhooks::verify(&ep.secret, &pairs, &body, now).is_ok();
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let ok = {
+            let mut f = ep.fail_next.lock();
+            if *f > 0 {
+                if *f != u32::MAX {
+                    *f -= 1;
+                }
+                false
+            } else {
+                true
+            }
+        };
+        ep.seen.lock().push((id, valid, ok));
+        if ok && valid {
+            ep.accepted
+                .lock()
+                .push(serde_json::from_slice(&body).unwrap());
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+
+    /// Serves an endpoint on a free local port: its state and its URL.
+    pub async fn endpoint(secret: &str, fail_next: u32) -> (Arc<Endpoint>, String) {
+        let ep = Arc::new(Endpoint {
+            fail_next: Mutex::new(fail_next),
+            secret: secret.to_string(),
+            ..Default::default()
+        });
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(ep.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (ep, url)
+    }
+}

@@ -51,6 +51,28 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event, in lifecycle order.
+    pub const ALL: [Event; 18] = [
+        Event::Accepted,
+        Event::CapacityWait,
+        Event::SubmitStarted,
+        Event::SubmitRetry,
+        Event::JobCreated,
+        Event::CompletedInline,
+        Event::SubmitFailed,
+        Event::SubmitAmbiguous,
+        Event::StillPending,
+        Event::Started,
+        Event::JobSucceeded,
+        Event::JobFailed,
+        Event::Canceled,
+        Event::DeadlineExceeded,
+        Event::DeliveryRetry,
+        Event::Delivered,
+        Event::DeliveryFailed,
+        Event::Redelivered,
+    ];
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -304,6 +326,40 @@ pub fn render_markdown() -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn all_lists_every_event_once() {
+        // Exhaustive: a new variant does not compile here until it is placed, and then it must
+        // be in ALL (which the explain coverage test walks).
+        fn position(e: Event) -> usize {
+            match e {
+                Event::Accepted
+                | Event::CapacityWait
+                | Event::SubmitStarted
+                | Event::SubmitRetry
+                | Event::JobCreated
+                | Event::CompletedInline
+                | Event::SubmitFailed
+                | Event::SubmitAmbiguous
+                | Event::StillPending
+                | Event::Started
+                | Event::JobSucceeded
+                | Event::JobFailed
+                | Event::Canceled
+                | Event::DeadlineExceeded
+                | Event::DeliveryRetry
+                | Event::Delivered
+                | Event::DeliveryFailed
+                | Event::Redelivered => Event::ALL.iter().position(|x| *x == e).unwrap(),
+            }
+        }
+        let mut seen: Vec<usize> = Event::ALL.iter().map(|e| position(*e)).collect();
+        seen.dedup();
+        assert_eq!(seen.len(), Event::ALL.len());
+        let names: std::collections::HashSet<&str> =
+            Event::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names.len(), Event::ALL.len());
+    }
 
     #[test]
     fn rules_are_unambiguous() {

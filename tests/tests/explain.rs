@@ -1,0 +1,196 @@
+//! Explain covers every event kind: one system runs a batch of executions chosen so that,
+//! between them, every lifecycle event is committed (inline success, polling, failures at
+//! submit and at the provider, a rate-limited retry, an ambiguous submit, a capacity wait, a
+//! cancel, a deadline, delivery retries, a parked delivery and its redrive). For every
+//! execution, `executor explain`'s rendering shows each transition of its timeline with its
+//! status change, each provider call (method, URL, status), each failure's class and the
+//! cost lines; and the events seen, together, are all of `Event::ALL`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_cli::client::CreateOptions;
+use executor_lifecycle::Event;
+use executor_tests::Harness;
+use executor_tests::customer::endpoint;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// The repository's bundles, with Runway's create call limited to 1 s so that a create the
+/// simulator answers late is ambiguous.
+fn bundles_with_short_runway_timeout(dir: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
+    for entry in std::fs::read_dir(&repo).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.file_name().unwrap() == "runway-gen4-turbo.yaml" {
+            text = text.replacen(
+                "        seed: \"{{ input.seed | default(none) }}\"\n",
+                "        seed: \"{{ input.seed | default(none) }}\"\n      timeout_seconds: 1\n",
+                1,
+            );
+            assert!(text.contains("timeout_seconds: 1"), "the create step moved");
+        }
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+}
+
+async fn create(h: &Harness, model: &str, prompt: &str, opts: &CreateOptions) -> String {
+    let (_, schema) = models(h, model).await;
+    let (status, body) = h
+        .client
+        .create(model, &Harness::input(&schema, prompt), opts)
+        .await
+        .unwrap();
+    assert!(status == 201 || status == 202, "{status} {body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+async fn models(h: &Harness, model: &str) -> (String, Value) {
+    let all = h.client.models().await.unwrap();
+    let m = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == model)
+        .unwrap_or_else(|| panic!("no model {model}"))
+        .clone();
+    (model.to_string(), m["input_schema"].clone())
+}
+
+async fn wait_for_job(h: &Harness, id: &str) {
+    for _ in 0..200 {
+        if h.client.get(id).await.unwrap()["provider_job_id"].is_string() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{id} never reached the provider");
+}
+
+/// Checks the rendering of one execution against its timeline; returns the events seen.
+fn check_rendering(view: &Value, timeline: &Value) -> Vec<String> {
+    let text = executor_cli::render::explain(view, timeline, false);
+    let id = view["id"].as_str().unwrap();
+    assert!(text.contains(id), "{text}");
+    let mut events = Vec::new();
+    for r in timeline["data"].as_array().unwrap() {
+        let event = r["event"].as_str().unwrap();
+        let from = r["from"].as_str().unwrap_or("(new)");
+        let to = r["to"].as_str().unwrap();
+        let head = text
+            .lines()
+            .find(|l| {
+                l.contains(&format!("v{} ", r["version"]))
+                    && l.contains(event)
+                    && l.ends_with(&format!("{from} -> {to}"))
+            })
+            .unwrap_or_else(|| panic!("{id}: no line for v{} {event}:\n{text}", r["version"]));
+        assert!(head.contains(r["action"].as_str().unwrap()), "{head}");
+        for c in r["calls"].as_array().into_iter().flatten() {
+            assert!(c["url"].is_string(), "{id}: a call without a URL: {c}");
+            let line = format!(
+                "{} {}",
+                c["method"].as_str().unwrap(),
+                c["url"].as_str().unwrap()
+            );
+            assert!(text.contains(&line), "{id}: call {line} missing:\n{text}");
+            if let Some(s) = c["status"].as_u64() {
+                assert!(text.contains(&format!("{line} -> {s}")), "{text}");
+            }
+        }
+        if let Some(f) = r["failure"].as_object() {
+            let line = format!("failure {}: ", f["class"].as_str().unwrap());
+            assert!(text.contains(&line), "{id}: {line} missing:\n{text}");
+        }
+        if let Some(lines) = r["detail"]["cost_lines"].as_array() {
+            for l in lines {
+                let unit = format!("{} x $", l["unit"].as_str().unwrap());
+                assert!(
+                    text.contains(&unit),
+                    "{id}: cost line {unit} missing:\n{text}"
+                );
+            }
+        }
+        events.push(event.to_string());
+    }
+    if let Some(e) = view["error"].as_object() {
+        assert!(
+            text.contains(&format!("error {} (", e["class"].as_str().unwrap())),
+            "{text}"
+        );
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_every_event_kind() {
+    let bundles = tempfile::tempdir().unwrap();
+    bundles_with_short_runway_timeout(bundles.path());
+    let h = Harness::start_with(|o| {
+        o.bundles_dir = bundles.path().to_path_buf();
+        o.capacity_overrides.insert("fal".into(), 1);
+        // No retries inside a call: a 429 goes back to the queue as a submit retry.
+        o.resilience.max_retries = 0;
+    })
+    .await;
+    let secret = executor_cli::local::LocalOptions::dev(".".into()).webhook_secret;
+    let none = CreateOptions::default();
+    let mut ids = Vec::new();
+
+    // Inline success, delivered after two failed attempts (delivery_retry).
+    let (_, flaky) = endpoint(&secret, 2).await;
+    let flaky_opts = CreateOptions {
+        webhook_url: Some(flaky),
+        ..Default::default()
+    };
+    ids.push(create(&h, "openai/gpt-image-1", "a kite", &flaky_opts).await);
+    // Refused at submit (submit_failed), rate-limited once then accepted (submit_retry).
+    ids.push(create(&h, "openai/gpt-image-1", "sim:invalid", &none).await);
+    ids.push(create(&h, "openai/gpt-image-1", "sim:rate_limit=1", &none).await);
+    // Polling to success (job_created, started, still_pending, job_succeeded) and to failure.
+    ids.push(create(&h, "runway/gen4-turbo", "slow sim:duration=1500", &none).await);
+    ids.push(create(&h, "runway/gen4-turbo", "sim:fail", &none).await);
+    // The create answered after the call's 1 s timeout: the job's fate is unknown.
+    ids.push(create(&h, "runway/gen4-turbo", "sim:hang_after_create=3000", &none).await);
+    // Capacity 1 at fal: the second waits for the first's lease (capacity_wait).
+    ids.push(create(&h, "fal-ai/flux-dev", "first sim:duration=1500", &none).await);
+    ids.push(create(&h, "fal-ai/flux-dev", "second sim:duration=200", &none).await);
+    // Over its maximum duration (deadline_exceeded).
+    let short = CreateOptions {
+        max_duration_seconds: Some(1),
+        ..Default::default()
+    };
+    ids.push(create(&h, "runway/gen4-turbo", "slow sim:duration=60000", &short).await);
+    // Canceled while the provider runs it.
+    let cancel = create(&h, "runway/gen4-turbo", "slow sim:duration=60000", &none).await;
+    wait_for_job(&h, &cancel).await;
+    h.client.cancel(&cancel).await.unwrap();
+    ids.push(cancel);
+    // Delivery that keeps failing is parked (delivery_failed), then redriven (redelivered).
+    let (broken, broken_url) = endpoint(&secret, u32::MAX).await;
+    let broken_opts = CreateOptions {
+        webhook_url: Some(broken_url),
+        ..Default::default()
+    };
+    let parked = create(&h, "openai/gpt-image-1", "parked", &broken_opts).await;
+    assert_eq!(h.wait(&parked).await["status"], "finalized_degraded");
+    *broken.fail_next.lock() = 0;
+    let (status, body) = h.client.redrive(&parked).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    ids.push(parked);
+
+    let mut seen = BTreeSet::new();
+    for id in &ids {
+        let view = h.wait(id).await;
+        let timeline = h.client.events(id).await.unwrap();
+        for e in check_rendering(&view, &timeline) {
+            seen.insert(e);
+        }
+    }
+    let all: BTreeSet<String> = Event::ALL.iter().map(|e| e.as_str().to_string()).collect();
+    let missing: Vec<&String> = all.difference(&seen).collect();
+    assert!(missing.is_empty(), "no execution committed {missing:?}");
+    assert_eq!(seen, all);
+    h.sys.stop().await;
+}
