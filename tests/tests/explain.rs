@@ -180,6 +180,50 @@ async fn explain_shows_every_event_kind() {
     assert_eq!(status, 200, "{body}");
     ids.push(parked);
 
+    // A callback execution, and a forged callback to it: refused, and shown by explain.
+    let callback = create(&h, "black-forest-labs/flux-schnell", "a fox", &none).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/replicate/{callback}", h.sys.url))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            "v1,Zm9yZ2VkIHNpZ25hdHVyZSBvZiAzMiBieXRlcyEhISE=",
+        )
+        .body(r#"{"id":"forged","status":"succeeded","output":["https://evil.example/x.png"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let view = h.wait(&callback).await;
+    assert_eq!(
+        view["outcome"], "succeeded",
+        "the forgery changed nothing: {view}"
+    );
+    let rejected = view["callbacks_rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{view}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{view}"
+    );
+    assert!(
+        !view["callbacks_received"].as_array().unwrap().is_empty(),
+        "{view}"
+    );
+    let text =
+        executor_cli::render::explain(&view, &h.client.events(&callback).await.unwrap(), false);
+    assert!(text.contains("callback rejected at "), "{text}");
+    assert!(text.contains("callbacks received (verified): "), "{text}");
+    ids.push(callback);
+
     let mut seen = BTreeSet::new();
     for id in &ids {
         let view = h.wait(id).await;

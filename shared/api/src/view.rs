@@ -130,8 +130,24 @@ pub struct ExecutionView {
     pub attempts: u32,
     /// Cancel requested.
     pub cancel_requested: bool,
+    /// Ids of the provider callbacks received (verified and stored), in arrival order; which
+    /// step consumed each is in the timeline (`callbacks_consumed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub callbacks_received: Vec<String>,
+    /// Callbacks the webhook route refused (the first 10): when and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub callbacks_rejected: Vec<RejectedCallbackView>,
     /// Related URLs.
     pub urls: ExecutionUrls,
+}
+
+/// A refused callback.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RejectedCallbackView {
+    /// RFC 3339 time it arrived.
+    pub at: String,
+    /// Why it was refused (error class and message).
+    pub reason: String,
 }
 
 impl ExecutionView {
@@ -168,6 +184,15 @@ impl ExecutionView {
             waiting: g.hot.waiting.clone(),
             attempts: g.hot.attempt,
             cancel_requested: g.cancel_requested,
+            callbacks_received: g.callbacks_received.clone(),
+            callbacks_rejected: g
+                .callbacks_rejected
+                .iter()
+                .map(|r| RejectedCallbackView {
+                    at: rfc3339(r.at_ms),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
             urls: ExecutionUrls {
                 self_: format!("/v1/executions/{}", g.id),
                 cancel: format!("/v1/executions/{}/cancel", g.id),

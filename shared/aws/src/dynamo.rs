@@ -109,6 +109,16 @@ fn guard_of(item: &Item) -> Result<Guard, StoreError> {
         .and_then(|v| v.as_l().ok())
         .map(|l| l.iter().filter_map(|x| x.as_s().ok().cloned()).collect())
         .unwrap_or_default();
+    g.callbacks_rejected = item
+        .get("callbacks_rejected")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| {
+            l.iter()
+                .filter_map(|x| x.as_s().ok())
+                .filter_map(|s| serde_json::from_str(s).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(g)
 }
 
@@ -445,6 +455,45 @@ impl GuardStore for DynamoGuardStore {
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
                 Ok(false)
+            }
+            Err(e) => Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn record_rejected_callback(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let note = serde_json::to_string(&executor_lifecycle::RejectedCallback {
+            at_ms,
+            reason: reason.to_string(),
+        })
+        .map_err(|e| err(e.to_string()))?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(id)))
+            .update_expression(
+                "SET callbacks_rejected = list_append(if_not_exists(callbacks_rejected, :empty), :one)",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(callbacks_rejected) OR size(callbacks_rejected) < :kept)",
+            )
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":one", AttributeValue::L(vec![s(&note)]))
+            .expression_attribute_values(":kept", n(executor_lifecycle::REJECTED_CALLBACKS_KEPT as i64))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
             Err(e) => Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
         }

@@ -107,6 +107,31 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
             e["detail"].as_str().unwrap_or("")
         ));
     }
+    if let Some(ids) = view["callbacks_received"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
+        let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "callbacks received (verified): {}\n",
+            ids.join(", ")
+        ));
+    }
+    for r in view["callbacks_rejected"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        out.push_str(&paint(
+            format!(
+                "callback rejected at {}: {}",
+                r["at"].as_str().unwrap_or("?"),
+                r["reason"].as_str().unwrap_or("?")
+            ),
+            "failed",
+        ));
+        out.push('\n');
+    }
     out.push('\n');
     for r in events["data"].as_array().cloned().unwrap_or_default() {
         let to = r["to"].as_str().unwrap_or("?");

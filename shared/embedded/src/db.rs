@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE INDEX IF NOT EXISTS executions_tenant_created ON executions (tenant, created_at_ms DESC, id DESC);
 CREATE INDEX IF NOT EXISTS executions_due ON executions (is_final, next_due_ms);
 CREATE INDEX IF NOT EXISTS executions_outbox ON executions (outbox_pending, updated_at_ms);
+CREATE TABLE IF NOT EXISTS callbacks_rejected (
+    execution_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callbacks_rejected_by_execution ON callbacks_rejected (execution_id);
 CREATE TABLE IF NOT EXISTS callbacks (
     execution_id TEXT NOT NULL,
     callback_id TEXT NOT NULL,

@@ -37,6 +37,21 @@ fn load(conn: &Connection, id: &str) -> Result<Option<Guard>, StoreError> {
         .map_err(db_err)?
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT at_ms, reason FROM callbacks_rejected WHERE execution_id = ?1 ORDER BY at_ms, rowid",
+        )
+        .map_err(db_err)?;
+    g.callbacks_rejected = stmt
+        .query_map(params![id], |r| {
+            Ok(executor_lifecycle::RejectedCallback {
+                at_ms: r.get(0)?,
+                reason: r.get(1)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
     Ok(Some(g))
 }
 
@@ -249,6 +264,29 @@ impl GuardStore for SqliteStore {
                 params![id, cb, now],
             )
             .map(|n| n == 1)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn record_rejected_callback(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (id, reason) = (id.to_string(), reason.to_string());
+        let kept = executor_lifecycle::REJECTED_CALLBACKS_KEPT as i64;
+        self.with(move |conn| {
+            exec(
+                conn,
+                "INSERT INTO callbacks_rejected (execution_id, at_ms, reason)
+                 SELECT ?1, ?2, ?3
+                 WHERE EXISTS (SELECT 1 FROM executions WHERE id = ?1)
+                   AND (SELECT COUNT(*) FROM callbacks_rejected WHERE execution_id = ?1) < ?4",
+                params![id, at_ms, reason, kept],
+            )
+            .map(|_| ())
             .map_err(db_err)
         })
         .await

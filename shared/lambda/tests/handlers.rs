@@ -52,6 +52,37 @@ async fn sample_api_events_run_through_the_handler() {
     assert_eq!(problem["type"], "https://executor.dev/problems/not-found");
     let (status, problem) = w.api(event("webhook-replicate.json")).await;
     assert_eq!(status, 404, "unknown execution: {problem}");
+    // The sample webhook sent to a real callback execution: its signature (made with another
+    // secret) is refused, and the execution keeps a note of it (DynamoDB list attribute).
+    let cb = w
+        .create(
+            "black-forest-labs/flux-schnell",
+            json!({"prompt": "forged"}),
+        )
+        .await;
+    let mut forged = event("webhook-replicate.json");
+    let path = format!("/v1/webhooks/replicate/{cb}");
+    forged["rawPath"] = json!(path);
+    forged["requestContext"]["http"]["path"] = json!(path);
+    forged["headers"]["webhook-timestamp"] = json!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string()
+    );
+    let (status, problem) = w.api(forged).await;
+    assert_eq!(status, 401, "{problem}");
+    let view = w.get(&cb).await;
+    let rejected = view["callbacks_rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{view}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{view}"
+    );
     for name in ["sqs-submit.json", "sqs-poll.json", "sqs-finalize.json"] {
         // Sample batches name an execution this deployment never saw (dropped) plus a
         // malformed record, which alone is reported as a batch item failure.

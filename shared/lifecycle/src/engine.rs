@@ -435,9 +435,23 @@ impl Engine {
         let driver = self
             .driver(&guard.model)
             .map_err(EngineError::Unauthorized)?;
-        let verified = driver
-            .verify_callback(headers, body, self.now())
-            .map_err(EngineError::Unauthorized)?;
+        let verified = match driver.verify_callback(headers, body, self.now()) {
+            Ok(v) => v,
+            Err(f) => {
+                // Explain shows refused callbacks too; recording is best effort (the refusal
+                // stands if the note cannot be written).
+                if guard.callbacks_rejected.len() < crate::model::REJECTED_CALLBACKS_KEPT
+                    && let Err(e) = self
+                        .ports
+                        .guards
+                        .record_rejected_callback(id, self.now(), &f.to_string())
+                        .await
+                {
+                    tracing::warn!(execution_id = id, error = %e, "could not note a refused callback");
+                }
+                return Err(EngineError::Unauthorized(f));
+            }
+        };
         blobs::put_json(
             self.ports.blobs.as_ref(),
             &keys::callback(id, &verified.callback_id),

@@ -219,6 +219,22 @@ pub struct Guard {
     /// Ids of callbacks received and stored (not versioned).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks_received: Vec<String>,
+    /// Callbacks refused (bad or stale signature, unreadable body), the first
+    /// [`REJECTED_CALLBACKS_KEPT`] (not versioned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callbacks_rejected: Vec<RejectedCallback>,
+}
+
+/// How many refused callbacks an execution keeps (a flood of forged requests cannot grow it).
+pub const REJECTED_CALLBACKS_KEPT: usize = 10;
+
+/// A callback the webhook route refused.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedCallback {
+    /// When it arrived (ms).
+    pub at_ms: i64,
+    /// Why it was refused (error class and message; never the body or the signature).
+    pub reason: String,
 }
 
 impl Guard {
@@ -240,6 +256,7 @@ impl Guard {
             outbox: Vec::new(),
             cancel_requested: false,
             callbacks_received: Vec::new(),
+            callbacks_rejected: Vec::new(),
         }
     }
 

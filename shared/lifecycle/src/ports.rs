@@ -138,6 +138,14 @@ pub trait GuardStore: Send + Sync {
     async fn request_cancel(&self, id: &str) -> Result<(), StoreError>;
     /// Records a received callback id; true if it was new.
     async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError>;
+    /// Notes a refused callback, keeping the first [`crate::model::REJECTED_CALLBACKS_KEPT`]
+    /// (later ones are dropped); an unknown id changes nothing.
+    async fn record_rejected_callback(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError>;
     /// Non-final executions whose next message is overdue (`next_due_ms < due_before_ms`) or
     /// whose outbox is pending since before `due_before_ms`, oldest first.
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError>;

@@ -198,7 +198,9 @@ async function renderExecution(id) {
     ["provider status", x.provider_status || ""],
     ["waiting", x.waiting ? x.waiting.reason + (x.waiting.detail ? ": " + x.waiting.detail : "") : ""],
     ["error", x.error ? el("span", { class: "error", text: x.error.class + ": " + x.error.message + (x.error.detail ? " — " + x.error.detail : "") }) : ""],
-    ["delivery", x.delivery_error ? el("span", { class: "error", text: x.delivery_error }) : ""],
+    ["callbacks", (x.callbacks_received || []).length ? x.callbacks_received.length + " received: " + x.callbacks_received.join(", ") : ""],
+    ["refused callbacks", (x.callbacks_rejected || []).length ? el("span", { class: "error", text: x.callbacks_rejected.map((r) => r.at + " " + r.reason).join("; ") }) : ""],
+    ["delivery", x.delivery_error ? el("span", { class: "error", text: x.delivery_error.class + ": " + x.delivery_error.message }) : ""],
     ["cost", x.cost ? usd(x.cost.provider_usd_micros) + " " + (x.cost.lines || []).map((l) => l.quantity + " " + l.unit + " × $" + l.unit_price_usd).join(", ") : ""],
   ].filter(([, v]) => v !== "");
   const dl = el("dl", { class: "facts" });
