@@ -155,6 +155,27 @@ async fn bad_input_is_rejected_at_submit_naming_the_field() {
         .unwrap();
     assert_eq!(status, 400);
     assert_eq!(body["field"], "/model");
+    // A customer webhook aimed inside (cloud metadata, a private network) is refused at
+    // create, even in development (which allows only loopback).
+    let (_, schema) = h.model_of_shape("immediate").await;
+    for (url, why) in [
+        ("http://169.254.169.254/latest/meta-data/iam/", "link-local"),
+        ("http://10.1.2.3/hook", "private"),
+        ("gopher://example.com/", "scheme"),
+    ] {
+        let opts = executor_cli::client::CreateOptions {
+            webhook_url: Some(url.into()),
+            ..Default::default()
+        };
+        let (status, body) = h
+            .client
+            .create(&model, &Harness::input(&schema, "x"), &opts)
+            .await
+            .unwrap();
+        assert_eq!(status, 400, "{url}: {body:#}");
+        assert_eq!(body["field"], "/webhook_url", "{body:#}");
+        assert!(body["detail"].as_str().unwrap().contains(why), "{body:#}");
+    }
     let (counts, total) = (h.sys.store.count_by_status().await.unwrap(), 0u64);
     assert_eq!(
         counts.iter().map(|(_, n)| *n).sum::<u64>(),

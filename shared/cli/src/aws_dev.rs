@@ -55,6 +55,8 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
     let lifecycle = LifecycleConfig {
         public_base_url: url.clone(),
         time_scale: opts.time_scale,
+        // Development: customer webhooks may target this machine (explicitly).
+        webhook_targets: executor_lifecycle::netguard::OutboundPolicy::dev(),
         ..Default::default()
     };
     let secret = std::env::var("EXECUTOR_WEBHOOK_SECRET")

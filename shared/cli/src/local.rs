@@ -87,7 +87,11 @@ impl LocalOptions {
             bundles_dir: default_bundles_dir(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             simulators: Some(SimConfig::default()),
-            lifecycle: LifecycleConfig::default(),
+            lifecycle: LifecycleConfig {
+                // Development: customer webhooks may target this machine (explicitly).
+                webhook_targets: executor_lifecycle::netguard::OutboundPolicy::dev(),
+                ..LifecycleConfig::default()
+            },
             api: ApiConfig::default(),
             worker_concurrency: 16,
             reconcile_every_ms: 5_000,
@@ -146,7 +150,11 @@ pub async fn reconcile_once(
         limiter: backend.limiter.clone(),
         events: backend.store.clone(),
         webhooks: Arc::new(
-            StandardWebhookSender::new(&opts.webhook_secret).map_err(anyhow::Error::msg)?,
+            StandardWebhookSender::with_policy(
+                &opts.webhook_secret,
+                opts.lifecycle.webhook_targets,
+            )
+            .map_err(anyhow::Error::msg)?,
         ),
         clock: opts.clock.clone(),
         catalog: Arc::new(catalog),
@@ -240,7 +248,11 @@ impl LocalSystem {
             limiter: backend.limiter.clone(),
             events: backend.store.clone(),
             webhooks: Arc::new(
-                StandardWebhookSender::new(&opts.webhook_secret).map_err(anyhow::Error::msg)?,
+                StandardWebhookSender::with_policy(
+                    &opts.webhook_secret,
+                    opts.lifecycle.webhook_targets,
+                )
+                .map_err(anyhow::Error::msg)?,
             ),
             clock: opts.clock.clone(),
             catalog: Arc::new(catalog),

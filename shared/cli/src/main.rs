@@ -298,6 +298,9 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             let mut opts = LocalOptions::dev(data_dir.clone());
             opts.apply(&cfg);
+            // Development: customer webhooks may target this machine (explicitly; a deployment
+            // keeps the configured policy, which refuses loopback by default).
+            opts.lifecycle.webhook_targets.allow_loopback = true;
             opts.bind = bind;
             if let Some(b) = bundles {
                 opts.bundles_dir = b;
@@ -571,6 +574,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     )?;
                     let mut opts = LocalOptions::dev(data_dir);
                     opts.apply(&cfg);
+                    opts.lifecycle.webhook_targets.allow_loopback = true;
                     if let Some(b) = bundles {
                         opts.bundles_dir = b;
                     }

@@ -127,7 +127,8 @@ impl App {
             limiter: backend.limiter.clone(),
             events: backend.events.clone(),
             webhooks: Arc::new(
-                StandardWebhookSender::new(webhook_secret).map_err(anyhow::Error::msg)?,
+                StandardWebhookSender::with_policy(webhook_secret, lifecycle.webhook_targets)
+                    .map_err(anyhow::Error::msg)?,
             ),
             clock,
             catalog: Arc::new(catalog),

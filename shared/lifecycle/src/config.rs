@@ -33,6 +33,10 @@ pub struct LifecycleConfig {
     /// Multiplies every bundle-declared delay (poll cadence, safety polls) and retry delay.
     /// 1.0 in production; tests and demos use less so minutes become seconds.
     pub time_scale: f64,
+    /// What a customer's `webhook_url` may reach (checked at create time on a literal host,
+    /// and by the delivering client on every resolved address). Private, link-local and
+    /// metadata addresses never; loopback only when allowed (`executor dev` allows it).
+    pub webhook_targets: crate::netguard::OutboundPolicy,
 }
 
 impl Default for LifecycleConfig {
@@ -50,6 +54,7 @@ impl Default for LifecycleConfig {
             nudge_retry_ms: 500,
             reconcile_grace_ms: 60_000,
             time_scale: 1.0,
+            webhook_targets: crate::netguard::OutboundPolicy::default(),
         }
     }
 }

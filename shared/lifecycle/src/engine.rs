@@ -215,11 +215,11 @@ impl Engine {
         let spec = driver.spec().clone();
         let input = driver.validate(&req.input).map_err(EngineError::Invalid)?;
         if let Some(url) = &req.webhook_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
+            && let Err(why) = self.config.webhook_targets.check_url(url)
         {
             return Err(EngineError::Invalid(Failure::validation(
                 "/webhook_url",
-                "webhook_url must be an http(s) URL",
+                format!("webhook_url is refused: {why}"),
             )));
         }
         let max_duration_ms = match req.max_duration_seconds {

@@ -14,6 +14,7 @@ pub mod crash;
 pub mod engine;
 pub mod keys;
 pub mod model;
+pub mod netguard;
 pub mod piles;
 pub mod ports;
 pub mod protocol;
