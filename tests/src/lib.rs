@@ -3,6 +3,8 @@
 //! faults (duplicated messages, crashes at protocol points).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod chaos;
+
 use async_trait::async_trait;
 use executor_cli::client::Client;
 use executor_cli::local::{LocalOptions, LocalSystem};

@@ -45,6 +45,10 @@ pub struct LocalOptions {
     pub clock: Arc<dyn Clock>,
     /// Wraps the queue port (fault injection in tests).
     pub wrap_queue: Option<QueueWrapper>,
+    /// Wraps the blob store port (fault injection in tests).
+    pub wrap_blobs: Option<BlobWrapper>,
+    /// Wraps the guard store port (fault injection in tests).
+    pub wrap_guards: Option<GuardWrapper>,
     /// Provider → inflight capacity (0: unlimited), overriding the bundles.
     pub capacity_overrides: HashMap<String, u32>,
     /// Outbound HTTP breaker, bulkhead and retry settings.
@@ -78,6 +82,18 @@ impl LocalOptions {
 
 /// A function wrapping the queue port.
 pub type QueueWrapper = Arc<dyn Fn(Arc<dyn Queue>) -> Arc<dyn Queue> + Send + Sync>;
+/// A function wrapping the blob store port.
+pub type BlobWrapper = Arc<
+    dyn Fn(Arc<dyn executor_lifecycle::BlobStore>) -> Arc<dyn executor_lifecycle::BlobStore>
+        + Send
+        + Sync,
+>;
+/// A function wrapping the guard store port.
+pub type GuardWrapper = Arc<
+    dyn Fn(Arc<dyn executor_lifecycle::GuardStore>) -> Arc<dyn executor_lifecycle::GuardStore>
+        + Send
+        + Sync,
+>;
 
 impl LocalOptions {
     /// Development defaults: data in `data_dir`, simulators on, real time.
@@ -100,6 +116,8 @@ impl LocalOptions {
             crash: None,
             clock: Arc::new(SystemClock),
             wrap_queue: None,
+            wrap_blobs: None,
+            wrap_guards: None,
             capacity_overrides: HashMap::new(),
             resilience: Default::default(),
             base_url_overrides: HashMap::new(),
@@ -241,9 +259,17 @@ impl LocalSystem {
             Some(wrap) => wrap(backend.store.clone()),
             None => backend.store.clone(),
         };
+        let blobs: Arc<dyn executor_lifecycle::BlobStore> = match &opts.wrap_blobs {
+            Some(wrap) => wrap(backend.blobs.clone()),
+            None => backend.blobs.clone(),
+        };
+        let guards: Arc<dyn executor_lifecycle::GuardStore> = match &opts.wrap_guards {
+            Some(wrap) => wrap(backend.store.clone()),
+            None => backend.store.clone(),
+        };
         let ports = Ports {
-            blobs: backend.blobs.clone(),
-            guards: backend.store.clone(),
+            blobs,
+            guards,
             queue,
             limiter: backend.limiter.clone(),
             events: backend.store.clone(),

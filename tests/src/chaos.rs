@@ -1,0 +1,341 @@
+//! The chaos suite's fault layer: wrappers over the queue, blob store and guard store ports, a
+//! crash injector and a skewed clock. Every decision is a hash of (seed, site, the logical
+//! operation, how many times that operation was seen), not a draw from a shared generator, so
+//! the faults a message, blob or execution meets depend on the seed, not on how tasks
+//! interleave. Each injected fault is counted by kind for the report.
+
+use async_trait::async_trait;
+use executor_lifecycle::crash::{CrashInjector, CrashPoint};
+use executor_lifecycle::{
+    BlobStore, Clock, CommitError, Delivery, Guard, GuardStore, IdempotencyItem, Inserted,
+    ListQuery, PutOutcome, Queue, QueueName, StoreError,
+};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Fault probabilities (0..1) per operation.
+#[derive(Debug, Clone)]
+pub struct Rates {
+    /// A sent message is lost (the reconciler must notice).
+    pub drop_message: f64,
+    /// A sent message is sent twice.
+    pub duplicate_message: f64,
+    /// A sent message is delayed by up to `max_extra_delay_ms` (reordering).
+    pub delay_message: f64,
+    /// Upper bound of an injected delay.
+    pub max_extra_delay_ms: u64,
+    /// A send fails with a backend error.
+    pub send_error: f64,
+    /// An acknowledgement is lost: the message is redelivered after its visibility timeout.
+    pub lose_ack: f64,
+    /// A blob write or read fails.
+    pub blob_error: f64,
+    /// A guard read or commit fails (before reaching the store).
+    pub guard_error: f64,
+    /// The worker crashes at a commit-protocol point.
+    pub crash: f64,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Rates {
+            drop_message: 0.01,
+            duplicate_message: 0.05,
+            delay_message: 0.10,
+            max_extra_delay_ms: 400,
+            send_error: 0.01,
+            lose_ack: 0.03,
+            blob_error: 0.01,
+            guard_error: 0.01,
+            crash: 0.01,
+        }
+    }
+}
+
+/// The shared decision maker and fault counters.
+pub struct Chaos {
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Probabilities.
+    pub rates: Rates,
+    seen: Mutex<HashMap<u64, u64>>,
+    counts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Faults are injected only while on (off while the suite drains and checks).
+    on: std::sync::atomic::AtomicBool,
+}
+
+impl Chaos {
+    /// A fault layer seeded with `seed`.
+    pub fn new(seed: u64, rates: Rates) -> Arc<Chaos> {
+        Arc::new(Chaos {
+            seed,
+            rates,
+            seen: Mutex::new(HashMap::new()),
+            counts: Mutex::new(BTreeMap::new()),
+            on: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    /// Stops injecting faults (the system then drains on its own).
+    pub fn stop(&self) {
+        self.on.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A uniform value in [0, 1) for the n-th occurrence of `what` at `site`.
+    fn roll(&self, site: &str, what: &str) -> f64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (site, what).hash(&mut h);
+        let key = h.finish();
+        let n = {
+            let mut seen = self.seen.lock();
+            let e = seen.entry(key).or_insert(0);
+            *e += 1;
+            *e
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.seed, key, n).hash(&mut h);
+        (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// True (and counted as `kind`) with probability `p` for this occurrence.
+    pub fn hit(&self, kind: &'static str, p: f64, site: &str, what: &str) -> bool {
+        if p <= 0.0 || !self.on.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let yes = self.roll(site, what) < p;
+        if yes {
+            self.count(kind);
+        }
+        yes
+    }
+
+    /// Counts a fault injected elsewhere (forged callbacks, provider faults).
+    pub fn count(&self, kind: &'static str) {
+        *self.counts.lock().entry(kind).or_default() += 1;
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn counts(&self) -> BTreeMap<&'static str, u64> {
+        self.counts.lock().clone()
+    }
+
+    fn fraction(&self, site: &str, what: &str) -> f64 {
+        self.roll(site, what)
+    }
+
+    fn unavailable(kind: &str) -> StoreError {
+        StoreError::Unavailable(format!("chaos: injected {kind}"))
+    }
+}
+
+/// The queue port with lost, duplicated, delayed and failing sends and lost acks.
+pub struct ChaosQueue {
+    /// The real queue.
+    pub inner: Arc<dyn Queue>,
+    /// Decisions.
+    pub chaos: Arc<Chaos>,
+}
+
+#[async_trait]
+impl Queue for ChaosQueue {
+    async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
+        let site = queue.as_str();
+        let c = &self.chaos;
+        if c.hit("send failed", c.rates.send_error, site, body) {
+            return Err(Chaos::unavailable("send failure"));
+        }
+        if c.hit("message lost", c.rates.drop_message, site, body) {
+            return Ok(());
+        }
+        let mut delay = delay_ms;
+        if c.hit("message delayed", c.rates.delay_message, site, body) {
+            delay += (c.fraction(site, body) * c.rates.max_extra_delay_ms as f64) as u64;
+        }
+        self.inner.send(queue, body, delay).await?;
+        if c.hit("message duplicated", c.rates.duplicate_message, site, body) {
+            let extra = (c.fraction(site, body) * c.rates.max_extra_delay_ms as f64) as u64;
+            self.inner.send(queue, body, delay + extra).await?;
+        }
+        Ok(())
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility_ms: u64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.receive(queue, max, visibility_ms).await
+    }
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), StoreError> {
+        if self.chaos.hit(
+            "ack lost",
+            self.chaos.rates.lose_ack,
+            queue.as_str(),
+            receipt,
+        ) {
+            return Ok(());
+        }
+        self.inner.ack(queue, receipt).await
+    }
+    async fn retry_later(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.retry_later(queue, receipt, delay_ms).await
+    }
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.dead_letter(queue, receipt, reason).await
+    }
+    async fn wait(&self, queue: QueueName, timeout_ms: u64) {
+        self.inner.wait(queue, timeout_ms).await
+    }
+}
+
+/// The blob store with failing writes and reads.
+pub struct ChaosBlobs {
+    /// The real store.
+    pub inner: Arc<dyn BlobStore>,
+    /// Decisions.
+    pub chaos: Arc<Chaos>,
+}
+
+#[async_trait]
+impl BlobStore for ChaosBlobs {
+    async fn put_once(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, StoreError> {
+        if self
+            .chaos
+            .hit("blob write failed", self.chaos.rates.blob_error, "put", key)
+        {
+            return Err(Chaos::unavailable("blob write failure"));
+        }
+        self.inner.put_once(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self
+            .chaos
+            .hit("blob read failed", self.chaos.rates.blob_error, "get", key)
+        {
+            return Err(Chaos::unavailable("blob read failure"));
+        }
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// The guard store with failing reads and commits (the commit fails before it is made).
+pub struct ChaosGuards {
+    /// The real store.
+    pub inner: Arc<dyn GuardStore>,
+    /// Decisions.
+    pub chaos: Arc<Chaos>,
+}
+
+#[async_trait]
+impl GuardStore for ChaosGuards {
+    async fn insert(
+        &self,
+        guard: &Guard,
+        idempotency: Option<&IdempotencyItem>,
+    ) -> Result<Inserted, StoreError> {
+        if self.chaos.hit(
+            "guard insert failed",
+            self.chaos.rates.guard_error,
+            "insert",
+            &guard.id,
+        ) {
+            return Err(Chaos::unavailable("guard insert failure"));
+        }
+        self.inner.insert(guard, idempotency).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError> {
+        if self
+            .chaos
+            .hit("guard read failed", self.chaos.rates.guard_error, "get", id)
+        {
+            return Err(Chaos::unavailable("guard read failure"));
+        }
+        self.inner.get(id).await
+    }
+    async fn find_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyItem>, StoreError> {
+        self.inner.find_idempotency(tenant, key).await
+    }
+    async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError> {
+        let what = format!("{}@{expected}", next.id);
+        if self.chaos.hit(
+            "guard commit failed",
+            self.chaos.rates.guard_error,
+            "commit",
+            &what,
+        ) {
+            return Err(CommitError::Store(Chaos::unavailable(
+                "guard commit failure",
+            )));
+        }
+        self.inner.commit(expected, next).await
+    }
+    async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        self.inner.clear_outbox(id, version).await
+    }
+    async fn clear_outbox_of(&self, cleared: &Guard) -> Result<(), StoreError> {
+        self.inner.clear_outbox_of(cleared).await
+    }
+    async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.request_cancel(id).await
+    }
+    async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
+        self.inner.record_callback(id, callback_id).await
+    }
+    async fn record_rejected_callback(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.record_rejected_callback(id, at_ms, reason).await
+    }
+    async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
+        self.inner.overdue(due_before_ms, limit).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Guard>, StoreError> {
+        self.inner.list(query).await
+    }
+}
+
+/// Crashes the worker at commit-protocol points with the configured probability.
+pub struct ChaosCrashes(pub Arc<Chaos>);
+
+impl CrashInjector for ChaosCrashes {
+    fn should_crash(&self, point: CrashPoint, execution_id: &str) -> bool {
+        self.0.hit(
+            "crash in the commit protocol",
+            self.0.rates.crash,
+            &format!("{point:?}"),
+            execution_id,
+        )
+    }
+}
+
+/// The system clock shifted by a fixed offset: the executor's clock disagrees with the
+/// providers' (webhook timestamps, `created_at`) by that much.
+pub struct SkewedClock(pub i64);
+
+impl Clock for SkewedClock {
+    fn now_ms(&self) -> i64 {
+        executor_lifecycle::SystemClock.now_ms() + self.0
+    }
+}

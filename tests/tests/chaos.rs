@@ -1,0 +1,401 @@
+//! The chaos suite on the embedded backend: many executions over every bundle and shape while
+//! the fault layer (tests/src/chaos.rs) loses, duplicates, delays and fails messages, loses
+//! acknowledgements, fails blob and guard operations, crashes workers at commit-protocol
+//! points and skews the clock, and the simulators answer 429s, 5xx, slow responses, failed
+//! and refused jobs, lost, duplicated and late callbacks; forged callbacks are posted and
+//! executions are canceled or run past their deadline. Then the faults stop, the queues drain,
+//! the reconciler runs, and the invariants are checked for every accepted execution.
+//!
+//! Seeded and reproducible from the printed seed: `CHAOS_SEED=... CHAOS_EXECUTIONS=...
+//! cargo nextest run -p executor-tests --test chaos --no-capture`. CI runs 600 executions;
+//! docs/chaos.md has the long run (10,000+).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_cli::client::{Client, CreateOptions};
+use executor_lifecycle::{GuardStore, InflightLimiter, Status};
+use executor_tests::Harness;
+use executor_tests::chaos::{
+    Chaos, ChaosBlobs, ChaosCrashes, ChaosGuards, ChaosQueue, Rates, SkewedClock,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one execution is asked to do.
+#[derive(Debug, Clone)]
+struct Plan {
+    model: &'static str,
+    provider: &'static str,
+    prompt: String,
+    cancel_after_ms: Option<u64>,
+    max_duration_seconds: Option<u64>,
+    forge_callback: bool,
+}
+
+const MODELS: [(&str, &str, &str); 4] = [
+    ("openai/gpt-image-1", "openai", "immediate"),
+    ("runway/gen4-turbo", "runway", "polling"),
+    ("fal-ai/flux-dev", "fal", "polling"),
+    ("black-forest-labs/flux-schnell", "replicate", "callback"),
+];
+
+fn plan(i: usize, rng: &mut StdRng) -> Plan {
+    let (model, provider, shape) = MODELS[rng.random_range(0..MODELS.len())];
+    let duration = rng.random_range(100..1500);
+    let faults: Vec<String> = match shape {
+        "immediate" => vec![
+            "sim:rate_limit=1".into(),
+            "sim:server_error=1".into(),
+            "sim:content_policy".into(),
+            "sim:invalid".into(),
+            "sim:hang_once=600".into(),
+        ],
+        "polling" => vec![
+            format!("sim:duration={duration}"),
+            "sim:poll_error=1".into(),
+            "sim:fail".into(),
+            "sim:rate_limit=1".into(),
+            "sim:server_error=1".into(),
+            "sim:throttled".into(),
+            "sim:empty_output".into(),
+        ],
+        _ => vec![
+            "sim:lose_callback".into(),
+            "sim:duplicate_callback".into(),
+            "sim:late_callback=500".into(),
+            format!("sim:duration={duration}"),
+            "sim:fail".into(),
+            "sim:rate_limit=1".into(),
+        ],
+    };
+    let fault = if rng.random_bool(0.5) {
+        String::new()
+    } else {
+        faults[rng.random_range(0..faults.len())].clone()
+    };
+    let past_deadline = shape != "immediate" && rng.random_bool(0.02);
+    Plan {
+        model,
+        provider,
+        prompt: if past_deadline {
+            format!("chaos {i} sim:duration=8000")
+        } else {
+            format!("chaos {i} {fault}")
+        },
+        cancel_after_ms: (shape != "immediate" && rng.random_bool(0.03))
+            .then(|| rng.random_range(0..400)),
+        max_duration_seconds: past_deadline.then_some(1),
+        forge_callback: shape == "callback" && rng.random_bool(0.1),
+    }
+}
+
+/// Creates with an idempotency key, retrying while the API answers 5xx (a store failure or a
+/// crash during acceptance); None if it never accepted.
+async fn create(client: &Client, schema: &Value, p: &Plan, key: &str) -> Option<String> {
+    let opts = CreateOptions {
+        idempotency_key: Some(key.to_string()),
+        max_duration_seconds: p.max_duration_seconds,
+        ..Default::default()
+    };
+    let input = Harness::input(schema, &p.prompt);
+    for _ in 0..20 {
+        match client.create(p.model, &input, &opts).await {
+            Ok((status, body)) if status < 300 => {
+                return Some(body["id"].as_str().unwrap().to_string());
+            }
+            Ok((status, body)) => assert!(status >= 500, "{status}: {body}"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+async fn forge(url: &str, id: &str) -> u16 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    reqwest::Client::new()
+        .post(format!("{url}/v1/webhooks/replicate/{id}"))
+        .header("content-type", "application/json")
+        .header("webhook-id", format!("msg_forged_{id}"))
+        .header("webhook-timestamp", now.to_string())
+        .header(
+            "webhook-signature",
+            "v1,Zm9yZ2VkIHNpZ25hdHVyZSBvZiAzMiBieXRlcyEhISE=",
+        )
+        .body(r#"{"id":"forged","status":"succeeded","output":["https://evil.example/x.png"]}"#)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invariants_hold_under_chaos() {
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let n: usize = std::env::var("CHAOS_EXECUTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    let skew_ms = (seed % 4001) as i64 - 2000;
+    println!("chaos seed {seed}, {n} executions, clock skew {skew_ms} ms");
+    println!(
+        "reproduce: CHAOS_SEED={seed} CHAOS_EXECUTIONS={n} cargo nextest run -p executor-tests --test chaos --no-capture"
+    );
+    let chaos = Chaos::new(seed, Rates::default());
+    let started = Instant::now();
+    let (cq, cb, cg, cc) = (chaos.clone(), chaos.clone(), chaos.clone(), chaos.clone());
+    let h = Harness::start_with(move |o| {
+        o.wrap_queue = Some(Arc::new(move |q| {
+            Arc::new(ChaosQueue {
+                inner: q,
+                chaos: cq.clone(),
+            }) as Arc<dyn executor_lifecycle::Queue>
+        }));
+        o.wrap_blobs = Some(Arc::new(move |b| {
+            Arc::new(ChaosBlobs {
+                inner: b,
+                chaos: cb.clone(),
+            }) as Arc<dyn executor_lifecycle::BlobStore>
+        }));
+        o.wrap_guards = Some(Arc::new(move |g| {
+            Arc::new(ChaosGuards {
+                inner: g,
+                chaos: cg.clone(),
+            }) as Arc<dyn executor_lifecycle::GuardStore>
+        }));
+        o.crash = Some(Arc::new(ChaosCrashes(cc)));
+        o.clock = Arc::new(SkewedClock(skew_ms));
+        for (p, cap) in [("runway", 12), ("fal", 8), ("replicate", 12)] {
+            o.capacity_overrides.insert(p.into(), cap);
+        }
+        o.worker_concurrency = 16;
+    })
+    .await;
+    let models = h.client.models().await.unwrap();
+    let schema_of = |model: &str| -> Value {
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == model)
+            .unwrap()["input_schema"]
+            .clone()
+    };
+
+    // Plans come from the seed alone, in order.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let plans: Vec<Plan> = (0..n).map(|i| plan(i, &mut rng)).collect();
+    let mut provider_faults: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &plans {
+        if let Some(d) = p.prompt.split_whitespace().find(|w| w.starts_with("sim:")) {
+            let name = d.split('=').next().unwrap().to_string();
+            *provider_faults
+                .entry(format!("{} {name}", p.provider))
+                .or_default() += 1;
+        }
+    }
+
+    // Create, 16 at a time; cancels and forged callbacks are fired from their own tasks.
+    let mut accepted: Vec<(String, Plan)> = Vec::new();
+    let mut refused_creates = 0;
+    let mut side = tokio::task::JoinSet::new();
+    let forged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for chunk in plans.chunks(16).enumerate() {
+        let (c, batch) = chunk;
+        let mut set = tokio::task::JoinSet::new();
+        for (j, p) in batch.iter().enumerate() {
+            let client = h.client.clone();
+            let schema = schema_of(p.model);
+            let p = p.clone();
+            let key = format!("chaos-{seed}-{}", c * 16 + j);
+            set.spawn(async move { (create(&client, &schema, &p, &key).await, p) });
+        }
+        while let Some(r) = set.join_next().await {
+            let (id, p) = r.unwrap();
+            let Some(id) = id else {
+                refused_creates += 1;
+                continue;
+            };
+            if let Some(ms) = p.cancel_after_ms {
+                let client = h.client.clone();
+                let id = id.clone();
+                chaos.count("cancel requested");
+                side.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    for _ in 0..20 {
+                        if client.cancel(&id).await.is_ok() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
+            }
+            if p.forge_callback {
+                let (url, id, forged, chaos) =
+                    (h.sys.url.clone(), id.clone(), forged.clone(), chaos.clone());
+                side.spawn(async move {
+                    let status = forge(&url, &id).await;
+                    assert!(
+                        status == 401 || status == 503,
+                        "forged callback answered {status}"
+                    );
+                    chaos.count("forged callback");
+                    forged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+            accepted.push((id, p));
+        }
+    }
+    while let Some(r) = side.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(refused_creates, 0, "a create was never accepted");
+    let created_in = started.elapsed();
+
+    // Faults on while most of the work runs, then off: the system must finish on its own.
+    let faults_until = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut faults_on = true;
+    loop {
+        let counts = h.sys.store.count_by_status().await.unwrap();
+        let finals: u64 = counts
+            .iter()
+            .filter(|(s, _)| s == "finalized" || s == "finalized_degraded")
+            .map(|(_, n)| *n)
+            .sum();
+        if faults_on
+            && (Instant::now() > faults_until || finals as usize * 10 >= accepted.len() * 9)
+        {
+            chaos.stop();
+            faults_on = false;
+        }
+        if finals as usize == accepted.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every execution finished: {counts:?} (seed {seed})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    chaos.stop();
+    // The reconciler has run meanwhile (every 300 ms); run it once more and let outboxes settle.
+    h.sys.engine.reconcile().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let drained_in = started.elapsed();
+
+    // Invariants, per accepted execution.
+    let events = h.sys.store.outcome_events().await.unwrap();
+    let mut events_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &events {
+        events_by
+            .entry(e.execution_id.as_str())
+            .or_default()
+            .push(e.event_id.as_str());
+    }
+    let stats = h.sys.simulators.as_ref().unwrap().stats();
+    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ambiguous = 0;
+    for (id, p) in &accepted {
+        let g = GuardStore::get(h.sys.store.as_ref(), id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            g.status().is_final(),
+            "{id} is {:?} (seed {seed})",
+            g.status()
+        );
+        let records = h.sys.engine.transitions(id).await.unwrap();
+        // Explains itself: versions 0..=n, from acceptance to the status it is in.
+        assert!(!records.is_empty(), "{id} has no history");
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.version, i as u64, "{id}: history has a gap (seed {seed})");
+        }
+        assert_eq!(records[0].event.as_str(), "accepted", "{id}");
+        assert_eq!(records.last().unwrap().to, g.status(), "{id}");
+        // Exactly one terminal outcome.
+        let outcomes_committed: Vec<Status> = records
+            .iter()
+            .map(|r| r.to)
+            .filter(|s| s.is_terminal() && !s.is_final())
+            .collect();
+        assert_eq!(
+            outcomes_committed.len(),
+            1,
+            "{id}: {outcomes_committed:?} (seed {seed})"
+        );
+        assert_eq!(g.hot.outcome, Some(outcomes_committed[0]), "{id}");
+        *outcomes
+            .entry(outcomes_committed[0].as_str().to_string())
+            .or_default() += 1;
+        // One outcome event id.
+        let ev = events_by.get(id.as_str()).cloned().unwrap_or_default();
+        assert_eq!(
+            ev,
+            vec![format!("evt_{id}").as_str()],
+            "{id}: outcome events (seed {seed})"
+        );
+        // No provider job twice unless the submit was declared ambiguous.
+        let was_ambiguous = records
+            .iter()
+            .any(|r| r.event.as_str() == "submit_ambiguous");
+        ambiguous += was_ambiguous as u64;
+        let creates = stats.creates_for_prompt(p.provider, &p.prompt);
+        assert!(
+            creates <= 1 || was_ambiguous,
+            "{id}: {creates} provider jobs for one execution (seed {seed})"
+        );
+    }
+    // Leases back to zero.
+    for p in ["openai", "runway", "fal", "replicate"] {
+        assert_eq!(
+            h.sys.limiter.inflight(p).await.unwrap(),
+            0,
+            "{p} leases left (seed {seed})"
+        );
+    }
+    assert!(
+        forged.load(std::sync::atomic::Ordering::SeqCst) > 0 || n < 100,
+        "no forged callback was sent"
+    );
+
+    println!(
+        "\nchaos run: seed {seed}, {} executions accepted",
+        accepted.len()
+    );
+    println!(
+        "created in {:.1} s, all final and checked at {:.1} s",
+        created_in.as_secs_f64(),
+        drained_in.as_secs_f64()
+    );
+    println!("\n| fault injected | count |\n|---|---|");
+    for (k, v) in chaos.counts() {
+        println!("| {k} | {v} |");
+    }
+    println!("\n| provider behaviour asked of the simulator | executions |\n|---|---|");
+    for (k, v) in &provider_faults {
+        println!("| {k} | {v} |");
+    }
+    println!("\n| outcome | executions |\n|---|---|");
+    for (k, v) in &outcomes {
+        println!("| {k} | {v} |");
+    }
+    println!(
+        "\nsubmit_ambiguous: {ambiguous}; outcome events: {}",
+        events.len()
+    );
+    println!(
+        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, leases at zero, every execution final with a gapless history"
+    );
+    h.sys.stop().await;
+}
