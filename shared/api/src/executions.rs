@@ -446,3 +446,20 @@ pub async fn redrive(
         Redrive::Raced => Err(not_degraded("being redriven by another request")),
     }
 }
+
+/// Fuzz entry point (fuzz/, and the stable smoke test): a create body as the API parses it,
+/// then the engine-side URL policy on its `webhook_url`; must return, never panic.
+#[doc(hidden)]
+pub fn fuzz_create_body(data: &[u8]) {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let body = Bytes::copy_from_slice(data);
+    if let Ok(b) = parse_body::<CreateBody>(&headers, &body)
+        && let Some(url) = &b.webhook_url
+    {
+        let _ = executor_lifecycle::netguard::OutboundPolicy::default().check_url(url);
+    }
+}

@@ -75,10 +75,15 @@ fn rfc3339_ms(name: &str, value: &str) -> Result<i64, Problem> {
         )
     };
     // humantime reads UTC (`Z`) only: a numeric offset is read here and applied after.
-    let (utc, offset_ms) = match value.len().checked_sub(6).map(|i| value.split_at(i)) {
+    let split = value
+        .len()
+        .checked_sub(6)
+        .filter(|&i| value.is_char_boundary(i))
+        .map(|i| value.split_at(i));
+    let (utc, offset_ms) = match split {
         Some((time, off))
             // A `+` sent unencoded in a query string arrives as a space.
-            if off.starts_with(['+', '-', ' ']) && off.as_bytes()[3] == b':' =>
+            if off.is_ascii() && off.starts_with(['+', '-', ' ']) && off.as_bytes()[3] == b':' =>
         {
             let h: i64 = off[1..3].parse().map_err(|_| bad())?;
             let m: i64 = off[4..6].parse().map_err(|_| bad())?;
@@ -304,5 +309,13 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+/// Fuzz entry point: a list query string as the API parses it; must return, never panic.
+#[doc(hidden)]
+pub fn fuzz_query(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = parse(Some(s));
     }
 }

@@ -14,6 +14,8 @@ pub mod catalog;
 pub mod driver;
 pub mod engine;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod pricing;
 pub mod resilience;

@@ -22,21 +22,55 @@ fn env() -> &'static Environment<'static> {
 #[error("{0}")]
 pub struct TemplateError(pub String);
 
+/// Runs a minijinja call, turning a panic inside the engine into an error: the engine's
+/// lexer has panicked on malformed input (found by fuzzing), and a template must never take a
+/// worker down.
+fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, TemplateError>,
+) -> Result<T, TemplateError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(TemplateError(format!(
+            "{what:?}: the template engine could not read it"
+        )))
+    })
+}
+
+/// Compiles an expression. Delimiters inside one are refused before minijinja sees them:
+/// its expression lexer panics on a stray `}}` (minijinja 2.24), and they are never valid.
+fn compile<'e>(expr: &'e str) -> Result<minijinja::Expression<'e, 'e>, TemplateError> {
+    if ["{{", "}}", "{%", "%}", "{#", "#}"]
+        .iter()
+        .any(|d| expr.contains(d))
+    {
+        return Err(TemplateError(format!(
+            "expression {expr:?}: template delimiters are not allowed inside an expression"
+        )));
+    }
+    guarded(expr, || {
+        env()
+            .compile_expression(expr)
+            .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))
+    })
+}
+
 /// Renders a string template.
 pub fn render_str(template: &str, ctx: &Value) -> Result<String, TemplateError> {
-    env()
-        .render_str(template, ctx)
-        .map_err(|e| TemplateError(format!("template {template:?}: {e}")))
+    guarded(template, || {
+        env()
+            .render_str(template, ctx)
+            .map_err(|e| TemplateError(format!("template {template:?}: {e}")))
+    })
 }
 
 /// Evaluates an expression to JSON.
 pub fn eval(expr: &str, ctx: &Value) -> Result<Value, TemplateError> {
-    let compiled = env()
-        .compile_expression(expr)
-        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))?;
-    let v = compiled
-        .eval(ctx)
-        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))?;
+    let compiled = compile(expr)?;
+    let v = guarded(expr, || {
+        compiled
+            .eval(ctx)
+            .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))
+    })?;
     if v.is_undefined() || v.is_none() {
         return Ok(Value::Null);
     }
@@ -45,13 +79,13 @@ pub fn eval(expr: &str, ctx: &Value) -> Result<Value, TemplateError> {
 
 /// Evaluates a condition (truthiness per minijinja).
 pub fn truthy(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
-    let compiled = env()
-        .compile_expression(expr)
-        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))?;
-    compiled
-        .eval(ctx)
-        .map(|v| v.is_true())
-        .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))
+    let compiled = compile(expr)?;
+    guarded(expr, || {
+        compiled
+            .eval(ctx)
+            .map(|v| v.is_true())
+            .map_err(|e| TemplateError(format!("expression {expr:?}: {e}")))
+    })
 }
 
 /// If `s` is exactly one `{{ expr }}`, the expression.
@@ -96,21 +130,17 @@ pub fn render_value(template: &Value, ctx: &Value) -> Result<Value, TemplateErro
 /// Checks the syntax of a template or expression without a context (load-time check).
 pub fn check_syntax(s: &str, is_expression: bool) -> Result<(), TemplateError> {
     if is_expression {
-        return env()
-            .compile_expression(s)
-            .map(|_| ())
-            .map_err(|e| TemplateError(e.to_string()));
+        return compile(s).map(|_| ());
     }
     if let Some(expr) = sole_expression(s) {
-        return env()
-            .compile_expression(expr)
-            .map(|_| ())
-            .map_err(|e| TemplateError(e.to_string()));
+        return compile(expr).map(|_| ());
     }
-    env()
-        .template_from_str(s)
-        .map(|_| ())
-        .map_err(|e| TemplateError(e.to_string()))
+    guarded(s, || {
+        env()
+            .template_from_str(s)
+            .map(|_| ())
+            .map_err(|e| TemplateError(e.to_string()))
+    })
 }
 
 /// Top-level variables a template or expression refers to (for load-time checks).
@@ -120,14 +150,20 @@ pub fn referenced_roots(s: &str, is_expression: bool) -> Vec<String> {
         (false, Some(e)) => format!("{{{{ {e} }}}}"),
         (false, None) => s.to_string(),
     };
-    match env().template_from_str(&source) {
-        Ok(t) => {
-            let mut v: Vec<String> = t.undeclared_variables(false).into_iter().collect();
-            v.sort();
-            v
-        }
-        Err(_) => Vec::new(),
+    if is_expression && compile(s).is_err() {
+        return Vec::new();
     }
+    guarded(&source, || {
+        Ok(match env().template_from_str(&source) {
+            Ok(t) => {
+                let mut v: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                v.sort();
+                v
+            }
+            Err(_) => Vec::new(),
+        })
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
