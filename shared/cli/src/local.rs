@@ -59,6 +59,8 @@ pub struct LocalOptions {
     pub run_workers: bool,
     /// Accept bundles whose provider credentials are not set (simulators in another process).
     pub allow_missing_credentials: bool,
+    /// Provider credentials by name, instead of the process environment (tests).
+    pub secrets: Option<HashMap<String, String>>,
 }
 
 impl LocalOptions {
@@ -123,6 +125,7 @@ impl LocalOptions {
             base_url_overrides: HashMap::new(),
             run_workers: true,
             allow_missing_credentials: false,
+            secrets: None,
         }
     }
 }
@@ -240,6 +243,10 @@ impl LocalSystem {
             catalog_opts.allow_missing_credentials = true;
         }
         catalog_opts.allow_missing_credentials |= opts.allow_missing_credentials;
+        if let Some(map) = &opts.secrets {
+            catalog_opts.secrets = Arc::new(executor_bundles::catalog::MapSecrets(map.clone()));
+            catalog_opts.allow_missing_credentials = false;
+        }
         catalog_opts.resilience = opts.resilience.clone();
         catalog_opts
             .capacity_overrides

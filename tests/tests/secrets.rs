@@ -1,0 +1,212 @@
+//! Provider credentials never leak: a system configured with distinctive credentials runs
+//! executions of every bundle through success, provider failures, refusals, retries, a
+//! cancel and a customer webhook delivery, with every log line captured at DEBUG; then every
+//! log line, every API answer (executions, timelines, lists, piles, models), every delivered
+//! webhook body, the SQLite files and every stored blob (decoded) are scanned for the
+//! credentials. Their use is real: the simulators refuse a request without them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_cli::client::CreateOptions;
+use executor_tests::Harness;
+use executor_tests::customer::endpoint;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SECRETS: [(&str, &str); 4] = [
+    ("OPENAI_API_KEY", "sk-proj-SCANopenaiQ7f3a9c1d5e"),
+    ("RUNWAYML_API_SECRET", "key_SCANrunway8b2e6f0a4c"),
+    ("REPLICATE_API_TOKEN", "r8_SCANreplicate3d9a7e1b"),
+    ("FAL_KEY", "SCANfal-5c1e:9f3b7a2d6e8c"),
+];
+
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every credential or a recognizable part of one (its distinctive middle).
+fn leaks(haystack: &[u8]) -> Vec<&'static str> {
+    let text = String::from_utf8_lossy(haystack);
+    SECRETS
+        .iter()
+        .filter(|(_, v)| text.contains(v) || text.contains(&v[4..v.len() - 2]))
+        .map(|(k, _)| *k)
+        .collect()
+}
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_appear_in_logs_answers_or_storage() {
+    let logs = Captured(Arc::new(Mutex::new(Vec::new())));
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_path_buf();
+    let h = Harness::start_with(|o| {
+        o.data_dir = dir.clone();
+        o.secrets = Some(
+            SECRETS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+        );
+    })
+    .await;
+    let secret = executor_cli::local::LocalOptions::dev(".".into()).webhook_secret;
+    let (hooks, hook_url) = endpoint(&secret, 1).await;
+
+    let models = h.client.models().await.unwrap();
+    let mut ids = Vec::new();
+    for m in models["data"].as_array().unwrap() {
+        let model = m["id"].as_str().unwrap();
+        for (i, prompt) in [
+            "a cat",
+            "sim:fail",
+            "sim:content_policy",
+            "sim:invalid",
+            "sim:rate_limit=1",
+            "sim:server_error=1",
+            "slow sim:duration=60000",
+        ]
+        .iter()
+        .enumerate()
+        {
+            if prompt.starts_with("slow") && m["shape"] == "immediate" {
+                continue; // nothing to cancel: it answers in the request
+            }
+            let opts = CreateOptions {
+                webhook_url: (i == 0).then(|| hook_url.clone()),
+                ..Default::default()
+            };
+            let (status, body) = h
+                .client
+                .create(model, &Harness::input(&m["input_schema"], prompt), &opts)
+                .await
+                .unwrap();
+            assert!(status < 300, "{status} {body}");
+            let id = body["id"].as_str().unwrap().to_string();
+            if prompt.starts_with("slow") {
+                h.client.cancel(&id).await.unwrap();
+            }
+            ids.push(id);
+        }
+    }
+    // A refused create (unknown model) and a forged callback produce errors too.
+    let (status, body) = h
+        .client
+        .create("nope/none", &serde_json::json!({}), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+
+    let mut answers = Vec::new();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for id in &ids {
+        let v = h.wait(id).await;
+        *outcomes
+            .entry(v["outcome"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+        answers.push(v.to_string());
+        answers.push(h.client.events(id).await.unwrap().to_string());
+    }
+    answers.push(
+        reqwest::Client::new()
+            .get(format!("{}/v1/executions?limit=100", h.sys.url))
+            .bearer_auth(&h.sys.dev_key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    answers.push(
+        h.client
+            .failures("1h", None, None)
+            .await
+            .unwrap()
+            .to_string(),
+    );
+    answers.push(models.to_string());
+    for k in ["succeeded", "failed", "canceled"] {
+        assert!(outcomes.contains_key(k), "the run covers {k}: {outcomes:?}");
+    }
+    assert!(!hooks.accepted.lock().is_empty(), "a webhook was delivered");
+
+    // The credentials were used: the simulators saw them (a request without one is refused).
+    let stats = h.sys.simulators.as_ref().unwrap().stats();
+    for p in ["openai", "runway", "replicate", "fal"] {
+        assert!(stats.provider(p).creates > 0, "{p} was called");
+    }
+
+    let mut found: Vec<String> = Vec::new();
+    for a in &answers {
+        for k in leaks(a.as_bytes()) {
+            found.push(format!("API answer: {k}"));
+        }
+    }
+    for b in hooks.accepted.lock().iter() {
+        for k in leaks(b.to_string().as_bytes()) {
+            found.push(format!("customer webhook: {k}"));
+        }
+    }
+    h.sys.stop().await;
+    let log = logs.0.lock().unwrap().clone();
+    assert!(
+        log.len() > 10_000,
+        "debug logs were captured ({} bytes)",
+        log.len()
+    );
+    for k in leaks(&log) {
+        found.push(format!("logs: {k}"));
+    }
+    let mut all = Vec::new();
+    files(data.path(), &mut all);
+    let mut blobs = 0;
+    for f in &all {
+        let bytes = std::fs::read(f).unwrap();
+        for k in leaks(&bytes) {
+            found.push(format!("{}: {k}", f.display()));
+        }
+        if f.components().any(|c| c.as_os_str() == "blobs")
+            && let Ok(v) = executor_lifecycle::blobs::decode::<serde_json::Value>(&bytes)
+        {
+            blobs += 1;
+            for k in leaks(v.to_string().as_bytes()) {
+                found.push(format!("{} (decoded): {k}", f.display()));
+            }
+        }
+    }
+    assert!(blobs > 50, "blobs decoded and scanned: {blobs}");
+    assert!(found.is_empty(), "credentials leaked: {found:#?}");
+    println!(
+        "scanned {} log bytes, {} API answers, {} files ({blobs} blobs decoded): no credential",
+        log.len(),
+        answers.len(),
+        all.len()
+    );
+}
