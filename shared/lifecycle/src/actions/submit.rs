@@ -306,7 +306,16 @@ async fn end_early(
     let mut next = guard.advance(event, engine.now())?;
     next.hot.error = Some(failure.clone());
     let mut step = Step::new(next.clone(), event, "submit");
-    step.effects = terminal_effects(&next);
+    // A lease this attempt may have taken before a crash or a failed commit (the chaos suite
+    // found one held after the execution was canceled before its retry): its id is
+    // deterministic, and releasing a lease nobody holds changes nothing.
+    step.effects.push(crate::model::Effect::ReleaseLease {
+        lease: Lease {
+            scope: guard.provider.clone(),
+            id: format!("{}:{}", guard.id, guard.hot.attempt + 1),
+        },
+    });
+    step.effects.extend(terminal_effects(&next));
     step.failure = Some(failure);
     done(engine.commit_step(guard, step).await?)
 }
