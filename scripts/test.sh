@@ -70,6 +70,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "fuzz (cargo-fuzz on nightly: 4 targets, 15 s each; skip with EXECUTOR_SKIP_FUZZ=1)"
+if [ "${EXECUTOR_SKIP_FUZZ:-0}" != 1 ]; then
+  ./scripts/fuzz.sh 15
+fi
+
 step "OpenAPI document (docs/openapi.json) against the OpenAPI 3.1 schema"
 openapi-spec-validator docs/openapi.json
 
