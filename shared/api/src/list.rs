@@ -242,6 +242,14 @@ pub async fn list(
     }))
 }
 
+/// Fuzz entry point: a list query string as the API parses it; must return, never panic.
+#[doc(hidden)]
+pub fn fuzz_query(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = parse(Some(s));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -309,13 +317,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-/// Fuzz entry point: a list query string as the API parses it; must return, never panic.
-#[doc(hidden)]
-pub fn fuzz_query(data: &[u8]) {
-    if let Ok(s) = std::str::from_utf8(data) {
-        let _ = parse(Some(s));
     }
 }
