@@ -23,6 +23,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum BundleCommand {
+    /// Validate bundles (a file, or every bundle in a directory; `bundles/` by default):
+    /// schema and unknown fields, template syntax and undefined variables, adapter hooks,
+    /// pricing, and, for a directory, what the catalogue checks across bundles. Prints each
+    /// problem as `file: path: message (hint: ...)`; exits 1 if there is any.
+    Check {
+        /// A bundle file or a directory of bundles.
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// The whole system in one process: API, queue workers, reconciler, provider simulators.
     Dev {
@@ -95,6 +107,11 @@ enum Command {
     },
     /// Print the OpenAPI 3.1 document of the HTTP API (the same one `GET /openapi.json` serves).
     Openapi,
+    /// Work with bundles.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Run only the provider simulators (for `executor dev --no-simulators` pointed at them
     /// with `EXECUTOR_<PROVIDER>_BASE_URL`, or for bundle work).
     Simulators {
@@ -481,6 +498,48 @@ async fn run(cli: Cli) -> Result<i32> {
                 config.is_some(),
             )?;
             print!("{}", cfg.to_toml());
+            Ok(0)
+        }
+        Command::Bundle {
+            command: BundleCommand::Check { path },
+        } => {
+            let path = path.unwrap_or_else(executor_cli::local::default_bundles_dir);
+            let files = if path.is_dir() {
+                executor_bundles::catalog::bundle_files(&path)?
+            } else if path.is_file() {
+                vec![path.clone()]
+            } else {
+                bail!("{}: no such file or directory", path.display());
+            };
+            let mut problems = 0;
+            let mut models = Vec::new();
+            for f in &files {
+                match executor_bundles::catalog::check_file(f) {
+                    Ok(b) => models.push(format!("{} ({})", b.id, f.display())),
+                    Err(issues) => {
+                        problems += issues.len();
+                        for i in issues {
+                            println!("{i}");
+                        }
+                    }
+                }
+            }
+            if problems == 0 && path.is_dir() {
+                let mut opts = executor_bundles::CatalogOptions::from_env();
+                opts.allow_missing_credentials = true;
+                if let Err(e) = executor_bundles::BundleCatalog::load(&path, opts) {
+                    problems += 1;
+                    println!("{e}");
+                }
+            }
+            if problems > 0 {
+                println!("{problems} problem(s) in {} bundle file(s)", files.len());
+                return Ok(1);
+            }
+            for m in &models {
+                println!("ok  {m}");
+            }
+            println!("{} bundle(s) valid", models.len());
             Ok(0)
         }
         Command::Openapi => {
