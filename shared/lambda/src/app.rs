@@ -113,6 +113,20 @@ impl App {
         webhook_secret: &str,
         meter: Option<executor_aws::RequestMeter>,
     ) -> anyhow::Result<App> {
+        App::build_wrapped(cfg, lifecycle, catalog, webhook_secret, meter, |p| p, None).await
+    }
+
+    /// As [`App::build_metered`], with the engine's ports passed through `wrap` and an optional
+    /// crash injector (the chaos suite on the AWS backend).
+    pub async fn build_wrapped(
+        cfg: &AwsConfig,
+        lifecycle: LifecycleConfig,
+        catalog: CatalogOptions,
+        webhook_secret: &str,
+        meter: Option<executor_aws::RequestMeter>,
+        wrap: impl FnOnce(Ports) -> Ports,
+        crash: Option<Arc<dyn executor_lifecycle::crash::CrashInjector>>,
+    ) -> anyhow::Result<App> {
         let clock = Arc::new(SystemClock);
         let backend = Arc::new(AwsBackend::connect_metered(cfg, clock.clone(), meter).await?);
         let sources = embedded::BUNDLES
@@ -133,9 +147,12 @@ impl App {
             clock,
             catalog: Arc::new(catalog),
         };
-        let engine = Arc::new(
-            Engine::new(ports, lifecycle).with_observer(Arc::new(crate::emf::EmfObserver)),
-        );
+        let mut engine =
+            Engine::new(wrap(ports), lifecycle).with_observer(Arc::new(crate::emf::EmfObserver));
+        if let Some(c) = crash {
+            engine = engine.with_crash_injector(c);
+        }
+        let engine = Arc::new(engine);
         let state = Arc::new(ApiState::new(
             engine.clone(),
             Arc::new(DynamoTenants::new(backend.guards.clone())),
