@@ -68,6 +68,9 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
+# The chaos suites' seed, printed here so every run can be reproduced (docs/chaos.md).
+export CHAOS_SEED=${CHAOS_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
+echo "chaos seed: CHAOS_SEED=$CHAOS_SEED"
 cargo nextest run --workspace --locked --no-fail-fast
 
 step "fuzz (cargo-fuzz on nightly: 4 targets, 15 s each; skip with EXECUTOR_SKIP_FUZZ=1)"
