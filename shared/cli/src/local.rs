@@ -139,6 +139,38 @@ pub fn default_bundles_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bundles")
 }
 
+/// The engine's ports over an embedded backend, through the options' port wrappers.
+fn ports(opts: &LocalOptions, backend: &EmbeddedBackend, catalog: BundleCatalog) -> Result<Ports> {
+    let queue: Arc<dyn Queue> = match &opts.wrap_queue {
+        Some(wrap) => wrap(backend.store.clone()),
+        None => backend.store.clone(),
+    };
+    let blobs: Arc<dyn executor_lifecycle::BlobStore> = match &opts.wrap_blobs {
+        Some(wrap) => wrap(backend.blobs.clone()),
+        None => backend.blobs.clone(),
+    };
+    let guards: Arc<dyn executor_lifecycle::GuardStore> = match &opts.wrap_guards {
+        Some(wrap) => wrap(backend.store.clone()),
+        None => backend.store.clone(),
+    };
+    Ok(Ports {
+        blobs,
+        guards,
+        queue,
+        limiter: backend.limiter.clone(),
+        events: backend.store.clone(),
+        webhooks: Arc::new(
+            StandardWebhookSender::with_policy(
+                &opts.webhook_secret,
+                opts.lifecycle.webhook_targets,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        clock: opts.clock.clone(),
+        catalog: Arc::new(catalog),
+    })
+}
+
 /// One reconcile pass over a data directory, without serving anything: what
 /// `executor reconcile` runs. Safe beside a running `executor dev` on the same directory (the
 /// store is SQLite in WAL mode; every effect re-applied is idempotent, and the server's
@@ -164,22 +196,7 @@ pub async fn reconcile_once(
     catalog_opts.allow_missing_credentials = true;
     let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
         .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
-    let ports = Ports {
-        blobs: backend.blobs.clone(),
-        guards: backend.store.clone(),
-        queue: backend.store.clone(),
-        limiter: backend.limiter.clone(),
-        events: backend.store.clone(),
-        webhooks: Arc::new(
-            StandardWebhookSender::with_policy(
-                &opts.webhook_secret,
-                opts.lifecycle.webhook_targets,
-            )
-            .map_err(anyhow::Error::msg)?,
-        ),
-        clock: opts.clock.clone(),
-        catalog: Arc::new(catalog),
-    };
+    let ports = ports(&opts, &backend, catalog)?;
     let engine = Engine::new(ports, opts.lifecycle.clone());
     Ok(engine.reconcile().await?)
 }
@@ -262,34 +279,7 @@ impl LocalSystem {
         let mut lifecycle = opts.lifecycle.clone();
         lifecycle.public_base_url = url.clone();
 
-        let queue: Arc<dyn Queue> = match &opts.wrap_queue {
-            Some(wrap) => wrap(backend.store.clone()),
-            None => backend.store.clone(),
-        };
-        let blobs: Arc<dyn executor_lifecycle::BlobStore> = match &opts.wrap_blobs {
-            Some(wrap) => wrap(backend.blobs.clone()),
-            None => backend.blobs.clone(),
-        };
-        let guards: Arc<dyn executor_lifecycle::GuardStore> = match &opts.wrap_guards {
-            Some(wrap) => wrap(backend.store.clone()),
-            None => backend.store.clone(),
-        };
-        let ports = Ports {
-            blobs,
-            guards,
-            queue,
-            limiter: backend.limiter.clone(),
-            events: backend.store.clone(),
-            webhooks: Arc::new(
-                StandardWebhookSender::with_policy(
-                    &opts.webhook_secret,
-                    opts.lifecycle.webhook_targets,
-                )
-                .map_err(anyhow::Error::msg)?,
-            ),
-            clock: opts.clock.clone(),
-            catalog: Arc::new(catalog),
-        };
+        let ports = ports(&opts, &backend, catalog)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let mut engine = Engine::new(ports, lifecycle).with_observer(metrics.clone());
         if let Some(c) = opts.crash.clone() {
