@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+STARTED=$SECONDS
+step() { printf '\n==> %s  [%ss elapsed]\n' "$*" "$((SECONDS - STARTED))"; }
 
 step "toolchain"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
@@ -98,3 +99,4 @@ fi
 
 step "demo"
 cargo run --quiet --locked -p executor-cli --bin executor -- demo
+step "done"
