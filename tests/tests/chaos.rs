@@ -357,7 +357,7 @@ async fn invariants_hold_under_chaos() {
         );
     }
     // Leases back to zero.
-    for p in ["openai", "runway", "fal", "replicate"] {
+    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
         assert_eq!(
             h.sys.limiter.inflight(p).await.unwrap(),
             0,

@@ -59,7 +59,7 @@ async fn invariants_hold_under_chaos_on_aws() {
         .expect("moto server and redis-server must run: scripts/services.sh");
     let sims = Simulators::start(SimConfig::default()).await.unwrap();
     let mut catalog = CatalogOptions::from_env();
-    for p in ["openai", "runway", "replicate", "fal"] {
+    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
         catalog
             .base_url_overrides
             .insert(p.into(), sims.base_url(p));

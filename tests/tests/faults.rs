@@ -76,7 +76,7 @@ async fn a_crash_at_any_protocol_point_is_rolled_forward() {
         let c = crash.clone();
         let h = Harness::start_with(move |o| {
             o.crash = Some(c);
-            for p in ["openai", "runway", "replicate", "fal"] {
+            for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
                 o.capacity_overrides.insert(p.into(), 50);
             }
         })
@@ -111,7 +111,7 @@ async fn a_crash_at_any_protocol_point_is_rolled_forward() {
             );
         }
         assert!(crash.fired() > 0, "{point:?} never fired");
-        for p in ["openai", "runway", "replicate", "fal"] {
+        for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
             let held = executor_lifecycle::InflightLimiter::inflight(h.sys.limiter.as_ref(), p)
                 .await
                 .unwrap();

@@ -159,7 +159,7 @@ async fn credentials_never_appear_in_logs_answers_or_storage() {
 
     // The credentials were used: the simulators saw them (a request without one is refused).
     let stats = h.sys.simulators.as_ref().unwrap().stats();
-    for p in ["openai", "runway", "replicate", "fal"] {
+    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
         assert!(stats.provider(p).creates > 0, "{p} was called");
     }
 

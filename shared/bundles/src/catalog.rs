@@ -51,6 +51,8 @@ pub struct CatalogOptions {
     pub resilience: crate::resilience::ResilienceConfig,
     /// Provider → inflight capacity, overriding the bundles' `limits.capacity` (0: unlimited).
     pub capacity_overrides: HashMap<String, u32>,
+    /// What media URLs (`file-handler` fetches, URL inputs checked at submit) may reach.
+    pub media_policy: executor_lifecycle::netguard::OutboundPolicy,
 }
 
 impl CatalogOptions {
@@ -82,6 +84,7 @@ impl CatalogOptions {
             allow_missing_credentials: false,
             resilience: Default::default(),
             capacity_overrides: HashMap::new(),
+            media_policy: Default::default(),
         }
     }
 }
@@ -156,7 +159,17 @@ fn issue(
     }
 }
 
-fn check_template(file: &Path, path: &str, s: &str, expr: bool, out: &mut Vec<BundleIssue>) {
+/// Names defined by enclosing `for-each` steps.
+type Scope<'s> = &'s [String];
+
+fn check_template_in(
+    file: &Path,
+    path: &str,
+    s: &str,
+    expr: bool,
+    scope: Scope,
+    out: &mut Vec<BundleIssue>,
+) {
     if let Err(e) = template::check_syntax(s, expr) {
         out.push(issue(
             file,
@@ -167,12 +180,17 @@ fn check_template(file: &Path, path: &str, s: &str, expr: bool, out: &mut Vec<Bu
         return;
     }
     for root in template::referenced_roots(s, expr) {
-        if !ROOTS.contains(&root.as_str()) && !["none", "true", "false"].contains(&root.as_str()) {
+        if !ROOTS.contains(&root.as_str())
+            && !["none", "true", "false"].contains(&root.as_str())
+            && !scope.contains(&root)
+        {
+            let mut available: Vec<String> = ROOTS.iter().map(|r| r.to_string()).collect();
+            available.extend(scope.iter().cloned());
             out.push(issue(
                 file,
                 path,
                 format!("reference to undefined variable `{root}`"),
-                format!("available: {}", ROOTS.join(", ")),
+                format!("available: {}", available.join(", ")),
             ));
         }
     }
@@ -182,58 +200,168 @@ fn check_json_templates(
     file: &Path,
     path: &str,
     v: &serde_json::Value,
+    scope: Scope,
     out: &mut Vec<BundleIssue>,
 ) {
     match v {
-        serde_json::Value::String(s) => check_template(file, path, s, false, out),
+        serde_json::Value::String(s) => check_template_in(file, path, s, false, scope, out),
         serde_json::Value::Array(a) => a
             .iter()
             .enumerate()
-            .for_each(|(i, x)| check_json_templates(file, &format!("{path}[{i}]"), x, out)),
+            .for_each(|(i, x)| check_json_templates(file, &format!("{path}[{i}]"), x, scope, out)),
         serde_json::Value::Object(m) => m
             .iter()
-            .for_each(|(k, x)| check_json_templates(file, &format!("{path}.{k}"), x, out)),
+            .for_each(|(k, x)| check_json_templates(file, &format!("{path}.{k}"), x, scope, out)),
         _ => {}
     }
 }
 
+fn step_id(step: &Step) -> Option<&str> {
+    match step {
+        Step::HttpRequest(h) => Some(&h.id),
+        Step::TransformPayload(t) => Some(&t.id),
+        Step::TransformImage(t) => Some(&t.id),
+        Step::PublishEvent(p) => Some(&p.id),
+        Step::ForEach(f) => Some(&f.id),
+        Step::FileHandler(f) => Some(&f.id),
+        Step::Conditional(_) | Step::StopExecution(_) => None,
+    }
+}
+
+fn ids_within(steps: &[Step], out: &mut Vec<String>) {
+    for s in steps {
+        if let Some(id) = step_id(s) {
+            out.push(id.to_string());
+        }
+        match s {
+            Step::Conditional(c) => {
+                ids_within(&c.then, out);
+                ids_within(&c.otherwise, out);
+            }
+            Step::ForEach(f) => ids_within(&f.steps, out),
+            _ => {}
+        }
+    }
+}
+
 fn check_steps(file: &Path, path: &str, steps: &[Step], out: &mut Vec<BundleIssue>) {
+    check_steps_in(file, path, steps, &[], out)
+}
+
+fn check_steps_in(
+    file: &Path,
+    path: &str,
+    steps: &[Step],
+    scope: Scope,
+    out: &mut Vec<BundleIssue>,
+) {
+    let t = |path: String, s: &str, expr: bool, out: &mut Vec<BundleIssue>| {
+        check_template_in(file, &path, s, expr, scope, out)
+    };
     for (i, step) in steps.iter().enumerate() {
         let p = format!("{path}[{i}]");
         match step {
             Step::HttpRequest(h) => {
-                check_template(file, &format!("{p}.url"), &h.url, false, out);
-                h.headers.iter().for_each(|(k, v)| {
-                    check_template(file, &format!("{p}.headers.{k}"), v, false, out)
-                });
-                h.query.iter().for_each(|(k, v)| {
-                    check_template(file, &format!("{p}.query.{k}"), v, false, out)
-                });
+                t(format!("{p}.url"), &h.url, false, out);
+                h.headers
+                    .iter()
+                    .for_each(|(k, v)| t(format!("{p}.headers.{k}"), v, false, out));
+                h.query
+                    .iter()
+                    .for_each(|(k, v)| t(format!("{p}.query.{k}"), v, false, out));
                 if let Some(j) = &h.json {
-                    check_json_templates(file, &format!("{p}.json"), j, out);
+                    check_json_templates(file, &format!("{p}.json"), j, scope, out);
                 }
-                if h.json.is_some() && h.multipart.is_some() {
+                if let Some(m) = &h.multipart {
+                    m.iter()
+                        .for_each(|(k, v)| t(format!("{p}.multipart.{k}"), v, false, out));
+                }
+                if let Some(b) = &h.binary {
+                    t(format!("{p}.binary.data"), &b.data, false, out);
+                    if let Some(c) = &b.content_type {
+                        t(format!("{p}.binary.content_type"), c, false, out);
+                    }
+                }
+                let bodies = [h.json.is_some(), h.multipart.is_some(), h.binary.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if bodies > 1 {
                     out.push(issue(
                         file,
                         &p,
-                        "both json and multipart bodies",
+                        "more than one body (json, multipart, binary)",
                         "choose one body kind",
                     ));
                 }
             }
-            Step::TransformPayload(t) => {
-                check_json_templates(file, &format!("{p}.template"), &t.template, out)
+            Step::TransformPayload(tp) => {
+                check_json_templates(file, &format!("{p}.template"), &tp.template, scope, out)
             }
             Step::Conditional(c) => {
-                check_template(file, &format!("{p}.if"), &c.condition, true, out);
-                check_steps(file, &format!("{p}.then"), &c.then, out);
-                check_steps(file, &format!("{p}.else"), &c.otherwise, out);
+                t(format!("{p}.if"), &c.condition, true, out);
+                check_steps_in(file, &format!("{p}.then"), &c.then, scope, out);
+                check_steps_in(file, &format!("{p}.else"), &c.otherwise, scope, out);
+            }
+            Step::PublishEvent(pe) => {
+                check_json_templates(file, &format!("{p}.data"), &pe.data, scope, out);
+                if pe.event.trim().is_empty() {
+                    out.push(issue(
+                        file,
+                        format!("{p}.event"),
+                        "empty event name",
+                        "use `progress` or a custom name",
+                    ));
+                }
+            }
+            Step::TransformImage(ti) => {
+                t(format!("{p}.source"), &ti.source, false, out);
+                if ti
+                    .resize
+                    .as_ref()
+                    .is_some_and(|r| r.width == 0 || r.height == 0)
+                {
+                    out.push(issue(
+                        file,
+                        format!("{p}.resize"),
+                        "resize box of zero size",
+                        "width and height are pixels, at least 1",
+                    ));
+                }
+            }
+            Step::FileHandler(fh) => t(format!("{p}.url"), &fh.url, false, out),
+            Step::ForEach(f) => {
+                t(format!("{p}.items"), &f.items, true, out);
+                if f.max_items == 0 {
+                    out.push(issue(
+                        file,
+                        format!("{p}.max_items"),
+                        "max_items is 0: the loop can never run",
+                        "set the largest number of items the provider accepts",
+                    ));
+                }
+                let mut inner: Vec<String> = scope.to_vec();
+                inner.push(f.item.clone());
+                inner.push("loop_index".into());
+                check_steps_in(file, &format!("{p}.steps"), &f.steps, &inner, out);
+                if let Some(c) = &f.collect {
+                    let mut ids = Vec::new();
+                    ids_within(&f.steps, &mut ids);
+                    if !ids.contains(c) {
+                        out.push(issue(
+                            file,
+                            format!("{p}.collect"),
+                            format!("no step `{c}` inside the loop"),
+                            format!("collect one of: {}", ids.join(", ")),
+                        ));
+                    }
+                }
             }
             Step::StopExecution(s) => {
                 if let Some(c) = &s.condition {
-                    check_template(file, &format!("{p}.if"), c, true, out);
+                    t(format!("{p}.if"), c, true, out);
                 }
-                check_template(file, &format!("{p}.message"), &s.message, false, out);
+                t(format!("{p}.message"), &s.message, false, out);
                 if let Some(c) = &s.error_class
                     && executor_lifecycle::ErrorClass::parse(c).is_none()
                 {
@@ -380,6 +508,7 @@ impl BundleCatalog {
         opts: CatalogOptions,
     ) -> Result<BundleCatalog, BundleError> {
         let transport = Transport::new(opts.resilience.clone()).map_err(BundleError::Http)?;
+        let media = crate::media::MediaClient::new(opts.media_policy).map_err(BundleError::Http)?;
         let keys = CallbackKeys {
             replicate_webhook_secret: opts.replicate_webhook_secret.clone(),
             fal_public_keys: opts.fal_public_keys.clone(),
@@ -440,6 +569,7 @@ impl BundleCatalog {
                 bundle,
                 adapter,
                 transport.clone(),
+                media.clone(),
                 base_url.trim_end_matches('/').to_string(),
                 secrets,
                 keys.clone(),

@@ -22,6 +22,7 @@ pub struct BundleDriver {
     spec: ModelSpec,
     adapter: Arc<dyn Adapter>,
     transport: Transport,
+    media: crate::media::MediaClient,
     base_url: String,
     secrets: BTreeMap<String, String>,
     keys: CallbackKeys,
@@ -61,6 +62,7 @@ impl BundleDriver {
         bundle: Bundle,
         adapter: Arc<dyn Adapter>,
         transport: Transport,
+        media: crate::media::MediaClient,
         base_url: String,
         secrets: BTreeMap<String, String>,
         keys: CallbackKeys,
@@ -110,6 +112,7 @@ impl BundleDriver {
             spec,
             adapter,
             transport,
+            media,
             base_url,
             secrets,
             keys,
@@ -136,10 +139,87 @@ impl BundleDriver {
     }
 
     async fn run(&self, steps: &[crate::format::Step], ctx: &CallContext) -> StepRun {
-        let adapter = self.adapter.clone();
-        let classify = move |r: &crate::http::HttpResponse| adapter.classify_error(r);
-        engine::run(steps, self.context(ctx), &self.transport, &classify).await
+        let tools = engine::Tools {
+            transport: &self.transport,
+            media: &self.media,
+            adapter: self.adapter.as_ref(),
+        };
+        engine::run(steps, self.context(ctx), tools).await
     }
+}
+
+/// Checks the input's media fields, the properties annotated `x-media` in the input schema
+/// (`{kind: image|audio|video, max_bytes, max_pixels}`): a URL must be one the media policy lets
+/// us fetch (no private, loopback or metadata address, no credentials, http(s) only); a
+/// `data:` URI must decode within `max_bytes`, be of the kind, and (images) have at most
+/// `max_pixels`. Arrays of such strings are checked item by item.
+pub fn check_media(
+    schema: &Value,
+    input: &Value,
+    at: &str,
+    policy: executor_lifecycle::netguard::OutboundPolicy,
+) -> Result<(), Failure> {
+    let Some(props) = schema["properties"].as_object() else {
+        return Ok(());
+    };
+    for (name, prop) in props {
+        let Some(value) = input.get(name) else {
+            continue;
+        };
+        let here = format!("{at}/{name}");
+        if prop["type"] == "object" {
+            check_media(prop, value, &here, policy)?;
+            continue;
+        }
+        let (media, items) = match (&prop["x-media"], value) {
+            (m, Value::Array(items)) if !m.is_object() && prop["items"]["x-media"].is_object() => (
+                &prop["items"]["x-media"],
+                items.iter().enumerate().collect::<Vec<_>>(),
+            ),
+            (m, v) if m.is_object() => (m, vec![(usize::MAX, v)]),
+            _ => continue,
+        };
+        for (i, v) in items {
+            let pointer = if i == usize::MAX {
+                format!("/input{here}")
+            } else {
+                format!("/input{here}/{i}")
+            };
+            let Some(text) = v.as_str() else { continue };
+            media_ok(media, text, policy).map_err(|why| {
+                Failure::validation(pointer.clone(), format!("input{}: {why}", &pointer[6..]))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn media_ok(
+    media: &Value,
+    text: &str,
+    policy: executor_lifecycle::netguard::OutboundPolicy,
+) -> Result<(), String> {
+    let kind = media["kind"].as_str().unwrap_or("image");
+    let max_bytes = media["max_bytes"].as_u64().unwrap_or(20 * 1024 * 1024);
+    if text.starts_with("data:") {
+        let (mime, bytes) =
+            crate::media::decode_data_uri(text, max_bytes).map_err(|e| e.message)?;
+        if !mime.starts_with(&format!("{kind}/")) {
+            return Err(format!("a data URI of {mime}, expected {kind}/*"));
+        }
+        if kind == "image" {
+            let (w, h, _) = crate::media::dimensions(&bytes).map_err(|e| e.message)?;
+            if let Some(max) = media["max_pixels"].as_u64()
+                && u64::from(w) * u64::from(h) > max
+            {
+                return Err(format!(
+                    "image of {w}x{h} pixels is larger than {max} pixels"
+                ));
+            }
+        }
+        return Ok(());
+    }
+    policy.check_url(text).map(|_| ())
 }
 
 /// Applies top-level schema defaults to an input object.
@@ -178,6 +258,7 @@ impl ModelDriver for BundleDriver {
                 format!("input{}: {err}", err.instance_path),
             ));
         }
+        check_media(&self.bundle.input_schema, &input, "", self.media.policy())?;
         Ok(input)
     }
 
@@ -240,6 +321,7 @@ impl ModelDriver for BundleDriver {
         Reply {
             outcome,
             calls: run.calls,
+            events: run.events,
         }
     }
 
@@ -249,6 +331,7 @@ impl ModelDriver for BundleDriver {
         Reply {
             outcome,
             calls: run.calls,
+            events: run.events,
         }
     }
 
@@ -260,6 +343,7 @@ impl ModelDriver for BundleDriver {
                     "the provider has no cancel call",
                 )),
                 calls: vec![],
+                events: vec![],
             };
         }
         let run = self.run(&self.bundle.steps.cancel, ctx).await;
@@ -273,6 +357,7 @@ impl ModelDriver for BundleDriver {
         Reply {
             outcome,
             calls: run.calls,
+            events: run.events,
         }
     }
 

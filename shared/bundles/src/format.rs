@@ -147,6 +147,18 @@ pub enum Pricing {
         /// USD per thousand characters.
         usd_per_thousand: f64,
     },
+    /// Flat provider credits per output (Stability: credits per generation).
+    PerOutputCredits {
+        /// Credits per output.
+        credits_per_output: f64,
+        /// USD per credit.
+        usd_per_credit: f64,
+    },
+    /// Per second of generated media (`usage.duration_seconds`).
+    PerOutputSecond {
+        /// USD per second of output.
+        usd_per_second: f64,
+    },
 }
 
 /// The steps of each action.
@@ -175,6 +187,15 @@ pub enum Step {
     Conditional(ConditionalStep),
     /// End the action with an outcome and an error class.
     StopExecution(StopStep),
+    /// Decode an image, resize it, convert it, re-encode it (within limits); stored at
+    /// `vars.<id>` as `{base64, data_uri, mime_type, width, height, bytes}`.
+    TransformImage(TransformImageStep),
+    /// Record a progress or custom event on the execution's timeline.
+    PublishEvent(PublishEventStep),
+    /// Run steps once per item of an array (bounded); collected values at `vars.<id>`.
+    ForEach(ForEachStep),
+    /// Fetch media by URL (SSRF-safe, size-limited) and keep it inline at `vars.<id>`.
+    FileHandler(FileHandlerStep),
 }
 
 /// HTTP method.
@@ -226,9 +247,14 @@ pub struct HttpRequestStep {
     /// `{{ expression }}` keeps the expression's JSON type; keys rendering to null are dropped.
     #[serde(default)]
     pub json: Option<Value>,
-    /// Multipart form fields (templates).
+    /// Multipart form fields (templates). A field whose template renders to a media value
+    /// (`{base64, mime_type}`, as `file-handler` and `transform-image` produce) is sent as a
+    /// file part.
     #[serde(default)]
     pub multipart: Option<BTreeMap<String, String>>,
+    /// A raw binary body.
+    #[serde(default)]
+    pub binary: Option<BinaryBody>,
     /// Per-call timeout in seconds.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
@@ -236,6 +262,162 @@ pub struct HttpRequestStep {
 
 fn default_timeout() -> u64 {
     30
+}
+
+/// A raw request body.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryBody {
+    /// Template rendering to base64 (or to a media value `{base64, mime_type}`).
+    pub data: String,
+    /// Content type (template); defaults to the media value's `mime_type`.
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// Image formats `transform-image` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// PNG.
+    Png,
+    /// JPEG (quality from `quality`).
+    Jpeg,
+    /// WebP (lossless).
+    Webp,
+}
+
+/// How a resize fits the box.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Keep the aspect ratio, fit inside the box.
+    #[default]
+    Contain,
+    /// Keep the aspect ratio, fill the box and crop the overflow.
+    Cover,
+    /// Stretch to the box.
+    Fill,
+}
+
+/// A resize box.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resize {
+    /// Box width in pixels.
+    pub width: u32,
+    /// Box height in pixels.
+    pub height: u32,
+    /// How the image fits the box.
+    #[serde(default)]
+    pub fit: Fit,
+}
+
+/// An image transformation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformImageStep {
+    /// Step id; the image is stored at `vars.<id>`.
+    pub id: String,
+    /// Template rendering to a data URI, plain base64, or a media value `{base64, ...}`.
+    pub source: String,
+    /// Resize box (absent: keep the size).
+    #[serde(default)]
+    pub resize: Option<Resize>,
+    /// Output format (absent: PNG).
+    #[serde(default)]
+    pub format: Option<ImageFormat>,
+    /// JPEG quality 1–100.
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+    /// Largest encoded input accepted, in bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_input_bytes: u64,
+    /// Largest decoded input accepted, in pixels (width × height).
+    #[serde(default = "default_max_pixels")]
+    pub max_input_pixels: u64,
+}
+
+fn default_quality() -> u8 {
+    90
+}
+
+fn default_max_bytes() -> u64 {
+    20 * 1024 * 1024
+}
+
+fn default_max_pixels() -> u64 {
+    40_000_000
+}
+
+/// An event on the execution's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishEventStep {
+    /// Step id.
+    pub id: String,
+    /// Event name: `progress` or a custom name.
+    pub event: String,
+    /// Data (a template value, same rules as an HTTP JSON body). For `progress`, a number
+    /// 0..1 or `{progress, message}`.
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// A bounded loop.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForEachStep {
+    /// Step id; collected values are stored at `vars.<id>` (an array).
+    pub id: String,
+    /// Expression evaluating to an array, e.g. `input.images`.
+    pub items: String,
+    /// Name of the loop variable (also `loop_index`).
+    #[serde(default = "default_item", rename = "as")]
+    pub item: String,
+    /// Most items allowed; more fail the action with `validation_error`.
+    pub max_items: u32,
+    /// Steps run per item.
+    pub steps: Vec<Step>,
+    /// Id of an inner step whose value (`vars.<id>`, or `steps.<id>.body`) is collected.
+    #[serde(default)]
+    pub collect: Option<String>,
+}
+
+fn default_item() -> String {
+    "item".into()
+}
+
+/// What a file handler does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAction {
+    /// Fetch the URL and keep the bytes inline (`{base64, data_uri, mime_type, bytes, url}`).
+    #[default]
+    Fetch,
+}
+
+/// Fetching media by URL.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileHandlerStep {
+    /// Step id; the file is stored at `vars.<id>`.
+    pub id: String,
+    /// The action.
+    #[serde(default)]
+    pub action: FileAction,
+    /// URL template (https/http; private, loopback and metadata addresses are refused). A
+    /// `data:` URI is decoded instead of fetched.
+    pub url: String,
+    /// Largest file accepted, in bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Accepted content-type prefixes (e.g. `image/`); empty: any.
+    #[serde(default)]
+    pub accept: Vec<String>,
+    /// Per-fetch timeout in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
 }
 
 /// A JSON value built from templates.

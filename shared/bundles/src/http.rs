@@ -77,12 +77,42 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// Query parameters.
     pub query: Vec<(String, String)>,
-    /// JSON body.
-    pub json: Option<Value>,
-    /// Multipart fields.
-    pub multipart: Option<Vec<(String, String)>>,
+    /// Body.
+    pub body: RequestBody,
     /// Timeout.
     pub timeout: Duration,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum RequestBody {
+    /// No body.
+    None,
+    /// JSON.
+    Json(Value),
+    /// A multipart form.
+    Multipart(Vec<(String, Part)>),
+    /// Raw bytes.
+    Binary {
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// Their content type.
+        content_type: String,
+    },
+}
+
+/// One multipart field.
+#[derive(Debug, Clone)]
+pub enum Part {
+    /// A text field.
+    Text(String),
+    /// A file field.
+    File {
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// Their content type.
+        mime: String,
+    },
 }
 
 /// The shared client, with per-host resilience.
@@ -197,14 +227,34 @@ impl Transport {
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
         }
-        if let Some(body) = &req.json {
-            rb = rb.json(body);
-        } else if let Some(fields) = &req.multipart {
-            let mut form = reqwest::multipart::Form::new();
-            for (k, v) in fields {
-                form = form.text(k.clone(), v.clone());
+        match &req.body {
+            RequestBody::None => {}
+            RequestBody::Json(body) => rb = rb.json(body),
+            RequestBody::Multipart(fields) => {
+                let mut form = reqwest::multipart::Form::new();
+                for (k, v) in fields {
+                    form = match v {
+                        Part::Text(t) => form.text(k.clone(), t.clone()),
+                        Part::File { bytes, mime } => {
+                            let ext = mime.rsplit('/').next().unwrap_or("bin");
+                            let part = reqwest::multipart::Part::bytes(bytes.clone())
+                                .file_name(format!("{k}.{ext}"))
+                                .mime_str(mime)
+                                .unwrap_or_else(|_| reqwest::multipart::Part::bytes(bytes.clone()));
+                            form.part(k.clone(), part)
+                        }
+                    };
+                }
+                rb = rb.multipart(form);
             }
-            rb = rb.multipart(form);
+            RequestBody::Binary {
+                bytes,
+                content_type,
+            } => {
+                rb = rb
+                    .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                    .body(bytes.clone());
+            }
         }
         let result = match rb.send().await {
             Ok(resp) => read(resp).await,

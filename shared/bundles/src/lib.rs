@@ -17,6 +17,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod media;
 pub mod pricing;
 pub mod resilience;
 pub mod sender;

@@ -76,6 +76,21 @@ pub fn compute(pricing: &Pricing, result: &ProviderResult) -> Cost {
                 "usage.characters",
             )]
         }
+        Pricing::PerOutputCredits {
+            credits_per_output,
+            usd_per_credit,
+        } => vec![line(
+            "credit",
+            result.outputs.len() as f64 * credits_per_output,
+            *usd_per_credit,
+            "outputs",
+        )],
+        Pricing::PerOutputSecond { usd_per_second } => vec![line(
+            "output_second",
+            num(u, "duration_seconds"),
+            *usd_per_second,
+            "usage.duration_seconds",
+        )],
     };
     Cost {
         provider_usd_micros: lines.iter().map(|l| l.amount_usd_micros).sum(),

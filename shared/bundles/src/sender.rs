@@ -18,7 +18,7 @@ pub struct StandardWebhookSender {
 /// a name pointing inside (10.0.0.5, 169.254.169.254, ...) cannot be reached, however it is
 /// spelled and whatever it resolved to a moment ago: the addresses checked are the ones the
 /// connection uses.
-struct GuardedResolver(OutboundPolicy);
+pub(crate) struct GuardedResolver(pub(crate) OutboundPolicy);
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {

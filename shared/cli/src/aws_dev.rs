@@ -41,7 +41,7 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
     };
     let mut catalog = CatalogOptions::from_env();
     if let Some(s) = &sims {
-        for p in ["openai", "runway", "replicate", "fal"] {
+        for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
             catalog.base_url_overrides.insert(p.into(), s.base_url(p));
         }
         catalog.replicate_webhook_secret = Some(s.replicate_webhook_secret().to_string());

@@ -151,7 +151,7 @@ fn bench_options(dir: &std::path::Path, workers: usize) -> LocalOptions {
     o.lifecycle.time_scale = 0.001;
     o.reconcile_every_ms = 0;
     o.worker_concurrency = workers;
-    for p in ["openai", "runway", "replicate", "fal"] {
+    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
         o.capacity_overrides.insert(p.to_string(), 0);
     }
     o

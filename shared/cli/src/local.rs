@@ -249,7 +249,7 @@ impl LocalSystem {
             .base_url_overrides
             .extend(opts.base_url_overrides.clone());
         if let Some(sims) = &simulators {
-            for provider in ["openai", "runway", "replicate", "fal"] {
+            for provider in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
                 catalog_opts
                     .base_url_overrides
                     .insert(provider.to_string(), sims.base_url(provider));
@@ -265,6 +265,7 @@ impl LocalSystem {
             catalog_opts.allow_missing_credentials = false;
         }
         catalog_opts.resilience = opts.resilience.clone();
+        catalog_opts.media_policy = opts.lifecycle.webhook_targets;
         catalog_opts
             .capacity_overrides
             .extend(opts.capacity_overrides.clone());

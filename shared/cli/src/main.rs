@@ -556,7 +556,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 executor_simulators::SimConfig::default(),
             )
             .await?;
-            for p in ["openai", "runway", "replicate", "fal"] {
+            for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
                 println!(
                     "EXECUTOR_{}_BASE_URL={}",
                     p.to_uppercase(),

@@ -92,6 +92,20 @@ pub struct Reply<T> {
     pub outcome: T,
     /// Calls made, for the audit record.
     pub calls: Vec<CallRecord>,
+    /// Events the model's steps published (`{event, step, data}`), recorded on the
+    /// transition (`detail.events`).
+    pub events: Vec<Value>,
+}
+
+/// Adds published events to a transition's detail.
+pub(crate) fn note_events(detail: &mut Value, events: Vec<Value>) {
+    if events.is_empty() {
+        return;
+    }
+    if !detail.is_object() {
+        *detail = Value::Object(Default::default());
+    }
+    detail["events"] = Value::Array(events);
 }
 
 /// Whether a failed create call might have created a job.

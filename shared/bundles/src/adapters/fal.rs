@@ -289,6 +289,7 @@ mod tests {
             responses,
             last_http: Some("status".into()),
             calls: vec![],
+            events: vec![],
             ctx: json!({}),
         };
         assert!(

@@ -2,10 +2,14 @@
 //! extract job ids, normalize results, validate callbacks, and (through usage figures)
 //! compute cost. The lifecycle decides policy from the classes they return.
 
+pub mod elevenlabs;
 pub mod fal;
+pub mod luma;
+pub mod minimax;
 pub mod openai;
 pub mod replicate;
 pub mod runway;
+pub mod stability;
 
 use crate::engine::StepRun;
 use crate::http::HttpResponse;
@@ -31,6 +35,12 @@ pub trait Adapter: Send + Sync {
     fn name(&self) -> &'static str;
     /// Classifies a non-2xx provider response.
     fn classify_error(&self, resp: &HttpResponse) -> Failure;
+    /// True when a 2xx answer is really an error (MiniMax answers errors with HTTP 200 and
+    /// `base_resp.status_code != 0`); `classify_error` then reads it.
+    fn is_error_answer(&self, resp: &HttpResponse) -> bool {
+        let _ = resp;
+        false
+    }
     /// The job id in a create response.
     fn job_id(&self, resp: &HttpResponse) -> Option<String>;
     /// Normalizes an immediate answer into a result (or a failure, e.g. a filtered output).
@@ -79,12 +89,25 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Adapter>> {
         "runway" => Some(Arc::new(runway::Runway)),
         "replicate" => Some(Arc::new(replicate::Replicate)),
         "fal" => Some(Arc::new(fal::Fal)),
+        "stability" => Some(Arc::new(stability::Stability)),
+        "elevenlabs" => Some(Arc::new(elevenlabs::ElevenLabs)),
+        "luma" => Some(Arc::new(luma::Luma)),
+        "minimax" => Some(Arc::new(minimax::MiniMax)),
         _ => None,
     }
 }
 
 /// Names of all adapters.
-pub const NAMES: [&str; 4] = ["openai", "runway", "replicate", "fal"];
+pub const NAMES: [&str; 8] = [
+    "openai",
+    "runway",
+    "replicate",
+    "fal",
+    "stability",
+    "elevenlabs",
+    "luma",
+    "minimax",
+];
 
 /// The common mapping of HTTP statuses the provider didn't explain otherwise.
 pub fn class_of_status(status: u16) -> ErrorClass {

@@ -174,7 +174,7 @@ pub async fn world_with(
 
     let sims = Simulators::start(SimConfig::default()).await.unwrap();
     let mut catalog = CatalogOptions::from_env();
-    for p in ["openai", "runway", "replicate", "fal"] {
+    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
         catalog
             .base_url_overrides
             .insert(p.into(), sims.base_url(p));

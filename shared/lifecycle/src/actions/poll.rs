@@ -62,6 +62,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         )?;
         step.detail = json!({"provider_cancel": match &reply.outcome { Ok(()) => "accepted".to_string(), Err(f) => f.to_string() }});
         step.calls = reply.calls;
+        crate::provider::note_events(&mut step.detail, reply.events);
         return done(engine.commit_step(&guard, step).await?);
     }
 
@@ -69,12 +70,14 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     let (from_callbacks, consumed, needs_poll) =
         consume_callbacks(engine, &guard, &ctx, &driver).await?;
     let mut calls = Vec::new();
+    let mut events = Vec::new();
     let mut polled = false;
     let outcome = match from_callbacks {
         Some(o) if is_terminal(&o) || !needs_poll => o,
         _ => {
             let reply = driver.poll(&ctx).await;
             calls = reply.calls;
+            events = reply.events;
             polled = true;
             reply.outcome
         }
@@ -197,6 +200,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         }
     }
     step.calls.extend(calls);
+    crate::provider::note_events(&mut step.detail, events);
     done(engine.commit_step(&guard, step).await?)
 }
 

@@ -158,6 +158,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     };
     let mut step = step;
     step.calls = reply.calls;
+    crate::provider::note_events(&mut step.detail, reply.events);
     done(engine.commit_step(&intent, step).await?)
 }
 
