@@ -10,4 +10,5 @@ pub mod demo;
 pub mod local;
 pub mod metrics;
 pub mod render;
+pub mod replay;
 pub mod web;

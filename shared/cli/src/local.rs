@@ -61,6 +61,11 @@ pub struct LocalOptions {
     pub allow_missing_credentials: bool,
     /// Provider credentials by name, instead of the process environment (tests).
     pub secrets: Option<HashMap<String, String>>,
+    /// Callback verification keys (Replicate `whsec_...`, fal public keys) instead of the
+    /// environment's or the simulators'.
+    pub callback_keys: Option<(String, Vec<String>)>,
+    /// The URL providers and customers reach this system at (default: the bound address).
+    pub public_base_url: Option<String>,
 }
 
 impl LocalOptions {
@@ -126,6 +131,8 @@ impl LocalOptions {
             run_workers: true,
             allow_missing_credentials: false,
             secrets: None,
+            callback_keys: None,
+            public_base_url: None,
         }
     }
 }
@@ -260,6 +267,10 @@ impl LocalSystem {
             catalog_opts.allow_missing_credentials = true;
         }
         catalog_opts.allow_missing_credentials |= opts.allow_missing_credentials;
+        if let Some((whsec, fal)) = &opts.callback_keys {
+            catalog_opts.replicate_webhook_secret = Some(whsec.clone());
+            catalog_opts.fal_public_keys = fal.clone();
+        }
         if let Some(map) = &opts.secrets {
             catalog_opts.secrets = Arc::new(executor_bundles::catalog::MapSecrets(map.clone()));
             catalog_opts.allow_missing_credentials = false;
@@ -278,7 +289,7 @@ impl LocalSystem {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
         let mut lifecycle = opts.lifecycle.clone();
-        lifecycle.public_base_url = url.clone();
+        lifecycle.public_base_url = opts.public_base_url.clone().unwrap_or_else(|| url.clone());
 
         let ports = ports(&opts, &backend, catalog)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());

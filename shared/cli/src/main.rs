@@ -32,6 +32,48 @@ enum BundleCommand {
         /// A bundle file or a directory of bundles.
         path: Option<PathBuf>,
     },
+    /// Replay a bundle's fixtures against the real lifecycle (embedded, in this process):
+    /// the provider is played by the recorded interactions, callbacks are sent again, and the
+    /// outcome (status, error class, outputs, cost) is compared with each fixture's
+    /// expectation; a difference is shown as a diff. BUNDLE is a bundle file, a model id, or
+    /// `all`. Exits 1 if any fixture fails or a bundle has none.
+    Test {
+        /// A bundle file, a model id, or `all`.
+        bundle: String,
+        /// Fixtures directory (`bundles/fixtures` by default); a bundle's fixtures are in
+        /// `<dir>/<bundle file stem>/`.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Bundles directory.
+        #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
+        bundles: Option<PathBuf>,
+    },
+    /// Record a fixture: run one execution through a recording proxy against the simulators
+    /// (default) or the real provider (`--against provider`, credentials from the
+    /// environment), and write the interactions, callbacks and outcome to
+    /// `<fixtures>/<bundle file stem>/<name>.yaml`.
+    Record {
+        /// The model id.
+        model: String,
+        /// The input, as JSON.
+        #[arg(long)]
+        input: String,
+        /// The case name (file name).
+        #[arg(long)]
+        name: String,
+        /// What the case shows.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// `simulator` or `provider`.
+        #[arg(long, default_value = "simulator")]
+        against: String,
+        /// Fixtures directory (`bundles/fixtures` by default).
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Bundles directory.
+        #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
+        bundles: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -540,6 +582,121 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("ok  {m}");
             }
             println!("{} bundle(s) valid", models.len());
+            Ok(0)
+        }
+        Command::Bundle {
+            command:
+                BundleCommand::Test {
+                    bundle,
+                    fixtures,
+                    bundles,
+                },
+        } => {
+            use executor_cli::replay;
+            let bundles_dir = bundles.unwrap_or_else(executor_cli::local::default_bundles_dir);
+            let fixtures_dir = fixtures.unwrap_or_else(|| bundles_dir.join("fixtures"));
+            let all = replay::bundles_by_id(&bundles_dir)?;
+            let chosen: Vec<(String, PathBuf)> = if bundle == "all" {
+                all.iter()
+                    .map(|(id, (f, _))| (id.clone(), f.clone()))
+                    .collect()
+            } else if let Some((f, _)) = all.get(&bundle) {
+                vec![(bundle.clone(), f.clone())]
+            } else {
+                let p = PathBuf::from(&bundle);
+                match all.iter().find(|(_, (f, _))| {
+                    f.canonicalize().ok() == p.canonicalize().ok() && p.exists()
+                }) {
+                    Some((id, (f, _))) => vec![(id.clone(), f.clone())],
+                    None => bail!(
+                        "{bundle}: not a bundle file or model id in {} (models: {})",
+                        bundles_dir.display(),
+                        all.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            };
+            let mut failed = 0;
+            let mut passed = 0;
+            for (id, file) in &chosen {
+                let dir = replay::fixtures_of(&fixtures_dir, file);
+                let files = if dir.is_dir() {
+                    replay::fixture_files(&dir)?
+                } else {
+                    vec![]
+                };
+                if files.is_empty() {
+                    println!("FAIL {id}: no fixtures in {}", dir.display());
+                    failed += 1;
+                    continue;
+                }
+                for f in files {
+                    let r = replay::run_fixture(&f, &all, &bundles_dir).await;
+                    if r.passed {
+                        passed += 1;
+                        let a = r.actual.as_ref();
+                        println!(
+                            "ok   {id} {} ({}{})",
+                            r.name,
+                            a.map(|a| a.outcome.as_str()).unwrap_or(""),
+                            a.and_then(|a| a.error_class.as_deref())
+                                .map(|c| format!(", {c}"))
+                                .unwrap_or_default()
+                        );
+                    } else {
+                        failed += 1;
+                        println!("FAIL {id} {} ({})", r.name, f.display());
+                        for line in r.detail.lines() {
+                            println!("     {line}");
+                        }
+                    }
+                }
+            }
+            println!("{passed} fixture(s) passed, {failed} failed");
+            Ok(if failed > 0 { 1 } else { 0 })
+        }
+        Command::Bundle {
+            command:
+                BundleCommand::Record {
+                    model,
+                    input,
+                    name,
+                    description,
+                    against,
+                    fixtures,
+                    bundles,
+                },
+        } => {
+            use executor_cli::replay;
+            let bundles_dir = bundles.unwrap_or_else(executor_cli::local::default_bundles_dir);
+            let fixtures_dir = fixtures.unwrap_or_else(|| bundles_dir.join("fixtures"));
+            let input: serde_json::Value =
+                serde_json::from_str(&input).context("--input is not JSON")?;
+            let target = match against.as_str() {
+                "simulator" => replay::Target::Simulators,
+                "provider" => replay::Target::Provider,
+                other => bail!("--against {other}: use simulator or provider"),
+            };
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                bail!("--name {name:?}: use a plain file name");
+            }
+            let fixture =
+                replay::record(&bundles_dir, &model, input, &name, &description, target).await?;
+            let all = replay::bundles_by_id(&bundles_dir)?;
+            let file = &all[&model].0;
+            let out = replay::write_fixture(&fixtures_dir, file, &fixture)?;
+            println!(
+                "recorded {} interaction(s), {} callback(s): {} ({}{})",
+                fixture.interactions.len(),
+                fixture.callbacks.len(),
+                out.display(),
+                fixture.expect.outcome,
+                fixture
+                    .expect
+                    .error_class
+                    .as_deref()
+                    .map(|c| format!(", {c}"))
+                    .unwrap_or_default()
+            );
             Ok(0)
         }
         Command::Openapi => {
