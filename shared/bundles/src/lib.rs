@@ -11,6 +11,7 @@
 
 pub mod adapters;
 pub mod catalog;
+pub mod docs;
 pub mod driver;
 pub mod engine;
 pub mod format;

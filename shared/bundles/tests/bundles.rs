@@ -32,11 +32,83 @@ fn committed_schema_matches_the_format() {
     );
 }
 
+/// `docs/bundles/<stem>.md` per bundle and `docs/bundles/README.md`, as generated.
+#[test]
+fn committed_bundle_pages_match_the_generator() {
+    let dir = repo().join("docs/bundles");
+    let update = std::env::var_os("UPDATE_DOCS").is_some();
+    if update {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    let mut all = Vec::new();
+    let mut expected_files = vec!["README.md".to_string()];
+    for f in executor_bundles::catalog::bundle_files(&repo().join("bundles")).unwrap() {
+        let bundle = check_file(&f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let stem = f.file_stem().unwrap().to_string_lossy().to_string();
+        let page = executor_bundles::docs::page(&bundle, &name);
+        let path = dir.join(format!("{stem}.md"));
+        if update {
+            std::fs::write(&path, &page).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            committed,
+            page,
+            "{} drifted from bundles/{name}; run UPDATE_DOCS=1 cargo test -p executor-bundles --test bundles",
+            path.display()
+        );
+        // The page says what matters to a user.
+        assert!(
+            page.contains(&bundle.id) && page.contains("## Pricing") && page.contains("## Errors")
+        );
+        expected_files.push(format!("{stem}.md"));
+        all.push((name, bundle));
+    }
+    let index = executor_bundles::docs::index(&all);
+    if update {
+        std::fs::write(dir.join("README.md"), &index).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README.md")).unwrap_or_default(),
+        index,
+        "docs/bundles/README.md drifted; run UPDATE_DOCS=1 cargo test -p executor-bundles --test bundles"
+    );
+    // No page for a bundle that is gone.
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    present.sort();
+    expected_files.sort();
+    assert_eq!(present, expected_files, "stale pages in docs/bundles");
+}
+
+/// Every class the adapters document is a real class of the taxonomy.
+#[test]
+fn documented_error_classes_exist() {
+    for name in executor_bundles::adapters::NAMES {
+        let a = executor_bundles::adapters::by_name(name).unwrap();
+        assert!(!a.error_table().is_empty(), "{name} documents no errors");
+        for (signal, class, _) in a.error_table() {
+            if class.starts_with('(') || *class == "by type" {
+                continue;
+            }
+            for c in class.split(" / ") {
+                assert!(
+                    executor_lifecycle::ErrorClass::parse(c).is_some(),
+                    "{name}: {signal}: unknown class {c}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_committed_bundle_loads() {
     let catalog = BundleCatalog::load(&repo().join("bundles"), dev_options()).unwrap();
     let ids: Vec<String> = catalog.list().iter().map(|d| d.spec().id.clone()).collect();
-    assert!(ids.len() >= 4, "{ids:?}");
+    assert!(ids.len() >= 8, "{ids:?}");
     for shape in ["immediate", "polling", "callback"] {
         assert!(
             catalog

@@ -19,6 +19,43 @@ impl Adapter for ElevenLabs {
         "elevenlabs"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 401 `quota_exceeded`",
+                "pipeline_configuration",
+                "quota is a 401; not retried",
+            ),
+            ("HTTP 401 `invalid_api_key`", "pipeline_configuration", ""),
+            (
+                "HTTP 429 `too_many_concurrent_requests`, `concurrent_limit_exceeded`, `rate_limit_exceeded`, `system_busy`",
+                "rate_limited",
+                "retried",
+            ),
+            (
+                "HTTP 400 `voice_not_found`",
+                "validation_error",
+                "field `/voice_id`",
+            ),
+            (
+                "HTTP 400 `max_character_limit_exceeded`, `invalid_parameters`",
+                "validation_error",
+                "field from `param`",
+            ),
+            (
+                "HTTP 422 FastAPI `detail[]`",
+                "validation_error",
+                "field from `loc`",
+            ),
+            (
+                "HTTP 5xx",
+                "provider_transient / provider_unavailable",
+                "retried",
+            ),
+            ("HTTP 200 with an empty body", "partial_result", ""),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let d = &resp.body["detail"];
         if let Some(items) = d.as_array() {

@@ -41,6 +41,28 @@ impl Adapter for Fal {
         "fal"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 422 `detail[]` (`loc`, `type`)",
+                "validation_error / content_policy",
+                "names the field; `content_policy_violation` types are content_policy",
+            ),
+            (
+                "`error_type` / `X-Fal-Error-Type` of request errors",
+                "by type",
+                "e.g. `runner_disconnected` provider_unavailable, `request_timeout` timeout",
+            ),
+            ("HTTP 429", "rate_limited", "retried"),
+            (
+                "status COMPLETED with `error` + `error_type`",
+                "by type",
+                "COMPLETED is not success",
+            ),
+            ("HTTP 401 / 403", "pipeline_configuration", ""),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let b = &resp.body;
         if let Some(items) = b["detail"].as_array() {

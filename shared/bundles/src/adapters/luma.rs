@@ -108,6 +108,49 @@ impl Adapter for Luma {
         "luma"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 400 `{detail}` with a moderation message",
+                "content_policy",
+                "",
+            ),
+            (
+                "HTTP 400 / 422 `{detail}`",
+                "validation_error",
+                "names the field mentioned",
+            ),
+            (
+                "HTTP 401 / 403",
+                "pipeline_configuration",
+                "`Invalid API key is provided`",
+            ),
+            ("HTTP 402", "pipeline_configuration", "out of credits"),
+            ("HTTP 429", "rate_limited", "retried"),
+            (
+                "HTTP 5xx",
+                "provider_transient / provider_unavailable",
+                "retried",
+            ),
+            (
+                "generation `failed`, moderation reason",
+                "content_policy",
+                "",
+            ),
+            ("generation `failed`, other", "provider_fatal", ""),
+            (
+                "callback (unsigned)",
+                "(not trusted)",
+                "a nudge: the generation is read to confirm",
+            ),
+            (
+                "generation `completed` without assets",
+                "partial_result",
+                "",
+            ),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let detail = resp.body["detail"]
             .as_str()

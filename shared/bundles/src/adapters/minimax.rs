@@ -38,6 +38,44 @@ impl Adapter for MiniMax {
         "minimax"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 200 `base_resp.status_code` 1002 / 1039",
+                "rate_limited",
+                "errors arrive as HTTP 200",
+            ),
+            (
+                "HTTP 200 code 1004",
+                "pipeline_configuration",
+                "authentication",
+            ),
+            (
+                "HTTP 200 code 1008",
+                "pipeline_configuration",
+                "insufficient balance",
+            ),
+            (
+                "HTTP 200 code 1026 / 1027",
+                "content_policy",
+                "input / output sensitive",
+            ),
+            (
+                "HTTP 200 code 2013",
+                "validation_error",
+                "invalid parameters",
+            ),
+            (
+                "HTTP 200 code 1000 / 1024",
+                "provider_transient",
+                "unknown / internal error",
+            ),
+            ("HTTP 200 code 1001", "timeout", ""),
+            ("task `Fail`", "provider_fatal", ""),
+            ("task `Success` without `file_id`", "partial_result", ""),
+        ]
+    }
+
     fn is_error_answer(&self, resp: &HttpResponse) -> bool {
         code_of(&resp.body).is_some_and(|c| c != 0)
     }

@@ -33,6 +33,11 @@ pub struct CallbackKeys {
 pub trait Adapter: Send + Sync {
     /// The adapter's name (as bundles refer to it).
     fn name(&self) -> &'static str;
+    /// What the provider's answers mean in the failure taxonomy, for the generated docs:
+    /// (provider signal, error class, note).
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[]
+    }
     /// Classifies a non-2xx provider response.
     fn classify_error(&self, resp: &HttpResponse) -> Failure;
     /// True when a 2xx answer is really an error (MiniMax answers errors with HTTP 200 and

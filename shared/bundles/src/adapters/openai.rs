@@ -16,6 +16,38 @@ impl Adapter for OpenAi {
         "openai"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 429 `rate_limit_exceeded`",
+                "rate_limited",
+                "retried after `retry-after-ms`/`retry-after`",
+            ),
+            (
+                "HTTP 429 `insufficient_quota`",
+                "pipeline_configuration",
+                "our account is out of credit; not retried",
+            ),
+            (
+                "HTTP 400 `content_policy_violation` / `moderation_blocked`",
+                "content_policy",
+                "the safety system refused the prompt",
+            ),
+            (
+                "HTTP 400 with `param`",
+                "validation_error",
+                "names the field (`/param`)",
+            ),
+            (
+                "HTTP 401 / 403",
+                "pipeline_configuration",
+                "bad or unauthorized key",
+            ),
+            ("HTTP 500", "provider_transient", "retried"),
+            ("HTTP 502 / 503", "provider_unavailable", "retried"),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let e = &resp.body["error"];
         let code = e["code"]

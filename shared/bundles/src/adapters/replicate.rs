@@ -21,6 +21,35 @@ impl Adapter for Replicate {
         "replicate"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 422 problem+json with `invalid_fields`",
+                "validation_error",
+                "names the field",
+            ),
+            ("HTTP 401 / 403", "pipeline_configuration", "bad token"),
+            ("HTTP 402", "pipeline_configuration", "billing"),
+            ("HTTP 429", "rate_limited", "retried after `retry-after`"),
+            (
+                "HTTP 5xx",
+                "provider_transient / provider_unavailable",
+                "retried",
+            ),
+            (
+                "prediction `failed`, NSFW/safety text",
+                "content_policy",
+                "",
+            ),
+            ("prediction `failed`, other", "provider_fatal", ""),
+            (
+                "prediction `succeeded` with no output",
+                "partial_result",
+                "",
+            ),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let b = &resp.body;
         let detail = b["detail"]

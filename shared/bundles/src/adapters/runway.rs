@@ -31,6 +31,44 @@ impl Adapter for Runway {
         "runway"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 400 `{error}`",
+                "validation_error",
+                "names the field mentioned (`promptImage`, `ratio`, ...)",
+            ),
+            ("HTTP 401", "pipeline_configuration", "bad key"),
+            ("HTTP 429", "rate_limited", "retried"),
+            (
+                "HTTP 502 / 503 / 504",
+                "provider_unavailable / timeout",
+                "retried",
+            ),
+            (
+                "task FAILED `SAFETY.*`, `INPUT_PREPROCESSING.SAFETY.*`",
+                "content_policy",
+                "not retried",
+            ),
+            (
+                "task FAILED `INTERNAL.BAD_OUTPUT.*`, `INPUT_PREPROCESSING.INTERNAL`",
+                "provider_transient",
+                "may succeed again",
+            ),
+            (
+                "task FAILED `ASSET.*`, other `INPUT_PREPROCESSING.*`",
+                "validation_error",
+                "the input asset",
+            ),
+            ("task FAILED, other codes", "provider_fatal", ""),
+            (
+                "task THROTTLED",
+                "(not an error)",
+                "queued by Runway's concurrency limit",
+            ),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let message = resp.body["error"]
             .as_str()

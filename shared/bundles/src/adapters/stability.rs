@@ -48,6 +48,44 @@ impl Adapter for Stability {
         "stability"
     }
 
+    fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            (
+                "HTTP 200 `finish-reason: CONTENT_FILTERED`",
+                "content_policy",
+                "a blurred image is not a result",
+            ),
+            (
+                "HTTP 400 `bad_request`",
+                "validation_error",
+                "names the field the message starts with",
+            ),
+            (
+                "HTTP 402 `payment_required`",
+                "pipeline_configuration",
+                "out of credits",
+            ),
+            ("HTTP 403 `content_moderation`", "content_policy", ""),
+            (
+                "HTTP 422 `public_figure`, `copyrighted_content`",
+                "content_policy",
+                "",
+            ),
+            (
+                "HTTP 422 other (`invalid_language`)",
+                "validation_error",
+                "",
+            ),
+            (
+                "HTTP 429 `rate_limit_exceeded`",
+                "rate_limited",
+                "60 s lock-out assumed (no header)",
+            ),
+            ("HTTP 500 `internal_error`", "provider_transient", "retried"),
+            ("HTTP 200 with an empty body", "partial_result", ""),
+        ]
+    }
+
     fn classify_error(&self, resp: &HttpResponse) -> Failure {
         let name = resp.body["name"].as_str().unwrap_or("").to_string();
         let first = resp.body["errors"]
