@@ -47,6 +47,10 @@ enum BundleCommand {
         /// Bundles directory.
         #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
         bundles: Option<PathBuf>,
+        /// Write each fixture's actual outcome as its expectation (review the diff before
+        /// committing).
+        #[arg(long)]
+        bless: bool,
     },
     /// Record a fixture: run one execution through a recording proxy against the simulators
     /// (default) or the real provider (`--against provider`, credentials from the
@@ -590,6 +594,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     bundle,
                     fixtures,
                     bundles,
+                    bless,
                 },
         } => {
             use executor_cli::replay;
@@ -642,6 +647,13 @@ async fn run(cli: Cli) -> Result<i32> {
                                 .map(|c| format!(", {c}"))
                                 .unwrap_or_default()
                         );
+                    } else if let (true, Some(actual)) = (bless, r.actual.as_ref()) {
+                        replay::bless(&f, actual)?;
+                        passed += 1;
+                        println!("bless {id} {} ({})", r.name, f.display());
+                        for line in r.detail.lines() {
+                            println!("     {line}");
+                        }
                     } else {
                         failed += 1;
                         println!("FAIL {id} {} ({})", r.name, f.display());

@@ -408,6 +408,8 @@ fn system_options(
         .insert(provider.to_string(), base_url.to_string());
     opts.allow_missing_credentials = true;
     opts.lifecycle.time_scale = 0.01;
+    // Production's outbound policy: no loopback media or webhook URLs.
+    opts.lifecycle.webhook_targets = Default::default();
     opts.worker_concurrency = 4;
     opts.reconcile_every_ms = 0;
     opts.resilience.max_retries = 0;
@@ -808,7 +810,15 @@ pub async fn record(
             .create(model, &input, &CreateOptions::default())
             .await?;
         if status >= 300 {
-            bail!("the execution was refused ({status}): {body}");
+            // Refused at the door: the fixture says so (and that the provider saw nothing).
+            return Ok(Expect {
+                outcome: format!("rejected_{status}"),
+                error_class: body["error_class"].as_str().map(str::to_string),
+                field: body["field"].as_str().map(str::to_string),
+                outputs: vec![],
+                usage: Value::Null,
+                cost_usd_micros: 0,
+            });
         }
         let id = body["id"].as_str().unwrap_or_default().to_string();
         let view = client
@@ -816,7 +826,7 @@ pub async fn record(
             .await?;
         // Let late callbacks (e.g. a second completed event) land in the recording.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(project(&view))
+        Ok::<_, anyhow::Error>(project(&view))
     }
     .await;
     sys.stop().await;
@@ -844,6 +854,20 @@ pub async fn record(
     text = text.replace(&proxy, "https://executor.example");
     fixture = serde_json::from_str(&text)?;
     Ok(fixture)
+}
+
+/// Rewrites a fixture file's expectation with an actual outcome (`bundle test --bless`).
+pub fn bless(file: &Path, actual: &Expect) -> Result<()> {
+    let mut f = read_fixture(file)?;
+    f.expect = actual.clone();
+    let text = std::fs::read_to_string(file)?;
+    let header: String = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(file, format!("{header}{}", serde_yaml_ng::to_string(&f)?))?;
+    Ok(())
 }
 
 /// Writes a fixture as YAML under `dir/<bundle file stem>/<name>.yaml`.
