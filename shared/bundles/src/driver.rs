@@ -298,10 +298,12 @@ impl ModelDriver for BundleDriver {
                     ),
                     Value::Null,
                 ),
-                (Some(resp), Shape::Immediate) => match self.adapter.normalize_immediate(resp) {
-                    Ok(result) => SubmitOutcome::Completed(result),
-                    Err(f) => not_created(f, resp.body.clone()),
-                },
+                (Some(resp), Shape::Immediate) => {
+                    match self.adapter.normalize_immediate(resp, &run.ctx["input"]) {
+                        Ok(result) => SubmitOutcome::Completed(result),
+                        Err(f) => not_created(f, resp.body.clone()),
+                    }
+                }
                 (Some(resp), _) => match self.adapter.job_id(resp) {
                     Some(job_id) => SubmitOutcome::Created {
                         job_id,

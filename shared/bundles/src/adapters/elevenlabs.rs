@@ -3,7 +3,7 @@
 //! alignment. Errors are always under `detail`: the current `{type, code, message, status,
 //! request_id, param}`, the legacy `{status, message}`, or FastAPI's 422 list. The trap: an
 //! exhausted quota is **401** `quota_exceeded` — our account's problem, never retried. Cost is
-//! characters, from the `character-cost` header.
+//! characters, from the `character-cost` header (the text's length when it is missing).
 
 use super::{Adapter, class_of_status, short};
 use crate::engine::StepRun;
@@ -132,11 +132,18 @@ impl Adapter for ElevenLabs {
         true
     }
 
-    fn normalize_immediate(&self, resp: &HttpResponse) -> Result<ProviderResult, Failure> {
+    fn normalize_immediate(
+        &self,
+        resp: &HttpResponse,
+        input: &Value,
+    ) -> Result<ProviderResult, Failure> {
         let body = &resp.body;
+        // The header is the provider's own count; without it, the text's length in
+        // characters (what ElevenLabs bills) rather than nothing.
         let characters = resp
             .header("character-cost")
-            .and_then(|c| c.trim().parse::<u64>().ok());
+            .and_then(|c| c.trim().parse::<u64>().ok())
+            .or_else(|| input["text"].as_str().map(|t| t.chars().count() as u64));
         let (b64, mime, duration) = if let Some(b64) = body["body_base64"].as_str() {
             let mime = body["content_type"].as_str().unwrap_or("audio/mpeg");
             let mime = mime.split(';').next().unwrap_or(mime).trim().to_string();
@@ -251,7 +258,7 @@ mod tests {
             &[("character-cost", "27"), ("request-id", "req1")],
             json!({"body_base64": "//uQZAAA", "content_type": "audio/mpeg", "size": 6}),
         );
-        let res = ElevenLabs.normalize_immediate(&r).unwrap();
+        let res = ElevenLabs.normalize_immediate(&r, &Value::Null).unwrap();
         assert_eq!(res.outputs[0].kind, OutputKind::Audio);
         assert_eq!(res.usage["characters"], 27);
     }

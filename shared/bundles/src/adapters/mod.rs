@@ -48,9 +48,14 @@ pub trait Adapter: Send + Sync {
     }
     /// The job id in a create response.
     fn job_id(&self, resp: &HttpResponse) -> Option<String>;
-    /// Normalizes an immediate answer into a result (or a failure, e.g. a filtered output).
-    fn normalize_immediate(&self, resp: &HttpResponse) -> Result<ProviderResult, Failure> {
-        let _ = resp;
+    /// Normalizes an immediate answer into a result (or a failure, e.g. a filtered output);
+    /// `input` is the execution's validated input.
+    fn normalize_immediate(
+        &self,
+        resp: &HttpResponse,
+        input: &Value,
+    ) -> Result<ProviderResult, Failure> {
+        let _ = (resp, input);
         Err(Failure::new(
             ErrorClass::PipelineConfiguration,
             format!("adapter {} has no immediate results", self.name()),

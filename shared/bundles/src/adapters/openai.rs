@@ -90,7 +90,12 @@ impl Adapter for OpenAi {
         true
     }
 
-    fn normalize_immediate(&self, resp: &HttpResponse) -> Result<ProviderResult, Failure> {
+    fn normalize_immediate(
+        &self,
+        resp: &HttpResponse,
+        input: &Value,
+    ) -> Result<ProviderResult, Failure> {
+        let _ = input;
         let body = &resp.body;
         if let Some(choices) = body["choices"].as_array() {
             let outputs = choices
@@ -248,7 +253,7 @@ mod tests {
             200,
             json!({"created": 1, "data": [{"b64_json": "iVBOR"}], "size": "1024x1024", "output_format": "png", "usage": {"total_tokens": 100, "input_tokens": 50, "output_tokens": 50}}),
         );
-        let res = OpenAi.normalize_immediate(&r).unwrap();
+        let res = OpenAi.normalize_immediate(&r, &Value::Null).unwrap();
         assert_eq!(res.outputs.len(), 1);
         assert_eq!(res.outputs[0].width, Some(1024));
         assert_eq!(res.usage["output_tokens"], 50);

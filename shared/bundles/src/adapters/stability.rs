@@ -133,7 +133,12 @@ impl Adapter for Stability {
         true
     }
 
-    fn normalize_immediate(&self, resp: &HttpResponse) -> Result<ProviderResult, Failure> {
+    fn normalize_immediate(
+        &self,
+        resp: &HttpResponse,
+        input: &Value,
+    ) -> Result<ProviderResult, Failure> {
+        let _ = input;
         let raw_facts = json!({
             "x-request-id": resp.header("x-request-id"),
             "finish_reason": resp.header("finish-reason").map(str::to_string).or(resp.body["finish_reason"].as_str().map(str::to_string)),
@@ -216,7 +221,7 @@ mod tests {
             &[("finish-reason", "CONTENT_FILTERED"), ("seed", "42")],
             json!({"body_base64": "iVBORw0KGgo=", "content_type": "image/png", "size": 8}),
         );
-        let f = Stability.normalize_immediate(&r).unwrap_err();
+        let f = Stability.normalize_immediate(&r, &Value::Null).unwrap_err();
         assert_eq!(f.class, ErrorClass::ContentPolicy);
         let json_form = resp(
             200,
@@ -224,7 +229,10 @@ mod tests {
             json!({"image": "iVBORw0KGgo=", "seed": 42, "finish_reason": "CONTENT_FILTERED"}),
         );
         assert_eq!(
-            Stability.normalize_immediate(&json_form).unwrap_err().class,
+            Stability
+                .normalize_immediate(&json_form, &Value::Null)
+                .unwrap_err()
+                .class,
             ErrorClass::ContentPolicy
         );
     }
