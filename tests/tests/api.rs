@@ -466,6 +466,36 @@ async fn over_the_rate_limit_answers_429_with_retry_after() {
     h.sys.stop().await;
 }
 
+/// The normalized view points at the provider's raw final response, readable once the
+/// execution has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_provider_response_is_one_link_away() {
+    let h = Harness::start().await;
+    let id = create(&h, "runway/gen4-turbo", &json!({"promptImage": "https://example.com/f.png", "promptText": "waves sim:duration=1500"})).await;
+    let (status, early) = get_json(
+        &format!("{}/v1/executions/{id}/raw", h.sys.url),
+        &h.sys.dev_key,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{early}");
+    let view = h
+        .client
+        .wait_final(&id, std::time::Duration::from_secs(30), |_| {})
+        .await
+        .unwrap();
+    let link = view["urls"]["raw"].as_str().unwrap();
+    assert_eq!(link, format!("/v1/executions/{id}/raw"));
+    let (status, raw) = get_json(&format!("{}{link}", h.sys.url), &h.sys.dev_key).await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    assert_eq!(raw["object"], "raw_response");
+    assert_eq!(
+        raw["raw"]["status"], "SUCCEEDED",
+        "Runway's own task object: {raw}"
+    );
+    assert_eq!(raw["raw"]["output"][0], view["outputs"][0]["url"]);
+    h.sys.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_server_serves_the_committed_openapi_document() {
     let h = Harness::start().await;

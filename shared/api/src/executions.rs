@@ -396,6 +396,56 @@ pub async fn events(
     .into_response())
 }
 
+/// The provider's raw final response: what the adapter normalized the outputs, usage and error
+/// from (409 until the execution has ended).
+#[utoipa::path(
+    get,
+    path = "/v1/executions/{id}/raw",
+    tag = "executions",
+    operation_id = "execution_raw_response",
+    params(("id" = String, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The raw provider response", body = crate::view::RawResponse),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not ended yet: no final response", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn raw(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let tenant = authorize(&state, &headers).await?;
+    let guard = state.engine.get(&tenant, &id).await?;
+    let Some(record) = state.engine.result(&guard).await? else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not-ended",
+            format!(
+                "execution {id} is {}: its provider response is not final yet",
+                guard.status().as_str()
+            ),
+        ));
+    };
+    let raw = match &record.result {
+        Some(r) if !r.raw.is_null() => r.raw.clone(),
+        _ => record.raw.clone(),
+    };
+    Ok(Json(crate::view::RawResponse {
+        object: "raw_response",
+        execution_id: id,
+        status: record.status.as_str().to_string(),
+        raw,
+    })
+    .into_response())
+}
+
 /// Delivers the parked outcome of a `finalized_degraded` execution again (the same event id,
 /// so a receiver that got it after all deduplicates); on success it becomes `finalized`.
 #[utoipa::path(

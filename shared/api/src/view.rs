@@ -64,6 +64,8 @@ pub struct ExecutionUrls {
     pub cancel: String,
     /// `GET` its timeline.
     pub events: String,
+    /// `GET` the provider's raw final response (once terminal).
+    pub raw: String,
 }
 
 /// An execution as the API shows it.
@@ -197,6 +199,7 @@ impl ExecutionView {
                 self_: format!("/v1/executions/{}", g.id),
                 cancel: format!("/v1/executions/{}/cancel", g.id),
                 events: format!("/v1/executions/{}/events", g.id),
+                raw: format!("/v1/executions/{}/raw", g.id),
             },
         }
     }
@@ -207,4 +210,19 @@ impl ExecutionView {
         v.outputs = None;
         v
     }
+}
+
+/// The provider's raw final response of an execution, as the adapter received it (large
+/// inline media replaced by a marker: the outputs carry it).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RawResponse {
+    /// `raw_response`.
+    pub object: &'static str,
+    /// The execution.
+    pub execution_id: String,
+    /// Its terminal status.
+    pub status: String,
+    /// The raw response (JSON; null when the provider sent none, e.g. refused at submit).
+    #[schema(value_type = Object)]
+    pub raw: Value,
 }

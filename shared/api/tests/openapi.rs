@@ -36,6 +36,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "/v1/executions/{id}",
         "/v1/executions/{id}/cancel",
         "/v1/executions/{id}/events",
+        "/v1/executions/{id}/raw",
         "/v1/failures",
         "/v1/executions/{id}/redrive",
         "/v1/models",
@@ -49,7 +50,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
             "{p} missing: {paths:?}"
         );
     }
-    assert_eq!(paths.len(), 11, "{paths:?}");
+    assert_eq!(paths.len(), 12, "{paths:?}");
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn the_repository_bundles_pass() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bundles");
     let (code, out) = check(&dir);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("4 bundle(s) valid"), "{out}");
+    assert!(out.contains("8 bundle(s) valid"), "{out}");
     assert!(out.contains("ok  runway/gen4-turbo"), "{out}");
 }
 
