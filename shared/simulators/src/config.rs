@@ -13,16 +13,17 @@ pub struct SimConfig {
     /// Time an async job takes from creation to its terminal status, in milliseconds,
     /// unless the request carries `sim:duration=MS`.
     pub job_duration_ms: u64,
-    /// Probability (0..1) that a create call is answered with the provider's 429.
+    /// Probability (0..1) that a create call is answered with the provider's rate-limit error.
     pub rate_limit_rate: f64,
-    /// Probability (0..1) that a create call is answered with the provider's 5xx.
+    /// Probability (0..1) that a create call is answered with the provider's server error.
     pub server_error_rate: f64,
     /// Seed of the random generator behind the two rates above, for reproducible runs.
     pub seed: u64,
     /// Replicate webhook signing secret (`whsec_<base64 key>`), also served at
     /// `GET /replicate/v1/webhooks/default/secret`.
     pub replicate_webhook_secret: String,
-    /// Per-provider cap on unfinished jobs; creates beyond it get the provider's 429.
+    /// Per-provider cap on unfinished jobs (immediate providers: requests being answered);
+    /// creates beyond it get the provider's rate-limit error.
     pub max_concurrent_jobs: Option<u32>,
     /// Value of the `X-Fal-Webhook-User-Id` header on fal webhooks.
     pub fal_user_id: String,

@@ -26,13 +26,18 @@ pub struct Hang {
 /// Everything the request asked the simulator to do to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
-    /// `sim:rate_limit=N`: the first N creates get the provider's 429 (`Retry-After: 1`).
+    /// `sim:rate_limit=N`: the first N creates get the provider's rate-limit error (a 429,
+    /// with `Retry-After: 1` where the provider sends one; MiniMax: HTTP 200, code 1002).
     pub rate_limit: Option<Counted>,
-    /// `sim:server_error=N`: the first N creates get the provider's 5xx.
+    /// `sim:server_error=N`: the first N creates get the provider's 5xx (MiniMax: HTTP 200,
+    /// code 1024).
     pub server_error: Option<Counted>,
-    /// `sim:insufficient_quota`: OpenAI's non-retryable 429 on every create.
+    /// `sim:insufficient_quota`: the provider's out-of-credits answer on every create
+    /// (OpenAI 429 `insufficient_quota`, Stability 402, ElevenLabs 401 `quota_exceeded`,
+    /// MiniMax code 1008).
     pub insufficient_quota: bool,
-    /// `sim:poll_error=N`: the first N status reads of the job get 503.
+    /// `sim:poll_error=N`: the first N status reads of the job get 503 (MiniMax: HTTP 200,
+    /// code 1000).
     pub poll_error: u32,
     /// `sim:hang=MS` / `sim:hang_once=MS`.
     pub hang: Option<Hang>,

@@ -19,9 +19,9 @@ use crate::stats::Counter;
 /// Why a create call is refused before any job exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    /// Rate limited (directive or random rate): the provider's 429.
+    /// Rate limited (directive or random rate): the provider's 429 (MiniMax: code 1002).
     RateLimited,
-    /// Too many unfinished jobs (`max_concurrent_jobs`): also the provider's 429.
+    /// Too many unfinished jobs (`max_concurrent_jobs`): also the provider's rate limit.
     Capacity,
     /// The provider's 5xx.
     ServerError,

@@ -184,6 +184,14 @@ pub fn png(width: u32, height: u32, seed: u32) -> Result<Vec<u8>, image::ImageEr
     Ok(out.into_inner())
 }
 
+/// A real PNG of `width`×`height` in one flat grey: what a blurred (filtered) image looks like.
+pub fn flat_png(width: u32, height: u32) -> Result<Vec<u8>, image::ImageError> {
+    let img = RgbImage::from_pixel(width.max(1), height.max(1), Rgb([128, 128, 128]));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
 /// A minimal MP4 (an `ftyp` box and an empty `mdat`): recognised as MP4, not playable.
 pub fn mp4_stub() -> Vec<u8> {
     let mut v = Vec::with_capacity(32);

@@ -1,19 +1,30 @@
-//! In-process HTTP simulators of real provider APIs (OpenAI, Runway, Replicate, fal) for
-//! tests, the demo and `executor dev`. Bundles written for the real providers run unchanged
-//! against them: only the base URL differs (`http://127.0.0.1:PORT/{provider}`). The wire
-//! shapes follow `providers.md` (paths, field names, status values, error bodies, headers,
-//! webhook signatures). Faults are injected per request by `sim:` directives embedded in any
+//! In-process HTTP simulators of real provider APIs (OpenAI, Runway, Replicate, fal,
+//! Stability AI, ElevenLabs, Luma Dream Machine, MiniMax video) for tests, the demo and
+//! `executor dev`. Bundles written for the real providers run unchanged against them: only
+//! the base URL differs (`http://127.0.0.1:PORT/{provider}`). The wire shapes follow
+//! `providers.md` (paths, field names, status values, error bodies, headers, webhook
+//! signatures). Faults are injected per request by `sim:` directives embedded in any
 //! string of the request ([`directives`]) or globally through [`SimConfig`]; every create,
 //! poll, cancel and webhook is counted in [`Stats`].
+//!
+//! Each provider also reproduces the traps of `providers.md` that adapters must survive: a
+//! Replicate 201 already `processing` with output, fal `COMPLETED` carrying an error, OpenAI's
+//! two 429s, Stability's HTTP 200 `CONTENT_FILTERED`, ElevenLabs' quota exhaustion as HTTP 401,
+//! MiniMax errors inside HTTP 200 answers, Runway's non-terminal `THROTTLED`, and Luma's
+//! unsigned callbacks on `dreaming` / `completed` / `failed`.
 
 pub mod clock;
 pub mod config;
 pub mod directives;
 pub mod driver;
+pub mod elevenlabs;
 pub mod fal;
 pub mod faults;
 pub mod files;
 pub mod jobs;
+pub mod luma;
+pub mod minimax;
+pub mod multipart;
 pub mod openai;
 pub mod provider;
 pub mod replicate;
@@ -21,6 +32,7 @@ pub mod reply;
 pub mod runway;
 pub mod server;
 pub mod signing;
+pub mod stability;
 pub mod state;
 pub mod stats;
 pub mod webhook;

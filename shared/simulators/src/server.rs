@@ -17,7 +17,7 @@ use crate::config::SimConfig;
 use crate::provider::Provider;
 use crate::state::SimState;
 use crate::stats::Stats;
-use crate::{fal, openai, replicate, runway};
+use crate::{elevenlabs, fal, luma, minimax, openai, replicate, runway, stability};
 
 /// The whole simulator as a router (for `tower::ServiceExt::oneshot` tests).
 pub fn router(state: Arc<SimState>) -> Router {
@@ -26,6 +26,10 @@ pub fn router(state: Arc<SimState>) -> Router {
         .nest("/runway", runway::router())
         .nest("/replicate", replicate::router())
         .nest("/fal", fal::router())
+        .nest("/stability", stability::router())
+        .nest("/elevenlabs", elevenlabs::router())
+        .nest("/luma", luma::router())
+        .nest("/minimax", minimax::router())
         .route("/_sim/stats", get(stats))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), latency))
         .with_state(state)
@@ -88,8 +92,8 @@ impl Simulators {
         self.addr
     }
 
-    /// Base URL of a provider (`openai`, `runway`, `replicate`, `fal`), e.g.
-    /// `http://127.0.0.1:PORT/replicate`.
+    /// Base URL of a provider (`openai`, `runway`, `replicate`, `fal`, `stability`,
+    /// `elevenlabs`, `luma`, `minimax`), e.g. `http://127.0.0.1:PORT/replicate`.
     pub fn base_url(&self, provider: &str) -> String {
         match Provider::parse(provider) {
             Some(p) => self.state.base_url(p),

@@ -1,6 +1,7 @@
 //! Shared state of the simulator server: configuration, the job clock, generated files,
 //! fault counters, stats, signing keys and the webhook HTTP client.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ pub struct SimState {
     pub config: SimConfig,
     /// Root URL (`http://127.0.0.1:PORT`) used in generated links.
     pub root_url: String,
-    /// Async jobs of Replicate, Runway and fal.
+    /// Async jobs of Replicate, Runway, fal, Luma and MiniMax.
     pub jobs: JobStore,
     /// Generated media.
     pub files: FileStore,
@@ -34,7 +35,8 @@ pub struct SimState {
     pub fal_signer: FalSigner,
     /// Client for webhook deliveries (no redirects, 5 s timeout).
     pub http: reqwest::Client,
-    openai_inflight: AtomicU64,
+    /// Requests being answered, per immediate provider ([`Provider::is_immediate`]).
+    immediate_inflight: HashMap<Provider, AtomicU64>,
 }
 
 impl SimState {
@@ -61,7 +63,11 @@ impl SimState {
             replicate_key,
             fal_signer: FalSigner::generate(),
             http,
-            openai_inflight: AtomicU64::new(0),
+            immediate_inflight: Provider::ALL
+                .into_iter()
+                .filter(|p| p.is_immediate())
+                .map(|p| (p, AtomicU64::new(0)))
+                .collect(),
         }))
     }
 
@@ -70,11 +76,11 @@ impl SimState {
         format!("{}/{}", self.root_url, provider.as_str())
     }
 
-    /// Unfinished jobs (OpenAI: requests being answered) of `provider` right now.
+    /// Unfinished jobs (immediate providers: requests being answered) of `provider` right now.
     pub fn inflight(&self, provider: Provider) -> u64 {
-        match provider {
-            Provider::OpenAi => self.openai_inflight.load(Ordering::SeqCst),
-            _ => self.jobs.inflight(provider, Instant::now()),
+        match self.immediate_inflight.get(&provider) {
+            Some(n) => n.load(Ordering::SeqCst),
+            None => self.jobs.inflight(provider, Instant::now()),
         }
     }
 
@@ -90,24 +96,37 @@ impl SimState {
 
     /// Marks one OpenAI request in flight until the guard drops; returns the new count.
     pub fn openai_request(self: &Arc<Self>) -> (InflightGuard, u64) {
-        let n = self.openai_inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.immediate_request(Provider::OpenAi)
+    }
+
+    /// Marks one request of an immediate provider in flight until the guard drops; returns
+    /// the new count (always 1 for a provider that is not immediate: nothing is counted).
+    pub fn immediate_request(self: &Arc<Self>, provider: Provider) -> (InflightGuard, u64) {
+        let n = self
+            .immediate_inflight
+            .get(&provider)
+            .map_or(1, |c| c.fetch_add(1, Ordering::SeqCst) + 1);
         (
             InflightGuard {
                 state: Arc::clone(self),
+                provider,
             },
             n,
         )
     }
 }
 
-/// Decrements the OpenAI inflight count on drop.
+/// Decrements the inflight count of an immediate provider on drop.
 #[derive(Debug)]
 pub struct InflightGuard {
     state: Arc<SimState>,
+    provider: Provider,
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.state.openai_inflight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(c) = self.state.immediate_inflight.get(&self.provider) {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }

@@ -12,16 +12,18 @@ use crate::provider::Provider;
 /// Counters of one provider.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ProviderStats {
-    /// Accepted create calls (jobs created; OpenAI: requests answered 200).
+    /// Accepted create calls (jobs created; immediate providers — OpenAI, Stability,
+    /// ElevenLabs: requests answered 200).
     pub creates: u64,
     /// Create calls answered with an error (auth, validation, 429, 5xx, concurrency cap).
     pub create_rejections: u64,
     /// Status reads (Replicate `GET /v1/predictions/{id}`, Runway `GET /v1/tasks/{id}`,
-    /// fal `GET …/status`), including the ones answered 503 by `sim:poll_error`.
+    /// fal `GET …/status`, Luma `GET …/generations/{id}`, MiniMax
+    /// `GET /v1/query/video_generation`), including the ones failed by `sim:poll_error`.
     pub polls: u64,
-    /// fal result reads (`GET …/requests/{id}`).
+    /// Result reads (fal `GET …/requests/{id}`, MiniMax `GET /v1/files/retrieve`).
     pub result_fetches: u64,
-    /// Cancel calls on existing jobs.
+    /// Cancel calls on existing jobs (Luma: deletes).
     pub cancels: u64,
     /// Webhook POST attempts, duplicates and retries included.
     pub webhooks_sent: u64,
@@ -31,7 +33,7 @@ pub struct ProviderStats {
     pub webhooks_failed: u64,
     /// Webhooks suppressed by `sim:lose_callback`.
     pub webhooks_lost: u64,
-    /// Jobs (OpenAI: requests) not yet finished, right now.
+    /// Jobs (immediate providers: requests) not yet finished, right now.
     pub inflight: u64,
     /// Highest `inflight` ever seen.
     pub max_inflight: u64,
@@ -42,7 +44,8 @@ pub struct ProviderStats {
 /// Snapshot of every provider's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Keyed by provider prefix (`openai`, `runway`, `replicate`, `fal`).
+    /// Keyed by provider prefix (`openai`, `runway`, `replicate`, `fal`, `stability`,
+    /// `elevenlabs`, `luma`, `minimax`).
     pub providers: BTreeMap<String, ProviderStats>,
 }
 

@@ -1,6 +1,6 @@
-//! Webhook delivery: POSTs a signed body to the job's webhook URL, retrying on non-2xx or
-//! connection errors (same message id across retries, fresh timestamp and signature per
-//! attempt), never following redirects, and honouring `sim:lose_callback`,
+//! Webhook delivery: POSTs a signed (or, for Luma, unsigned) body to the job's webhook URL,
+//! retrying on non-2xx or connection errors (same message id across retries, fresh timestamp
+//! and signature per attempt), never following redirects, and honouring `sim:lose_callback`,
 //! `sim:duplicate_callback` and `sim:late_callback=MS`.
 
 use std::sync::Arc;
@@ -26,6 +26,8 @@ pub enum Signing {
         /// The request id the webhook is about.
         request_id: String,
     },
+    /// No signature headers at all (Luma callbacks: none documented).
+    None,
 }
 
 /// One event to deliver.
@@ -110,6 +112,7 @@ async fn attempt_once(state: &SimState, delivery: &Delivery) -> bool {
                 .header("x-fal-webhook-timestamp", timestamp.to_string())
                 .header("x-fal-webhook-signature", signature);
         }
+        Signing::None => {}
     }
     state.stats.bump(delivery.provider, Counter::WebhookSent);
     let ok = match request.send().await {
