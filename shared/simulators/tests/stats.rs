@@ -124,3 +124,39 @@ async fn random_rates_are_reproducible_and_hang_delays() {
         .await;
     assert!(slow.unwrap_err().is_timeout());
 }
+
+#[tokio::test]
+async fn immediate_providers_count_requests_in_flight() {
+    let config = SimConfig {
+        max_concurrent_jobs: Some(1),
+        ..SimConfig::default()
+    };
+    let sim = Simulators::start(config).await.unwrap();
+    let url = format!("{}/v1/text-to-speech/voice1", sim.base_url("elevenlabs"));
+    let speak = |text: &'static str| {
+        common::client()
+            .post(&url)
+            .header("xi-api-key", "k")
+            .json(&json!({ "text": text }))
+            .send()
+    };
+    let slow = tokio::spawn(speak("slow sim:duration=300"));
+    common::eventually(|| sim.stats().provider("elevenlabs").inflight == 1).await;
+    let refused = speak("second").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["detail"]["code"], "concurrent_limit_exceeded");
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.status(), 200);
+    assert_eq!(slow.headers()["maximum-concurrent-requests"], "1");
+    let stats = sim.stats().provider("elevenlabs");
+    assert_eq!(
+        (
+            stats.creates,
+            stats.create_rejections,
+            stats.inflight,
+            stats.max_inflight
+        ),
+        (1, 1, 0, 1)
+    );
+}
