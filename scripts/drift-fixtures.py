@@ -15,7 +15,28 @@ import copy
 import pathlib
 import sys
 
+import re
+
 import yaml
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's sexagesimal numbers and yes/no/on/off booleans: the
+    fixtures are YAML 1.2 (serde_yaml_ng), where `16:9` is the string an aspect ratio is."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "bundles" / "fixtures"
 
@@ -62,7 +83,7 @@ def main():
     made = 0
     for success in sorted(ROOT.glob("*/success.yaml")):
         name = success.parent.name
-        base = yaml.safe_load(success.read_text())
+        base = yaml.load(success.read_text(), Loader=Yaml12Loader)
         keys, headers = OPTIONAL.get(name, ([], []))
 
         extra = copy.deepcopy(base)

@@ -78,6 +78,7 @@ rec $M success "audio/mpeg bytes, character-cost header" '{"text":"The first mov
 rec $M quota-exceeded "401 quota_exceeded: not retried" '{"text":"hello sim:insufficient_quota"}'
 rec $M concurrency-limit "429 too_many_concurrent_requests, retried" '{"text":"hello sim:rate_limit=1"}'
 rec $M invalid-input "400 invalid_parameters naming text" '{"text":"hello sim:invalid"}'
+rec $M content-policy "403 content_against_policy" '{"text":"hello sim:content_policy"}'
 rec $M empty-output "HTTP 200 with no audio: partial_result" '{"text":"hello sim:empty_output"}'
 rec $M bad-input "voice id with a slash: refused at submit" '{"text":"hello","voice_id":"../admin"}'
 

@@ -74,6 +74,10 @@ export CHAOS_SEED=${CHAOS_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
 echo "chaos seed: CHAOS_SEED=$CHAOS_SEED"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "bundles: executor bundle check, executor bundle test all (replay fixtures)"
+cargo run --quiet --locked -p executor-cli --bin executor -- bundle check
+cargo run --quiet --locked -p executor-cli --bin executor -- bundle test all
+
 step "fuzz (cargo-fuzz on nightly: 4 targets, 15 s each; skip with EXECUTOR_SKIP_FUZZ=1)"
 if [ "${EXECUTOR_SKIP_FUZZ:-0}" != 1 ]; then
   ./scripts/fuzz.sh 15

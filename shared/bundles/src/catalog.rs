@@ -204,7 +204,22 @@ fn check_json_templates(
     out: &mut Vec<BundleIssue>,
 ) {
     match v {
-        serde_json::Value::String(s) => check_template_in(file, path, s, false, scope, out),
+        serde_json::Value::String(s) => {
+            let t = s.trim();
+            if t.starts_with("{{")
+                && t.ends_with("}}")
+                && t.matches("{{").count() == 1
+                && t.matches("}}").count() > 1
+            {
+                out.push(issue(
+                    file,
+                    path,
+                    "`}}` inside the expression ends it early: the value would render as text, not JSON",
+                    "close nested dicts with `} }` instead of `}}`",
+                ));
+            }
+            check_template_in(file, path, s, false, scope, out)
+        }
         serde_json::Value::Array(a) => a
             .iter()
             .enumerate()

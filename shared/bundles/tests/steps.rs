@@ -301,4 +301,12 @@ fn the_checker_knows_loop_variables_and_collect_targets() {
         .join("\n");
     assert!(text.contains("undefined variable `tagg`"), "{text}");
     assert!(text.contains("no step `nothing` inside the loop"), "{text}");
+    // A nested dict closed with `}}` would end the expression early and send text.
+    let early = BUNDLE.replace(
+        "data: {progress: 0.5,",
+        "data: {nested: \"{{ {'a': {'b': 1}} }}\", progress: 0.5,",
+    );
+    let issues =
+        executor_bundles::catalog::check_text(std::path::Path::new("s.yaml"), &early).unwrap_err();
+    assert!(issues[0].message.contains("ends it early"), "{issues:?}");
 }

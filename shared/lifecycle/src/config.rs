@@ -76,6 +76,8 @@ impl LifecycleConfig {
         } else {
             rand::rng().random_range(0..=cap)
         };
-        jittered.max(floor_ms)
+        // The provider's Retry-After is a floor; scaled like every other delay (1.0 in
+        // production, so it is honoured as given there).
+        jittered.max(self.scaled(floor_ms))
     }
 }

@@ -48,6 +48,11 @@ impl Adapter for ElevenLabs {
                 "field from `loc`",
             ),
             (
+                "HTTP 403 `content_against_policy`",
+                "content_policy",
+                "the text was blocked",
+            ),
+            (
                 "HTTP 5xx",
                 "provider_transient / provider_unavailable",
                 "retried",
@@ -105,6 +110,7 @@ impl Adapter for ElevenLabs {
             "voice_not_found" | "max_character_limit_exceeded" | "invalid_parameters" => {
                 ErrorClass::ValidationError
             }
+            "content_against_policy" => ErrorClass::ContentPolicy,
             _ => class_of_status(resp.status),
         };
         let mut f = Failure::new(class, short(message))

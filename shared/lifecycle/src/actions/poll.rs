@@ -163,7 +163,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
                 let mut next = guard.advance(Event::StillPending, now)?;
                 next.hot.poll_count += 1;
                 let base = next_poll_delay(engine, spec.shape, spec, next.hot.poll_count);
-                let delay = base.max(failure.retry_after_ms.unwrap_or(0));
+                let delay = base.max(engine.config.scaled(failure.retry_after_ms.unwrap_or(0)));
                 next.hot.waiting = Some(Wait {
                     reason: "retry".into(),
                     since_ms: now,
