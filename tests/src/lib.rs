@@ -62,11 +62,18 @@ impl Harness {
     /// The model id of the first bundle of a shape.
     pub async fn model_of_shape(&self, shape: &str) -> (String, Value) {
         let models = self.client.models().await.unwrap();
-        let m = models["data"]
-            .as_array()
-            .unwrap()
+        let all = models["data"].as_array().unwrap();
+        // The reference model of each shape first (the suite's expectations name their
+        // providers), any other of the shape otherwise.
+        let preferred = [
+            "openai/gpt-image-1",
+            "runway/gen4-turbo",
+            "black-forest-labs/flux-schnell",
+        ];
+        let m = all
             .iter()
-            .find(|m| m["shape"] == shape)
+            .find(|m| m["shape"] == shape && preferred.contains(&m["id"].as_str().unwrap_or("")))
+            .or_else(|| all.iter().find(|m| m["shape"] == shape))
             .unwrap_or_else(|| panic!("no {shape} bundle"))
             .clone();
         (

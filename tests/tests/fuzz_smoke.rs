@@ -112,7 +112,10 @@ fn repo() -> &'static Path {
 fn bundles() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(repo().join("bundles")).unwrap() {
-        out.push(std::fs::read(e.unwrap().path()).unwrap());
+        let path = e.unwrap().path();
+        if path.is_file() {
+            out.push(std::fs::read(path).unwrap());
+        }
     }
     out
 }

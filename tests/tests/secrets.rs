@@ -14,11 +14,15 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-const SECRETS: [(&str, &str); 4] = [
+const SECRETS: [(&str, &str); 8] = [
     ("OPENAI_API_KEY", "sk-proj-SCANopenaiQ7f3a9c1d5e"),
     ("RUNWAYML_API_SECRET", "key_SCANrunway8b2e6f0a4c"),
     ("REPLICATE_API_TOKEN", "r8_SCANreplicate3d9a7e1b"),
     ("FAL_KEY", "SCANfal-5c1e:9f3b7a2d6e8c"),
+    ("STABILITY_API_KEY", "sk-SCANstability4e7b1c9d2a"),
+    ("ELEVENLABS_API_KEY", "sk_SCANelevenlabs6a3f8e0b5d"),
+    ("LUMAAI_API_KEY", "luma-SCANluma2c8d4f6a1e3b"),
+    ("MINIMAX_API_KEY", "eyJSCANminimax9e5a3c7b1d"),
 ];
 
 #[derive(Clone)]

@@ -73,6 +73,10 @@ fn dev(
         "RUNWAYML_API_SECRET",
         "REPLICATE_API_TOKEN",
         "FAL_KEY",
+        "STABILITY_API_KEY",
+        "ELEVENLABS_API_KEY",
+        "LUMAAI_API_KEY",
+        "MINIMAX_API_KEY",
     ] {
         cmd.env(k, "sim-key");
     }
