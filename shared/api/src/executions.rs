@@ -513,3 +513,64 @@ pub fn fuzz_create_body(data: &[u8]) {
         let _ = executor_lifecycle::netguard::OutboundPolicy::default().check_url(url);
     }
 }
+
+/// Media re-hosted by a bundle (`file-handler` `rehost`): a provider output copied to this
+/// deployment's blob store, at a stable URL that needs no API key (its name is the SHA-256 of
+/// the bytes, a capability).
+#[utoipa::path(
+    get,
+    path = "/v1/media/{execution_id}/{name}",
+    tag = "executions",
+    operation_id = "get_media",
+    security(()),
+    params(
+        ("execution_id" = String, Path, description = "Execution id"),
+        ("name" = String, Path, description = "`<sha256 hex>.<ext>`"),
+    ),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such media", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn media(
+    State(state): State<Arc<ApiState>>,
+    Path((execution_id, name)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no media {execution_id}/{name}"),
+        )
+    };
+    let key = executor_lifecycle::blobs::media_key(&execution_id, &name).ok_or_else(not_found)?;
+    let bytes = state
+        .engine
+        .ports()
+        .blobs
+        .get(&key)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?
+        .ok_or_else(not_found)?;
+    let mime = executor_lifecycle::blobs::media_mime(&name);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, mime),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -67,6 +67,7 @@ pub fn router_and_doc() -> (Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(executions::cancel))
         .routes(routes!(executions::events))
         .routes(routes!(executions::raw))
+        .routes(routes!(executions::media))
         .routes(routes!(failures::piles))
         .routes(routes!(executions::redrive))
         .routes(routes!(models::list))

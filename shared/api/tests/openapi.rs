@@ -37,6 +37,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "/v1/executions/{id}/cancel",
         "/v1/executions/{id}/events",
         "/v1/executions/{id}/raw",
+        "/v1/media/{execution_id}/{name}",
         "/v1/failures",
         "/v1/executions/{id}/redrive",
         "/v1/models",
@@ -50,7 +51,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
             "{p} missing: {paths:?}"
         );
     }
-    assert_eq!(paths.len(), 12, "{paths:?}");
+    assert_eq!(paths.len(), 13, "{paths:?}");
 }
 
 #[test]

@@ -53,6 +53,8 @@ pub struct CatalogOptions {
     pub capacity_overrides: HashMap<String, u32>,
     /// What media URLs (`file-handler` fetches, URL inputs checked at submit) may reach.
     pub media_policy: executor_lifecycle::netguard::OutboundPolicy,
+    /// Where `file-handler` `rehost` stores provider outputs (None: rehost steps fail).
+    pub media_store: Option<Arc<dyn crate::media::MediaStore>>,
 }
 
 impl CatalogOptions {
@@ -85,6 +87,7 @@ impl CatalogOptions {
             resilience: Default::default(),
             capacity_overrides: HashMap::new(),
             media_policy: Default::default(),
+            media_store: None,
         }
     }
 }
@@ -585,6 +588,7 @@ impl BundleCatalog {
                 adapter,
                 transport.clone(),
                 media.clone(),
+                opts.media_store.clone(),
                 base_url.trim_end_matches('/').to_string(),
                 secrets,
                 keys.clone(),

@@ -23,6 +23,7 @@ pub struct BundleDriver {
     adapter: Arc<dyn Adapter>,
     transport: Transport,
     media: crate::media::MediaClient,
+    store: Option<Arc<dyn crate::media::MediaStore>>,
     base_url: String,
     secrets: BTreeMap<String, String>,
     keys: CallbackKeys,
@@ -63,6 +64,7 @@ impl BundleDriver {
         adapter: Arc<dyn Adapter>,
         transport: Transport,
         media: crate::media::MediaClient,
+        store: Option<Arc<dyn crate::media::MediaStore>>,
         base_url: String,
         secrets: BTreeMap<String, String>,
         keys: CallbackKeys,
@@ -113,6 +115,7 @@ impl BundleDriver {
             adapter,
             transport,
             media,
+            store,
             base_url,
             secrets,
             keys,
@@ -143,6 +146,7 @@ impl BundleDriver {
             transport: &self.transport,
             media: &self.media,
             adapter: self.adapter.as_ref(),
+            store: self.store.as_deref(),
         };
         engine::run(steps, self.context(ctx), tools).await
     }
@@ -220,6 +224,16 @@ fn media_ok(
         return Ok(());
     }
     policy.check_url(text).map(|_| ())
+}
+
+/// Points outputs at their re-hosted copies (the provider's URL stays in the raw response).
+fn rehosted(mut result: ProviderResult, map: &[(String, String)]) -> ProviderResult {
+    for o in &mut result.outputs {
+        if let Some((_, stable)) = map.iter().find(|(src, _)| Some(src) == o.url.as_ref()) {
+            o.url = Some(stable.clone());
+        }
+    }
+    result
 }
 
 /// Applies top-level schema defaults to an input object.
@@ -329,7 +343,10 @@ impl ModelDriver for BundleDriver {
 
     async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome> {
         let run = self.run(&self.bundle.steps.poll, ctx).await;
-        let outcome = self.adapter.interpret_poll(&run);
+        let outcome = match self.adapter.interpret_poll(&run) {
+            PollOutcome::Succeeded(r) => PollOutcome::Succeeded(rehosted(r, &run.rehosted)),
+            other => other,
+        };
         Reply {
             outcome,
             calls: run.calls,

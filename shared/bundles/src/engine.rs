@@ -59,6 +59,8 @@ pub struct StepRun {
     pub calls: Vec<CallRecord>,
     /// Events published by `publish-event` steps (`{event, step, data}`).
     pub events: Vec<Value>,
+    /// Media re-hosted by `file-handler` (`rehost`): (source URL, stable URL).
+    pub rehosted: Vec<(String, String)>,
     /// The final context.
     pub ctx: Value,
 }
@@ -81,6 +83,8 @@ pub struct Tools<'a> {
     pub media: &'a MediaClient,
     /// The provider's adapter (how non-2xx and error-bearing 2xx answers read).
     pub adapter: &'a dyn Adapter,
+    /// Where `rehost` puts media (None: not configured).
+    pub store: Option<&'a dyn crate::media::MediaStore>,
 }
 
 /// Most nesting of conditionals and loops (a bound on recursion).
@@ -93,6 +97,7 @@ struct Runner<'a> {
     last_http: Option<String>,
     calls: Vec<CallRecord>,
     events: Vec<Value>,
+    rehosted: Vec<(String, String)>,
 }
 
 type Flow<'f> = Pin<Box<dyn Future<Output = Option<RunEnd>> + Send + 'f>>;
@@ -112,6 +117,7 @@ pub async fn run(steps: &[Step], mut ctx: Value, tools: Tools<'_>) -> StepRun {
         last_http: None,
         calls: Vec::new(),
         events: Vec::new(),
+        rehosted: Vec::new(),
     };
     let end = r.steps(steps, 0).await.unwrap_or(RunEnd::Completed);
     StepRun {
@@ -120,6 +126,7 @@ pub async fn run(steps: &[Step], mut ctx: Value, tools: Tools<'_>) -> StepRun {
         last_http: r.last_http,
         calls: r.calls,
         events: r.events,
+        rehosted: r.rehosted,
         ctx: r.ctx,
     }
 }
@@ -264,6 +271,57 @@ impl<'a> Runner<'a> {
                                 None
                             }
                             Err(e) => stop(e.class, format!("step {}: {}", fh.id, e.message)),
+                        }
+                    }
+                    FileAction::Rehost => {
+                        let Some(store) = self.tools.store else {
+                            return stop(
+                                ErrorClass::PipelineConfiguration,
+                                format!("step {}: no media store is configured for rehost", fh.id),
+                            );
+                        };
+                        let got = self
+                            .tools
+                            .media
+                            .fetch_bytes(
+                                &url,
+                                fh.max_bytes,
+                                &fh.accept,
+                                Duration::from_secs(fh.timeout_seconds.max(1)),
+                            )
+                            .await;
+                        let (mime, bytes) = match got {
+                            Ok(x) => x,
+                            // The output exists at the provider but cannot be copied: a
+                            // provider-side problem, worth another try.
+                            Err(e) => {
+                                return stop(
+                                    if e.class == ErrorClass::Timeout {
+                                        ErrorClass::Timeout
+                                    } else {
+                                        ErrorClass::ProviderTransient
+                                    },
+                                    format!("step {}: rehost: {}", fh.id, e.message),
+                                );
+                            }
+                        };
+                        let size = bytes.len();
+                        let execution = self.ctx["execution"]["id"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string();
+                        match store.put(&execution, bytes, &mime).await {
+                            Ok(stable) => {
+                                self.rehosted.push((url.clone(), stable.clone()));
+                                self.ctx["vars"][fh.id.as_str()] = json!({
+                                    "url": stable, "source_url": url, "mime_type": mime, "bytes": size,
+                                });
+                                None
+                            }
+                            Err(e) => stop(
+                                ErrorClass::ProviderTransient,
+                                format!("step {}: storing re-hosted media failed: {e}", fh.id),
+                            ),
                         }
                     }
                 }

@@ -395,6 +395,10 @@ pub enum FileAction {
     /// Fetch the URL and keep the bytes inline (`{base64, data_uri, mime_type, bytes, url}`).
     #[default]
     Fetch,
+    /// Fetch the URL (a provider output) and store the bytes in the system's blob store;
+    /// `vars.<id>` is `{url, source_url, mime_type, bytes}` with a stable URL served by the
+    /// API, and every output of the action whose URL was `source_url` gets the stable one.
+    Rehost,
 }
 
 /// Fetching media by URL.

@@ -30,6 +30,75 @@ fn invalid(message: impl Into<String>) -> MediaError {
     }
 }
 
+/// Where re-hosted media goes, and the stable URL it gets.
+#[async_trait::async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores `bytes` of an execution; returns the stable URL. Storing the same bytes again
+    /// gives the same URL.
+    async fn put(&self, execution: &str, bytes: Vec<u8>, mime: &str) -> Result<String, String>;
+}
+
+/// The file extension of a MIME type (for stored media names).
+pub fn extension(mime: &str) -> &'static str {
+    match mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "audio/mpeg" => "mp3",
+        "audio/wav" | "audio/x-wav" => "wav",
+        "audio/ogg" | "audio/opus" => "ogg",
+        "application/json" => "json",
+        "text/plain" => "txt",
+        _ => "bin",
+    }
+}
+
+/// Media in the lifecycle's blob store (S3 or local files) under `media/<execution>/`, named
+/// by the SHA-256 of the bytes, served by the API at `GET /v1/media/<execution>/<name>`. The
+/// name is a capability: it cannot be guessed without the bytes.
+pub struct BlobMediaStore {
+    blobs: std::sync::Arc<dyn executor_lifecycle::BlobStore>,
+    public_base_url: String,
+}
+
+impl BlobMediaStore {
+    /// A store over `blobs`, with URLs under `public_base_url`.
+    pub fn new(
+        blobs: std::sync::Arc<dyn executor_lifecycle::BlobStore>,
+        public_base_url: &str,
+    ) -> BlobMediaStore {
+        BlobMediaStore {
+            blobs,
+            public_base_url: public_base_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaStore for BlobMediaStore {
+    async fn put(&self, execution: &str, bytes: Vec<u8>, mime: &str) -> Result<String, String> {
+        use sha2::Digest;
+        let name = format!(
+            "{}.{}",
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            extension(mime)
+        );
+        let key = executor_lifecycle::blobs::media_key(execution, &name)
+            .ok_or_else(|| format!("execution id {execution:?} cannot name media"))?;
+        self.blobs
+            .put_once(&key, bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{}/v1/media/{execution}/{name}",
+            self.public_base_url
+        ))
+    }
+}
+
 /// The outbound client for media URLs.
 #[derive(Clone)]
 pub struct MediaClient {
@@ -52,6 +121,25 @@ impl MediaClient {
     /// The policy.
     pub fn policy(&self) -> OutboundPolicy {
         self.policy
+    }
+
+    /// Fetches `url` as raw bytes and content type (the `rehost` action).
+    pub async fn fetch_bytes(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        accept: &[String],
+        timeout: Duration,
+    ) -> Result<(String, Vec<u8>), MediaError> {
+        let v = self.fetch(url, max_bytes, accept, timeout).await?;
+        let bytes = source_bytes(&v, max_bytes)?;
+        Ok((
+            v["mime_type"]
+                .as_str()
+                .unwrap_or("application/octet-stream")
+                .to_string(),
+            bytes,
+        ))
     }
 
     /// Fetches `url` (or decodes a `data:` URI) as a media value.

@@ -280,9 +280,6 @@ impl LocalSystem {
         catalog_opts
             .capacity_overrides
             .extend(opts.capacity_overrides.clone());
-        let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
-            .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
-
         let listener = tokio::net::TcpListener::bind(opts.bind)
             .await
             .with_context(|| format!("binding {}", opts.bind))?;
@@ -290,6 +287,12 @@ impl LocalSystem {
         let url = format!("http://{addr}");
         let mut lifecycle = opts.lifecycle.clone();
         lifecycle.public_base_url = opts.public_base_url.clone().unwrap_or_else(|| url.clone());
+        catalog_opts.media_store = Some(Arc::new(executor_bundles::media::BlobMediaStore::new(
+            backend.blobs.clone(),
+            &lifecycle.public_base_url,
+        )));
+        let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
+            .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
 
         let ports = ports(&opts, &backend, catalog)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());

@@ -133,6 +133,11 @@ impl App {
             .iter()
             .map(|(n, t)| (PathBuf::from(format!("bundles/{n}")), t.to_string()))
             .collect();
+        let mut catalog = catalog;
+        catalog.media_store = Some(Arc::new(executor_bundles::media::BlobMediaStore::new(
+            backend.blobs.clone(),
+            &lifecycle.public_base_url,
+        )));
         let catalog = BundleCatalog::load_sources(sources, catalog)?;
         let ports = Ports {
             blobs: backend.blobs.clone(),

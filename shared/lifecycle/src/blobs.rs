@@ -95,3 +95,38 @@ mod tests {
         assert_eq!(content_hash(&v).unwrap().len(), 32);
     }
 }
+
+/// The blob key of re-hosted media (`media/<execution>/<sha256 hex>.<ext>`), or None when the
+/// names are not ones the media store makes (so a request path cannot reach other blobs).
+pub fn media_key(execution: &str, name: &str) -> Option<String> {
+    let ok_exec = !execution.is_empty()
+        && execution.len() <= 64
+        && execution
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let (stem, ext) = name.split_once('.')?;
+    let ok_name = stem.len() == 64
+        && stem.bytes().all(|b| b.is_ascii_hexdigit())
+        && !ext.is_empty()
+        && ext.len() <= 5
+        && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+    (ok_exec && ok_name).then(|| format!("media/{execution}/{name}"))
+}
+
+/// The content type of a re-hosted media name, from its extension.
+pub fn media_mime(name: &str) -> &'static str {
+    match name.rsplit('.').next().unwrap_or("") {
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "json" => "application/json",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}

@@ -312,6 +312,7 @@ mod tests {
             last_http: Some("status".into()),
             calls: vec![],
             events: vec![],
+            rehosted: vec![],
             ctx: json!({}),
         };
         assert!(
