@@ -8,7 +8,7 @@
 //! 2. The same templates rendered without the network (the engine's own cost).
 //! 3. `transform-image` on a 2048x2048 PNG: fit into 1024x1024 and encode as JPEG q90, as PNG,
 //!    and re-encode at full size as JPEG.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use executor_bundles::format::{Fit, ImageFormat, Resize};
 use executor_bundles::media::{ImageLimits, transform};

@@ -59,6 +59,7 @@ pub fn transport_failure(e: &TransportError) -> Failure {
 
 impl BundleDriver {
     /// A driver (the catalog checks the bundle before building one).
+    #[allow(clippy::too_many_arguments)] // one internal caller: the catalog
     pub(crate) fn new(
         bundle: Bundle,
         adapter: Arc<dyn Adapter>,

@@ -81,21 +81,6 @@ pub async fn get_json<T: DeserializeOwned>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn round_trip() {
-        let v = serde_json::json!({"a": [1, 2, 3], "big": 196619188014358660u64});
-        let bytes = encode(&v).unwrap();
-        let back: serde_json::Value = decode(&bytes).unwrap();
-        assert_eq!(v, back);
-        assert_eq!(content_hash(&v).unwrap().len(), 32);
-    }
-}
-
 /// The blob key of re-hosted media (`media/<execution>/<sha256 hex>.<ext>`), or None when the
 /// names are not ones the media store makes (so a request path cannot reach other blobs).
 pub fn media_key(execution: &str, name: &str) -> Option<String> {
@@ -128,5 +113,20 @@ pub fn media_mime(name: &str) -> &'static str {
         "json" => "application/json",
         "txt" => "text/plain",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let v = serde_json::json!({"a": [1, 2, 3], "big": 196619188014358660u64});
+        let bytes = encode(&v).unwrap();
+        let back: serde_json::Value = decode(&bytes).unwrap();
+        assert_eq!(v, back);
+        assert_eq!(content_hash(&v).unwrap().len(), 32);
     }
 }
