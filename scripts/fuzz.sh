@@ -4,6 +4,8 @@
 # entries stay out of the repository). A crash leaves its input in fuzz/artifacts/<target>/
 # and fails the run; replay it with `cargo +nightly fuzz run --fuzz-dir fuzz TARGET FILE`.
 # The same entry points run on stable in tests/tests/fuzz_smoke.rs.
+# CI builds the targets unoptimized (`--dev`: a much shorter build on 2 cores, fewer runs per
+# second); FUZZ_RELEASE=1 builds them optimized for long runs.
 set -euo pipefail
 SECONDS_EACH=${1:-20}
 cd "$(dirname "$0")/.."
@@ -18,7 +20,9 @@ for t in bundle_loader template webhook_verify api_request; do
   echo "--- fuzz $t for ${SECONDS_EACH}s"
   log="$work.log"
   status=0
-  cargo +nightly fuzz run --fuzz-dir fuzz "$t" "$work" -- \
+  mode=(--dev)
+  [ "${FUZZ_RELEASE:-0}" = 1 ] && mode=()
+  cargo +nightly fuzz run "${mode[@]}" --fuzz-dir fuzz "$t" "$work" -- \
     -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
   grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY)|panicked" "$log" || true
   if [ "$status" -ne 0 ]; then

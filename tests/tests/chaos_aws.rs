@@ -264,7 +264,18 @@ async fn invariants_hold_under_chaos_on_aws() {
             .any(|r| r.event.as_str() == "submit_ambiguous");
         assert!(
             stats.creates_for_prompt(provider, prompt) <= 1 || ambiguous,
-            "{id}: duplicate provider job (seed {seed})"
+            "{id}: duplicate provider job (seed {seed}): {provider} {prompt:?}: {} creates; {:?}",
+            stats.creates_for_prompt(provider, prompt),
+            records
+                .iter()
+                .map(|r| (
+                    r.event.as_str(),
+                    r.calls
+                        .iter()
+                        .map(|c| (c.step.clone(), c.status, c.error.clone()))
+                        .collect::<Vec<_>>()
+                ))
+                .collect::<Vec<_>>()
         );
     }
     // Leases: Redis is shared with other tests, so look for this run's own (lease ids start

@@ -321,12 +321,13 @@ async fn cancel_while_running() {
 }
 
 async fn shape_provider(h: &Harness, shape: &str) -> String {
+    let (model, _) = h.model_of_shape(shape).await;
     let models = h.client.models().await.unwrap();
     models["data"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["shape"] == shape)
+        .find(|m| m["id"] == model.as_str())
         .unwrap()["provider"]
         .as_str()
         .unwrap()
