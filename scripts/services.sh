@@ -8,7 +8,7 @@ REDIS_PORT=${REDIS_PORT:-6379}
 LOG_DIR=${TMPDIR:-/tmp}/executor-services
 mkdir -p "$LOG_DIR"
 
-if ! command -v moto_server >/dev/null 2>&1 && ! $PY -c 'import moto.server' 2>/dev/null; then
+if ! $PY -c 'import moto.server' 2>/dev/null; then
   echo "installing moto[server]"
   $PY -m pip install --quiet 'moto[server]'
 fi
@@ -20,11 +20,9 @@ fi
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 if ! up "$MOTO_PORT"; then
-  if command -v moto_server >/dev/null 2>&1; then
-    nohup moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG_DIR/moto.log" 2>&1 &
-  else
-    nohup $PY -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$LOG_DIR/moto.log" 2>&1 &
-  fi
+  # moto with DynamoDB requests serialized: its conditional writes are not atomic under
+  # concurrency, DynamoDB's are (scripts/moto_server.py says more).
+  nohup $PY "$(dirname "$0")/moto_server.py" 127.0.0.1 "$MOTO_PORT" >"$LOG_DIR/moto.log" 2>&1 &
 fi
 if ! up "$REDIS_PORT"; then
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes \

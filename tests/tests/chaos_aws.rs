@@ -238,6 +238,35 @@ async fn invariants_hold_under_chaos_on_aws() {
     }
 
     let stats = sims.stats();
+    // Exactly the accepted executions exist for this tenant: a create retried with its
+    // idempotency key never made a second one.
+    let mut listed = std::collections::BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = format!("{url}/v1/executions?limit=100");
+        if let Some(c) = &cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        let page: Value = http
+            .get(&q)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for item in page["data"].as_array().cloned().unwrap_or_default() {
+            listed.insert(item["id"].as_str().unwrap_or_default().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let expected: std::collections::BTreeSet<String> =
+        accepted.iter().map(|(id, _, _)| id.clone()).collect();
+    assert_eq!(listed, expected, "executions of the tenant vs accepted (seed {seed})");
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     for (id, provider, prompt) in &accepted {
         let g = app.backend.guards.get(id).await.unwrap().unwrap();
