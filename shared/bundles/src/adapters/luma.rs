@@ -168,18 +168,17 @@ impl Adapter for Luma {
             .with_status(resp.status)
             .with_retry_after_ms(resp.retry_after_ms());
         if class == ErrorClass::ValidationError {
-            let field = [
-                "prompt",
-                "model",
-                "aspect_ratio",
-                "keyframes",
-                "resolution",
-                "duration",
-            ]
-            .into_iter()
-            .find(|f| detail.contains(f))
-            .unwrap_or("");
-            f.field = Some(format!("/{field}"));
+            f.field = Some(super::field_in(
+                &detail,
+                &[
+                    "prompt",
+                    "model",
+                    "aspect_ratio",
+                    "keyframes",
+                    "resolution",
+                    "duration",
+                ],
+            ));
         }
         f
     }
@@ -192,11 +191,9 @@ impl Adapter for Luma {
         if let Some(o) = super::call_failure(self, run) {
             return o;
         }
-        let Some(g) = run.last_response().map(|r| &r.body) else {
-            return PollOutcome::CallFailed(Failure::new(
-                ErrorClass::PipelineConfiguration,
-                "poll steps made no call",
-            ));
+        let g = match super::polled_body(run) {
+            Ok(b) => b,
+            Err(o) => return o,
         };
         interpret_generation(g, seconds(&run.ctx["input"]["duration"]))
     }

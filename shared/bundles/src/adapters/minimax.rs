@@ -96,17 +96,16 @@ impl Adapter for MiniMax {
             f = f.with_code(c.to_string());
         }
         if class == ErrorClass::ValidationError {
-            let field = [
-                "prompt",
-                "model",
-                "first_frame_image",
-                "duration",
-                "resolution",
-            ]
-            .into_iter()
-            .find(|f| msg.contains(f))
-            .unwrap_or("");
-            f.field = Some(format!("/{field}"));
+            f.field = Some(super::field_in(
+                &msg,
+                &[
+                    "prompt",
+                    "model",
+                    "first_frame_image",
+                    "duration",
+                    "resolution",
+                ],
+            ));
         }
         f
     }

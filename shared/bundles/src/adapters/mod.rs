@@ -155,6 +155,29 @@ pub fn call_failure(adapter: &dyn Adapter, run: &StepRun) -> Option<PollOutcome>
     }
 }
 
+/// The JSON pointer of the first of `fields` a provider's error message mentions (`/` when
+/// none): providers that answer validation errors in prose name the field in it.
+pub fn field_in(message: &str, fields: &[&str]) -> String {
+    format!(
+        "/{}",
+        fields
+            .iter()
+            .find(|f| message.contains(*f))
+            .copied()
+            .unwrap_or("")
+    )
+}
+
+/// The body of the last successful call of a poll run, or the outcome when there is none.
+pub fn polled_body(run: &StepRun) -> Result<&Value, PollOutcome> {
+    run.last_response().map(|r| &r.body).ok_or_else(|| {
+        PollOutcome::CallFailed(Failure::new(
+            ErrorClass::PipelineConfiguration,
+            "poll steps made no call",
+        ))
+    })
+}
+
 /// An output from a URL, its kind guessed from the extension.
 pub fn output_from_url(url: &str, default: OutputKind) -> Output {
     let path = url.split('?').next().unwrap_or(url).to_ascii_lowercase();

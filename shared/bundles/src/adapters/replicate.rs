@@ -88,12 +88,9 @@ impl Adapter for Replicate {
         if let Some(o) = super::call_failure(self, run) {
             return o;
         }
-        match run.last_response() {
-            Some(r) => interpret_prediction(&r.body),
-            None => PollOutcome::CallFailed(Failure::new(
-                ErrorClass::PipelineConfiguration,
-                "poll steps made no call",
-            )),
+        match super::polled_body(run) {
+            Ok(body) => interpret_prediction(body),
+            Err(o) => o,
         }
     }
 

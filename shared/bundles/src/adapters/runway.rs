@@ -79,18 +79,17 @@ impl Adapter for Runway {
             .with_status(resp.status)
             .with_retry_after_ms(resp.retry_after_ms());
         if class == ErrorClass::ValidationError {
-            let field = [
-                "promptImage",
-                "promptText",
-                "ratio",
-                "duration",
-                "model",
-                "seed",
-            ]
-            .into_iter()
-            .find(|f| message.contains(f))
-            .unwrap_or("");
-            f.field = Some(format!("/{field}"));
+            f.field = Some(super::field_in(
+                &message,
+                &[
+                    "promptImage",
+                    "promptText",
+                    "ratio",
+                    "duration",
+                    "model",
+                    "seed",
+                ],
+            ));
         }
         f
     }
@@ -103,11 +102,9 @@ impl Adapter for Runway {
         if let Some(o) = super::call_failure(self, run) {
             return o;
         }
-        let Some(task) = run.last_response().map(|r| &r.body) else {
-            return PollOutcome::CallFailed(Failure::new(
-                ErrorClass::PipelineConfiguration,
-                "poll steps made no call",
-            ));
+        let task = match super::polled_body(run) {
+            Ok(b) => b,
+            Err(o) => return o,
         };
         interpret_task(task, run.ctx["input"]["duration"].as_f64())
     }
