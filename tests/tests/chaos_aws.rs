@@ -266,7 +266,10 @@ async fn invariants_hold_under_chaos_on_aws() {
     }
     let expected: std::collections::BTreeSet<String> =
         accepted.iter().map(|(id, _, _)| id.clone()).collect();
-    assert_eq!(listed, expected, "executions of the tenant vs accepted (seed {seed})");
+    assert_eq!(
+        listed, expected,
+        "executions of the tenant vs accepted (seed {seed})"
+    );
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     for (id, provider, prompt) in &accepted {
         let g = app.backend.guards.get(id).await.unwrap().unwrap();
