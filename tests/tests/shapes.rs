@@ -87,21 +87,24 @@ async fn provider_429_then_success_is_retried() {
         let prompt = format!("a cat sim:rate_limit=1 {shape}");
         let v = h.run(&model, &Harness::input(&schema, &prompt)).await;
         assert_succeeded(&v);
-        // The outbound client retried the 429 after Retry-After, within one attempt.
+        // A create is never re-sent by the outbound client once it reached the provider: the
+        // lifecycle waits and submits again, and a refusal (429: nothing was created) does
+        // not use up an attempt.
         assert_eq!(v["attempts"], 1, "{v:#}");
         let records = h.transitions(v["id"].as_str().unwrap()).await;
-        let calls: Vec<_> = records.iter().flat_map(|r| r.calls.iter()).collect();
-        let throttled = calls
+        let throttled_at = records
             .iter()
-            .find(|c| c.status == Some(429))
+            .find(|r| r.calls.iter().any(|c| c.status == Some(429)))
             .expect("the 429 is recorded");
+        assert_eq!(throttled_at.event, executor_lifecycle::Event::SubmitRetry);
+        assert_eq!(
+            throttled_at.detail["wait"], "rate_limited",
+            "{throttled_at:?}"
+        );
+        let calls: Vec<_> = records.iter().flat_map(|r| r.calls.iter()).collect();
         assert!(
-            throttled
-                .retried
-                .as_deref()
-                .unwrap_or("")
-                .contains("rate_limited"),
-            "{throttled:?}"
+            calls.iter().all(|c| c.retried.is_none()),
+            "the transport re-sent a create: {calls:?}"
         );
         assert!(
             calls.iter().any(|c| c.status.is_some_and(|s| s < 300)),

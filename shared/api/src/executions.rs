@@ -211,8 +211,12 @@ pub async fn create(
     };
     let accepted = engine.create(&tenant, req, permit.is_some()).await?;
     let mut guard = accepted.guard;
+    // Inline only once the acceptance's outbox is applied: a message handled here proves to
+    // the protocol that the outbox before it was applied. Left pending (a send failed), the
+    // execution is the reconciler's and the answer is 202.
     if let Some(permit) = permit
         && !accepted.replayed
+        && guard.outbox.is_empty()
     {
         // Run in a task so a client hanging up doesn't abort the submit mid-call.
         let e = engine.clone();
@@ -234,10 +238,18 @@ pub async fn create(
                 tracing::warn!(execution_id = %guard.id, error = %e, "inline submit task failed")
             }
         }
-        guard = engine.get(&tenant, &guard.id).await?;
+        // Accepted already: a read failing now answers with what is known, never a 5xx.
+        if let Ok(g) = engine.get(&tenant, &guard.id).await {
+            guard = g;
+        }
     }
     if let Some(secs) = wait {
-        guard = wait_terminal(&state, &tenant, guard, secs).await?;
+        match wait_terminal(&state, &tenant, guard.clone(), secs).await {
+            Ok(g) => guard = g,
+            Err(e) => {
+                tracing::warn!(execution_id = %guard.id, error = ?e, "wait for the outcome failed; answering with the accepted state")
+            }
+        }
     }
     let status = if accepted.replayed {
         StatusCode::OK
@@ -246,7 +258,12 @@ pub async fn create(
     } else {
         StatusCode::ACCEPTED
     };
-    let mut resp = respond(&state, &guard, status).await?;
+    // The result blob is read for a terminal execution's outputs; if it cannot be read now,
+    // the answer still says "accepted" (202) and the client polls.
+    let mut resp = match respond(&state, &guard, status).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::ACCEPTED, Json(ExecutionView::summary(&guard))).into_response(),
+    };
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/executions/{}", guard.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }

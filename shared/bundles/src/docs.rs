@@ -244,8 +244,17 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
     }
     let _ = writeln!(
         o,
-        "\nConnection failures are `provider_unavailable`, timeouts `timeout`; a create whose fate is unknown follows the ambiguous-create policy above."
+        "\nA create that got no connection at all is `provider_unavailable` and retried without using an attempt. A create whose fate is unknown — a timeout, a connection closed or reset after the request was sent, a 5xx or 408 answer — may have started a paid job: it follows the ambiguous-create policy above and is never re-sent silently."
     );
+    if !bundle.not_created.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nThese create answers are refusals the provider documents (nothing was created), retried as attempts:\n\n| Status | Source |\n|---|---|"
+        );
+        for n in &bundle.not_created {
+            let _ = writeln!(o, "| {} | {} |", n.status, n.source.replace('|', "\\|"));
+        }
+    }
     let _ = writeln!(o, "\n## Steps\n");
     for (name, steps) in [
         ("submit", &bundle.steps.submit),

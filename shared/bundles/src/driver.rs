@@ -129,6 +129,25 @@ impl BundleDriver {
         &self.bundle
     }
 
+    /// Whether the submit step `id` is a call that may create something at the provider
+    /// (any HTTP method but GET, HEAD and OPTIONS).
+    fn creates(&self, id: &str) -> bool {
+        crate::engine::find_step(&self.bundle.steps.submit, id)
+            .is_none_or(|method| !matches!(method, "GET" | "HEAD" | "OPTIONS"))
+    }
+
+    /// Whether an error answering a create certainly created nothing: a 4xx other than 408
+    /// (the provider refused the request), a 2xx whose body the adapter reads as an error
+    /// (MiniMax's `base_resp`: the provider's application answered, with no job), or a
+    /// status the bundle cites the provider's documentation for. 5xx and 408 may follow a
+    /// job the provider created (a gateway timing out in front of it, a worker dying after
+    /// the insert).
+    pub fn refusal(&self, status: u16) -> bool {
+        (200..300).contains(&status)
+            || ((400..500).contains(&status) && status != 408)
+            || self.bundle.not_created.iter().any(|n| n.status == status)
+    }
+
     fn context(&self, ctx: &CallContext) -> Value {
         json!({
             "input": ctx.request.input,
@@ -292,19 +311,28 @@ impl ModelDriver for BundleDriver {
                 Failure::new(ErrorClass::PipelineConfiguration, m.clone()),
                 Value::Null,
             ),
-            RunEnd::Transport { error, .. } => SubmitOutcome::Rejected {
+            RunEnd::Transport { error, step } => SubmitOutcome::Rejected {
                 failure: transport_failure(error),
                 creation: match error {
                     TransportError::Connect(_)
                     | TransportError::CircuitOpen(_)
                     | TransportError::Bulkhead(_) => JobCreation::NotCreated,
-                    TransportError::Timeout | TransportError::Broken(_) => JobCreation::Unknown,
+                    TransportError::Timeout | TransportError::Broken(_) if self.creates(step) => {
+                        JobCreation::Unknown
+                    }
+                    TransportError::Timeout | TransportError::Broken(_) => JobCreation::NotCreated,
                 },
                 raw: Value::Null,
             },
-            RunEnd::HttpFailed { response, .. } => {
-                not_created(self.adapter.classify_error(response), response.body.clone())
-            }
+            RunEnd::HttpFailed { response, step } => SubmitOutcome::Rejected {
+                failure: self.adapter.classify_error(response),
+                creation: if self.creates(step) && !self.refusal(response.status) {
+                    JobCreation::Unknown
+                } else {
+                    JobCreation::NotCreated
+                },
+                raw: response.body.clone(),
+            },
             RunEnd::Completed => match (run.last_response(), self.spec.shape) {
                 (None, _) => not_created(
                     Failure::new(
@@ -389,6 +417,10 @@ impl ModelDriver for BundleDriver {
     ) -> Result<VerifiedCallback, Failure> {
         self.adapter
             .verify_callback(&self.keys, headers, body, now_ms)
+    }
+
+    fn callback_job_id(&self, payload: &Value) -> Option<String> {
+        self.adapter.callback_job_id(payload)
     }
 
     fn interpret_callback(&self, _ctx: &CallContext, payload: &Value) -> CallbackVerdict {

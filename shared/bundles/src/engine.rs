@@ -102,6 +102,17 @@ struct Runner<'a> {
 
 type Flow<'f> = Pin<Box<dyn Future<Output = Option<RunEnd>> + Send + 'f>>;
 
+/// The method of the HTTP step `id` in `steps` (nested conditional and for-each steps
+/// included), if there is one.
+pub fn find_step(steps: &[Step], id: &str) -> Option<&'static str> {
+    steps.iter().find_map(|step| match step {
+        Step::HttpRequest(h) if h.id == id => Some(h.method.as_str()),
+        Step::Conditional(c) => find_step(&c.then, id).or_else(|| find_step(&c.otherwise, id)),
+        Step::ForEach(f) => find_step(&f.steps, id),
+        _ => None,
+    })
+}
+
 /// Runs `steps` with `ctx`.
 pub async fn run(steps: &[Step], mut ctx: Value, tools: Tools<'_>) -> StepRun {
     if !ctx["steps"].is_object() {

@@ -38,6 +38,12 @@ pub struct Bundle {
     /// What to do when a create call's fate is unknown.
     #[serde(default)]
     pub ambiguous_submit: AmbiguousSubmit,
+    /// Error statuses of the create call that the provider documents as "nothing was
+    /// created". Without an entry, a 5xx or 408 answer to a create is ambiguous (a gateway
+    /// may answer 502/504 after the provider created the job); 4xx other than 408 are
+    /// refusals already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_created: Vec<NotCreatedStatus>,
     /// JSON Schema of the model input.
     pub input_schema: Value,
     /// How the cost is computed.
@@ -101,6 +107,17 @@ pub struct Polling {
 pub struct CallbackSettings {
     /// Safety-poll interval while waiting for the callback, in seconds.
     pub safety_poll_seconds: u64,
+}
+
+/// A create answer the provider documents as a refusal.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotCreatedStatus {
+    /// The HTTP status (e.g. 503).
+    pub status: u16,
+    /// Where the provider documents it (a URL or a document and section), shown in the
+    /// bundle's docs page.
+    pub source: String,
 }
 
 /// Ambiguous-submit policy.

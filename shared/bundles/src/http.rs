@@ -4,7 +4,7 @@
 
 use crate::resilience::{Admission, Resilience, ResilienceConfig};
 use base64::Engine as _;
-use executor_lifecycle::{CallRecord, ErrorClass, Failure};
+use executor_lifecycle::{CallRecord, Failure};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
@@ -52,13 +52,21 @@ impl HttpResponse {
 }
 
 /// Why a call produced no response.
+///
+/// Only [`TransportError::Connect`], [`TransportError::CircuitOpen`] and
+/// [`TransportError::Bulkhead`] mean the provider certainly never received the request. A
+/// timeout, a reset or close after the request was written, and an incomplete response
+/// (`IncompleteMessage`: the server read the request and closed the connection) may all
+/// follow a request the provider received and acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportError {
-    /// Could not connect or send: the provider did not receive the request.
+    /// No connection was made (DNS failure, connection refused, TLS handshake failure):
+    /// no byte of the request reached the provider.
     Connect(String),
-    /// Timed out waiting: the provider may have received it.
+    /// Timed out: the provider may have received the request.
     Timeout,
-    /// The connection broke after sending.
+    /// The connection broke once the request was (maybe partly) sent, or the response was
+    /// cut off: the provider may have received the request.
     Broken(String),
     /// The host's circuit breaker is open: nothing was sent.
     CircuitOpen(String),
@@ -148,8 +156,10 @@ impl Transport {
     }
 
     /// Sends with the host's breaker, bulkhead and retry policy. `classify` is the adapter's
-    /// view of a non-2xx answer; only what it calls retryable is retried, and a create (POST)
-    /// only when nothing can have been created (refused connection, 429, 502/503).
+    /// view of a non-2xx answer; only what it calls retryable is retried. A non-idempotent
+    /// request (a create: POST, PATCH) is retried here only when no connection was made; once
+    /// any byte may have been sent, retrying it is the lifecycle's decision, counted in
+    /// attempts (a second create could be a second paid job).
     pub async fn send(
         &self,
         step: &str,
@@ -183,14 +193,7 @@ impl Transport {
             };
             r.record(&host, healthy);
             let retryable = match (&result, &failure) {
-                (Ok(_), Some(f)) => {
-                    f.class.is_retryable()
-                        && (idempotent
-                            || matches!(
-                                f.class,
-                                ErrorClass::RateLimited | ErrorClass::ProviderUnavailable
-                            ))
-                }
+                (Ok(_), Some(f)) => f.class.is_retryable() && idempotent,
                 (Err(TransportError::Connect(_)), _) => true,
                 (Err(_), _) => idempotent,
                 _ => false,
@@ -259,9 +262,11 @@ impl Transport {
         let result = match rb.send().await {
             Ok(resp) => read(resp).await,
             Err(e) if e.is_timeout() => Err(TransportError::Timeout),
-            Err(e) if e.is_connect() => Err(TransportError::Connect(e.to_string())),
-            Err(e) if e.is_request() => Err(TransportError::Connect(e.to_string())),
-            Err(e) => Err(TransportError::Broken(e.to_string())),
+            Err(e) if e.is_connect() => Err(TransportError::Connect(error_chain(&e))),
+            // `is_request()` also covers "the server read the request and closed the
+            // connection" (hyper's IncompleteMessage) and resets after sending: the provider
+            // may have acted on it.
+            Err(e) => Err(TransportError::Broken(error_chain(&e))),
         };
         let record = CallRecord {
             step: step.to_string(),
@@ -280,6 +285,22 @@ impl Transport {
         };
         (result, record)
     }
+}
+
+/// An error with its sources ("error sending request: connection closed before message
+/// completed"), which reqwest's own message leaves out.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// The record of a call that was not sent.

@@ -22,6 +22,8 @@ pub struct Metrics {
     calls: Family<Labels, Counter>,
     call_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     failures: Family<Labels, Counter>,
+    callbacks_refused: Family<Labels, Counter>,
+    reconcile_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -60,8 +62,22 @@ impl Metrics {
             "Transitions that recorded a failure, by provider and error class",
             failures.clone(),
         );
+        let callbacks_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "callbacks_refused",
+            "Provider callbacks refused (bad signature, another job's, past the cap), by provider",
+            callbacks_refused.clone(),
+        );
+        let reconcile_failures = Counter::default();
+        registry.register(
+            "reconcile_failures",
+            "Executions the reconciler could not re-drive in a pass",
+            reconcile_failures.clone(),
+        );
         Metrics {
             registry,
+            callbacks_refused,
+            reconcile_failures,
             transitions,
             calls,
             call_seconds,
@@ -87,6 +103,16 @@ fn l(pairs: &[(&str, &str)]) -> Labels {
 }
 
 impl Observer for Metrics {
+    fn callback_refused(&self, provider: &str) {
+        self.callbacks_refused
+            .get_or_create(&l(&[("provider", provider)]))
+            .inc();
+    }
+
+    fn reconcile_failed(&self, _execution_id: &str, _reason: &str) {
+        self.reconcile_failures.inc();
+    }
+
     fn committed(&self, guard: &Guard, record: &TransitionRecord) {
         let provider = guard.provider.as_str();
         self.transitions
@@ -131,8 +157,15 @@ mod tests {
 
     #[test]
     fn renders_openmetrics_text() {
-        // Families appear once they have a sample (tests/tests/metrics.rs drives them).
+        // Families appear once they have a sample (tests/tests/metrics.rs drives them); the
+        // reconcile failure counter has no labels, so it is there from the start, at zero.
         let m = Metrics::new();
-        assert_eq!(m.render(), "# EOF\n");
+        let text = m.render();
+        assert!(
+            text.contains("executor_reconcile_failures_total 0\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(!text.contains("executor_transitions_total"), "{text}");
     }
 }

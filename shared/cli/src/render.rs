@@ -272,5 +272,24 @@ pub fn reconcile(report: &executor_lifecycle::engine::ReconcileReport) -> String
     for id in &report.execution_ids {
         out.push_str(&format!("  {id}\n"));
     }
+    if !report.failed.is_empty() {
+        out.push_str(&format!(
+            "{} execution(s) could not be re-driven (retried with backoff):\n",
+            report.failed.len()
+        ));
+        for f in &report.failed {
+            let parked = if f.parked { ", parked" } else { "" };
+            out.push_str(&format!(
+                "  {}  failed {} time(s) in a row{parked}: {}\n",
+                f.execution_id, f.failures, f.reason
+            ));
+        }
+    }
+    if !report.backing_off.is_empty() {
+        out.push_str(&format!(
+            "{} execution(s) skipped while backing off after failures\n",
+            report.backing_off.len()
+        ));
+    }
     out
 }

@@ -51,7 +51,55 @@ pub fn document(id: &str, model: &str, provider: &str, record: &TransitionRecord
     doc
 }
 
+/// The EMF document of one count (`CallbacksRefused`, `ReconcileFailures`), with its
+/// dimensions as members.
+pub fn count_document(metric: &str, at_ms: i64, dims: &[(&str, &str)]) -> Value {
+    let names: Vec<&str> = dims.iter().map(|(k, _)| *k).collect();
+    let mut doc = json!({
+        "_aws": {
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "executor",
+                "Dimensions": [names],
+                "Metrics": [{"Name": metric, "Unit": "Count"}],
+            }],
+        },
+    });
+    for (k, v) in dims {
+        doc[*k] = json!(v);
+    }
+    doc[metric] = json!(1);
+    doc
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn emit(doc: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{doc}");
+}
+
 impl Observer for EmfObserver {
+    fn callback_refused(&self, provider: &str) {
+        emit(&count_document(
+            "CallbacksRefused",
+            now_ms(),
+            &[("provider", provider)],
+        ));
+    }
+
+    fn reconcile_failed(&self, execution_id: &str, reason: &str) {
+        let mut doc = count_document("ReconcileFailures", now_ms(), &[]);
+        doc["execution_id"] = json!(execution_id);
+        doc["reason"] = json!(reason);
+        emit(&doc);
+    }
+
     fn committed(&self, guard: &Guard, record: &TransitionRecord) {
         let line = document(&guard.id, &guard.model, &guard.provider, record).to_string();
         let mut out = std::io::stdout().lock();

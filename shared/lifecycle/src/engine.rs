@@ -100,6 +100,40 @@ pub struct ReconcileReport {
     pub redriven: usize,
     /// Ids touched.
     pub execution_ids: Vec<String>,
+    /// Executions that could not be re-driven in this pass, with the reason. The pass goes on
+    /// past each one; each is tried again with backoff.
+    #[serde(default)]
+    pub failed: Vec<ReconcileFailure>,
+    /// Executions skipped in this pass because their backoff after earlier failures has not
+    /// run out (parked after [`RECONCILE_PARK_AFTER`] failures in a row: tried once per
+    /// [`RECONCILE_BACKOFF_MAX_MS`]).
+    #[serde(default)]
+    pub backing_off: Vec<ReconcileFailure>,
+}
+
+/// One execution the reconciler could not re-drive.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReconcileFailure {
+    /// The execution.
+    pub execution_id: String,
+    /// Why (the last error).
+    pub reason: String,
+    /// Failures in a row so far.
+    pub failures: u32,
+    /// True once it failed [`RECONCILE_PARK_AFTER`] times in a row.
+    pub parked: bool,
+}
+
+/// Failures in a row after which an execution is reported parked.
+pub const RECONCILE_PARK_AFTER: u32 = 5;
+/// The longest backoff between two reconcile tries of one failing execution.
+pub const RECONCILE_BACKOFF_MAX_MS: i64 = 15 * 60 * 1000;
+
+/// The reconciler's memory of failing executions: failures in a row, the last reason, and
+/// when to try again.
+#[derive(Debug, Default)]
+struct ReconcileBackoff {
+    failing: std::collections::HashMap<String, (u32, String, i64)>,
 }
 
 /// The lifecycle engine.
@@ -111,6 +145,7 @@ pub struct Engine {
     /// Request blobs are write-once, so a copy can be kept: a warm worker polling the same
     /// execution again reads its request once (one storage read saved per step).
     requests: std::sync::Mutex<lru::LruCache<String, ExecutionRequest>>,
+    reconcile_backoff: std::sync::Mutex<ReconcileBackoff>,
 }
 
 /// Request blobs kept in memory per engine.
@@ -128,6 +163,7 @@ impl Engine {
                 std::num::NonZeroUsize::new(REQUEST_CACHE_ENTRIES)
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
+            reconcile_backoff: std::sync::Mutex::new(ReconcileBackoff::default()),
         }
     }
 
@@ -298,7 +334,16 @@ impl Engine {
         {
             observer.committed(&guard, record);
         }
-        let guard = self.roll_forward(guard).await?;
+        // Accepted from here on: the guard is committed. A failure to apply its outbox (the
+        // submit message not sent) is the reconciler's to re-drive, never the client's to
+        // retry — a retry without an Idempotency-Key would run a second execution.
+        let guard = match self.roll_forward(guard.clone()).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(execution_id = %guard.id, error = %e, "accepted; its first message is left to the reconciler");
+                guard
+            }
+        };
         Ok(Accepted {
             guard,
             replayed: false,
@@ -438,20 +483,41 @@ impl Engine {
         let verified = match driver.verify_callback(headers, body, self.now()) {
             Ok(v) => v,
             Err(f) => {
-                // Explain shows refused callbacks too; recording is best effort (the refusal
-                // stands if the note cannot be written).
-                if guard.callbacks_rejected.len() < crate::model::REJECTED_CALLBACKS_KEPT
-                    && let Err(e) = self
-                        .ports
-                        .guards
-                        .record_rejected_callback(id, self.now(), &f.to_string())
-                        .await
-                {
-                    tracing::warn!(execution_id = id, error = %e, "could not note a refused callback");
-                }
+                self.note_refused_callback(&guard, &f.to_string()).await;
                 return Err(EngineError::Unauthorized(f));
             }
         };
+        // A genuine signature proves the provider sent it, not that it is about this
+        // execution's job: Replicate signs every webhook of an account with one secret.
+        let Some(job) = driver.callback_job_id(&verified.payload) else {
+            return Err(EngineError::Invalid(Failure::validation(
+                "/body",
+                "the callback body names no provider job: it is not a job payload",
+            )));
+        };
+        if let Some(own) = &guard.hot.job_id
+            && own != &job
+        {
+            let f = Failure::new(
+                crate::taxonomy::ErrorClass::CallbackFailure,
+                format!("the callback is about provider job {job}, not this execution's job {own}"),
+            );
+            self.note_refused_callback(&guard, &f.to_string()).await;
+            return Err(EngineError::Unauthorized(f));
+        }
+        if guard.callbacks_received.len() >= crate::model::CALLBACKS_KEPT
+            && !guard.callbacks_received.contains(&verified.callback_id)
+        {
+            let f = Failure::new(
+                crate::taxonomy::ErrorClass::CallbackFailure,
+                format!(
+                    "the execution already holds {} callbacks; no more are stored",
+                    crate::model::CALLBACKS_KEPT
+                ),
+            );
+            self.note_refused_callback(&guard, &f.to_string()).await;
+            return Err(EngineError::Unauthorized(f));
+        }
         blobs::put_json(
             self.ports.blobs.as_ref(),
             &keys::callback(id, &verified.callback_id),
@@ -471,6 +537,28 @@ impl Engine {
             self.nudge(&guard, delay).await?;
         }
         Ok(new)
+    }
+
+    /// Notes a refused callback on the execution (explain shows it). Only the first
+    /// [`crate::model::REJECTED_CALLBACKS_KEPT`] are kept; the rest are counted in the log
+    /// and the metrics only, so a flood cannot grow the execution's record. Best effort: the
+    /// refusal stands if the note cannot be written.
+    async fn note_refused_callback(&self, guard: &Guard, reason: &str) {
+        tracing::warn!(execution_id = %guard.id, provider = %guard.provider, reason, "callback refused");
+        if let Some(observer) = &self.observer {
+            observer.callback_refused(&guard.provider);
+        }
+        if guard.callbacks_rejected.len() >= crate::model::REJECTED_CALLBACKS_KEPT {
+            return;
+        }
+        if let Err(e) = self
+            .ports
+            .guards
+            .record_rejected_callback(&guard.id, self.now(), reason)
+            .await
+        {
+            tracing::warn!(execution_id = %guard.id, error = %e, "could not note a refused callback");
+        }
     }
 
     /// Sends a versionless message that advances whatever version is current.
@@ -504,35 +592,104 @@ impl Engine {
     }
 
     /// Finds executions whose next step is overdue or whose outbox is pending, and re-drives
-    /// them: applies the outbox, or re-sends the message for the current version.
+    /// them: applies the outbox, or re-sends the message for the current version. Each
+    /// execution is reconciled on its own: one whose outbox cannot be applied (an event the
+    /// sink refuses, a queue that refuses the message) is reported with its reason, counted,
+    /// and retried with backoff, while the pass goes on with the others.
     pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
-        let due_before = self.now() - self.config.reconcile_grace_ms as i64;
+        let now = self.now();
+        let due_before = now - self.config.reconcile_grace_ms as i64;
         let mut report = ReconcileReport::default();
         for guard in self.ports.guards.overdue(due_before, 1000).await? {
             report.examined += 1;
-            if !guard.outbox.is_empty() {
-                self.roll_forward(guard.clone()).await?;
-                report.outboxes_applied += 1;
-                report.execution_ids.push(guard.id.clone());
+            if let Some(waiting) = self.reconcile_waiting(&guard.id, now) {
+                report.backing_off.push(waiting);
                 continue;
             }
-            if guard.status().is_final() {
-                continue;
+            match self.reconcile_one(&guard).await {
+                Ok(None) => self.reconcile_succeeded(&guard.id),
+                Ok(Some(redriven)) => {
+                    self.reconcile_succeeded(&guard.id);
+                    if redriven {
+                        report.redriven += 1;
+                    } else {
+                        report.outboxes_applied += 1;
+                    }
+                    report.execution_ids.push(guard.id.clone());
+                }
+                Err(e) => {
+                    let failure = self.reconcile_failed(&guard.id, &e.to_string(), now);
+                    tracing::warn!(execution_id = %guard.id, error = %e, failures = failure.failures, parked = failure.parked, "reconcile of one execution failed; the pass goes on");
+                    if let Some(observer) = &self.observer {
+                        observer.reconcile_failed(&guard.id, &failure.reason);
+                    }
+                    report.failed.push(failure);
+                }
             }
-            let msg = Message {
-                execution_id: guard.id.clone(),
-                version: Some(guard.version()),
-            };
-            let body =
-                serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.ports
-                .queue
-                .send(QueueName::for_status(guard.status()), &body, 0)
-                .await?;
-            report.redriven += 1;
-            report.execution_ids.push(guard.id.clone());
         }
         Ok(report)
+    }
+
+    /// Re-drives one execution: `Some(false)` when its outbox was applied, `Some(true)` when
+    /// its message was re-sent, `None` when there was nothing to do.
+    async fn reconcile_one(&self, guard: &Guard) -> Result<Option<bool>, EngineError> {
+        if !guard.outbox.is_empty() {
+            self.roll_forward(guard.clone()).await?;
+            return Ok(Some(false));
+        }
+        if guard.status().is_final() {
+            return Ok(None);
+        }
+        let msg = Message {
+            execution_id: guard.id.clone(),
+            version: Some(guard.version()),
+        };
+        let body = serde_json::to_string(&msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.ports
+            .queue
+            .send(QueueName::for_status(guard.status()), &body, 0)
+            .await?;
+        Ok(Some(true))
+    }
+
+    fn reconcile_waiting(&self, id: &str, now: i64) -> Option<ReconcileFailure> {
+        let book = self.reconcile_backoff.lock().ok()?;
+        let (failures, reason, retry_at) = book.failing.get(id)?;
+        (now < *retry_at).then(|| ReconcileFailure {
+            execution_id: id.to_string(),
+            reason: reason.clone(),
+            failures: *failures,
+            parked: *failures >= RECONCILE_PARK_AFTER,
+        })
+    }
+
+    fn reconcile_succeeded(&self, id: &str) {
+        if let Ok(mut book) = self.reconcile_backoff.lock() {
+            book.failing.remove(id);
+        }
+    }
+
+    fn reconcile_failed(&self, id: &str, reason: &str, now: i64) -> ReconcileFailure {
+        let mut failures = 1;
+        if let Ok(mut book) = self.reconcile_backoff.lock() {
+            let entry = book
+                .failing
+                .entry(id.to_string())
+                .or_insert((0, String::new(), now));
+            entry.0 += 1;
+            failures = entry.0;
+            // 1 s, 2 s, 4 s, ... (scaled like every delay), at most 15 minutes.
+            let backoff = (self.config.scaled(1_000) as i64)
+                .saturating_mul(1 << (failures - 1).min(20))
+                .min(RECONCILE_BACKOFF_MAX_MS);
+            *entry = (failures, reason.to_string(), now + backoff);
+        }
+        ReconcileFailure {
+            execution_id: id.to_string(),
+            reason: reason.to_string(),
+            failures,
+            parked: failures >= RECONCILE_PARK_AFTER,
+        }
     }
 }
 

@@ -225,6 +225,10 @@ pub struct Guard {
     pub callbacks_rejected: Vec<RejectedCallback>,
 }
 
+/// How many callbacks an execution stores (a provider sends a handful per job; an attacker
+/// who knows an execution id cannot grow its record without bound).
+pub const CALLBACKS_KEPT: usize = 32;
+
 /// How many refused callbacks an execution keeps (a flood of forged requests cannot grow it).
 pub const REJECTED_CALLBACKS_KEPT: usize = 10;
 

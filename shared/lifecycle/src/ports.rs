@@ -256,4 +256,12 @@ impl Clock for SystemClock {
 pub trait Observer: Send + Sync {
     /// A transition of `guard` (as committed) was recorded as `record`.
     fn committed(&self, guard: &crate::model::Guard, record: &crate::model::TransitionRecord);
+    /// A provider callback was refused (forged, stale, another job's, past the cap).
+    fn callback_refused(&self, provider: &str) {
+        let _ = provider;
+    }
+    /// The reconciler could not re-drive one execution (`reason` says why).
+    fn reconcile_failed(&self, execution_id: &str, reason: &str) {
+        let _ = (execution_id, reason);
+    }
 }

@@ -208,6 +208,9 @@ pub trait ModelDriver: Send + Sync {
         body: &[u8],
         now_ms: i64,
     ) -> Result<VerifiedCallback, Failure>;
+    /// The provider job a verified callback payload is about; `None` when it is not a job
+    /// payload.
+    fn callback_job_id(&self, payload: &Value) -> Option<String>;
     /// Interprets a verified callback payload.
     fn interpret_callback(&self, ctx: &CallContext, payload: &Value) -> CallbackVerdict;
     /// Computes the cost of a result.

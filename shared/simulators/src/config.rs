@@ -17,7 +17,12 @@ pub struct SimConfig {
     pub rate_limit_rate: f64,
     /// Probability (0..1) that a create call is answered with the provider's server error.
     pub server_error_rate: f64,
-    /// Seed of the random generator behind the two rates above, for reproducible runs.
+    /// Probability (0..1) that a create call creates the job and then closes the connection
+    /// without answering.
+    pub drop_after_create_rate: f64,
+    /// Probability (0..1) that a create call creates the job and then gets a gateway's 502.
+    pub error_after_create_rate: f64,
+    /// Seed of the random generator behind the rates above, for reproducible runs.
     pub seed: u64,
     /// Replicate webhook signing secret (`whsec_<base64 key>`), also served at
     /// `GET /replicate/v1/webhooks/default/secret`.
@@ -41,6 +46,8 @@ impl Default for SimConfig {
             job_duration_ms: 300,
             rate_limit_rate: 0.0,
             server_error_rate: 0.0,
+            drop_after_create_rate: 0.0,
+            error_after_create_rate: 0.0,
             seed: 1,
             replicate_webhook_secret: DEFAULT_REPLICATE_WEBHOOK_SECRET.to_owned(),
             max_concurrent_jobs: None,

@@ -44,6 +44,14 @@ pub struct Directives {
     /// `sim:hang_after_create=MS`: the job is created, then the answer is delayed (an
     /// ambiguous create when the client times out).
     pub hang_after_create_ms: Option<u64>,
+    /// `sim:drop_after_create=N`: the first N creates carrying the string create the job and
+    /// then close the connection without answering (what a load balancer dropping the
+    /// connection looks like: the client sees the connection closed before any response).
+    pub drop_after_create: Option<Counted>,
+    /// `sim:error_after_create=STATUS`: the first create carrying the string creates the job,
+    /// then a gateway in front of the provider answers STATUS (502, 504, 524) with its HTML
+    /// error page.
+    pub error_after_create: Option<u16>,
     /// `sim:duration=MS`: creation-to-terminal time of the job.
     pub duration_ms: Option<u64>,
     /// `sim:fail`: the job ends with the provider's realistic failure.
@@ -105,6 +113,20 @@ impl Directives {
                 })
             }
             "hang_after_create" => self.hang_after_create_ms = Some(number.unwrap_or(30_000)),
+            "drop_after_create" => {
+                self.drop_after_create = Some(Counted {
+                    times: count(),
+                    key: carrier.to_owned(),
+                })
+            }
+            "error_after_create" => {
+                self.error_after_create = Some(
+                    number
+                        .and_then(|n| u16::try_from(n).ok())
+                        .filter(|n| (500..600).contains(n))
+                        .unwrap_or(502),
+                )
+            }
             "duration" => self.duration_ms = number,
             "fail" => self.fail = true,
             "content_policy" => self.content_policy = true,

@@ -107,3 +107,61 @@ fn check(state: &SimState, provider: Provider, d: &Directives) -> Result<(), Rej
     }
     Ok(())
 }
+
+/// Marker of a connection dropped on purpose (`sim:drop_after_create`).
+#[derive(Debug)]
+pub struct DroppedConnection;
+
+/// What happens to a create call after its job exists: nothing (`None`: the provider
+/// answers as usual), a gateway error page in its place, or the connection closed with no
+/// answer at all (this never returns: the connection's task unwinds, so hyper writes
+/// nothing and the socket closes — the client's "connection closed before message
+/// completed"). Applies the `sim:drop_after_create` / `sim:error_after_create` directives
+/// and the seeded `drop_after_create_rate` / `error_after_create_rate` of [`SimConfig`].
+pub fn after_create(
+    state: &SimState,
+    provider: Provider,
+    directives: &Directives,
+) -> Option<axum::response::Response> {
+    let faults = &state.faults;
+    let drop = directives
+        .drop_after_create
+        .as_ref()
+        .is_some_and(|c| faults.take(provider, "drop_after_create", &c.key, c.times))
+        || faults.roll(state.config.drop_after_create_rate);
+    if drop {
+        state.stats.bump(provider, Counter::DroppedAfterCreate);
+        std::panic::resume_unwind(Box::new(DroppedConnection));
+    }
+    let status = directives.error_after_create.or_else(|| {
+        faults
+            .roll(state.config.error_after_create_rate)
+            .then_some(502)
+    })?;
+    state.stats.bump(provider, Counter::ErrorAfterCreate);
+    Some(gateway_error(status))
+}
+
+/// The HTML page a CDN in front of a provider answers when the origin is slow or gone.
+pub fn gateway_error(status: u16) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let code =
+        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let title = match status {
+        504 => "504 Gateway Time-out",
+        524 => "524: A timeout occurred",
+        _ => "502 Bad Gateway",
+    };
+    let body = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
+    );
+    (
+        code,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html"),
+            (axum::http::header::SERVER, "cloudflare"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -213,6 +213,9 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
     if let Some(ms) = directives.hang_after_create_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    if let Some(gateway) = crate::faults::after_create(&state, P, &directives) {
+        return gateway;
+    }
     json(StatusCode::CREATED, &[], &created)
 }
 

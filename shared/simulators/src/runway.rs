@@ -176,6 +176,9 @@ async fn create(
     if let Some(ms) = directives.hang_after_create_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    if let Some(gateway) = crate::faults::after_create(&state, P, &directives) {
+        return gateway;
+    }
     json(StatusCode::OK, &[], &json!({"id": id}))
 }
 

@@ -33,6 +33,10 @@ pub struct ProviderStats {
     pub webhooks_failed: u64,
     /// Webhooks suppressed by `sim:lose_callback`.
     pub webhooks_lost: u64,
+    /// Creates that made the job and then closed the connection unanswered.
+    pub dropped_after_create: u64,
+    /// Creates that made the job and then got a gateway's 5xx page.
+    pub errors_after_create: u64,
     /// Jobs (immediate providers: requests) not yet finished, right now.
     pub inflight: u64,
     /// Highest `inflight` ever seen.
@@ -83,6 +87,10 @@ pub enum Counter {
     WebhookFailed,
     /// [`ProviderStats::webhooks_lost`].
     WebhookLost,
+    /// [`ProviderStats::dropped_after_create`].
+    DroppedAfterCreate,
+    /// [`ProviderStats::errors_after_create`].
+    ErrorAfterCreate,
 }
 
 /// Thread-safe recorder behind the snapshots.
@@ -105,6 +113,8 @@ impl StatsRecorder {
             Counter::WebhookDelivered => &mut s.webhooks_delivered,
             Counter::WebhookFailed => &mut s.webhooks_failed,
             Counter::WebhookLost => &mut s.webhooks_lost,
+            Counter::DroppedAfterCreate => &mut s.dropped_after_create,
+            Counter::ErrorAfterCreate => &mut s.errors_after_create,
         };
         *field += 1;
     }

@@ -238,10 +238,23 @@ impl Adapter for Fal {
             return Err(fail("no matching signature"));
         }
         let payload: Value = serde_json::from_slice(body).map_err(|_| fail("body is not JSON"))?;
+        // The signature covers the header's request id; the body must be about the same job.
+        if let Some(in_body) = payload["request_id"].as_str()
+            && in_body != request_id
+        {
+            return Err(fail("the body's request_id is not the signed request id"));
+        }
         Ok(VerifiedCallback {
             callback_id: format!("{request_id}-{}", &hex::encode(Sha256::digest(body))[..16]),
             payload,
         })
+    }
+
+    fn callback_job_id(&self, payload: &Value) -> Option<String> {
+        payload["request_id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
     }
 
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {

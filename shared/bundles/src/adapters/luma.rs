@@ -229,6 +229,13 @@ impl Adapter for Luma {
         })
     }
 
+    fn callback_job_id(&self, payload: &Value) -> Option<String> {
+        payload["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     fn interpret_callback(&self, _payload: &Value) -> CallbackVerdict {
         CallbackVerdict::NeedsPoll
     }

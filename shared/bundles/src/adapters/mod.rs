@@ -77,6 +77,13 @@ pub trait Adapter: Send + Sync {
             format!("{} does not call back", self.name()),
         ))
     }
+    /// The provider job a verified callback payload is about (Replicate's prediction `id`,
+    /// fal's `request_id`, Luma's generation `id`); `None` when the body is not a job payload
+    /// at all (a test ping). The lifecycle consumes a callback only for its execution's job.
+    fn callback_job_id(&self, payload: &Value) -> Option<String> {
+        let _ = payload;
+        None
+    }
     /// Interprets a verified callback payload.
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
         let _ = payload;

@@ -129,6 +129,13 @@ impl Adapter for Replicate {
         })
     }
 
+    fn callback_job_id(&self, payload: &Value) -> Option<String> {
+        payload["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
         CallbackVerdict::Outcome(interpret_prediction(payload))
     }

@@ -36,7 +36,28 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     let ctx = call_context(engine, &guard, request);
     let now = engine.now();
 
-    if guard.cancel_requested || now >= guard.deadline_ms {
+    // Callbacks first: what the provider reported before the deadline or the cancel is
+    // delivered, and a verified callback can spare a provider call.
+    let (from_callbacks, consumed, needs_poll) =
+        consume_callbacks(engine, &guard, &ctx, &driver).await?;
+    let mut calls = Vec::new();
+    let mut events = Vec::new();
+    let mut polled = false;
+    let trusted = from_callbacks.filter(|o| is_terminal(o) || !needs_poll);
+    let ending = guard.cancel_requested || now >= guard.deadline_ms;
+    let outcome = match trusted {
+        Some(o) if is_terminal(&o) || !ending => o,
+        _ => {
+            // At the deadline or a cancel, one last look: a job that finished within the
+            // last poll interval is delivered, not discarded.
+            let reply = driver.poll(&ctx).await;
+            calls = reply.calls;
+            events = reply.events;
+            polled = true;
+            reply.outcome
+        }
+    };
+    if ending && !is_terminal(&outcome) {
         let (event, status, failure) = if guard.cancel_requested {
             (
                 Event::Canceled,
@@ -60,28 +81,20 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
             Some(failure),
             Value::Null,
         )?;
-        step.detail = json!({"provider_cancel": match &reply.outcome { Ok(()) => "accepted".to_string(), Err(f) => f.to_string() }});
-        step.calls = reply.calls;
-        crate::provider::note_events(&mut step.detail, reply.events);
+        step.detail = json!({
+            "provider_cancel": match &reply.outcome { Ok(()) => "accepted".to_string(), Err(f) => f.to_string() },
+            "final_poll": polled,
+        });
+        step.next
+            .hot
+            .consumed_callbacks
+            .extend(consumed.iter().cloned());
+        calls.extend(reply.calls);
+        step.calls = calls;
+        events.extend(reply.events);
+        crate::provider::note_events(&mut step.detail, events);
         return done(engine.commit_step(&guard, step).await?);
     }
-
-    // Callbacks first: a verified callback can spare a provider call.
-    let (from_callbacks, consumed, needs_poll) =
-        consume_callbacks(engine, &guard, &ctx, &driver).await?;
-    let mut calls = Vec::new();
-    let mut events = Vec::new();
-    let mut polled = false;
-    let outcome = match from_callbacks {
-        Some(o) if is_terminal(&o) || !needs_poll => o,
-        _ => {
-            let reply = driver.poll(&ctx).await;
-            calls = reply.calls;
-            events = reply.events;
-            polled = true;
-            reply.outcome
-        }
-    };
     let now = engine.now();
     let spec = driver.spec();
     let mut step = match outcome {
@@ -236,6 +249,29 @@ async fn consume_callbacks(
             blobs::get_json(engine.ports.blobs.as_ref(), &keys::callback(&guard.id, &cb)).await?;
         consumed.push(cb);
         let Some(payload) = payload else { continue };
+        // A callback stored before the job id was committed is checked now: only this
+        // execution's job may decide its outcome.
+        let about = driver.callback_job_id(&payload);
+        if about.is_none() || about != guard.hot.job_id {
+            let reason = format!(
+                "callback about provider job {}, not this execution's job {}",
+                about.as_deref().unwrap_or("(none)"),
+                guard.hot.job_id.as_deref().unwrap_or("(none)")
+            );
+            if guard.callbacks_rejected.len() < crate::model::REJECTED_CALLBACKS_KEPT
+                && let Err(e) = engine
+                    .ports
+                    .guards
+                    .record_rejected_callback(&guard.id, engine.now(), &reason)
+                    .await
+            {
+                tracing::warn!(execution_id = %guard.id, error = %e, "could not note a refused callback");
+            }
+            if let Some(observer) = &engine.observer {
+                observer.callback_refused(&guard.provider);
+            }
+            continue;
+        }
         match driver.interpret_callback(ctx, &payload) {
             CallbackVerdict::Outcome(o) => {
                 let terminal = is_terminal(&o);

@@ -41,14 +41,13 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         return end_early(engine, &guard, Event::SubmitFailed, f).await;
     }
 
-    // Capacity: a lease per attempt, deterministic so a duplicate message takes the same one.
+    // Capacity: a lease per acquisition, named by the version it is taken at — unique, since
+    // every retry and throttled wait commits a new version, and deterministic, so a duplicate
+    // message of the same version takes the same one. A release frees only that acquisition.
     let attempt = guard.hot.attempt + 1;
     let mut lease = None;
     if let Some(capacity) = spec.capacity {
-        let l = Lease {
-            scope: guard.provider.clone(),
-            id: format!("{}:{}", guard.id, attempt),
-        };
+        let l = lease_at(&guard);
         let ttl = (guard.deadline_ms - now).max(0) as u64 + engine.config.lease_margin_ms;
         if !engine
             .ports
@@ -91,20 +90,54 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     let mut intent = guard.advance(Event::SubmitStarted, now)?;
     intent.hot.attempt = attempt;
     intent.hot.attempt_id = Some(ulid::Ulid::new().to_string().to_lowercase());
-    intent.hot.lease = lease;
+    intent.hot.lease = lease.clone();
     let watchdog = engine.config.scaled(spec.submit_timeout_ms) + engine.config.watchdog_margin_ms;
     let mut step = Step::new(intent.clone(), Event::SubmitStarted, "submit");
     step.effects
         .push(send_next(&intent, QueueName::Submit, watchdog));
     step.detail =
         json!({"attempt": attempt, "attempt_id": intent.hot.attempt_id, "watchdog_ms": watchdog});
-    let intent = match engine.commit_step(&guard, step).await? {
-        Committed::Won(g) => *g,
-        Committed::Lost => return Ok(Handled::Stale),
+    let intent = match engine.commit_step(&guard, step).await {
+        Ok(Committed::Won(g)) => *g,
+        lost_or_failed => {
+            // The intent never committed (a cancel or another worker got there first, or the
+            // store failed): the lease taken for it is nobody's. Release it now instead of
+            // leaving it to its expiry.
+            if let Some(l) = &lease
+                && let Err(e) = engine.ports.limiter.release(&l.scope, &l.id).await
+            {
+                tracing::warn!(execution_id = %guard.id, error = %e, "could not release the lease of a lost intent");
+            }
+            return match lost_or_failed {
+                Ok(_) => Ok(Handled::Stale),
+                Err(e) => Err(e),
+            };
+        }
     };
 
     let ctx = call_context(engine, &intent, request);
-    let reply = driver.submit(&ctx).await;
+    // The create call is bounded by the bundle's submit timeout, so its answer is committed
+    // before the watchdog (timeout + margin) finds the intent. Cut short, the call may still
+    // have created the job: ambiguous.
+    let limit = std::time::Duration::from_millis(engine.config.scaled(spec.submit_timeout_ms));
+    let reply = match tokio::time::timeout(limit, driver.submit(&ctx)).await {
+        Ok(reply) => reply,
+        Err(_) => crate::provider::Reply {
+            outcome: SubmitOutcome::Rejected {
+                failure: Failure::new(
+                    ErrorClass::Timeout,
+                    format!(
+                        "the submit calls outlasted the model's submit timeout ({} ms)",
+                        limit.as_millis()
+                    ),
+                ),
+                creation: JobCreation::Unknown,
+                raw: serde_json::Value::Null,
+            },
+            calls: vec![],
+            events: vec![],
+        },
+    };
     let now = engine.now();
     let step = match reply.outcome {
         SubmitOutcome::Created { job_id, raw } => {
@@ -311,14 +344,24 @@ async fn end_early(
     // found one held after the execution was canceled before its retry): its id is
     // deterministic, and releasing a lease nobody holds changes nothing.
     step.effects.push(crate::model::Effect::ReleaseLease {
-        lease: Lease {
-            scope: guard.provider.clone(),
-            id: format!("{}:{}", guard.id, guard.hot.attempt + 1),
-        },
+        lease: lease_at(guard),
     });
     step.effects.extend(terminal_effects(&next));
     step.failure = Some(failure);
     done(engine.commit_step(guard, step).await?)
+}
+
+/// The lease an acquisition at `guard`'s version holds.
+fn lease_at(guard: &Guard) -> Lease {
+    Lease {
+        scope: guard.provider.clone(),
+        id: format!(
+            "{}:{}:v{}",
+            guard.id,
+            guard.hot.attempt + 1,
+            guard.version()
+        ),
+    }
 }
 
 pub(crate) fn done(c: Committed) -> Result<Handled, EngineError> {

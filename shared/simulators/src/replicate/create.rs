@@ -207,6 +207,9 @@ async fn create(
     if let Some(ms) = directives.hang_after_create_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    if let Some(gateway) = crate::faults::after_create(&state, P, &directives) {
+        return gateway;
+    }
 
     let prefer = header(&headers, "prefer").map(str::trim).map(str::to_owned);
     let wait = prefer.as_deref().and_then(parse_prefer_wait);

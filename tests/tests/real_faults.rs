@@ -1,0 +1,509 @@
+//! The lifecycle under the faults real networks and providers produce (issue "The lifecycle
+//! under real faults"): a create the provider received and then lost the connection of, a
+//! gateway's 5xx after the job was created, genuine signed callbacks of another job, bodies
+//! that are not job payloads, a job that finished within the last poll interval before the
+//! deadline, an acceptance whose first message could not be sent, and a reconciler pass that
+//! meets an execution it cannot re-drive. Each one failed on the code before the change.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use async_trait::async_trait;
+use executor_lifecycle::{Queue, QueueName, StoreError};
+use executor_tests::Harness;
+use parking_lot::Mutex;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const POLLING: &str = "runway/gen4-turbo";
+const CALLBACK: &str = "black-forest-labs/flux-schnell";
+
+async fn schema(h: &Harness, model: &str) -> Value {
+    let models = h.client.models().await.unwrap();
+    models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == model)
+        .unwrap_or_else(|| panic!("no {model}"))["input_schema"]
+        .clone()
+}
+
+fn provider_of(model: &str) -> &'static str {
+    if model == POLLING {
+        "runway"
+    } else {
+        "replicate"
+    }
+}
+
+/// A create whose connection closed after the provider read it, or that a gateway answered
+/// 502/504 after the job was created, may have bought a job: it is never sent again by the
+/// outbound client or the lifecycle (the bundles' policy is `fail`), and the execution says
+/// so with `submit_ambiguous`. Before: the transport re-sent the POST (IncompleteMessage was
+/// a "connect" error; 502 was retried) and the lifecycle retried it as `provider_unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_the_provider_may_have_received_is_never_sent_twice() {
+    let h = Harness::start().await;
+    for model in [POLLING, CALLBACK] {
+        let schema = schema(&h, model).await;
+        for fault in [
+            "sim:drop_after_create",
+            "sim:error_after_create=502",
+            "sim:error_after_create=504",
+        ] {
+            let prompt = format!("a lighthouse {fault} {model}");
+            let v = h.run(model, &Harness::input(&schema, &prompt)).await;
+            assert_eq!(v["outcome"], "failed", "{fault} {model}: {v:#}");
+            assert_eq!(v["error"]["class"], "submit_ambiguous", "{fault}: {v:#}");
+            assert_eq!(
+                h.creates(provider_of(model), &prompt),
+                1,
+                "{fault} {model}: the create was sent again"
+            );
+            let records = h.transitions(v["id"].as_str().unwrap()).await;
+            // Creates that went out (refusals by the breaker or bulkhead sent nothing).
+            let creates: Vec<_> = records
+                .iter()
+                .flat_map(|r| r.calls.iter())
+                .filter(|c| c.method == "POST")
+                .filter(|c| !matches!(c.error.as_deref(), Some("circuit open" | "bulkhead full")))
+                .collect();
+            assert_eq!(creates.len(), 1, "{fault}: {creates:?}");
+            assert!(creates[0].retried.is_none(), "{creates:?}");
+        }
+    }
+}
+
+/// The prediction object the simulator holds for a job (what Replicate would send in its
+/// webhook), and Standard Webhooks headers signed with the account's one secret.
+async fn genuine_replicate_webhook(h: &Harness, job: &str) -> (Value, Vec<(String, String)>) {
+    let sims = h.sys.simulators.as_ref().unwrap();
+    let prediction: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/predictions/{job}",
+            sims.base_url("replicate")
+        ))
+        .bearer_auth("r8_test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&prediction).unwrap();
+    (prediction, sign_replicate(h, &body))
+}
+
+fn sign_replicate(h: &Harness, body: &[u8]) -> Vec<(String, String)> {
+    use executor_simulators::signing::{decode_whsec, standard_webhooks_signature};
+    let sims = h.sys.simulators.as_ref().unwrap();
+    let key = decode_whsec(sims.replicate_webhook_secret()).unwrap();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let id = format!("msg_{}", ulid::Ulid::new());
+    let sig = standard_webhooks_signature(&key, &id, ts, body).unwrap();
+    vec![
+        ("webhook-id".into(), id),
+        ("webhook-timestamp".into(), ts.to_string()),
+        ("webhook-signature".into(), sig),
+    ]
+}
+
+async fn post_callback(
+    h: &Harness,
+    execution: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/replicate/{execution}", h.sys.url))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for_job(h: &Harness, id: &str) -> String {
+    for _ in 0..500 {
+        let v = h.client.get(id).await.unwrap();
+        if let Some(job) = v["provider_job_id"].as_str() {
+            return job.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{id} never got a job id");
+}
+
+/// Replicate signs every webhook of an account with one secret: a genuine, freshly signed
+/// webhook of job A posted to execution B's callback URL is refused (recorded with the
+/// reason) and B ends with its own job's output. Before: B completed with A's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_genuine_callback_of_another_job_is_refused() {
+    let h = Harness::start().await;
+    let schema = schema(&h, CALLBACK).await;
+    let a = h
+        .run(CALLBACK, &Harness::input(&schema, "job a sim:duration=50"))
+        .await;
+    assert_eq!(a["outcome"], "succeeded", "{a:#}");
+    let a_job = a["provider_job_id"].as_str().unwrap().to_string();
+    let (_, body) = h
+        .client
+        .create(
+            CALLBACK,
+            &Harness::input(&schema, "job b sim:duration=1500"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let b = body["id"].as_str().unwrap().to_string();
+    let b_job = wait_for_job(&h, &b).await;
+
+    let (prediction, headers) = genuine_replicate_webhook(&h, &a_job).await;
+    assert_eq!(prediction["status"], "succeeded");
+    let (status, problem) =
+        post_callback(&h, &b, &serde_json::to_vec(&prediction).unwrap(), &headers).await;
+    assert_eq!(status, 401, "{problem:#}");
+
+    let b_final = h.wait(&b).await;
+    assert_eq!(b_final["outcome"], "succeeded", "{b_final:#}");
+    assert_eq!(b_final["provider_job_id"], b_job.as_str());
+    assert_ne!(
+        b_final["outputs"], a["outputs"],
+        "B was completed with A's output"
+    );
+    let rejected = b_final["callbacks_rejected"].as_array().unwrap();
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r["reason"].as_str().unwrap_or("").contains(&a_job)),
+        "{b_final:#}"
+    );
+}
+
+/// A callback that arrives before the job id is committed is stored, and checked when it is
+/// consumed: one about another job never decides the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_callback_stored_before_the_job_id_is_refused_when_consumed() {
+    // A submit timeout of 1.5 s (30 s scaled): B's create is held 500 ms, then waits for
+    // its job under `Prefer: wait`.
+    let h = Harness::start_with(|o| o.lifecycle.time_scale = 0.05).await;
+    let schema = schema(&h, CALLBACK).await;
+    let a = h
+        .run(
+            CALLBACK,
+            &Harness::input(&schema, "early a sim:duration=50"),
+        )
+        .await;
+    let a_job = a["provider_job_id"].as_str().unwrap().to_string();
+    // B's create answers only after 500 ms: its job id is not committed meanwhile.
+    let (_, body) = h
+        .client
+        .create(
+            CALLBACK,
+            &Harness::input(
+                &schema,
+                "early b sim:hang_after_create=800 sim:duration=300",
+            ),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let b = body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = h.client.get(&b).await.unwrap();
+    assert!(before["provider_job_id"].is_null(), "{before:#}");
+    let (prediction, headers) = genuine_replicate_webhook(&h, &a_job).await;
+    let (status, _) =
+        post_callback(&h, &b, &serde_json::to_vec(&prediction).unwrap(), &headers).await;
+    assert_eq!(status, 200, "stored until the job id is known");
+
+    let b_final = h.wait(&b).await;
+    assert_eq!(b_final["outcome"], "succeeded", "{b_final:#}");
+    assert_ne!(b_final["provider_job_id"], a_job.as_str());
+    assert_ne!(
+        b_final["outputs"], a["outputs"],
+        "B was completed with A's output"
+    );
+    assert!(
+        b_final["callbacks_rejected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reason"].as_str().unwrap_or("").contains(&a_job)),
+        "{b_final:#}"
+    );
+}
+
+/// A verified body that is not a job payload is answered 400 and stores nothing. Before: it
+/// was stored and scheduled a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_body_that_is_not_a_job_payload_is_400() {
+    let h = Harness::start().await;
+    let schema = schema(&h, CALLBACK).await;
+    let (_, body) = h
+        .client
+        .create(
+            CALLBACK,
+            &Harness::input(&schema, "ping sim:duration=1000 sim:lose_callback"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let id = body["id"].as_str().unwrap().to_string();
+    wait_for_job(&h, &id).await;
+    let ping = br#"{"test": true}"#;
+    let (status, problem) = post_callback(&h, &id, ping, &sign_replicate(&h, ping)).await;
+    assert_eq!(status, 400, "{problem:#}");
+    let v = h.client.get(&id).await.unwrap();
+    assert!(
+        v["callbacks_received"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{v:#}"
+    );
+}
+
+/// A polling job that finished within the last poll interval before the deadline is
+/// delivered: at the deadline one final poll is made and the provider's answer decides.
+/// Before: it ended `timed_out` without asking, discarding a paid result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_finished_before_the_deadline_is_delivered() {
+    // Runway's first poll is 2 s after the create (time scale 1): past a 1 s deadline.
+    let h = Harness::start_with(|o| o.lifecycle.time_scale = 1.0).await;
+    let schema = schema(&h, POLLING).await;
+    let (_, body) = h
+        .client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "quick sim:duration=200"),
+            &executor_cli::client::CreateOptions {
+                max_duration_seconds: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let v = h.wait(body["id"].as_str().unwrap()).await;
+    assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    assert!(!v["outputs"].as_array().unwrap().is_empty());
+}
+
+/// A queue whose first `fail` submit sends fail (the acceptance's first message lost).
+struct FailingSends {
+    inner: Arc<dyn Queue>,
+    fail: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl Queue for FailingSends {
+    async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
+        if queue == QueueName::Submit
+            && self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(StoreError::Unavailable(
+                "injected: queue refused the send".into(),
+            ));
+        }
+        self.inner.send(queue, body, delay_ms).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility_ms: u64,
+    ) -> Result<Vec<executor_lifecycle::Delivery>, StoreError> {
+        self.inner.receive(queue, max, visibility_ms).await
+    }
+    async fn ack(&self, queue: QueueName, receipt: &str) -> Result<(), StoreError> {
+        self.inner.ack(queue, receipt).await
+    }
+    async fn retry_later(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        delay_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.retry_later(queue, receipt, delay_ms).await
+    }
+    async fn dead_letter(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.dead_letter(queue, receipt, reason).await
+    }
+    async fn wait(&self, queue: QueueName, timeout_ms: u64) {
+        self.inner.wait(queue, timeout_ms).await
+    }
+}
+
+/// Once the guard is committed the execution is accepted: a send that fails right after is
+/// answered 202 (the reconciler re-drives it), never 5xx — a client without an
+/// Idempotency-Key would retry and run a second execution. Before: 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_execution_is_never_reported_failed() {
+    let h = Harness::start_with(|o| {
+        o.wrap_queue = Some(Arc::new(|inner| {
+            Arc::new(FailingSends {
+                inner,
+                fail: Arc::new(AtomicU32::new(1)),
+            }) as Arc<dyn Queue>
+        }));
+    })
+    .await;
+    let schema = schema(&h, POLLING).await;
+    let (status, body) = h
+        .client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "lost first message"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body:#}");
+    let v = h.wait(body["id"].as_str().unwrap()).await;
+    assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    let listed = h.client.ids_with_status("finalized").await.unwrap();
+    assert_eq!(listed.len(), 1, "exactly one execution ran: {listed:?}");
+}
+
+/// A blob store that refuses every write of one execution (its outbox can never be applied).
+struct PoisonedBlobs {
+    inner: Arc<dyn executor_lifecycle::BlobStore>,
+    poisoned: Arc<Mutex<Option<String>>>,
+}
+
+#[async_trait]
+impl executor_lifecycle::BlobStore for PoisonedBlobs {
+    async fn put_once(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<executor_lifecycle::PutOutcome, StoreError> {
+        {
+            // The first execution whose request is written while armed is the poisoned one.
+            let mut poisoned = self.poisoned.lock();
+            if poisoned.as_deref() == Some("pending")
+                && let Some(id) = key
+                    .strip_prefix("executions/")
+                    .and_then(|k| k.strip_suffix("/request"))
+            {
+                *poisoned = Some(id.to_string());
+            }
+            if let Some(id) = poisoned.as_deref()
+                && key.contains(id)
+                && key.contains("transitions")
+            {
+                return Err(StoreError::Unavailable(format!("injected: {key} refused")));
+            }
+        }
+        self.inner.put_once(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// One execution whose outbox cannot be applied does not stop the reconciler: the pass
+/// reports it with its reason and goes on, and the others finish. Before: the pass aborted
+/// on the first error (oldest first), so every execution behind it stayed stranded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_execution_does_not_stop_the_reconciler() {
+    let poisoned = Arc::new(Mutex::new(None::<String>));
+    let fail_sends = Arc::new(AtomicU32::new(0));
+    let (p, f) = (Arc::clone(&poisoned), Arc::clone(&fail_sends));
+    let h = Harness::start_with(move |o| {
+        o.reconcile_every_ms = 0;
+        o.wrap_blobs = Some(Arc::new(move |inner| {
+            Arc::new(PoisonedBlobs {
+                inner,
+                poisoned: Arc::clone(&p),
+            }) as Arc<dyn executor_lifecycle::BlobStore>
+        }));
+        o.wrap_queue = Some(Arc::new(move |inner| {
+            Arc::new(FailingSends {
+                inner,
+                fail: Arc::clone(&f),
+            }) as Arc<dyn Queue>
+        }));
+    })
+    .await;
+    let schema = schema(&h, POLLING).await;
+    // The bad one, oldest: every transition record of it is refused, so its outbox can never
+    // be applied. Its id is known only once accepted: poison it by its prompt's execution,
+    // which the blob store sees first as the request key.
+    *poisoned.lock() = Some("pending".into());
+    let (status, bad) = h
+        .client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "the bad one"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{bad:#}");
+    let bad = bad["id"].as_str().unwrap().to_string();
+    // The good one: its first message is lost; only the reconciler can start it.
+    fail_sends.store(1, Ordering::SeqCst);
+    let (status, good) = h
+        .client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "the good one"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{good:#}");
+    let good = good["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // past the reconcile grace
+
+    let report = h.sys.engine.reconcile().await.unwrap();
+    assert!(report.execution_ids.contains(&good), "{report:?}");
+    let failed: Vec<_> = report
+        .failed
+        .iter()
+        .map(|f| f.execution_id.as_str())
+        .collect();
+    assert_eq!(failed, vec![bad.as_str()], "{report:?}");
+    assert!(report.failed[0].reason.contains("refused"), "{report:?}");
+    let v = h.wait(&good).await;
+    assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    // Tried again with a growing backoff, and reported parked after failing 5 times in a row.
+    let (mut skipped, mut parked) = (0, None);
+    for _ in 0..100 {
+        let r = h.sys.engine.reconcile().await.unwrap();
+        skipped += r.backing_off.len();
+        if let Some(f) = r.failed.iter().find(|f| f.parked) {
+            parked = Some(f.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let parked = parked.expect("parked after repeated failures");
+    assert_eq!(parked.execution_id, bad);
+    assert_eq!(
+        parked.failures,
+        executor_lifecycle::engine::RECONCILE_PARK_AFTER
+    );
+    assert!(
+        skipped > 0,
+        "no pass skipped the failing execution while backing off"
+    );
+}
