@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Starts what the AWS tests need on loopback: moto server (S3, DynamoDB, SQS) on 127.0.0.1:5000
-# and redis-server on 127.0.0.1:6379, installing them if missing. Idempotent.
+# Starts what the AWS tests need on loopback: moto server (S3, DynamoDB, SQS, Secrets Manager)
+# on 127.0.0.1:5000, redis-server on 127.0.0.1:6379, and a TLS-only redis-server on
+# 127.0.0.1:6380 (as ElastiCache Serverless: TLS only) with a CA and certificate made here by
+# openssl, installing what is missing. Idempotent.
 set -euo pipefail
 PY=${PYTHON:-python3}
 MOTO_PORT=${MOTO_PORT:-5000}
 REDIS_PORT=${REDIS_PORT:-6379}
+REDIS_TLS_PORT=${REDIS_TLS_PORT:-6380}
 LOG_DIR=${TMPDIR:-/tmp}/executor-services
 mkdir -p "$LOG_DIR"
 
 if ! $PY -c 'import moto.server' 2>/dev/null; then
   echo "installing moto[server]"
   $PY -m pip install --quiet 'moto[server]'
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq openssl) >/dev/null
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "installing redis-server"
@@ -28,9 +34,27 @@ if ! up "$REDIS_PORT"; then
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes \
     --logfile "$LOG_DIR/redis.log" >/dev/null
 fi
+TLS_DIR="$LOG_DIR/redis-tls"
+if [ ! -s "$TLS_DIR/ca.crt" ] || [ ! -s "$TLS_DIR/server.crt" ]; then
+  mkdir -p "$TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=executor test CA" \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS_DIR/ext.cnf"
+  openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+    -CAcreateserial -days 30 -extfile "$TLS_DIR/ext.cnf" -out "$TLS_DIR/server.crt" 2>/dev/null
+fi
+if ! up "$REDIS_TLS_PORT"; then
+  # TLS only (--port 0): what ElastiCache Serverless offers; clients need no certificate.
+  redis-server --bind 127.0.0.1 --port 0 --tls-port "$REDIS_TLS_PORT" \
+    --tls-cert-file "$TLS_DIR/server.crt" --tls-key-file "$TLS_DIR/server.key" \
+    --tls-ca-cert-file "$TLS_DIR/ca.crt" --tls-auth-clients no \
+    --save '' --appendonly no --daemonize yes --logfile "$LOG_DIR/redis-tls.log" >/dev/null
+fi
 for i in $(seq 1 100); do
-  if up "$MOTO_PORT" && up "$REDIS_PORT"; then
-    echo "moto server on http://127.0.0.1:$MOTO_PORT, redis on redis://127.0.0.1:$REDIS_PORT"
+  if up "$MOTO_PORT" && up "$REDIS_PORT" && up "$REDIS_TLS_PORT"; then
+    echo "moto server on http://127.0.0.1:$MOTO_PORT, redis on redis://127.0.0.1:$REDIS_PORT, TLS redis on rediss://127.0.0.1:$REDIS_TLS_PORT (CA $TLS_DIR/ca.crt)"
     exit 0
   fi
   sleep 0.2

@@ -15,14 +15,47 @@ pub struct AwsConfig {
     pub queues: HashMap<QueueName, QueueUrls>,
     /// Outcome destination queue (`EXECUTOR_OUTCOME_QUEUE_URL`).
     pub outcome_queue_url: String,
-    /// Redis (`EXECUTOR_REDIS_URL`).
-    pub redis_url: String,
+    /// The inflight limiter (`EXECUTOR_LIMITER`: `dynamodb`, the default, or `redis` with
+    /// `EXECUTOR_REDIS_URL`).
+    pub limiter: LimiterChoice,
+    /// The Secrets Manager secret holding provider credentials and signing secrets
+    /// (`EXECUTOR_SECRET_ARN`); none: they come from the environment.
+    pub secret_arn: Option<String>,
     /// Endpoint override for all AWS services (`AWS_ENDPOINT_URL`), e.g. moto server.
     pub endpoint_url: Option<String>,
     /// Region (`AWS_REGION`, default us-east-1).
     pub region: String,
     /// Path-style S3 addressing (`EXECUTOR_S3_PATH_STYLE`), needed for local endpoints.
     pub s3_path_style: bool,
+}
+
+/// Where inflight leases live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimiterChoice {
+    /// Items of the execution table (no VPC needed).
+    DynamoDb,
+    /// A Redis server (`redis://`, or `rediss://` for TLS as ElastiCache Serverless requires).
+    Redis(String),
+}
+
+impl LimiterChoice {
+    /// From `EXECUTOR_LIMITER` and `EXECUTOR_REDIS_URL`: `dynamodb` unless Redis is asked for
+    /// (an `EXECUTOR_REDIS_URL` alone also selects Redis, as before the DynamoDB limiter).
+    pub fn from_env() -> Result<LimiterChoice, AwsSetupError> {
+        let url = std::env::var("EXECUTOR_REDIS_URL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        match std::env::var("EXECUTOR_LIMITER").ok().as_deref() {
+            None | Some("") => Ok(url.map_or(LimiterChoice::DynamoDb, LimiterChoice::Redis)),
+            Some("dynamodb") => Ok(LimiterChoice::DynamoDb),
+            Some("redis") => url.map(LimiterChoice::Redis).ok_or_else(|| {
+                AwsSetupError("EXECUTOR_LIMITER=redis needs EXECUTOR_REDIS_URL".into())
+            }),
+            Some(other) => Err(AwsSetupError(format!(
+                "EXECUTOR_LIMITER must be `dynamodb` or `redis`, not `{other}`"
+            ))),
+        }
+    }
 }
 
 /// A queue and its dead-letter queue.
@@ -67,7 +100,10 @@ impl AwsConfig {
             bucket: var("EXECUTOR_BUCKET")?,
             queues,
             outcome_queue_url: var("EXECUTOR_OUTCOME_QUEUE_URL")?,
-            redis_url: var("EXECUTOR_REDIS_URL")?,
+            limiter: LimiterChoice::from_env()?,
+            secret_arn: std::env::var("EXECUTOR_SECRET_ARN")
+                .ok()
+                .filter(|v| !v.is_empty()),
             endpoint_url: std::env::var("AWS_ENDPOINT_URL")
                 .ok()
                 .filter(|v| !v.is_empty()),

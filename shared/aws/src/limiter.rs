@@ -45,17 +45,46 @@ fn key(scope: &str) -> String {
 }
 
 impl RedisLimiter {
-    /// Connects (and pings) Redis.
+    /// Connects (and pings) Redis: `redis://` in the clear, `rediss://` over TLS (rustls) with
+    /// the system's roots, or with the PEM CA bundle at `EXECUTOR_REDIS_CA_FILE` (a private
+    /// CA; the test suite's self-signed server).
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<RedisLimiter, AwsSetupError> {
+        let ca = match std::env::var("EXECUTOR_REDIS_CA_FILE") {
+            Ok(path) if !path.is_empty() => Some(
+                std::fs::read(&path)
+                    .map_err(|e| AwsSetupError(format!("EXECUTOR_REDIS_CA_FILE {path}: {e}")))?,
+            ),
+            _ => None,
+        };
+        RedisLimiter::connect_with_ca(url, ca, clock).await
+    }
+
+    /// As [`RedisLimiter::connect`], trusting `ca_pem` (PEM) for `rediss://` when given.
+    pub async fn connect_with_ca(
+        url: &str,
+        ca_pem: Option<Vec<u8>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RedisLimiter, AwsSetupError> {
+        let shown = url.split('@').next_back().unwrap_or(url);
         let fail =
-            |e: redis::RedisError| AwsSetupError(format!("Redis at {url} not reachable: {e}"));
-        let client = redis::Client::open(url).map_err(fail)?;
+            |e: redis::RedisError| AwsSetupError(format!("Redis at {shown} not reachable: {e}"));
+        let client = match ca_pem {
+            Some(root_cert) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            _ => redis::Client::open(url),
+        }
+        .map_err(fail)?;
         let mut conn = tokio::time::timeout(
             std::time::Duration::from_secs(5),
             ConnectionManager::new(client),
         )
         .await
-        .map_err(|_| AwsSetupError(format!("Redis at {url} not reachable: timed out")))?
+        .map_err(|_| AwsSetupError(format!("Redis at {shown} not reachable: timed out")))?
         .map_err(fail)?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)

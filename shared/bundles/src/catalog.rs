@@ -36,6 +36,7 @@ impl SecretSource for MapSecrets {
 }
 
 /// How to load a catalog.
+#[derive(Clone)]
 pub struct CatalogOptions {
     /// Provider → base URL, overriding the bundles' (simulators, proxies).
     pub base_url_overrides: HashMap<String, String>,

@@ -19,8 +19,8 @@ pub struct AwsDevOptions {
     pub bind: SocketAddr,
     /// AWS endpoint (moto server).
     pub endpoint: String,
-    /// Redis URL.
-    pub redis_url: String,
+    /// Redis URL of the inflight limiter (none: the DynamoDB limiter in the table).
+    pub redis_url: Option<String>,
     /// Resource name prefix.
     pub prefix: String,
     /// Start simulators.
@@ -31,9 +31,15 @@ pub struct AwsDevOptions {
 
 /// Runs until Ctrl-C.
 pub async fn run(opts: AwsDevOptions) -> Result<()> {
-    let cfg =
-        executor_lambda::local::ensure_resources(&opts.prefix, &opts.endpoint, &opts.redis_url)
-            .await?;
+    let cfg = executor_lambda::local::ensure_resources(
+        &opts.prefix,
+        &opts.endpoint,
+        opts.redis_url.clone().map_or(
+            executor_lambda::local::LimiterChoice::DynamoDb,
+            executor_lambda::local::LimiterChoice::Redis,
+        ),
+    )
+    .await?;
     let sims = if opts.simulators {
         Some(Simulators::start(SimConfig::default()).await?)
     } else {
@@ -109,9 +115,15 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
         "  AWS_ENDPOINT_URL={} EXECUTOR_S3_PATH_STYLE=true",
         opts.endpoint
     );
+    let limiter = match &cfg.limiter {
+        executor_lambda::local::LimiterChoice::DynamoDb => "EXECUTOR_LIMITER=dynamodb".to_string(),
+        executor_lambda::local::LimiterChoice::Redis(url) => {
+            format!("EXECUTOR_LIMITER=redis EXECUTOR_REDIS_URL={url}")
+        }
+    };
     println!(
-        "  EXECUTOR_TABLE={} EXECUTOR_BUCKET={} EXECUTOR_REDIS_URL={}",
-        cfg.table, cfg.bucket, cfg.redis_url
+        "  EXECUTOR_TABLE={} EXECUTOR_BUCKET={} {limiter}",
+        cfg.table, cfg.bucket
     );
     for q in QueueName::ALL {
         println!(

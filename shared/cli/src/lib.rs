@@ -5,7 +5,7 @@
 pub mod aws_dev;
 pub mod bench;
 pub mod client;
-pub mod config;
+pub use executor_lambda::config;
 pub mod demo;
 pub mod local;
 pub mod metrics;

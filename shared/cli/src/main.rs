@@ -108,9 +108,10 @@ enum Command {
         /// AWS endpoint for `--backend aws` (moto server or LocalStack).
         #[arg(long, default_value = "http://127.0.0.1:5000")]
         endpoint: String,
-        /// Redis URL for `--backend aws`.
-        #[arg(long, default_value = "redis://127.0.0.1:6379")]
-        redis: String,
+        /// Redis URL of the inflight limiter for `--backend aws` (default: the DynamoDB
+        /// limiter, leases in the table).
+        #[arg(long)]
+        redis: Option<String>,
         /// The dev tenant's API key (a random one is made and printed otherwise).
         #[arg(long, env = "EXECUTOR_DEV_API_KEY")]
         api_key: Option<String>,

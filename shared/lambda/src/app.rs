@@ -62,6 +62,95 @@ impl TenantDirectory for DynamoTenants {
     }
 }
 
+/// Secrets from the deployment's Secrets Manager secret, then the environment.
+struct LayeredSecrets(HashMap<String, String>);
+
+impl executor_bundles::catalog::SecretSource for LayeredSecrets {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .cloned()
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+}
+
+/// The catalog in use, replaced whole when the secret is rotated.
+struct SwapCatalog(std::sync::RwLock<Arc<BundleCatalog>>);
+
+impl executor_lifecycle::Catalog for SwapCatalog {
+    fn get(&self, model: &str) -> Option<Arc<dyn executor_lifecycle::ModelDriver>> {
+        self.0.read().ok()?.get(model)
+    }
+    fn list(&self) -> Vec<Arc<dyn executor_lifecycle::ModelDriver>> {
+        self.0.read().map(|c| c.list()).unwrap_or_default()
+    }
+}
+
+/// The customer webhook signer in use, replaced when the secret is rotated.
+struct SwapSender(std::sync::RwLock<Arc<StandardWebhookSender>>);
+
+#[async_trait]
+impl executor_lifecycle::WebhookSender for SwapSender {
+    async fn deliver(
+        &self,
+        url: &str,
+        event: &executor_lifecycle::OutcomeEvent,
+    ) -> Result<(), executor_lifecycle::Failure> {
+        let sender = self
+            .0
+            .read()
+            .map_err(|_| {
+                executor_lifecycle::Failure::new(
+                    executor_lifecycle::ErrorClass::DegradedFinalization,
+                    "webhook signer unavailable",
+                )
+            })?
+            .clone();
+        sender.deliver(url, event).await
+    }
+}
+
+/// What a secret rotation rebuilds.
+struct Rebuild {
+    sources: Vec<(PathBuf, String)>,
+    catalog: CatalogOptions,
+    webhook_secret_fixed: Option<String>,
+    webhook_targets: executor_lifecycle::netguard::OutboundPolicy,
+    catalog_in_use: Arc<SwapCatalog>,
+    sender_in_use: Arc<SwapSender>,
+}
+
+/// The catalog options with the secret's values layered over the environment.
+fn with_secret(
+    mut opts: CatalogOptions,
+    values: Option<&HashMap<String, String>>,
+) -> CatalogOptions {
+    if let Some(values) = values {
+        opts.secrets = Arc::new(LayeredSecrets(values.clone()));
+        if let Some(v) = values
+            .get("REPLICATE_WEBHOOK_SECRET")
+            .filter(|v| !v.is_empty())
+        {
+            opts.replicate_webhook_secret = Some(v.clone());
+        }
+    }
+    opts
+}
+
+/// The customer webhook signing secret: given, else the secret's, else the environment's.
+fn webhook_secret_of(
+    fixed: Option<&str>,
+    values: Option<&HashMap<String, String>>,
+) -> anyhow::Result<String> {
+    fixed
+        .map(str::to_string)
+        .or_else(|| values.and_then(|v| v.get("EXECUTOR_WEBHOOK_SECRET").cloned()))
+        .or_else(|| std::env::var("EXECUTOR_WEBHOOK_SECRET").ok())
+        .filter(|v| !v.is_empty())
+        .context("EXECUTOR_WEBHOOK_SECRET is neither a key of the EXECUTOR_SECRET_ARN secret nor an environment variable")
+}
+
 /// The engine and router of a function.
 pub struct App {
     /// The engine.
@@ -69,6 +158,7 @@ pub struct App {
     /// The AWS ports.
     pub backend: Arc<AwsBackend>,
     router: Router,
+    rebuild: Rebuild,
 }
 
 fn required(name: &str) -> anyhow::Result<String> {
@@ -79,20 +169,26 @@ fn required(name: &str) -> anyhow::Result<String> {
 }
 
 impl App {
-    /// Builds everything from the environment; fails with one line naming what is missing.
+    /// Builds everything from the environment: the resources (`EXECUTOR_TABLE`, ...), the
+    /// secret (`EXECUTOR_SECRET_ARN`), and the same settings as `executor dev` — the file
+    /// `EXECUTOR_CONFIG` (default `executor.toml`, optional) overridden by
+    /// `EXECUTOR__SECTION__KEY` variables (docs/configuration.md). Fails with one line naming
+    /// what is missing.
     pub async fn from_env() -> anyhow::Result<App> {
         let cfg = AwsConfig::from_env()?;
-        let mut lifecycle = LifecycleConfig {
-            public_base_url: required("EXECUTOR_PUBLIC_URL")?,
-            ..Default::default()
-        };
+        let path = std::env::var("EXECUTOR_CONFIG").unwrap_or_else(|_| "executor.toml".into());
+        let settings = crate::config::Config::load(std::path::Path::new(&path), false)?;
+        let mut lifecycle = settings.lifecycle.clone();
+        lifecycle.public_base_url = required("EXECUTOR_PUBLIC_URL")?;
         if let Ok(v) = std::env::var("EXECUTOR_TIME_SCALE")
             && let Ok(x) = v.parse()
         {
             lifecycle.time_scale = x;
         }
-        let secret = required("EXECUTOR_WEBHOOK_SECRET")?;
-        App::build(&cfg, lifecycle, CatalogOptions::from_env(), &secret).await
+        let mut catalog = CatalogOptions::from_env();
+        settings.apply_to_catalog(&mut catalog);
+        let api = ApiConfig::from(&settings.api);
+        App::build_configured(&cfg, lifecycle, catalog, api, None, None, |p| p, None).await
     }
 
     /// Builds everything from explicit settings.
@@ -127,9 +223,35 @@ impl App {
         wrap: impl FnOnce(Ports) -> Ports,
         crash: Option<Arc<dyn executor_lifecycle::crash::CrashInjector>>,
     ) -> anyhow::Result<App> {
+        App::build_configured(
+            cfg,
+            lifecycle,
+            catalog,
+            ApiConfig::default(),
+            Some(webhook_secret),
+            meter,
+            wrap,
+            crash,
+        )
+        .await
+    }
+
+    /// Everything explicit: API limits, and the webhook secret (None: from the deployment's
+    /// secret or the environment).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn build_configured(
+        cfg: &AwsConfig,
+        lifecycle: LifecycleConfig,
+        catalog: CatalogOptions,
+        api: ApiConfig,
+        webhook_secret: Option<&str>,
+        meter: Option<executor_aws::RequestMeter>,
+        wrap: impl FnOnce(Ports) -> Ports,
+        crash: Option<Arc<dyn executor_lifecycle::crash::CrashInjector>>,
+    ) -> anyhow::Result<App> {
         let clock = Arc::new(SystemClock);
         let backend = Arc::new(AwsBackend::connect_metered(cfg, clock.clone(), meter).await?);
-        let sources = embedded::BUNDLES
+        let sources: Vec<(PathBuf, String)> = embedded::BUNDLES
             .iter()
             .map(|(n, t)| (PathBuf::from(format!("bundles/{n}")), t.to_string()))
             .collect();
@@ -138,19 +260,43 @@ impl App {
             backend.blobs.clone(),
             &lifecycle.public_base_url,
         )));
-        let catalog = BundleCatalog::load_sources(sources, catalog)?;
+        let values = backend.secrets.as_ref().map(|s| s.values().values);
+        let loaded = BundleCatalog::load_sources(
+            sources.clone(),
+            with_secret(catalog.clone(), values.as_ref()),
+        )?;
+        if let Some(limiter) = &backend.dynamo_limiter {
+            use executor_lifecycle::Catalog as _;
+            limiter.plan(
+                loaded
+                    .list()
+                    .iter()
+                    .filter_map(|m| Some((m.spec().provider.clone(), m.spec().capacity?))),
+            );
+        }
+        let secret = webhook_secret_of(webhook_secret, values.as_ref())?;
+        let sender = Arc::new(SwapSender(std::sync::RwLock::new(Arc::new(
+            StandardWebhookSender::with_policy(&secret, lifecycle.webhook_targets)
+                .map_err(anyhow::Error::msg)?,
+        ))));
+        let catalog_in_use = Arc::new(SwapCatalog(std::sync::RwLock::new(Arc::new(loaded))));
+        let rebuild = Rebuild {
+            sources,
+            catalog,
+            webhook_secret_fixed: webhook_secret.map(str::to_string),
+            webhook_targets: lifecycle.webhook_targets,
+            catalog_in_use: catalog_in_use.clone(),
+            sender_in_use: sender.clone(),
+        };
         let ports = Ports {
             blobs: backend.blobs.clone(),
             guards: backend.guards.clone(),
             queue: backend.queue.clone(),
             limiter: backend.limiter.clone(),
             events: backend.events.clone(),
-            webhooks: Arc::new(
-                StandardWebhookSender::with_policy(webhook_secret, lifecycle.webhook_targets)
-                    .map_err(anyhow::Error::msg)?,
-            ),
+            webhooks: sender,
             clock,
-            catalog: Arc::new(catalog),
+            catalog: catalog_in_use,
         };
         let mut engine =
             Engine::new(wrap(ports), lifecycle).with_observer(Arc::new(crate::emf::EmfObserver));
@@ -161,14 +307,60 @@ impl App {
         let state = Arc::new(ApiState::new(
             engine.clone(),
             Arc::new(DynamoTenants::new(backend.guards.clone())),
-            ApiConfig::default(),
+            api,
         ));
         let router = executor_api::app(state);
         Ok(App {
             engine,
             backend,
             router,
+            rebuild,
         })
+    }
+
+    /// Reads the deployment's secret again once the copy is older than `max_age`
+    /// ([`executor_aws::secrets::REFRESH_AFTER`] in [`App::dispatch`]); when it changed, the
+    /// catalog (provider credentials, Replicate's webhook secret) and the customer webhook
+    /// signer are rebuilt from it. A rebuild that fails keeps the ones in use. True when the
+    /// values changed.
+    pub async fn refresh_secrets(&self, max_age: Duration) -> bool {
+        let Some(cache) = &self.backend.secrets else {
+            return false;
+        };
+        let Some(fresh) = cache.refresh_if_older(max_age).await else {
+            return false;
+        };
+        let r = &self.rebuild;
+        match BundleCatalog::load_sources(
+            r.sources.clone(),
+            with_secret(r.catalog.clone(), Some(&fresh.values)),
+        ) {
+            Ok(c) => {
+                if let Ok(mut slot) = r.catalog_in_use.0.write() {
+                    *slot = Arc::new(c);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rotated secret: catalog rebuild failed; keeping the one in use")
+            }
+        }
+        match webhook_secret_of(r.webhook_secret_fixed.as_deref(), Some(&fresh.values)).and_then(
+            |s| {
+                StandardWebhookSender::with_policy(&s, r.webhook_targets)
+                    .map_err(anyhow::Error::msg)
+            },
+        ) {
+            Ok(sender) => {
+                if let Ok(mut slot) = r.sender_in_use.0.write() {
+                    *slot = Arc::new(sender);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rotated secret: webhook signer rebuild failed; keeping the one in use")
+            }
+        }
+        tracing::info!("secret rotated: provider credentials and signing secrets reloaded");
+        true
     }
 
     /// The API router (what API Gateway invokes).
@@ -179,6 +371,8 @@ impl App {
     /// Routes one Lambda event: SQS batch → partial batch response; API Gateway request → HTTP
     /// response; scheduled event → reconcile report.
     pub async fn dispatch(&self, event: Value) -> anyhow::Result<Value> {
+        self.refresh_secrets(executor_aws::secrets::REFRESH_AFTER)
+            .await;
         if event.get("Records").is_some() {
             let batch: SqsEvent = serde_json::from_value(event).context("not an SQS event")?;
             let resp = sqs::handle_sqs_batch(&self.engine, batch).await;

@@ -5,6 +5,7 @@
 
 pub mod apigw;
 pub mod app;
+pub mod config;
 pub mod emf;
 pub mod esm;
 pub mod local;

@@ -1,6 +1,7 @@
 //! Local AWS mode: create (if missing) the table, bucket and queues a deployment would have,
 //! on moto server or LocalStack, and return the configuration pointing at them.
 
+pub use executor_aws::LimiterChoice;
 use executor_aws::config::QueueUrls;
 use executor_aws::{AwsConfig, DynamoGuardStore};
 use executor_lifecycle::{QueueName, SystemClock};
@@ -11,14 +12,15 @@ use std::sync::Arc;
 pub async fn ensure_resources(
     prefix: &str,
     endpoint: &str,
-    redis_url: &str,
+    limiter: executor_aws::LimiterChoice,
 ) -> anyhow::Result<AwsConfig> {
     let mut cfg = AwsConfig {
         table: prefix.to_string(),
         bucket: prefix.to_string(),
         queues: HashMap::new(),
         outcome_queue_url: String::new(),
-        redis_url: redis_url.to_string(),
+        limiter,
+        secret_arn: None,
         endpoint_url: Some(endpoint.to_string()),
         region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
         s3_path_style: true,

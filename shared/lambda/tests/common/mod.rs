@@ -124,7 +124,11 @@ pub async fn world_with(
         bucket: format!("lambda-{tag}"),
         queues: HashMap::new(),
         outcome_queue_url: String::new(),
-        redis_url: redis,
+        limiter: match std::env::var("EXECUTOR_TEST_LIMITER").as_deref() {
+            Ok("redis") => executor_aws::LimiterChoice::Redis(redis),
+            _ => executor_aws::LimiterChoice::DynamoDb,
+        },
+        secret_arn: None,
         endpoint_url: Some(endpoint()),
         region: "us-east-1".into(),
         s3_path_style: true,

@@ -146,6 +146,20 @@ impl Config {
         })
     }
 
+    /// Applies the outbound HTTP settings and the per-provider capacity and base URL to a
+    /// catalog's options.
+    pub fn apply_to_catalog(&self, catalog: &mut executor_bundles::CatalogOptions) {
+        catalog.resilience = self.http.clone();
+        for (name, p) in &self.providers {
+            if let Some(c) = p.capacity {
+                catalog.capacity_overrides.insert(name.clone(), c);
+            }
+            if let Some(u) = &p.base_url {
+                catalog.base_url_overrides.insert(name.clone(), u.clone());
+            }
+        }
+    }
+
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
