@@ -133,8 +133,18 @@ impl KeyStore {
                 };
                 let sdk = cfg.sdk_config().await;
                 let client = aws_sdk_dynamodb::Client::new(&sdk);
+                if let Err(e) = client.describe_table().table_name(table).send().await {
+                    let why = match e.as_service_error() {
+                        Some(se) => format!(
+                            "{}: {}",
+                            se.meta().code().unwrap_or("error"),
+                            se.meta().message().unwrap_or("no message")
+                        ),
+                        None => format!("{:#}", anyhow::Error::from(e)),
+                    };
+                    bail!("DynamoDB table '{table}' at {}: {why}", cfg.endpoint());
+                }
                 let store = DynamoGuardStore::new(client, table.clone(), Arc::new(SystemClock));
-                store.check(&cfg).await?;
                 Ok(KeyStore::Aws(store))
             }
         }

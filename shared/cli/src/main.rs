@@ -182,6 +182,9 @@ enum Command {
         /// Redis URL for `--backend aws`.
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
+        /// Name of the table, bucket and queue prefix for `--backend aws` (made if missing).
+        #[arg(long, default_value = "executor-dev")]
+        aws_prefix: String,
         /// The dev tenant's API key (a random one is made and printed otherwise).
         #[arg(long, env = "EXECUTOR_DEV_API_KEY")]
         api_key: Option<String>,
@@ -409,6 +412,7 @@ async fn run(cli: Cli) -> Result<i32> {
             backend,
             endpoint,
             redis,
+            aws_prefix,
             api_key,
             webhook_secret,
         } => {
@@ -428,7 +432,7 @@ async fn run(cli: Cli) -> Result<i32> {
                     bind,
                     endpoint,
                     redis_url: redis,
-                    prefix: "executor-dev".into(),
+                    prefix: aws_prefix,
                     simulators: !no_simulators,
                     time_scale,
                     api_key,
