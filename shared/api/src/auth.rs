@@ -19,6 +19,28 @@ pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// The rule tenant names follow, as shown in errors.
+pub const TENANT_NAME_RULE: &str = "1-63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit (^[a-z0-9][a-z0-9_-]{0,62}$; no '#', the key delimiter)";
+
+/// Checks a tenant name: `^[a-z0-9][a-z0-9_-]{0,62}$`. Tenants appear inside store keys
+/// (`idem#{tenant}#{key}`) and share the `by-tenant` index with the reserved API-key
+/// partition, so `#` and anything outside this charset is refused wherever a tenant is made.
+pub fn validate_tenant(name: &str) -> Result<(), String> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid tenant name {name:?}: use {TENANT_NAME_RULE}"
+        ))
+    }
+}
+
 /// A fixed map of key hashes to tenants (configuration files, tests).
 #[derive(Debug, Clone, Default)]
 pub struct StaticTenants(pub HashMap<String, String>);
@@ -66,4 +88,31 @@ pub async fn authorize(state: &crate::ApiState, headers: &HeaderMap) -> Result<S
         return Err(Problem::rate_limited(secs.max(1)));
     }
     Ok(t)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::validate_tenant;
+
+    #[test]
+    fn tenant_names() {
+        for ok in ["acme", "dev", "a", "0", "team_b-2", &"x".repeat(63)] {
+            assert!(validate_tenant(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Acme",
+            "a#b",
+            "-a",
+            "_a",
+            "a b",
+            "é",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            let e = validate_tenant(bad).unwrap_err();
+            assert!(!e.contains('\n') && e.contains("a-z0-9"), "{e}");
+        }
+    }
 }

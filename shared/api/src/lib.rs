@@ -21,7 +21,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-pub use auth::{StaticTenants, TenantDirectory, hash_api_key};
+pub use auth::{StaticTenants, TenantDirectory, hash_api_key, validate_tenant};
 
 /// A per-tenant token bucket.
 pub type TenantRateLimiter = governor::DefaultKeyedRateLimiter<String>;

@@ -6,6 +6,8 @@
 //! - table: hash key `pk` (S); TTL attribute `expires_at`.
 //! - GSI `by-tenant`: hash `tenant` (S), range `created_sk` (S, `{created_at_ms:013}#{id}`),
 //!   projection ALL — listing newest first with a cursor.
+//!   API key items (`key#{hash}`) share it under the reserved hash key [`API_KEYS_PARTITION`]
+//!   (`created_sk = {created_at_ms:013}#{hash}`), so `executor keys list` is a Query, not a Scan.
 //! - GSI `by-due`: hash `due_shard` (S, always `due`, present only on items that still need
 //!   work), range `due_at` (N) — the reconciler's overdue query. Sparse: final items drop out.
 
@@ -26,6 +28,10 @@ use std::sync::Arc;
 pub const BY_TENANT: &str = "by-tenant";
 /// GSI names.
 pub const BY_DUE: &str = "by-due";
+/// The `by-tenant` partition that holds every API key item (`tenant` = this, the key's own
+/// tenant in `key_tenant`). Tenant names cannot contain `#`, so no tenant's listing ever reads
+/// it.
+pub const API_KEYS_PARTITION: &str = "#api-keys";
 /// Final items expire after this many days (TTL).
 const RETENTION_DAYS: i64 = 30;
 
@@ -208,18 +214,79 @@ impl DynamoGuardStore {
             .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
     }
 
-    /// Registers an API key hash for a tenant.
+    /// Registers an API key hash for a tenant. The item also joins the reserved
+    /// [`API_KEYS_PARTITION`] of the `by-tenant` index (`created_sk = {created_at:013}#{hash}`),
+    /// which is how [`DynamoGuardStore::list_api_keys`] finds every key without a Scan.
     pub async fn add_api_key(&self, tenant: &str, key_hash: &str) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
         self.client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("key#{key_hash}")))
             .item("key_tenant", s(tenant))
-            .item("created_at", n(self.clock.now_ms()))
+            .item("created_at", n(now))
+            .item("tenant", s(API_KEYS_PARTITION))
+            .item("created_sk", s(format!("{now:013}#{key_hash}")))
             .send()
             .await
             .map(|_| ())
             .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+    }
+
+    /// Every API key registered by [`DynamoGuardStore::add_api_key`]: `(key hash, tenant,
+    /// created_at_ms)`, oldest first. One Query of the reserved `by-tenant` partition (paged),
+    /// reading only key items; an operator command, never on a request path.
+    pub async fn list_api_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_TENANT)
+                .key_condition_expression("tenant = :t")
+                .expression_attribute_values(":t", s(API_KEYS_PARTITION))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+            for item in page.items() {
+                let Some(hash) = get_s(item, "pk").and_then(|p| p.strip_prefix("key#")) else {
+                    continue;
+                };
+                let created = item
+                    .get("created_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                keys.push((
+                    hash.to_string(),
+                    get_s(item, "key_tenant").unwrap_or_default().to_string(),
+                    created,
+                ));
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Deletes the API key with this hash; false if there was none. Warm functions that looked
+    /// the key up keep accepting it for at most their key cache's lifetime (60 s).
+    pub async fn revoke_api_key(&self, key_hash: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("key#{key_hash}")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
     }
 
     /// The tenant of an API key hash.

@@ -27,6 +27,8 @@ pub struct AwsDevOptions {
     pub simulators: bool,
     /// Time scale.
     pub time_scale: f64,
+    /// The dev tenant's API key (`--api-key`); a random one when None.
+    pub api_key: Option<String>,
 }
 
 /// Runs until Ctrl-C.
@@ -68,10 +70,17 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
     let secret = std::env::var("EXECUTOR_WEBHOOK_SECRET")
         .unwrap_or_else(|_| "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".into());
     let app = Arc::new(App::build(&cfg, lifecycle, catalog, &secret).await?);
-    let key = format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>()));
+    let key = match opts.api_key {
+        Some(k) => {
+            crate::keys::check_key_text(&k)?;
+            k
+        }
+        None => crate::keys::new_key(crate::local::DEV_TENANT),
+    };
+    executor_api::validate_tenant(crate::local::DEV_TENANT).map_err(anyhow::Error::msg)?;
     app.backend
         .guards
-        .add_api_key("dev", &hash_api_key(&key))
+        .add_api_key(crate::local::DEV_TENANT, &hash_api_key(&key))
         .await?;
     let sdk = cfg.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -109,7 +118,7 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
         "executor dev (aws backend at {}) listening on {url}",
         opts.endpoint
     );
-    println!("dev API key (tenant 'dev'): {key}");
+    println!("dev API key (tenant '{}'): {key}", crate::local::DEV_TENANT);
     println!("environment of the functions (for `cargo lambda watch`):");
     println!(
         "  AWS_ENDPOINT_URL={} EXECUTOR_S3_PATH_STYLE=true",

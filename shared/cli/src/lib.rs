@@ -7,6 +7,7 @@ pub mod bench;
 pub mod client;
 pub use executor_lambda::config;
 pub mod demo;
+pub mod keys;
 pub mod local;
 pub mod metrics;
 pub mod render;

@@ -17,6 +17,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The tenant of the key `executor dev` makes (or takes from `--api-key`).
+pub const DEV_TENANT: &str = "dev";
+
 /// How to assemble a local system.
 pub struct LocalOptions {
     /// Where the SQLite file and blobs live.
@@ -218,7 +221,7 @@ pub struct LocalSystem {
     pub limiter: Arc<executor_embedded::MemoryLimiter>,
     /// API base URL.
     pub url: String,
-    /// A key of tenant `dev`.
+    /// A key of tenant [`DEV_TENANT`].
     pub dev_key: String,
     /// The simulators, if started.
     pub simulators: Option<Simulators>,
@@ -302,13 +305,17 @@ impl LocalSystem {
         }
         let engine = Arc::new(engine);
 
-        let dev_key = opts
-            .dev_key
-            .clone()
-            .unwrap_or_else(|| format!("exk_dev_{}", hex::encode(rand::random::<[u8; 16]>())));
+        let dev_key = match opts.dev_key.clone() {
+            Some(k) => {
+                crate::keys::check_key_text(&k)?;
+                k
+            }
+            None => crate::keys::new_key(DEV_TENANT),
+        };
+        executor_api::validate_tenant(DEV_TENANT).map_err(anyhow::Error::msg)?;
         backend
             .store
-            .add_api_key("dev", &hash_api_key(&dev_key))
+            .add_api_key(DEV_TENANT, &hash_api_key(&dev_key))
             .await?;
 
         let (shutdown, rx) = watch::channel(false);
@@ -391,7 +398,8 @@ impl LocalSystem {
 
     /// Adds another API key for a tenant; returns the key.
     pub async fn add_tenant_key(&self, tenant: &str) -> Result<String> {
-        let key = format!("exk_{tenant}_{}", hex::encode(rand::random::<[u8; 16]>()));
+        executor_api::validate_tenant(tenant).map_err(anyhow::Error::msg)?;
+        let key = crate::keys::new_key(tenant);
         self.store.add_api_key(tenant, &hash_api_key(&key)).await?;
         Ok(key)
     }

@@ -80,6 +80,77 @@ enum BundleCommand {
     },
 }
 
+/// Where `executor keys` finds the keys.
+#[derive(clap::Args)]
+struct KeyStoreArgs {
+    /// `embedded` (the data directory of `executor dev`) or `aws` (a deployed stack's
+    /// DynamoDB table, with the operator's AWS credentials).
+    #[arg(long, default_value = "embedded")]
+    backend: String,
+    /// Data directory (embedded).
+    #[arg(long, default_value = ".executor", env = "EXECUTOR_DATA_DIR")]
+    data_dir: PathBuf,
+    /// DynamoDB table (aws): the stack's `TableName` output.
+    #[arg(long, env = "EXECUTOR_TABLE")]
+    table: Option<String>,
+    /// AWS endpoint override (aws), e.g. moto server; AWS itself when unset.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: Option<String>,
+    /// AWS region (aws).
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+}
+
+impl KeyStoreArgs {
+    fn location(self) -> Result<executor_cli::keys::Location> {
+        use executor_cli::keys::Location;
+        match self.backend.as_str() {
+            "embedded" => Ok(Location::Embedded {
+                data_dir: self.data_dir,
+            }),
+            "aws" => Ok(Location::Aws {
+                table: self.table.unwrap_or_default(),
+                endpoint: self.endpoint,
+                region: self.region,
+            }),
+            other => bail!("--backend must be `embedded` or `aws`, not `{other}`"),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make an API key for a tenant and print it (on stdout, alone, once: only its SHA-256
+    /// hash is stored). Tenant names: ^[a-z0-9][a-z0-9_-]{0,62}$.
+    Create {
+        /// The tenant the key acts for.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        store: KeyStoreArgs,
+    },
+    /// List the stored keys: key id (a prefix of the key's hash), tenant, creation time.
+    /// Never the keys themselves.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: KeyStoreArgs,
+    },
+    /// Revoke a key by its id (as `keys list` shows it). The API refuses it with 401: at once
+    /// on the embedded backend, within 60 s on AWS (warm functions cache key lookups).
+    Revoke {
+        /// The key id (or a longer prefix of the key's hash, or the whole hash).
+        key_id: String,
+        #[command(flatten)]
+        store: KeyStoreArgs,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The whole system in one process: API, queue workers, reconciler, provider simulators.
@@ -112,6 +183,9 @@ enum Command {
         /// limiter, leases in the table).
         #[arg(long)]
         redis: Option<String>,
+        /// Name of the table, bucket and queue prefix for `--backend aws` (made if missing).
+        #[arg(long, default_value = "executor-dev")]
+        aws_prefix: String,
         /// The dev tenant's API key (a random one is made and printed otherwise).
         #[arg(long, env = "EXECUTOR_DEV_API_KEY")]
         api_key: Option<String>,
@@ -291,6 +365,11 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         warmup: usize,
     },
+    /// API keys: create, list, revoke (embedded data directory or a deployed DynamoDB table).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Start everything embedded, run a mixed batch over every bundle and shape with injected
     /// faults, print a summary; exit 0 when every execution ended as expected.
     Demo {
@@ -334,6 +413,7 @@ async fn run(cli: Cli) -> Result<i32> {
             backend,
             endpoint,
             redis,
+            aws_prefix,
             api_key,
             webhook_secret,
         } => {
@@ -345,14 +425,18 @@ async fn run(cli: Cli) -> Result<i32> {
                 config.is_some(),
             )?;
             let time_scale = time_scale.unwrap_or(cfg.lifecycle.time_scale);
+            if let Some(k) = &api_key {
+                executor_cli::keys::check_key_text(k)?;
+            }
             if backend == "aws" {
                 executor_cli::aws_dev::run(executor_cli::aws_dev::AwsDevOptions {
                     bind,
                     endpoint,
                     redis_url: redis,
-                    prefix: "executor-dev".into(),
+                    prefix: aws_prefix,
                     simulators: !no_simulators,
                     time_scale,
+                    api_key,
                 })
                 .await?;
                 return Ok(0);
@@ -374,9 +458,6 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             opts.lifecycle.time_scale = time_scale;
             if let Some(k) = api_key {
-                if k.trim().is_empty() || k.contains(char::is_whitespace) {
-                    bail!("--api-key must be a non-empty key without spaces");
-                }
                 opts.dev_key = Some(k);
             }
             if let Some(s) = webhook_secret {
@@ -865,6 +946,7 @@ async fn run(cli: Cli) -> Result<i32> {
             println!("{} redriven, {failed} failed", ids.len() - failed);
             Ok(i32::from(failed > 0))
         }
+        Command::Keys { command } => keys(command).await,
         Command::Demo { json } => {
             init_logs("error");
             let dir = tempfile::tempdir()?;
@@ -923,6 +1005,70 @@ async fn run(cli: Cli) -> Result<i32> {
                 );
             }
             Ok(if all_ok { 0 } else { 1 })
+        }
+    }
+}
+
+async fn keys(command: KeysCommand) -> Result<i32> {
+    use executor_cli::keys::KeyStore;
+    match command {
+        KeysCommand::Create { tenant, store } => {
+            executor_api::validate_tenant(&tenant).map_err(anyhow::Error::msg)?;
+            let store = KeyStore::open(&store.location()?).await?;
+            let (key, id) = store.create(&tenant).await?;
+            eprintln!(
+                "created API key {id} for tenant {tenant}; it is shown only now (only its SHA-256 hash is stored):"
+            );
+            println!("{key}");
+            Ok(0)
+        }
+        KeysCommand::List {
+            tenant,
+            json,
+            store,
+        } => {
+            let store = KeyStore::open(&store.location()?).await?;
+            let keys: Vec<_> = store
+                .list()
+                .await?
+                .into_iter()
+                .filter(|k| tenant.as_ref().is_none_or(|t| &k.tenant == t))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else if keys.is_empty() {
+                println!("no API keys");
+            } else {
+                let mut t = Table::new();
+                t.load_preset(comfy_table::presets::NOTHING);
+                t.set_header(vec!["KEY ID", "TENANT", "CREATED"]);
+                for k in &keys {
+                    t.add_row(vec![
+                        k.key_id.clone(),
+                        k.tenant.clone(),
+                        k.created_at.clone(),
+                    ]);
+                }
+                println!("{t}");
+            }
+            Ok(0)
+        }
+        KeysCommand::Revoke { key_id, store } => {
+            let aws = store.backend == "aws";
+            let store = KeyStore::open(&store.location()?).await?;
+            let revoked = store.revoke(&key_id).await?;
+            let what = match &revoked {
+                Some(k) => format!("{} (tenant {})", k.key_id, k.tenant),
+                None => key_id.trim().to_ascii_lowercase(),
+            };
+            if aws {
+                println!(
+                    "revoked API key {what}; warm functions cache key lookups, so it stops working within 60 s"
+                );
+            } else {
+                println!("revoked API key {what}; the API refuses it from now on");
+            }
+            Ok(0)
         }
     }
 }

@@ -92,6 +92,37 @@ impl SqliteStore {
         .await
     }
 
+    /// Every API key: `(key hash, tenant, created_at_ms)`, oldest first (operators'
+    /// `executor keys list`; the keys themselves are never stored).
+    pub async fn list_api_keys(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT key_hash, tenant, created_at_ms FROM api_keys ORDER BY created_at_ms, key_hash",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db_err)?
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Deletes the API key with this hash; false if there was none. The API looks keys up on
+    /// every request here, so a revoked key is refused from the next request on.
+    pub async fn revoke_api_key(&self, key_hash: &str) -> Result<bool, StoreError> {
+        let h = key_hash.to_string();
+        self.with(move |conn| {
+            exec(conn, "DELETE FROM api_keys WHERE key_hash = ?1", params![h])
+                .map(|n| n > 0)
+                .map_err(db_err)
+        })
+        .await
+    }
+
     /// Executions per status.
     pub async fn count_by_status(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.with(|conn| {
