@@ -15,6 +15,18 @@ pub struct SqsQueue {
     urls: HashMap<QueueName, QueueUrls>,
 }
 
+impl SqsQueue {
+    /// The queue an event source ARN (`arn:aws:sqs:region:account:name`) names, matched by
+    /// name against the configured queue URLs (`https://sqs.../account/name`).
+    pub fn queue_for_arn(&self, arn: &str) -> Option<QueueName> {
+        let name = arn.rsplit(':').next()?;
+        self.urls
+            .iter()
+            .find(|(_, u)| u.url.trim_end_matches('/').rsplit('/').next() == Some(name))
+            .map(|(q, _)| *q)
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("sqs: {e}"))
 }

@@ -375,7 +375,9 @@ impl App {
             .await;
         if event.get("Records").is_some() {
             let batch: SqsEvent = serde_json::from_value(event).context("not an SQS event")?;
-            let resp = sqs::handle_sqs_batch(&self.engine, batch).await;
+            let queues = self.backend.queue.clone();
+            let resp =
+                sqs::handle_sqs_batch(&self.engine, batch, &|arn| queues.queue_for_arn(arn)).await;
             return Ok(serde_json::to_value(resp)?);
         }
         if event.get("requestContext").is_some() {

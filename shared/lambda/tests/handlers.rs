@@ -181,3 +181,290 @@ async fn malformed_records_fail_alone_and_duplicates_are_harmless() {
     assert_eq!(v["attempts"], 1, "the duplicate did not submit twice");
     let _ = w.shutdown.send(true);
 }
+
+/// A record the lifecycle cannot handle yet (its version is not visible: `RetryLater`) comes
+/// back after the delay it asked for, not after the queue's visibility timeout (six times the
+/// function's timeout on AWS). Before: it stayed invisible for the whole timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_not_ready_comes_back_after_its_delay() {
+    let w = world().await;
+    let id = w
+        .create(
+            "runway/gen4-turbo",
+            json!({"promptImage": "https://example.com/a.png", "promptText": "later"}),
+        )
+        .await;
+    let url = w.cfg.queues[&executor_lifecycle::QueueName::Poll]
+        .url
+        .clone();
+    // A message for a version the guard does not have yet.
+    w.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body(json!({"execution_id": id, "version": 7}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let got = w
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .visibility_timeout(60)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let m = &got.messages()[0];
+    let name = url.rsplit('/').next().unwrap();
+    let batch = json!({"Records": [{
+        "messageId": m.message_id(),
+        "receiptHandle": m.receipt_handle(),
+        "body": m.body(),
+        "attributes": {}, "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
+        "awsRegion": "us-east-1",
+    }]});
+    let resp = w.app.dispatch(batch).await.unwrap();
+    assert_eq!(
+        resp["batchItemFailures"].as_array().unwrap().len(),
+        1,
+        "{resp}"
+    );
+    let started = std::time::Instant::now();
+    let again = w
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.messages().len(),
+        1,
+        "the record is back after its 1 s delay (a 60 s visibility timeout otherwise)"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let _ = w.shutdown.send(true);
+}
+
+/// A model whose input validation panics on a marker (a stand-in for any bug a release build
+/// could meet while handling one record).
+struct PanickyCatalog(std::sync::Arc<dyn executor_lifecycle::Catalog>);
+struct PanickyDriver(std::sync::Arc<dyn executor_lifecycle::ModelDriver>);
+
+impl executor_lifecycle::Catalog for PanickyCatalog {
+    fn get(&self, model: &str) -> Option<std::sync::Arc<dyn executor_lifecycle::ModelDriver>> {
+        self.0
+            .get(model)
+            .map(|d| std::sync::Arc::new(PanickyDriver(d)) as _)
+    }
+    fn list(&self) -> Vec<std::sync::Arc<dyn executor_lifecycle::ModelDriver>> {
+        self.0.list()
+    }
+}
+
+#[async_trait::async_trait]
+impl executor_lifecycle::ModelDriver for PanickyDriver {
+    fn spec(&self) -> &executor_lifecycle::ModelSpec {
+        self.0.spec()
+    }
+    fn validate(
+        &self,
+        input: &serde_json::Value,
+    ) -> Result<serde_json::Value, executor_lifecycle::Failure> {
+        if input.to_string().contains("explode-in-submit")
+            && std::thread::current().name() != Some("api")
+        {
+            panic!("a bug met while handling one record");
+        }
+        self.0.validate(input)
+    }
+    async fn submit(
+        &self,
+        ctx: &executor_lifecycle::CallContext,
+    ) -> executor_lifecycle::Reply<executor_lifecycle::SubmitOutcome> {
+        self.0.submit(ctx).await
+    }
+    async fn poll(
+        &self,
+        ctx: &executor_lifecycle::CallContext,
+    ) -> executor_lifecycle::Reply<executor_lifecycle::PollOutcome> {
+        self.0.poll(ctx).await
+    }
+    async fn cancel(
+        &self,
+        ctx: &executor_lifecycle::CallContext,
+    ) -> executor_lifecycle::Reply<Result<(), executor_lifecycle::Failure>> {
+        self.0.cancel(ctx).await
+    }
+    fn verify_callback(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<executor_lifecycle::VerifiedCallback, executor_lifecycle::Failure> {
+        self.0.verify_callback(headers, body, now_ms)
+    }
+    fn callback_job_id(&self, payload: &serde_json::Value) -> Option<String> {
+        self.0.callback_job_id(payload)
+    }
+    fn interpret_callback(
+        &self,
+        ctx: &executor_lifecycle::CallContext,
+        payload: &serde_json::Value,
+    ) -> executor_lifecycle::CallbackVerdict {
+        self.0.interpret_callback(ctx, payload)
+    }
+    fn cost(&self, result: &executor_lifecycle::ProviderResult) -> executor_lifecycle::Cost {
+        self.0.cost(result)
+    }
+}
+
+/// A panic while handling one record of a batch fails that record alone: the others are
+/// handled and acknowledged. Before: the panic unwound through the batch (and with the
+/// release profile's `panic = "abort"` killed the process), so the whole batch came back
+/// after the visibility timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_one_record_fails_only_that_record() {
+    let w = world().await;
+    let app = executor_lambda::App::build_wrapped(
+        &w.cfg,
+        w.lifecycle.clone(),
+        common::catalog_for(&w.sims),
+        "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=",
+        None,
+        |p| executor_lifecycle::Ports {
+            catalog: std::sync::Arc::new(PanickyCatalog(p.catalog.clone())),
+            ..p
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let input =
+        |text: &str| json!({"promptImage": "https://example.com/a.png", "promptText": text});
+    // Both accepted through the normal app (validation at create does not panic there).
+    let bad = w
+        .create("runway/gen4-turbo", input("explode-in-submit"))
+        .await;
+    let good = w.create("runway/gen4-turbo", input("fine")).await;
+    let mut batch = event("sqs-submit.json");
+    let records = batch["Records"].as_array_mut().unwrap();
+    records.truncate(2);
+    records[0]["body"] = json!(json!({"execution_id": bad, "version": 0}).to_string());
+    records[1]["body"] = json!(json!({"execution_id": good, "version": 0}).to_string());
+    let bad_msg = records[0]["messageId"].as_str().unwrap().to_string();
+    let resp = app.dispatch(batch).await.unwrap();
+    let failed: Vec<&str> = resp["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, vec![bad_msg.as_str()], "{resp}");
+    let v = w.get(&good).await;
+    assert_ne!(v["status"], "queued", "the good record was handled: {v}");
+    let _ = w.shutdown.send(true);
+}
+
+/// The functions take provider credentials and signing secrets from the deployment's Secrets
+/// Manager secret (`EXECUTOR_SECRET_ARN`), not from plaintext environment variables: a
+/// function builds with nothing but the secret, a secret missing a provider's credential
+/// fails the start naming it, and a rotation is picked up by the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_read_their_secrets_from_secrets_manager() {
+    let w = world().await;
+    let sdk = w.cfg.sdk_config().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let mut values = serde_json::Map::new();
+    for k in [
+        "OPENAI_API_KEY",
+        "RUNWAYML_API_SECRET",
+        "REPLICATE_API_TOKEN",
+        "FAL_KEY",
+        "STABILITY_API_KEY",
+        "ELEVENLABS_API_KEY",
+        "LUMAAI_API_KEY",
+        "MINIMAX_API_KEY",
+    ] {
+        values.insert(k.into(), json!(format!("from-secret-{k}")));
+    }
+    values.insert(
+        "EXECUTOR_WEBHOOK_SECRET".into(),
+        json!("whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM="),
+    );
+    values.insert(
+        "REPLICATE_WEBHOOK_SECRET".into(),
+        json!(w.sims.replicate_webhook_secret()),
+    );
+    let full = serde_json::Value::Object(values.clone()).to_string();
+    values.remove("FAL_KEY");
+    let partial = serde_json::Value::Object(values).to_string();
+    let mut arns = Vec::new();
+    for text in [&full, &partial] {
+        let arn = sm
+            .create_secret()
+            .name(format!("executor-{}", ulid::Ulid::new()))
+            .secret_string(text.as_str())
+            .send()
+            .await
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string();
+        arns.push(arn);
+    }
+    let build = |arn: &str| {
+        let mut cfg = w.cfg.clone();
+        cfg.secret_arn = Some(arn.to_string());
+        let mut catalog = common::catalog_for(&w.sims);
+        catalog.allow_missing_credentials = false;
+        catalog.replicate_webhook_secret = None;
+        let lifecycle = w.lifecycle.clone();
+        async move {
+            executor_lambda::App::build_configured(
+                &cfg,
+                lifecycle,
+                catalog,
+                executor_api::ApiConfig::default(),
+                None,
+                None,
+                |p| p,
+                None,
+            )
+            .await
+        }
+    };
+    let e = build(&arns[1])
+        .await
+        .err()
+        .expect("FAL_KEY is missing")
+        .to_string();
+    assert!(e.contains("FAL_KEY"), "{e}");
+    let app = build(&arns[0]).await.unwrap();
+    assert!(
+        !app.refresh_secrets(std::time::Duration::ZERO).await,
+        "unchanged"
+    );
+    let mut rotated: serde_json::Value = serde_json::from_str(&full).unwrap();
+    rotated["OPENAI_API_KEY"] = json!("rotated");
+    sm.put_secret_value()
+        .secret_id(&arns[0])
+        .secret_string(rotated.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        app.refresh_secrets(std::time::Duration::ZERO).await,
+        "rotation seen"
+    );
+    // Still serving after the rebuild.
+    let (status, body) = {
+        let resp = app.dispatch(event("api-openapi.json")).await.unwrap();
+        (resp["statusCode"].as_u64().unwrap(), resp["body"].clone())
+    };
+    assert_eq!(status, 200, "{body}");
+    let _ = w.shutdown.send(true);
+}

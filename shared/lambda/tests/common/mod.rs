@@ -37,6 +37,9 @@ pub struct World {
     pub lifecycle: LifecycleConfig,
     pub sims: Simulators,
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// When set, provider callbacks reaching the API Gateway stand-in go to this router (the
+    /// webhook function's own app) instead of `app`'s.
+    pub webhook_router: Arc<std::sync::RwLock<Option<axum::Router>>>,
 }
 
 pub async fn world() -> World {
@@ -177,14 +180,7 @@ pub async fn world_with(
         .unwrap();
 
     let sims = Simulators::start(SimConfig::default()).await.unwrap();
-    let mut catalog = CatalogOptions::from_env();
-    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
-        catalog
-            .base_url_overrides
-            .insert(p.into(), sims.base_url(p));
-    }
-    catalog.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
-    catalog.allow_missing_credentials = true;
+    let catalog = catalog_for(&sims);
     // API Gateway stand-in: the router on a local port, so provider callbacks reach the webhook route.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lifecycle = LifecycleConfig {
@@ -205,7 +201,31 @@ pub async fn world_with(
         .await
         .unwrap(),
     );
-    let mut router = app.router();
+    let webhook_router: Arc<std::sync::RwLock<Option<axum::Router>>> = Arc::default();
+    let slot = webhook_router.clone();
+    let mut router = app.router().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let other = slot.read().ok().and_then(|s| s.clone());
+            async move {
+                match other {
+                    Some(r) if req.uri().path().starts_with("/v1/webhooks/") => {
+                        use tower::ServiceExt as _;
+                        // As it arrived: without this router's matched-path extensions.
+                        let (mut parts, body) = req.into_parts();
+                        parts.extensions = Default::default();
+                        match r
+                            .oneshot(axum::extract::Request::from_parts(parts, body))
+                            .await
+                        {
+                            Ok(resp) => resp,
+                            Err(never) => match never {},
+                        }
+                    }
+                    _ => next.run(req).await,
+                }
+            }
+        },
+    ));
     if let Some(gate) = gate {
         router = router.layer(axum::middleware::from_fn_with_state(
             gate,
@@ -222,7 +242,21 @@ pub async fn world_with(
         lifecycle,
         sims,
         shutdown,
+        webhook_router,
     }
+}
+
+/// Catalog options pointing every provider at the simulators.
+pub fn catalog_for(sims: &Simulators) -> CatalogOptions {
+    let mut catalog = CatalogOptions::from_env();
+    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
+        catalog
+            .base_url_overrides
+            .insert(p.into(), sims.base_url(p));
+    }
+    catalog.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
+    catalog.allow_missing_credentials = true;
+    catalog
 }
 
 pub fn executor_api_hash(key: &str) -> String {
@@ -230,11 +264,42 @@ pub fn executor_api_hash(key: &str) -> String {
 }
 
 impl World {
+    /// Runs the event source mapping of `q` into `app` (one function's app).
+    pub fn start_mapping(&self, q: QueueName, app: Arc<App>) {
+        let cfg = MappingConfig {
+            queue_url: self.cfg.queues[&q].url.clone(),
+            queue_arn: format!(
+                "arn:aws:sqs:us-east-1:123456789012:{}",
+                self.cfg.queues[&q]
+                    .url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+            ),
+            batch_size: 10,
+            visibility_timeout: 2,
+            max_concurrency: 2,
+        };
+        tokio::spawn(esm::run(
+            app,
+            self.sqs.clone(),
+            cfg,
+            self.shutdown.subscribe(),
+        ));
+    }
+
     pub fn start_mappings(&self) {
         for q in QueueName::ALL {
             let cfg = MappingConfig {
                 queue_url: self.cfg.queues[&q].url.clone(),
-                queue_arn: format!("arn:aws:sqs:us-east-1:123456789012:{}", q.as_str()),
+                queue_arn: format!(
+                    "arn:aws:sqs:us-east-1:123456789012:{}",
+                    self.cfg.queues[&q]
+                        .url
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                ),
                 batch_size: 10,
                 visibility_timeout: 2,
                 max_concurrency: 2,
