@@ -24,9 +24,12 @@ overridden by EXECUTOR__HTTP__* variables in the template. Then:
 - every function behind the HTTP API sets EXECUTOR__API__MAX_WAIT_SECONDS so that
   `Prefer: wait` ends at least API_SLACK seconds before API Gateway's 30 s integration limit.
 
-Reported, not failed: immediate models whose submit can outlast the API cap (on AWS they must
-answer 202 and run from the submit queue), and bundles whose worst-case submit outlasts their
-submit watchdog (limits.submit_timeout_seconds + lifecycle.watchdog_margin_ms).
+- every function behind the HTTP API sets EXECUTOR__API__INLINE_MAX_SECONDS at most as long:
+  an immediate model whose submit timeout is longer answers 202 and runs from the submit queue.
+
+A submit's worst case is its steps' (retries included), cut at limits.submit_timeout_seconds:
+the lifecycle bounds the submit calls by it. Reported, not failed: immediate models that run
+from the submit queue on AWS because of the inline cap.
 
 Usage: scripts/check-limits.py [--template template.yaml] [--bundles bundles]
 """
@@ -166,7 +169,11 @@ def main() -> int:
     for path, b in load_bundles(a.bundles):
         steps = b.get("steps", {}) or {}
         calls: list = []
-        sub = cost.steps(steps.get("submit"), "steps.submit", calls)
+        limits = b.get("limits", {}) or {}
+        # The lifecycle cuts the submit calls at limits.submit_timeout_seconds (an ambiguous
+        # submit when a create was among them), so a submit never runs longer than that.
+        sub = min(cost.steps(steps.get("submit"), "steps.submit", calls),
+                  float(limits.get("submit_timeout_seconds", 60)))
         pol = cost.steps(steps.get("poll"), "steps.poll", calls)
         can = cost.steps(steps.get("cancel"), "steps.cancel", calls)
         longest = max(calls, default=(0, "-"))
@@ -174,7 +181,6 @@ def main() -> int:
         for fn, worst in (("submit", max(sub, pol, can)), ("poll", max(pol, can))):
             if worst > per_fn[fn][0]:
                 per_fn[fn] = (worst, f"{path} ({'submit' if worst == sub and fn == 'submit' else 'poll/cancel'} steps)")
-        limits = b.get("limits", {}) or {}
         watchdog = limits.get("submit_timeout_seconds", 60) + watchdog_margin_s
         if sub > watchdog:
             late_watchdogs.append(f"{Path(path).stem} {sub:.0f} s > {watchdog:g} s")
@@ -184,7 +190,7 @@ def main() -> int:
     if late_watchdogs:
         notes.append("worst-case submit (retries included) outlasts the submit watchdog (limits.submit_timeout_seconds + "
                      f"lifecycle.watchdog_margin_ms), so a watchdog can find a create still in flight: {'; '.join(late_watchdogs)}. "
-                     "The driver does not enforce submit_timeout_seconds as a deadline over the submit steps yet (docs/aws.md, Timeouts)")
+                     "(docs/aws.md, Timeouts)")
     res = tpl["Resources"]
     glob = tpl.get("Globals", {}).get("Function", {})
     timeouts = {}
@@ -244,10 +250,20 @@ def main() -> int:
         print(f"{lid:17} EXECUTOR__API__MAX_WAIT_SECONDS {cap_s} s  needs <= {cap_limit} s (API Gateway {API_GATEWAY_HTTP_API_TIMEOUT_S} s - {API_SLACK_S} s)  {'ok' if ok else 'FAIL'}")
         if not ok:
             errors.append(f"{lid}: EXECUTOR__API__MAX_WAIT_SECONDS {cap_s} s must be between 1 and {cap_limit} s")
+        inline = env.get("EXECUTOR__API__INLINE_MAX_SECONDS")
+        try:
+            inline_s = int(inline)
+        except (TypeError, ValueError):
+            errors.append(f"{lid} serves the HTTP API but sets no numeric EXECUTOR__API__INLINE_MAX_SECONDS (immediate models run in the request must end before API Gateway's {API_GATEWAY_HTTP_API_TIMEOUT_S} s)")
+            continue
+        ok = 0 < inline_s <= cap_limit
+        print(f"{lid:17} EXECUTOR__API__INLINE_MAX_SECONDS {inline_s} s  needs <= {cap_limit} s  {'ok' if ok else 'FAIL'}")
+        if not ok:
+            errors.append(f"{lid}: EXECUTOR__API__INLINE_MAX_SECONDS {inline_s} s must be between 1 and {cap_limit} s")
         for path, sub, call in immediates if lid == "SubmitFunction" else []:
-            if sub > cap_s:
-                notes.append(f"{path}: immediate, its submit can take {sub:.0f} s (one call up to {call} s) > the {cap_s} s API cap: "
-                             "on AWS it must answer 202 and run from the submit queue (SubmitFunction's Timeout covers it there)")
+            if sub > inline_s:
+                notes.append(f"{path}: immediate, its submit can take {sub:.0f} s (one call up to {call} s) > the {inline_s} s inline cap: "
+                             "on AWS it answers 202 and runs from the submit queue (SubmitFunction's Timeout covers it there)")
     for r in res.values():
         if r.get("Type") in ("AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Integration"):
             ms = r.get("Properties", {}).get("TimeoutInMillis")

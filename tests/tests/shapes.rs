@@ -79,6 +79,30 @@ async fn immediate_runs_in_the_request_path() {
     h.sys.stop().await;
 }
 
+/// Behind a gateway that cuts requests (API Gateway: 30 s), an immediate model whose provider
+/// calls can outlast the inline cap answers 202 and runs from the submit queue; its outcome
+/// is read by poll (or webhook). Before: it ran in the request and was cut mid-call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immediate_model_slower_than_the_inline_cap_runs_from_the_queue() {
+    // OpenAI's submit timeout is 120 s, 2.4 s at the harness's time scale: over a 1 s cap.
+    let h = Harness::start_with(|o| o.api.inline_max_seconds = 1).await;
+    let (model, schema) = h.model_of_shape("immediate").await;
+    assert_eq!(model, "openai/gpt-image-1");
+    let (status, body) = h
+        .client
+        .create(
+            &model,
+            &Harness::input(&schema, "a slow bird"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body:#}");
+    let v = h.wait(body["id"].as_str().unwrap()).await;
+    assert_succeeded(&v);
+    h.sys.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_429_then_success_is_retried() {
     let h = Harness::start().await;

@@ -191,11 +191,16 @@ pub async fn create(
     };
     let wait = prefer_wait(&headers, state.config.max_wait_seconds);
     let engine = state.engine.clone();
+    let inline_limit_ms = state.config.inline_max_seconds.saturating_mul(1000);
     let immediate = engine
         .ports()
         .catalog
         .get(&parsed.model)
-        .map(|d| d.spec().shape == Shape::Immediate)
+        .map(|d| {
+            d.spec().shape == Shape::Immediate
+                && (inline_limit_ms == 0
+                    || engine.config().scaled(d.spec().submit_timeout_ms) <= inline_limit_ms)
+        })
         .unwrap_or(false);
     let permit = if immediate {
         state.inline_permits.clone().try_acquire_owned().ok()

@@ -35,6 +35,11 @@ pub struct ApiConfig {
     pub max_wait_seconds: u64,
     /// Immediate executions run in the request path at once; beyond that they go async (202).
     pub inline_concurrency: usize,
+    /// An immediate model runs in the request path only if its submit timeout (the bound of
+    /// its provider calls) is at most this many seconds; a longer one answers 202 and runs
+    /// from the submit queue, its outcome by poll or webhook. 0: no bound (one process, no
+    /// gateway in front). On AWS it is below API Gateway's 30 s integration limit.
+    pub inline_max_seconds: u64,
     /// Authenticated requests per second allowed per tenant; 0 turns rate limiting off.
     pub rate_limit_per_second: u32,
     /// Requests a tenant may send in a burst above the steady rate.
@@ -47,6 +52,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_wait_seconds: 60,
             inline_concurrency: 64,
+            inline_max_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 100,
         }

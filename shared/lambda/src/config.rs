@@ -36,6 +36,9 @@ pub struct ApiSettings {
     pub max_wait_seconds: u64,
     /// Immediate executions run in the request path at once; beyond, they go async (202).
     pub inline_concurrency: usize,
+    /// Longest submit timeout (seconds) an immediate model may have to run in the request
+    /// path; longer ones answer 202 and run from the submit queue. 0: no bound.
+    pub inline_max_seconds: u64,
     /// Requests per second per tenant (API key owner); 0 = no rate limit.
     pub rate_limit_per_second: u32,
     /// Burst a tenant may send above the steady rate.
@@ -49,6 +52,7 @@ impl Default for ApiSettings {
             max_body_bytes: d.max_body_bytes,
             max_wait_seconds: d.max_wait_seconds,
             inline_concurrency: d.inline_concurrency,
+            inline_max_seconds: d.inline_max_seconds,
             rate_limit_per_second: d.rate_limit_per_second,
             rate_limit_burst: d.rate_limit_burst,
         }
@@ -61,6 +65,7 @@ impl From<&ApiSettings> for executor_api::ApiConfig {
             max_body_bytes: a.max_body_bytes,
             max_wait_seconds: a.max_wait_seconds,
             inline_concurrency: a.inline_concurrency,
+            inline_max_seconds: a.inline_max_seconds,
             rate_limit_per_second: a.rate_limit_per_second,
             rate_limit_burst: a.rate_limit_burst,
         }
