@@ -79,6 +79,33 @@ async fn immediate_runs_in_the_request_path() {
     h.sys.stop().await;
 }
 
+/// A provider's inline image at its real size (OpenAI's `b64_json` of a 1024x1024 PNG is
+/// megabytes) is moved to the blob store at ingestion: the execution finalizes (its guard
+/// item, outbox and outcome event stay small) and the output is a stable URL serving the
+/// bytes. Before: the image rode in the finalize commit's outbox, over DynamoDB's 400 KB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_size_inline_image_is_stored_and_served_by_url() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("immediate").await;
+    let v = h
+        .run(&model, &Harness::input(&schema, "a full-size lighthouse"))
+        .await;
+    assert_succeeded(&v);
+    let out = &v["outputs"][0];
+    assert!(out["data"].is_null(), "inline data left in the outputs");
+    let url = out["url"].as_str().unwrap();
+    assert!(url.contains("/v1/media/"), "{url}");
+    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert!(bytes.len() > 1_000_000, "{} bytes", bytes.len());
+    assert_eq!(&bytes[1..4], b"PNG");
+    let g = executor_lifecycle::GuardStore::get(h.sys.store.as_ref(), v["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(serde_json::to_string(&g).unwrap().len() < 64 * 1024);
+    h.sys.stop().await;
+}
+
 /// Behind a gateway that cuts requests (API Gateway: 30 s), an immediate model whose provider
 /// calls can outlast the inline cap answers 202 and runs from the submit queue; its outcome
 /// is read by poll (or webhook). Before: it ran in the request and was cut mid-call.

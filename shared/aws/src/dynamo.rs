@@ -67,6 +67,7 @@ fn ex_pk(id: &str) -> String {
 /// The attributes a commit writes (never `cancel_requested` or the callbacks).
 fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue>)>, StoreError> {
     let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    executor_lifecycle::limits::check_guard_item(&g.id, record.len())?;
     let needs_work = !g.status().is_final() || !g.outbox.is_empty();
     let due_at = if !g.outbox_awaits_sweep() {
         g.next_due_ms

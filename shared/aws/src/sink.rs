@@ -24,6 +24,12 @@ impl SqsOutcomeSink {
 impl EventSink for SqsOutcomeSink {
     async fn publish(&self, event: &OutcomeEvent) -> Result<(), StoreError> {
         let body = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        use executor_lifecycle::limits;
+        limits::check(
+            "an outcome event",
+            body.len(),
+            limits::OUTCOME_EVENT_MAX_BYTES,
+        )?;
         let attr = MessageAttributeValue::builder()
             .data_type("String")
             .string_value(&event.id)

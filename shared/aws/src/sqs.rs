@@ -75,6 +75,10 @@ impl SqsQueue {
         queue: QueueName,
         bodies: &[(String, u64)],
     ) -> Result<(), StoreError> {
+        for (b, _) in bodies {
+            use executor_lifecycle::limits;
+            limits::check("a queue message", b.len(), limits::SQS_MESSAGE_MAX_BYTES)?;
+        }
         let url = &self.url(queue)?.url;
         for chunk in bodies.chunks(10) {
             let entries = chunk
@@ -108,6 +112,8 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
+        use executor_lifecycle::limits;
+        limits::check("a queue message", body.len(), limits::SQS_MESSAGE_MAX_BYTES)?;
         self.client
             .send_message()
             .queue_url(&self.url(queue)?.url)

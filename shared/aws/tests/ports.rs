@@ -568,3 +568,24 @@ async fn secrets_are_read_at_run_time_and_refreshed() {
     );
     assert!(!e.contains('\n'), "{e}");
 }
+
+/// The AWS ports refuse oversize writes before AWS does, with the same limits as the
+/// embedded ports: a guard item over 400 KB, a message over 256 KiB.
+#[tokio::test]
+async fn oversize_writes_are_refused() {
+    let (b, _, _) = backend().await;
+    let g = guard("ex_big", "t", 1000);
+    b.guards.insert(&g, None).await.unwrap();
+    let mut next = g.advance(Event::SubmitStarted, 2000).unwrap();
+    next.hot.provider_status = Some("x".repeat(500 * 1024));
+    assert!(matches!(
+        b.guards.commit(0, &next).await,
+        Err(CommitError::Store(StoreError::TooLarge(_)))
+    ));
+    assert!(matches!(
+        b.queue
+            .send(QueueName::Poll, &"y".repeat(300 * 1024), 0)
+            .await,
+        Err(StoreError::TooLarge(_))
+    ));
+}

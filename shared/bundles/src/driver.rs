@@ -148,6 +148,77 @@ impl BundleDriver {
             || self.bundle.not_created.iter().any(|n| n.status == status)
     }
 
+    /// Moves inline media out of a result at ingestion: binary outputs (OpenAI `b64_json`,
+    /// Stability and ElevenLabs bytes) and text or JSON larger than
+    /// [`INLINE_OUTPUT_MAX_BYTES`] are stored in the blob store and referenced by their stable
+    /// URL, so no guard record, outbox, queue message, outcome event or API response carries
+    /// them (a 1.5 MB image in the finalize commit exceeds DynamoDB's 400 KB item). The raw
+    /// provider answer keeps what the provider sent. Without a store (bundle checks) the
+    /// result is left as it is.
+    async fn ingest(
+        &self,
+        execution: &str,
+        mut result: ProviderResult,
+    ) -> Result<ProviderResult, Failure> {
+        let Some(store) = &self.store else {
+            return Ok(result);
+        };
+        for o in &mut result.outputs {
+            let Some(data) = &o.data else { continue };
+            let binary = matches!(
+                o.kind,
+                executor_lifecycle::OutputKind::Image
+                    | executor_lifecycle::OutputKind::Audio
+                    | executor_lifecycle::OutputKind::Video
+            );
+            let (bytes, mime) = match data {
+                Value::String(s) if binary => {
+                    let (mime, b64) = match s
+                        .strip_prefix("data:")
+                        .and_then(|r| r.split_once(";base64,"))
+                    {
+                        Some((m, b)) => (m.to_string(), b),
+                        None => (
+                            o.mime_type
+                                .clone()
+                                .unwrap_or_else(|| "application/octet-stream".into()),
+                            s.as_str(),
+                        ),
+                    };
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|e| {
+                            Failure::new(
+                                ErrorClass::ProviderFatal,
+                                format!("the provider's inline {mime} is not base64: {e}"),
+                            )
+                        })?;
+                    (bytes, mime)
+                }
+                Value::String(s) if s.len() > INLINE_OUTPUT_MAX_BYTES => (
+                    s.clone().into_bytes(),
+                    o.mime_type.clone().unwrap_or_else(|| "text/plain".into()),
+                ),
+                other if !binary && other.to_string().len() > INLINE_OUTPUT_MAX_BYTES => (
+                    other.to_string().into_bytes(),
+                    "application/json".to_string(),
+                ),
+                _ => continue,
+            };
+            let url = store.put(execution, bytes, &mime).await.map_err(|e| {
+                Failure::new(
+                    ErrorClass::ProviderTransient,
+                    format!("storing an output failed: {e}"),
+                )
+            })?;
+            o.url = Some(url);
+            o.data = None;
+            o.mime_type.get_or_insert(mime);
+        }
+        Ok(result)
+    }
+
     fn context(&self, ctx: &CallContext) -> Value {
         json!({
             "input": ctx.request.input,
@@ -256,6 +327,9 @@ fn rehosted(mut result: ProviderResult, map: &[(String, String)]) -> ProviderRes
     result
 }
 
+/// Inline text or JSON outputs larger than this go to the blob store too.
+pub const INLINE_OUTPUT_MAX_BYTES: usize = 32 * 1024;
+
 /// Applies top-level schema defaults to an input object.
 fn apply_defaults(schema: &Value, input: &Value) -> Value {
     let mut out = input.clone();
@@ -343,7 +417,16 @@ impl ModelDriver for BundleDriver {
                 ),
                 (Some(resp), Shape::Immediate) => {
                     match self.adapter.normalize_immediate(resp, &run.ctx["input"]) {
-                        Ok(result) => SubmitOutcome::Completed(result),
+                        Ok(result) => match self.ingest(&ctx.request.id, result).await {
+                            Ok(result) => SubmitOutcome::Completed(result),
+                            // The generation happened (and is paid): never submit again
+                            // silently; the ambiguous-create policy decides.
+                            Err(f) => SubmitOutcome::Rejected {
+                                failure: f,
+                                creation: JobCreation::Unknown,
+                                raw: Value::Null,
+                            },
+                        },
                         Err(f) => not_created(f, resp.body.clone()),
                     }
                 }
@@ -373,7 +456,15 @@ impl ModelDriver for BundleDriver {
     async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome> {
         let run = self.run(&self.bundle.steps.poll, ctx).await;
         let outcome = match self.adapter.interpret_poll(&run) {
-            PollOutcome::Succeeded(r) => PollOutcome::Succeeded(rehosted(r, &run.rehosted)),
+            PollOutcome::Succeeded(r) => {
+                match self
+                    .ingest(&ctx.request.id, rehosted(r, &run.rehosted))
+                    .await
+                {
+                    Ok(r) => PollOutcome::Succeeded(r),
+                    Err(f) => PollOutcome::CallFailed(f),
+                }
+            }
             other => other,
         };
         Reply {

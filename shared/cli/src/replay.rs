@@ -155,6 +155,16 @@ pub fn project(view: &Value) -> Expect {
                             p.insert(k.into(), o[k].clone());
                         }
                     }
+                    // Media stored at ingestion: its name is the SHA-256 of the bytes (the
+                    // host and execution id of the URL differ on every run).
+                    if let Some(name) = o["url"]
+                        .as_str()
+                        .and_then(|u| u.split_once("/v1/media/"))
+                        .and_then(|(_, rest)| rest.rsplit('/').next())
+                    {
+                        p.remove("url");
+                        p.insert("stored".into(), json!(name));
+                    }
                     if let Some(d) = o["data"].as_str() {
                         p.insert("data_length".into(), json!(d.len()));
                     } else if !o["data"].is_null() {

@@ -23,6 +23,12 @@ pub struct StoredEvent {
 impl EventSink for SqliteStore {
     async fn publish(&self, event: &OutcomeEvent) -> Result<(), StoreError> {
         let body = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        use executor_lifecycle::limits;
+        limits::check(
+            "an outcome event",
+            body.len(),
+            limits::OUTCOME_EVENT_MAX_BYTES,
+        )?;
         let (id, execution) = (event.id.clone(), event.execution_id.clone());
         let now = self.now();
         self.with(move |conn| {

@@ -8,8 +8,11 @@ use executor_lifecycle::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+/// The guard's record, refused (as DynamoDB refuses the item) when it would not fit one item.
 fn to_json(g: &Guard) -> Result<String, StoreError> {
-    serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    executor_lifecycle::limits::check_guard_item(&g.id, record.len())?;
+    Ok(record)
 }
 
 /// Reads a guard row and overlays the non-versioned attributes.

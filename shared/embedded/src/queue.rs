@@ -22,6 +22,8 @@ fn row_of(receipt: &str) -> i64 {
 #[async_trait]
 impl Queue for SqliteStore {
     async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
+        use executor_lifecycle::limits;
+        limits::check("a queue message", body.len(), limits::SQS_MESSAGE_MAX_BYTES)?;
         let body = body.to_string();
         let visible = self.now() + delay_ms as i64;
         self.with(move |conn| {

@@ -277,3 +277,30 @@ async fn list_is_newest_first_with_a_cursor() {
         ["ex_2", "ex_1"]
     );
 }
+
+/// The embedded ports refuse what AWS would: a guard item over DynamoDB's 400 KB (a 1.5 MB
+/// inline image in an outbox was one), a queue message over SQS's 256 KiB.
+#[tokio::test]
+async fn oversize_writes_are_refused_as_aws_refuses_them() {
+    let (_d, b, _c) = setup();
+    let g = guard("ex_big");
+    b.store.insert(&g, None).await.unwrap();
+    let mut next = g.advance(Event::SubmitStarted, 1_000_001).unwrap();
+    next.hot.provider_status = Some("x".repeat(500 * 1024));
+    match b.store.commit(0, &next).await {
+        Err(CommitError::Store(StoreError::TooLarge(why))) => {
+            assert!(why.contains("ex_big") && why.contains("409600"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.store.get("ex_big").await.unwrap().unwrap().version(), 0);
+    let body = "y".repeat(300 * 1024);
+    assert!(matches!(
+        b.store.send(QueueName::Poll, &body, 0).await,
+        Err(StoreError::TooLarge(_))
+    ));
+    b.store
+        .send(QueueName::Poll, &"z".repeat(200 * 1024), 0)
+        .await
+        .unwrap();
+}

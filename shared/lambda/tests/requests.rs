@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 /// AWS requests allowed for a poll that finds the job still running: guard read, commit,
 /// transition record, next poll message (its arrival settles the outbox: no clear write).
 const POLL_STEP_BUDGET: u64 = 4;
-/// AWS requests allowed for a whole immediate execution, watchdog included.
-const IMMEDIATE_BUDGET: u64 = 24;
+/// AWS requests allowed for a whole immediate execution, watchdog included: 24, plus the
+/// output image moved to the blob store at ingestion (one `PutObject`), so that no guard
+/// item, outbox or outcome event carries it.
+const IMMEDIATE_BUDGET: u64 = 25;
 /// AWS requests allowed for a polling execution apart from its unchanged polls: 25, plus 2
 /// when the submit watchdog (a message without a version) happens to arrive while a poll's
 /// outbox is pending and rolls it forward (record put and message send, both idempotent).

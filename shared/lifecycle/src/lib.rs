@@ -13,6 +13,7 @@ pub mod config;
 pub mod crash;
 pub mod engine;
 pub mod keys;
+pub mod limits;
 pub mod model;
 pub mod netguard;
 pub mod piles;

@@ -17,6 +17,9 @@ pub enum StoreError {
     /// Stored data could not be read.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The write exceeds a service's size limit ([`crate::limits`]): retrying cannot help.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 impl StoreError {

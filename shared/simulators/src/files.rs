@@ -184,6 +184,38 @@ pub fn png(width: u32, height: u32, seed: u32) -> Result<Vec<u8>, image::ImageEr
     Ok(out.into_inner())
 }
 
+/// A PNG at the size a real provider returns (a 1024×1024 photo is megabytes): a gradient
+/// under fine-grained noise, which PNG cannot compress much, so its size is that of a real
+/// generated image (≈ 1.5–2 MB at 1024×1024). Made once per size and shared, since encoding
+/// megabytes for every simulated request would dominate the suites' time.
+pub fn photo_png(width: u32, height: u32) -> Result<std::sync::Arc<Vec<u8>>, image::ImageError> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock};
+    type Made = parking_lot::Mutex<HashMap<(u32, u32), Arc<Vec<u8>>>>;
+    static MADE: OnceLock<Made> = OnceLock::new();
+    let made = MADE.get_or_init(Default::default);
+    let key = (width.clamp(1, 4096), height.clamp(1, 4096));
+    if let Some(png) = made.lock().get(&key) {
+        return Ok(png.clone());
+    }
+    let (w, h) = key;
+    let mut state: u32 = 0x9E37_79B9;
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [n0, n1, n2, _] = state.to_le_bytes();
+        let fx = u8::try_from(x * 200 / w).unwrap_or(200);
+        let fy = u8::try_from(y * 200 / h).unwrap_or(200);
+        Rgb([fx + (n0 & 0x37), fy + (n1 & 0x37), 40 + (n2 & 0x37)])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)?;
+    let png = Arc::new(out.into_inner());
+    made.lock().insert(key, png.clone());
+    Ok(png)
+}
+
 /// A real PNG of `width`×`height` in one flat grey: what a blurred (filtered) image looks like.
 pub fn flat_png(width: u32, height: u32) -> Result<Vec<u8>, image::ImageError> {
     let img = RgbImage::from_pixel(width.max(1), height.max(1), Rgb([128, 128, 128]));
@@ -229,6 +261,22 @@ mod tests {
         assert_eq!((img.width(), img.height()), (8, 6));
         assert_eq!(shrink(1024, 1536), (10, 16));
         assert_eq!(shrink(8, 8), (8, 8));
+    }
+
+    #[test]
+    fn photos_have_real_sizes() {
+        let bytes = photo_png(1024, 1024).unwrap();
+        let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png).unwrap();
+        assert_eq!((img.width(), img.height()), (1024, 1024));
+        assert!(
+            (1_000_000..4_000_000).contains(&bytes.len()),
+            "{} bytes",
+            bytes.len()
+        );
+        assert!(std::sync::Arc::ptr_eq(
+            &bytes,
+            &photo_png(1024, 1024).unwrap()
+        ));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use serde_json::{Map, Value, json};
 
 use crate::directives::{Directives, prompt_key};
 use crate::faults::{Rejection, admit};
-use crate::files::{self, shrink};
+use crate::files;
 use crate::multipart;
 use crate::provider::Provider;
 use crate::reply::{Auth, add_headers, check_auth, header, json};
@@ -135,7 +135,8 @@ fn invalid_field(fields: &Map<String, Value>) -> Option<String> {
         .or_else(|| one_of("style_preset", &STYLE_PRESETS))
 }
 
-/// Pixel size of an `aspect_ratio` such as `"16:9"`, shrunk to the generated size.
+/// Pixel size of an `aspect_ratio` such as `"16:9"`: about one megapixel in multiples of 64,
+/// as Stable Image Core returns (1024×1024 for 1:1, 1344×768 for 16:9).
 fn ratio_size(fields: &Map<String, Value>) -> (u32, u32) {
     let (w, h) = fields
         .get("aspect_ratio")
@@ -143,7 +144,10 @@ fn ratio_size(fields: &Map<String, Value>) -> (u32, u32) {
         .and_then(|r| r.split_once(':'))
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .unwrap_or((1, 1));
-    shrink(w * 64, h * 64)
+    let (w, h) = (f64::from(w.max(1)), f64::from(h.max(1)));
+    let k = (1_048_576.0 / (w * h)).sqrt();
+    let side = |v: f64| ((v * k / 64.0).round().max(1.0) as u32) * 64;
+    (side(w), side(h))
 }
 
 async fn generate(
@@ -235,7 +239,7 @@ async fn generate(
     } else if directives.content_policy {
         files::flat_png(w, h)
     } else {
-        files::png(w, h, u32::try_from(seed % u64::from(u32::MAX)).unwrap_or(0))
+        files::photo_png(w, h).map(|b| b.to_vec())
     };
     let Ok(image) = image else {
         return server_error(&id);
@@ -296,8 +300,8 @@ mod tests {
         );
         assert_eq!(
             ratio_size(&fields(json!({"aspect_ratio": "16:9"}))),
-            (16, 9)
+            (1344, 768)
         );
-        assert_eq!(ratio_size(&fields(json!({}))), (16, 16));
+        assert_eq!(ratio_size(&fields(json!({}))), (1024, 1024));
     }
 }

@@ -47,7 +47,9 @@ async fn gpt_image_returns_png_b64_and_usage() {
         .decode(body["data"][0]["b64_json"].as_str().unwrap())
         .unwrap();
     let img = image::load_from_memory(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (10, 16));
+    // At the size asked for (1024x1536), megabytes as OpenAI's are.
+    assert_eq!((img.width(), img.height()), (1024, 1536));
+    assert!(png.len() > 1_000_000, "{} bytes", png.len());
     let usage = &body["usage"];
     assert_eq!(
         usage["total_tokens"],

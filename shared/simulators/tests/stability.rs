@@ -71,7 +71,8 @@ async fn image_bytes_with_finish_reason_and_seed_headers() {
     assert!(rid.len() == 32 && rid.chars().all(|c| c.is_ascii_hexdigit()));
     let bytes = resp.bytes().await.unwrap();
     let img = image::load_from_memory(&bytes).unwrap();
-    assert_eq!((img.width(), img.height()), (16, 9));
+    assert_eq!((img.width(), img.height()), (1344, 768));
+    assert!(bytes.len() > 1_000_000, "{} bytes", bytes.len());
 
     // No `accept` at all is `image/*`; a seed of 0 (or none) means a random one.
     let resp = generate(&base, "ultra", None, &[("prompt", "a lake"), ("seed", "0")]).await;
@@ -118,7 +119,7 @@ async fn json_answer_carries_image_seed_and_finish_reason() {
     assert_eq!(body["seed"], 7);
     let png = STANDARD.decode(body["image"].as_str().unwrap()).unwrap();
     let img = image::load_from_memory(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (9, 16));
+    assert_eq!((img.width(), img.height()), (768, 1344));
 }
 
 #[tokio::test]
@@ -326,7 +327,7 @@ async fn raw_multipart_through_the_router() {
         resp.headers()["content-type"],
         "application/json; type=image/png"
     );
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
         .await
         .unwrap();
     let body: Value = serde_json::from_slice(&bytes).unwrap();

@@ -155,10 +155,9 @@ pub(super) async fn images(
             let mut item = if format == "url" {
                 json!({"url": f.url})
             } else {
-                let bytes = state
-                    .files
-                    .get(&id, &f.file_name)
-                    .map(|(_, b)| b)
+                // Inline images at the size OpenAI returns them (megabytes for 1024x1024).
+                let bytes = crate::files::photo_png(size.0, size.1)
+                    .map(|b| b.to_vec())
                     .unwrap_or_default();
                 json!({"b64_json": STANDARD.encode(bytes)})
             };
