@@ -1,8 +1,7 @@
 //! fal (queue API): submit returns `request_id`; status is IN_QUEUE, IN_PROGRESS or COMPLETED —
 //! and COMPLETED may carry `error`/`error_type` (not success!; `"error": null` is no error).
-//! The result is a separate GET,
-//! which can itself answer 422 with a FastAPI `detail` list. Webhooks are Ed25519-signed over
-//! `request_id\nuser_id\ntimestamp\nsha256hex(body)`.
+//! The result is a separate GET, which can itself answer 422 with a FastAPI `detail` list.
+//! Webhooks are Ed25519-signed over `request_id\nuser_id\ntimestamp\nsha256hex(body)`.
 
 use super::{Adapter, CallbackKeys, class_of_status, output_from_url, short};
 use crate::engine::{RunEnd, StepRun};
