@@ -140,7 +140,15 @@ impl Adapter for OpenAi {
             .collect();
         let usage = match body.get("usage") {
             Some(u) if !u.is_null() => {
-                json!({"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"], "total_tokens": u["total_tokens"]})
+                let mut usage = json!({"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"], "total_tokens": u["total_tokens"]});
+                // GPT image models split the input (openai-python `ImagesResponse.Usage.
+                // input_tokens_details {text_tokens, image_tokens}`): priced apart.
+                let details = &u["input_tokens_details"];
+                if details.is_object() {
+                    usage["input_text_tokens"] = details["text_tokens"].clone();
+                    usage["input_image_tokens"] = details["image_tokens"].clone();
+                }
+                usage
             }
             _ => json!({"images": data.len()}),
         };
@@ -294,6 +302,7 @@ mod tests {
         let pricing = crate::format::Pricing::PerToken {
             input_usd_per_million: 0.15,
             output_usd_per_million: 0.6,
+            image_input_usd_per_million: None,
         };
         // 82 × 0.15 + 17 × 0.6 micro-dollars.
         assert_eq!(crate::pricing::compute(&pricing, &res).provider_usd_micros, 22);
