@@ -38,8 +38,7 @@ pub fn compute(pricing: &Pricing, result: &ProviderResult) -> Cost {
                 Some(image_price) => {
                     let image = num(u, "input_image_tokens");
                     // Without the split, every input token is a text token.
-                    let (text, source) = match u.get("input_text_tokens").and_then(Value::as_f64)
-                    {
+                    let (text, source) = match u.get("input_text_tokens").and_then(Value::as_f64) {
                         Some(t) => (t, "usage.input_text_tokens"),
                         None => (
                             (num(u, "input_tokens") - image).max(0.0),

@@ -99,7 +99,10 @@ impl Adapter for OpenAi {
         let _ = input;
         let body = &resp.body;
         if let Some(choices) = body["choices"].as_array() {
-            let outputs = choices.iter().flat_map(|c| chat_outputs(&c["message"])).collect();
+            let outputs = choices
+                .iter()
+                .flat_map(|c| chat_outputs(&c["message"]))
+                .collect();
             let u = &body["usage"];
             let usage = json!({"input_tokens": u["prompt_tokens"], "output_tokens": u["completion_tokens"], "total_tokens": u["total_tokens"]});
             return Ok(ProviderResult {
@@ -305,7 +308,10 @@ mod tests {
             image_input_usd_per_million: None,
         };
         // 82 × 0.15 + 17 × 0.6 micro-dollars.
-        assert_eq!(crate::pricing::compute(&pricing, &res).provider_usd_micros, 22);
+        assert_eq!(
+            crate::pricing::compute(&pricing, &res).provider_usd_micros,
+            22
+        );
     }
 
     #[test]
