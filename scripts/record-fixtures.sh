@@ -44,6 +44,7 @@ rec $M bad-input "missing required field: refused at submit" '{"aspect_ratio":"1
 M=fal-ai/flux-dev
 rec $M success "queued, completed, result fetched" '{"prompt":"a lighthouse at dawn"}'
 rec $M request-failed "COMPLETED carrying an error: not a success" '{"prompt":"a lighthouse sim:fail"}'
+rec $M completed-error-null "COMPLETED with \"error\": null is a success: the result is fetched" '{"prompt":"a lighthouse sim:null_error"}'
 rec $M content-policy "content policy refusal" '{"prompt":"a lighthouse sim:content_policy"}'
 rec $M invalid-input "422 detail[] from the model" '{"prompt":"a lighthouse sim:invalid"}'
 rec $M rate-limited-then-success "429, retried" '{"prompt":"a lighthouse sim:rate_limit=1"}'

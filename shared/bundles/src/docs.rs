@@ -22,8 +22,16 @@ fn pricing_words(p: &Pricing) -> String {
         Pricing::PerToken {
             input_usd_per_million,
             output_usd_per_million,
+            image_input_usd_per_million: None,
         } => format!(
             "per token: ${input_usd_per_million} per million input tokens + ${output_usd_per_million} per million output tokens (`usage.input_tokens`, `usage.output_tokens`)"
+        ),
+        Pricing::PerToken {
+            input_usd_per_million,
+            output_usd_per_million,
+            image_input_usd_per_million: Some(image),
+        } => format!(
+            "per token: ${input_usd_per_million} per million text input tokens + ${image} per million image input tokens + ${output_usd_per_million} per million output tokens (`usage.input_text_tokens`, `usage.input_image_tokens`, `usage.output_tokens`)"
         ),
         Pricing::PerOutput { usd_per_output } => {
             format!("per output: ${usd_per_output} × number of outputs")

@@ -137,10 +137,18 @@ pub enum AmbiguousSubmit {
 pub enum Pricing {
     /// Per token (chat, GPT image models).
     PerToken {
-        /// USD per million input tokens.
+        /// USD per million input tokens (`usage.input_tokens`); with
+        /// `image_input_usd_per_million`, per million text input tokens
+        /// (`usage.input_text_tokens`).
         input_usd_per_million: f64,
-        /// USD per million output tokens.
+        /// USD per million output tokens (`usage.output_tokens`).
         output_usd_per_million: f64,
+        /// USD per million image input tokens (`usage.input_image_tokens`), for models that
+        /// price image input apart from text input (GPT image models: OpenAI's
+        /// `usage.input_tokens_details.image_tokens`). Absent: all input at
+        /// `input_usd_per_million`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_input_usd_per_million: Option<f64>,
     },
     /// Per output file (image, clip).
     PerOutput {

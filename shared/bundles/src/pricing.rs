@@ -26,20 +26,49 @@ pub fn compute(pricing: &Pricing, result: &ProviderResult) -> Cost {
         Pricing::PerToken {
             input_usd_per_million,
             output_usd_per_million,
-        } => vec![
-            line(
-                "input_token",
-                num(u, "input_tokens"),
-                input_usd_per_million / 1e6,
-                "usage.input_tokens",
-            ),
-            line(
+            image_input_usd_per_million,
+        } => {
+            let mut lines = match image_input_usd_per_million {
+                None => vec![line(
+                    "input_token",
+                    num(u, "input_tokens"),
+                    input_usd_per_million / 1e6,
+                    "usage.input_tokens",
+                )],
+                Some(image_price) => {
+                    let image = num(u, "input_image_tokens");
+                    // Without the split, every input token is a text token.
+                    let (text, source) = match u.get("input_text_tokens").and_then(Value::as_f64) {
+                        Some(t) => (t, "usage.input_text_tokens"),
+                        None => (
+                            (num(u, "input_tokens") - image).max(0.0),
+                            "usage.input_tokens - usage.input_image_tokens",
+                        ),
+                    };
+                    vec![
+                        line(
+                            "input_text_token",
+                            text,
+                            input_usd_per_million / 1e6,
+                            source,
+                        ),
+                        line(
+                            "input_image_token",
+                            image,
+                            image_price / 1e6,
+                            "usage.input_image_tokens",
+                        ),
+                    ]
+                }
+            };
+            lines.push(line(
                 "output_token",
                 num(u, "output_tokens"),
                 output_usd_per_million / 1e6,
                 "usage.output_tokens",
-            ),
-        ],
+            ));
+            lines
+        }
         Pricing::PerOutput { usd_per_output } => {
             vec![line(
                 "output",
@@ -96,5 +125,50 @@ pub fn compute(pricing: &Pricing, result: &ProviderResult) -> Cost {
         provider_usd_micros: lines.iter().map(|l| l.amount_usd_micros).sum(),
         billable: false,
         lines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn result(usage: Value) -> ProviderResult {
+        ProviderResult {
+            outputs: vec![],
+            usage,
+            raw: Value::Null,
+        }
+    }
+
+    #[test]
+    fn image_input_tokens_are_priced_apart_when_the_bundle_says_so() {
+        let split = Pricing::PerToken {
+            input_usd_per_million: 5.0,
+            output_usd_per_million: 40.0,
+            image_input_usd_per_million: Some(10.0),
+        };
+        let usage = json!({"input_tokens": 1050, "input_text_tokens": 50, "input_image_tokens": 1000, "output_tokens": 100});
+        let c = compute(&split, &result(usage.clone()));
+        assert_eq!(c.provider_usd_micros, 250 + 10_000 + 4_000);
+        // No split in the answer: every input token is a text token.
+        let c = compute(
+            &split,
+            &result(json!({"input_tokens": 1050, "output_tokens": 100})),
+        );
+        assert_eq!(c.provider_usd_micros, 5_250 + 4_000);
+        assert_eq!(
+            c.lines[0].source,
+            "usage.input_tokens - usage.input_image_tokens"
+        );
+        // A bundle without an image price prices all input alike.
+        let flat = Pricing::PerToken {
+            input_usd_per_million: 5.0,
+            output_usd_per_million: 40.0,
+            image_input_usd_per_million: None,
+        };
+        let c = compute(&flat, &result(usage));
+        assert_eq!(c.provider_usd_micros, 5_250 + 4_000);
+        assert_eq!(c.lines.len(), 2);
     }
 }

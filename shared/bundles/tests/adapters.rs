@@ -100,7 +100,8 @@ fn replicate_problem_json_errors() {
         (
             422,
             json!({"title": "Invalid version or not permitted", "detail": "The specified version does not exist (or perhaps you don't have permission to use it?)", "status": 422}),
-            ErrorClass::ValidationError,
+            // Our configuration (model version or token), not the customer's input.
+            ErrorClass::PipelineConfiguration,
         ),
         (
             500,

@@ -202,3 +202,32 @@ fn input_validation_names_the_field() {
     let ok = d.validate(&serde_json::json!({"prompt": "x"})).unwrap();
     assert_eq!(ok["size"], "1024x1024", "defaults applied");
 }
+
+/// gpt-image-1 prices text and image input tokens apart (list prices per million tokens at
+/// https://developers.openai.com/api/docs/models/gpt-image-1: text input $5, image input $10,
+/// image output $40); the answer splits its input in `usage.input_tokens_details` (openai-python
+/// `ImagesResponse.Usage.input_tokens_details {text_tokens, image_tokens}`).
+#[test]
+fn gpt_image_1_prices_text_and_image_input_tokens_apart() {
+    use executor_bundles::{adapters::by_name, http::HttpResponse, pricing};
+    let bundle = check_file(&repo().join("bundles/openai-gpt-image-1.yaml")).unwrap();
+    let answer = HttpResponse {
+        status: 200,
+        headers: serde_json::Map::new(),
+        body: serde_json::json!({"created": 1, "data": [{"b64_json": "iVBOR"}], "size": "1024x1024", "output_format": "png",
+            "usage": {"total_tokens": 5210, "input_tokens": 1050, "output_tokens": 4160,
+                "input_tokens_details": {"text_tokens": 50, "image_tokens": 1000}}}),
+    };
+    let result = by_name("openai")
+        .unwrap()
+        .normalize_immediate(&answer, &serde_json::Value::Null)
+        .unwrap();
+    let cost = pricing::compute(&bundle.pricing, &result);
+    // 50 × $5 + 1000 × $10 + 4160 × $40 per million, in micro-dollars.
+    assert_eq!(cost.provider_usd_micros, 250 + 10_000 + 166_400, "{cost:?}");
+    let units: Vec<&str> = cost.lines.iter().map(|l| l.unit.as_str()).collect();
+    assert_eq!(
+        units,
+        ["input_text_token", "input_image_token", "output_token"]
+    );
+}

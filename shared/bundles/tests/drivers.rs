@@ -90,8 +90,12 @@ async fn costs_follow_each_bundles_pricing() {
         );
     }
     let c = cost_of("openai/gpt-image-1", end);
-    assert_eq!(c.lines.len(), 2, "{c:?}");
+    // Text and image input priced apart (the simulator's prompt is text only), then output.
+    assert_eq!(c.lines.len(), 3, "{c:?}");
     assert!(c.lines.iter().all(|l| l.unit.ends_with("token")));
+    assert_eq!(c.lines[1].unit, "input_image_token");
+    assert_eq!(c.lines[1].quantity, 0.0);
+    assert!(c.lines[0].quantity > 0.0, "{c:?}");
     // Runway: 5 credits per output second x 5 s x $0.01 = $0.25.
     let d = driver(&catalog, "runway/gen4-turbo");
     let ctx = context(

@@ -64,6 +64,10 @@ pub struct Directives {
     pub empty_output: bool,
     /// `sim:early_output`: Replicate shows the output while still `processing`.
     pub early_output: bool,
+    /// `sim:null_error`: fal spells the absent error of a successful COMPLETED status as
+    /// `"error": null, "error_type": null` instead of leaving the fields out (the official
+    /// Python client types both `str | None`; fal's older webhook docs sent `"error": null`).
+    pub null_error: bool,
     /// `sim:throttled`: Runway reports `THROTTLED` instead of `PENDING` while queued.
     pub throttled: bool,
     /// `sim:lose_callback`: never send webhooks for this job.
@@ -133,6 +137,7 @@ impl Directives {
             "invalid" => self.invalid = true,
             "empty_output" => self.empty_output = true,
             "early_output" => self.early_output = true,
+            "null_error" => self.null_error = true,
             "throttled" => self.throttled = true,
             "lose_callback" => self.lose_callback = true,
             "duplicate_callback" => self.duplicate_callback = true,

@@ -126,6 +126,53 @@ async fn completed_can_carry_an_error_and_cancel_works() {
     assert_eq!(missing.status(), 401);
 }
 
+/// `sim:null_error`: a successful COMPLETED that spells its absent error as `"error": null,
+/// "error_type": null` (fal's official Python client reads both as optional, `Completed.error:
+/// str | None`; fal's older webhook docs sent `"error": null`). Still a success: the result is
+/// there to fetch.
+#[tokio::test]
+async fn completed_may_spell_no_error_as_null() {
+    let sim = sim().await;
+    let base = sim.base_url("fal");
+    let sub: Value = submit(&base, "", json!({"prompt": "a fox sim:null_error"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let status_url = sub["status_url"].as_str().unwrap();
+    let seen = poll_until(
+        || client().get(status_url).header("authorization", KEY),
+        |s| s["status"] == "COMPLETED",
+    )
+    .await;
+    let done = seen.last().unwrap();
+    assert_eq!(done.get("error"), Some(&Value::Null), "{done}");
+    assert_eq!(done.get("error_type"), Some(&Value::Null), "{done}");
+    let result = client()
+        .get(sub["response_url"].as_str().unwrap())
+        .header("authorization", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(result.status(), 200);
+    let result: Value = result.json().await.unwrap();
+    assert_eq!(result["images"].as_array().unwrap().len(), 1);
+
+    // A failed job keeps its error whatever the directive says.
+    let failed: Value = submit(&base, "", json!({"prompt": "boom sim:fail sim:null_error"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let failed_url = failed["status_url"].as_str().unwrap();
+    let seen = poll_until(
+        || client().get(failed_url).header("authorization", KEY),
+        |s| s["status"] == "COMPLETED",
+    )
+    .await;
+    assert_eq!(seen.last().unwrap()["error_type"], "runner_disconnected");
+}
+
 #[tokio::test]
 async fn rate_limited_once_then_accepted() {
     let sim = sim().await;

@@ -1,7 +1,7 @@
 //! fal (queue API): submit returns `request_id`; status is IN_QUEUE, IN_PROGRESS or COMPLETED —
-//! and COMPLETED may carry `error`/`error_type` (not success!). The result is a separate GET,
-//! which can itself answer 422 with a FastAPI `detail` list. Webhooks are Ed25519-signed over
-//! `request_id\nuser_id\ntimestamp\nsha256hex(body)`.
+//! and COMPLETED may carry `error`/`error_type` (not success!; `"error": null` is no error).
+//! The result is a separate GET, which can itself answer 422 with a FastAPI `detail` list.
+//! Webhooks are Ed25519-signed over `request_id\nuser_id\ntimestamp\nsha256hex(body)`.
 
 use super::{Adapter, CallbackKeys, class_of_status, output_from_url, short};
 use crate::engine::{RunEnd, StepRun};
@@ -331,5 +331,33 @@ mod tests {
         assert!(
             matches!(Fal.interpret_poll(&run), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ProviderUnavailable)
         );
+    }
+
+    #[test]
+    fn completed_with_null_error_is_a_success() {
+        let ok = |body: Value| HttpResponse {
+            status: 200,
+            headers: Map::new(),
+            body,
+        };
+        let mut responses = std::collections::BTreeMap::new();
+        responses.insert("status".to_string(), ok(json!({"status": "COMPLETED", "logs": null, "metrics": {"inference_time": 0.3}, "error": null, "error_type": null})));
+        responses.insert("result".to_string(), ok(json!({"images": [{"url": "https://v3.fal.media/files/x/out.png", "width": 1024, "height": 768, "content_type": "image/png"}], "seed": 1})));
+        let run = StepRun {
+            end: RunEnd::Completed,
+            responses,
+            last_http: Some("result".into()),
+            calls: vec![],
+            events: vec![],
+            rehosted: vec![],
+            ctx: json!({}),
+        };
+        match Fal.interpret_poll(&run) {
+            PollOutcome::Succeeded(r) => {
+                assert_eq!(r.outputs.len(), 1);
+                assert_eq!(r.usage["inference_time"], 0.3);
+            }
+            other => unreachable!("{other:?}"),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! OpenAI (images and chat): immediate answers; errors are `{error:{message,type,param,code}}`.
 //! A 429 has two meanings: `rate_limit_exceeded` (retry) and `insufficient_quota` (our account
-//! is out of credit: not retryable, a platform configuration problem).
+//! is out of credit: not retryable, a platform configuration problem). A chat message that calls
+//! tools (`content: null`, `tool_calls`) is a success whose output is the tool calls as JSON.
 
 use super::{Adapter, class_of_status, short};
 use crate::engine::StepRun;
@@ -100,16 +101,7 @@ impl Adapter for OpenAi {
         if let Some(choices) = body["choices"].as_array() {
             let outputs = choices
                 .iter()
-                .filter_map(|c| c["message"]["content"].as_str())
-                .map(|text| Output {
-                    kind: OutputKind::Text,
-                    url: None,
-                    data: Some(json!(text)),
-                    mime_type: Some("text/plain".into()),
-                    width: None,
-                    height: None,
-                    duration_seconds: None,
-                })
+                .flat_map(|c| chat_outputs(&c["message"]))
                 .collect();
             let u = &body["usage"];
             let usage = json!({"input_tokens": u["prompt_tokens"], "output_tokens": u["completion_tokens"], "total_tokens": u["total_tokens"]});
@@ -151,7 +143,15 @@ impl Adapter for OpenAi {
             .collect();
         let usage = match body.get("usage") {
             Some(u) if !u.is_null() => {
-                json!({"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"], "total_tokens": u["total_tokens"]})
+                let mut usage = json!({"input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"], "total_tokens": u["total_tokens"]});
+                // GPT image models split the input (openai-python `ImagesResponse.Usage.
+                // input_tokens_details {text_tokens, image_tokens}`): priced apart.
+                let details = &u["input_tokens_details"];
+                if details.is_object() {
+                    usage["input_text_tokens"] = details["text_tokens"].clone();
+                    usage["input_image_tokens"] = details["image_tokens"].clone();
+                }
+                usage
             }
             _ => json!({"images": data.len()}),
         };
@@ -179,6 +179,34 @@ impl Adapter for OpenAi {
             ))
         })
     }
+}
+
+/// The outputs of one chat message: its text, and its tool calls as one JSON output (OpenAI's
+/// `tool_calls` array as sent). A message that calls tools has `content: null` and
+/// `finish_reason: "tool_calls"` (openai-python `ChatCompletionMessage`: `content:
+/// Optional[str]`, `tool_calls: Optional[List[...]]`): the tool calls are its result.
+fn chat_outputs(message: &Value) -> Vec<Output> {
+    let output = |kind, data: Value, mime: &str| Output {
+        kind,
+        url: None,
+        data: Some(data),
+        mime_type: Some(mime.into()),
+        width: None,
+        height: None,
+        duration_seconds: None,
+    };
+    let mut out = Vec::new();
+    if let Some(text) = message["content"].as_str() {
+        out.push(output(OutputKind::Text, json!(text), "text/plain"));
+    }
+    if let Some(calls) = message["tool_calls"].as_array().filter(|c| !c.is_empty()) {
+        out.push(output(
+            OutputKind::Json,
+            Value::Array(calls.clone()),
+            "application/json",
+        ));
+    }
+    out
 }
 
 fn parse_size(s: Option<&str>) -> (Option<u32>, Option<u32>) {
@@ -245,6 +273,56 @@ mod tests {
             OpenAi.classify_error(&key).class,
             ErrorClass::PipelineConfiguration
         );
+    }
+
+    /// The shape of OpenAI's function-calling answer (openai/openai-openapi `createChatCompletion`
+    /// example "Functions"; openai-python `ChatCompletionMessage.content: Optional[str]`,
+    /// `tool_calls: Optional[List[...]]`): no text, the tool calls instead.
+    fn tool_call_completion() -> Value {
+        json!({"id": "chatcmpl-abc123", "object": "chat.completion", "created": 1699896916, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null, "annotations": [],
+                "tool_calls": [{"id": "call_abc123", "type": "function", "function": {"name": "get_current_weather", "arguments": "{\n\"location\": \"Boston, MA\"\n}"}}]},
+                "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}})
+    }
+
+    #[test]
+    fn chat_tool_calls_are_a_json_output_with_their_token_cost() {
+        let res = OpenAi
+            .normalize_immediate(&resp(200, tool_call_completion()), &Value::Null)
+            .unwrap();
+        assert_eq!(res.outputs.len(), 1, "{:?}", res.outputs);
+        let out = &res.outputs[0];
+        assert_eq!(out.kind, OutputKind::Json);
+        assert_eq!(out.mime_type.as_deref(), Some("application/json"));
+        let data = out.data.as_ref().unwrap();
+        assert_eq!(data[0]["id"], "call_abc123");
+        assert_eq!(data[0]["function"]["name"], "get_current_weather");
+        assert_eq!(res.usage["input_tokens"], 82);
+        assert_eq!(res.usage["output_tokens"], 17);
+        let pricing = crate::format::Pricing::PerToken {
+            input_usd_per_million: 0.15,
+            output_usd_per_million: 0.6,
+            image_input_usd_per_million: None,
+        };
+        // 82 × 0.15 + 17 × 0.6 micro-dollars.
+        assert_eq!(
+            crate::pricing::compute(&pricing, &res).provider_usd_micros,
+            22
+        );
+    }
+
+    #[test]
+    fn chat_text_and_tool_calls_keep_both() {
+        let mut body = tool_call_completion();
+        body["choices"][0]["message"]["content"] = json!("Let me look that up.");
+        let res = OpenAi
+            .normalize_immediate(&resp(200, body), &Value::Null)
+            .unwrap();
+        let kinds: Vec<OutputKind> = res.outputs.iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, vec![OutputKind::Text, OutputKind::Json]);
     }
 
     #[test]

@@ -16,6 +16,13 @@ use serde_json::{Value, json};
 /// The Replicate adapter.
 pub struct Replicate;
 
+/// The problem `title` of the 422 Replicate answers a create whose version does not exist or
+/// may not be used by the token: `{"title": "Invalid version or not permitted", "detail": "The
+/// specified version does not exist (or perhaps you don't have permission to use it?)",
+/// "status": 422}` (docs/providers.md §1 Errors; body pasted in replicate/replicate-python
+/// issues). Field errors come as `title: "Input validation failed"` with `invalid_fields`.
+const INVALID_VERSION: &str = "Invalid version or not permitted";
+
 impl Adapter for Replicate {
     fn name(&self) -> &'static str {
         "replicate"
@@ -27,6 +34,11 @@ impl Adapter for Replicate {
                 "HTTP 422 problem+json with `invalid_fields`",
                 "validation_error",
                 "names the field",
+            ),
+            (
+                "HTTP 422 `Invalid version or not permitted`",
+                "pipeline_configuration",
+                "the model version does not exist or the token may not use it: an operator alert",
             ),
             ("HTTP 401 / 403", "pipeline_configuration", "bad token"),
             ("HTTP 402", "pipeline_configuration", "billing"),
@@ -57,7 +69,13 @@ impl Adapter for Replicate {
             .map(str::to_string)
             .unwrap_or_else(|| b.to_string());
         let title = b["title"].as_str().unwrap_or("");
-        let class = class_of_status(resp.status);
+        let class = if resp.status == 422 && title == INVALID_VERSION {
+            // The model version does not exist or our token may not use it: the bundle or
+            // the account is wrong, not the customer's input.
+            ErrorClass::PipelineConfiguration
+        } else {
+            class_of_status(resp.status)
+        };
         let mut f = Failure::new(
             class,
             short(&if title.is_empty() {
@@ -237,6 +255,42 @@ fn outputs_of(output: &Value) -> Vec<Output> {
 mod tests {
     #![allow(clippy::panic)]
     use super::*;
+    use serde_json::Map;
+
+    fn problem(status: u16, body: Value) -> HttpResponse {
+        let mut headers = Map::new();
+        headers.insert("content-type".into(), json!("application/problem+json"));
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    #[test]
+    fn invalid_version_is_our_configuration_not_the_customers_input() {
+        // The body Replicate answers a create whose version does not exist or may not be
+        // used by the token (providers.md §1 Errors, `predictions.create.422.invalid-version`).
+        let f = Replicate.classify_error(&problem(
+            422,
+            json!({"title": "Invalid version or not permitted", "detail": "The specified version does not exist (or perhaps you don't have permission to use it?)", "status": 422}),
+        ));
+        assert_eq!(f.class, ErrorClass::PipelineConfiguration);
+        assert_eq!(f.field, None);
+        assert_eq!(f.http_status, Some(422));
+        assert!(f.message.contains("Invalid version"), "{}", f.message);
+    }
+
+    #[test]
+    fn other_422s_name_the_field() {
+        let f = Replicate.classify_error(&problem(
+            422,
+            json!({"title": "Input validation failed", "detail": "- input.prompt: Does not match format 'x'", "status": 422,
+                "invalid_fields": [{"type": "format", "field": "input.prompt", "description": "input.prompt: Does not match format 'x'"}]}),
+        ));
+        assert_eq!(f.class, ErrorClass::ValidationError);
+        assert_eq!(f.field.as_deref(), Some("/prompt"));
+    }
 
     #[test]
     fn processing_with_output_is_not_done() {

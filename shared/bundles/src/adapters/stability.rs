@@ -65,6 +65,11 @@ impl Adapter for Stability {
                 "pipeline_configuration",
                 "out of credits",
             ),
+            (
+                "HTTP 413 `payload_too_large`",
+                "validation_error",
+                "the request body is over 10 MiB; names the size, no field",
+            ),
             ("HTTP 403 `content_moderation`", "content_policy", ""),
             (
                 "HTTP 422 `public_figure`, `copyrighted_content`",
@@ -102,7 +107,16 @@ impl Adapter for Stability {
             (429, _) => ErrorClass::RateLimited,
             (s, _) => class_of_status(s),
         };
-        let mut f = Failure::new(class, short(&first)).with_status(resp.status);
+        // 413 `payload_too_large` ("body: payloads cannot be larger than 10MiB in size") is
+        // about the whole request body's size, not an input field named `body`.
+        let too_large = resp.status == 413 || name == "payload_too_large";
+        let message = if too_large {
+            let limit = first.strip_prefix("body:").unwrap_or(&first).trim();
+            format!("the request body is too large for Stability AI: {limit}")
+        } else {
+            first.clone()
+        };
+        let mut f = Failure::new(class, short(&message)).with_status(resp.status);
         // The documented lock-out after a rate limit is 60 s; no header says so.
         f = f.with_retry_after_ms(
             resp.retry_after_ms()
@@ -111,7 +125,7 @@ impl Adapter for Stability {
         if !name.is_empty() {
             f = f.with_code(name);
         }
-        if class == ErrorClass::ValidationError {
+        if class == ErrorClass::ValidationError && !too_large {
             // Messages name the field first: "prompt: cannot be empty".
             let field = first
                 .split_once(':')
@@ -272,6 +286,27 @@ mod tests {
         assert_eq!(
             Stability.classify_error(&pf).class,
             ErrorClass::ContentPolicy
+        );
+    }
+
+    #[test]
+    fn payload_too_large_names_the_body_size_not_a_field() {
+        // The v2beta spec's 413 example ("Your request was larger than 10MiB."; tryAGI/StabilityAI
+        // openapi.yaml, /v2beta/stable-image/generate/ultra).
+        let big = resp(
+            413,
+            &[],
+            json!({"id": "4212a4b66fbe1cedca4bf2133d35dca5", "name": "payload_too_large", "errors": ["body: payloads cannot be larger than 10MiB in size"]}),
+        );
+        let f = Stability.classify_error(&big);
+        assert_eq!(f.class, ErrorClass::ValidationError);
+        assert_eq!(f.field, None, "{f:?}");
+        assert_eq!(f.provider_code.as_deref(), Some("payload_too_large"));
+        assert_eq!(f.http_status, Some(413));
+        assert!(
+            f.message.contains("request body") && f.message.contains("10MiB"),
+            "{}",
+            f.message
         );
     }
 }

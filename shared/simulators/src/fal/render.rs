@@ -1,6 +1,7 @@
 //! fal bodies: queue status objects (IN_QUEUE → IN_PROGRESS → COMPLETED, where COMPLETED may
-//! carry `error` + `error_type`), the result (model output or error with its HTTP status) and
-//! the webhook envelope `{request_id, gateway_request_id, status: OK|ERROR, payload, error?}`.
+//! carry `error` + `error_type`, or spell their absence as nulls under `sim:null_error`), the
+//! result (model output or error with its HTTP status) and the webhook envelope
+//! `{request_id, gateway_request_id, status: OK|ERROR, payload, error?}`.
 
 use std::time::Instant;
 
@@ -76,6 +77,12 @@ pub fn status(state: &SimState, job: &Job, now: Instant, with_logs: bool) -> Val
             if let Some((detail, kind)) = completed_error(phase) {
                 out["error"] = json!(detail);
                 out["error_type"] = json!(kind);
+            } else if job.directives.null_error {
+                // fal_client (fal-ai/fal, `projects/fal_client/src/fal_client/client.py`,
+                // `Completed.error: str | None`, read with `data.get("error")`) accepts an
+                // explicit null: no error.
+                out["error"] = Value::Null;
+                out["error_type"] = Value::Null;
             }
         }
     }
