@@ -33,6 +33,8 @@ struct Plan {
     cancel_after_ms: Option<u64>,
     max_duration_seconds: Option<u64>,
     forge_callback: bool,
+    /// Post a genuine, freshly signed webhook of another execution's job to this one.
+    foreign_callback: bool,
 }
 
 const MODELS: [(&str, &str, &str); 4] = [
@@ -61,6 +63,10 @@ fn plan(i: usize, rng: &mut StdRng) -> Plan {
             "sim:server_error=1".into(),
             "sim:throttled".into(),
             "sim:empty_output".into(),
+            // The provider made the job, then the network lost the answer.
+            "sim:drop_after_create".into(),
+            "sim:error_after_create=502".into(),
+            "sim:error_after_create=504".into(),
         ],
         _ => vec![
             "sim:lose_callback".into(),
@@ -69,6 +75,8 @@ fn plan(i: usize, rng: &mut StdRng) -> Plan {
             format!("sim:duration={duration}"),
             "sim:fail".into(),
             "sim:rate_limit=1".into(),
+            "sim:drop_after_create".into(),
+            "sim:error_after_create=502".into(),
         ],
     };
     let fault = if rng.random_bool(0.5) {
@@ -89,6 +97,7 @@ fn plan(i: usize, rng: &mut StdRng) -> Plan {
             .then(|| rng.random_range(0..400)),
         max_duration_seconds: past_deadline.then_some(1),
         forge_callback: shape == "callback" && rng.random_bool(0.1),
+        foreign_callback: shape == "callback" && rng.random_bool(0.15),
     }
 }
 
@@ -112,6 +121,39 @@ async fn create(client: &Client, schema: &Value, p: &Plan, key: &str) -> Option<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
+}
+
+/// Posts the prediction of Replicate job `job` (as the simulator holds it), signed with the
+/// account's one webhook secret, to execution `id`'s callback URL: a genuine callback of
+/// another job.
+async fn foreign(h_url: &str, sims_base: &str, secret: &str, id: &str, job: &str) -> u16 {
+    use executor_simulators::signing::{decode_whsec, standard_webhooks_signature};
+    let http = reqwest::Client::new();
+    let Ok(resp) = http
+        .get(format!("{sims_base}/v1/predictions/{job}"))
+        .bearer_auth("r8_chaos")
+        .send()
+        .await
+    else {
+        return 0;
+    };
+    let body = resp.bytes().await.unwrap_or_default().to_vec();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let msg = format!("msg_foreign_{id}");
+    let sig = standard_webhooks_signature(&decode_whsec(secret).unwrap(), &msg, ts, &body).unwrap();
+    http.post(format!("{h_url}/v1/webhooks/replicate/{id}"))
+        .header("content-type", "application/json")
+        .header("webhook-id", msg)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
 }
 
 async fn forge(url: &str, id: &str) -> u16 {
@@ -209,6 +251,7 @@ async fn invariants_hold_under_chaos() {
     let mut refused_creates = 0;
     let mut side = tokio::task::JoinSet::new();
     let forged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let replicate_jobs = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
     for chunk in plans.chunks(16).enumerate() {
         let (c, batch) = chunk;
         let mut set = tokio::task::JoinSet::new();
@@ -250,6 +293,46 @@ async fn invariants_hold_under_chaos() {
                     );
                     chaos.count("forged callback");
                     forged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+            if p.foreign_callback
+                && let Some(other_job) = replicate_jobs.lock().last().cloned()
+            {
+                let (url, base, secret, id, chaos) = (
+                    h.sys.url.clone(),
+                    h.sys.simulators.as_ref().unwrap().base_url("replicate"),
+                    h.sys
+                        .simulators
+                        .as_ref()
+                        .unwrap()
+                        .replicate_webhook_secret()
+                        .to_string(),
+                    id.clone(),
+                    chaos.clone(),
+                );
+                side.spawn(async move {
+                    let status = foreign(&url, &base, &secret, &id, &other_job).await;
+                    // Refused (401: another job's), stored for the check at consumption (200,
+                    // before this execution's job id is known), or a store fault (503).
+                    assert!(
+                        matches!(status, 200 | 401 | 503),
+                        "foreign callback answered {status}"
+                    );
+                    chaos.count("foreign callback (another job's, genuinely signed)");
+                });
+            }
+            if p.provider == "replicate" {
+                let (client, id, jobs) = (h.client.clone(), id.clone(), replicate_jobs.clone());
+                side.spawn(async move {
+                    for _ in 0..40 {
+                        if let Ok(v) = client.get(&id).await
+                            && let Some(job) = v["provider_job_id"].as_str()
+                        {
+                            jobs.lock().push(job.to_string());
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 });
             }
             accepted.push((id, p));
@@ -305,6 +388,7 @@ async fn invariants_hold_under_chaos() {
     let stats = h.sys.simulators.as_ref().unwrap().stats();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut ambiguous = 0;
+    let mut own_outputs = 0u64;
     for (id, p) in &accepted {
         let g = GuardStore::get(h.sys.store.as_ref(), id)
             .await
@@ -345,6 +429,24 @@ async fn invariants_hold_under_chaos() {
             vec![format!("evt_{id}").as_str()],
             "{id}: outcome events (seed {seed})"
         );
+        // No execution's outputs came from another job: its raw final answer is its own job's.
+        if p.provider == "replicate" && outcomes_committed[0] == Status::Succeeded {
+            let raw: Value = reqwest::Client::new()
+                .get(format!("{}/v1/executions/{id}/raw", h.sys.url))
+                .bearer_auth(&h.sys.dev_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                raw["raw"]["id"].as_str(),
+                g.hot.job_id.as_deref(),
+                "{id}: outputs of another job (seed {seed})"
+            );
+            own_outputs += 1;
+        }
         // No provider job twice unless the submit was declared ambiguous.
         let was_ambiguous = records
             .iter()
@@ -395,7 +497,7 @@ async fn invariants_hold_under_chaos() {
         events.len()
     );
     println!(
-        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, leases at zero, every execution final with a gapless history"
+        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, no outputs from another job ({own_outputs} Replicate successes checked), leases at zero, every execution final with a gapless history"
     );
     h.sys.stop().await;
 }

@@ -168,6 +168,10 @@ async fn invariants_hold_under_chaos_on_aws() {
             "sim:server_error=1",
             "sim:fail",
             "sim:duration=800",
+            // The provider made the job, then the network lost the answer.
+            "sim:drop_after_create",
+            "sim:error_after_create=502",
+            "sim:error_after_create=504",
         ];
         let prompt = format!(
             "aws chaos {i} {}",
