@@ -507,3 +507,126 @@ async fn one_bad_execution_does_not_stop_the_reconciler() {
         "no pass skipped the failing execution while backing off"
     );
 }
+
+/// A guard store that holds back the commit recording a created job (`submitted`) by
+/// `delay_ms`: the create's answer arrives, but its commit comes late.
+struct LateJobCommits {
+    inner: Arc<dyn executor_lifecycle::GuardStore>,
+    delay_ms: u64,
+}
+
+#[async_trait]
+impl executor_lifecycle::GuardStore for LateJobCommits {
+    async fn insert(
+        &self,
+        guard: &executor_lifecycle::Guard,
+        idempotency: Option<&executor_lifecycle::IdempotencyItem>,
+    ) -> Result<executor_lifecycle::Inserted, StoreError> {
+        self.inner.insert(guard, idempotency).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<executor_lifecycle::Guard>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn find_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<executor_lifecycle::IdempotencyItem>, StoreError> {
+        self.inner.find_idempotency(tenant, key).await
+    }
+    async fn commit(
+        &self,
+        expected: u64,
+        next: &executor_lifecycle::Guard,
+    ) -> Result<(), executor_lifecycle::CommitError> {
+        if next.status() == executor_lifecycle::Status::Submitted && next.hot.poll_count == 0 {
+            tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+        }
+        self.inner.commit(expected, next).await
+    }
+    async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        self.inner.clear_outbox(id, version).await
+    }
+    async fn clear_outbox_of(&self, cleared: &executor_lifecycle::Guard) -> Result<(), StoreError> {
+        self.inner.clear_outbox_of(cleared).await
+    }
+    async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.request_cancel(id).await
+    }
+    async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
+        self.inner.record_callback(id, callback_id).await
+    }
+    async fn record_rejected_callback(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.inner.record_rejected_callback(id, at_ms, reason).await
+    }
+    async fn overdue(
+        &self,
+        due_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<executor_lifecycle::Guard>, StoreError> {
+        self.inner.overdue(due_before_ms, limit).await
+    }
+    async fn list(
+        &self,
+        query: &executor_lifecycle::ListQuery,
+    ) -> Result<Vec<executor_lifecycle::Guard>, StoreError> {
+        self.inner.list(query).await
+    }
+}
+
+/// A job id that comes back after the watchdog already failed the submit as ambiguous is
+/// not dropped: the job is canceled at the provider through the bundle's cancel steps and
+/// recorded on the execution (timeline `late_jobs`, shown by explain). Before: the losing
+/// commit was dropped and the job ran on, paid and unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_id_arriving_after_the_ambiguous_verdict_is_recorded_and_canceled() {
+    // Submit timeout 600 ms (30 s scaled), watchdog 50 ms after it; the commit of the
+    // created job is held 1.5 s.
+    let h = Harness::start_with(|o| {
+        o.lifecycle.watchdog_margin_ms = 50;
+        o.wrap_guards = Some(Arc::new(|inner| {
+            Arc::new(LateJobCommits {
+                inner,
+                delay_ms: 1_500,
+            }) as Arc<dyn executor_lifecycle::GuardStore>
+        }));
+    })
+    .await;
+    let schema = schema(&h, POLLING).await;
+    let v = h
+        .run(
+            POLLING,
+            &Harness::input(&schema, "late answer sim:duration=20000"),
+        )
+        .await;
+    assert_eq!(v["outcome"], "failed", "{v:#}");
+    assert_eq!(v["error"]["class"], "submit_ambiguous", "{v:#}");
+    let id = v["id"].as_str().unwrap();
+    let mut late = Value::Null;
+    for _ in 0..100 {
+        let events = h.client.events(id).await.unwrap();
+        if events["late_jobs"].is_array() {
+            late = events;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let jobs = late["late_jobs"]
+        .as_array()
+        .expect("the late job is recorded");
+    assert_eq!(jobs.len(), 1, "{late:#}");
+    assert_eq!(jobs[0]["provider_cancel"], "accepted", "{late:#}");
+    let stats = h.sys.simulators.as_ref().unwrap().stats();
+    assert_eq!(
+        stats.provider("runway").cancels,
+        1,
+        "canceled at the provider"
+    );
+    let text = executor_cli::render::explain(&h.client.get(id).await.unwrap(), &late, false);
+    assert!(text.contains("late provider job"), "{text}");
+}

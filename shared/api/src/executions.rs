@@ -47,6 +47,11 @@ pub struct Timeline {
     pub execution_id: String,
     /// Every committed transition, oldest first.
     pub data: Vec<TimelineEntry>,
+    /// Provider jobs whose ids arrived after their submit had been resolved without them
+    /// (each canceled at the provider); absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub late_jobs: Vec<executor_lifecycle::LateJob>,
 }
 
 /// One committed transition.
@@ -410,10 +415,12 @@ pub async fn events(
             record,
         })
         .collect();
+    let late_jobs = state.engine.late_jobs(&id).await?;
     Ok(Json(Timeline {
         object: "list",
         execution_id: id,
         data,
+        late_jobs,
     })
     .into_response())
 }

@@ -132,6 +132,18 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
         ));
         out.push('\n');
     }
+    for j in events["late_jobs"].as_array().cloned().unwrap_or_default() {
+        out.push_str(&paint(
+            format!(
+                "late provider job {} (attempt {}): its id arrived after the submit was resolved; provider cancel: {}",
+                j["job_id"].as_str().unwrap_or("?"),
+                j["attempt"],
+                j["provider_cancel"].as_str().unwrap_or("?")
+            ),
+            "failed",
+        ));
+        out.push('\n');
+    }
     out.push('\n');
     for r in events["data"].as_array().cloned().unwrap_or_default() {
         let to = r["to"].as_str().unwrap_or("?");

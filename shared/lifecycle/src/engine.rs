@@ -447,6 +447,19 @@ impl Engine {
         Ok(out)
     }
 
+    /// Provider jobs whose ids arrived after their submit was resolved (each canceled at the
+    /// provider), oldest attempt first.
+    pub async fn late_jobs(&self, id: &str) -> Result<Vec<crate::model::LateJob>, EngineError> {
+        let mut out = Vec::new();
+        for key in self.ports.blobs.list(&keys::late_jobs_prefix(id)).await? {
+            if let Some(j) = blobs::get_json(self.ports.blobs.as_ref(), &key).await? {
+                out.push(j);
+            }
+        }
+        out.sort_by_key(|j: &crate::model::LateJob| j.attempt);
+        Ok(out)
+    }
+
     /// Requests cancellation: sets the flag and nudges the execution. Canceling a terminal
     /// execution changes nothing.
     pub async fn cancel(&self, tenant: &str, id: &str) -> Result<Guard, EngineError> {

@@ -21,6 +21,17 @@ pub fn transition(id: &str, version: u64) -> String {
     format!("executions/{id}/transitions/{version:010}")
 }
 
+/// `executions/{id}/late-jobs/{attempt_id}`: a provider job whose id arrived after its
+/// submit was resolved without it (write-once, one per attempt).
+pub fn late_job(id: &str, attempt_id: &str) -> String {
+    format!("executions/{id}/late-jobs/{}", path_safe(attempt_id))
+}
+
+/// Prefix of the late-job notes of an execution.
+pub fn late_jobs_prefix(id: &str) -> String {
+    format!("executions/{id}/late-jobs/")
+}
+
 /// Prefix of all transition records of an execution.
 pub fn transitions_prefix(id: &str) -> String {
     format!("executions/{id}/transitions/")

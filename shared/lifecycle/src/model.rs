@@ -225,6 +225,23 @@ pub struct Guard {
     pub callbacks_rejected: Vec<RejectedCallback>,
 }
 
+/// A provider job whose id came back after its submit had been resolved without it (the
+/// watchdog found the intent first and failed the execution as ambiguous, or a cancel won):
+/// recorded on the execution, and canceled at the provider through the bundle's cancel steps.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LateJob {
+    /// The submit attempt that created it.
+    pub attempt: u32,
+    /// That attempt's id.
+    pub attempt_id: String,
+    /// The provider's job id.
+    pub job_id: String,
+    /// When its id arrived (ms).
+    pub at_ms: i64,
+    /// What the provider answered to the cancel (`accepted`, or the failure).
+    pub provider_cancel: String,
+}
+
 /// How many callbacks an execution stores (a provider sends a handful per job; an attacker
 /// who knows an execution id cannot grow its record without bound).
 pub const CALLBACKS_KEPT: usize = 32;

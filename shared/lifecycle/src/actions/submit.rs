@@ -139,6 +139,10 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         },
     };
     let now = engine.now();
+    let created = match &reply.outcome {
+        SubmitOutcome::Created { job_id, .. } => Some(job_id.clone()),
+        _ => None,
+    };
     let step = match reply.outcome {
         SubmitOutcome::Created { job_id, raw } => {
             let mut next = intent.advance(Event::JobCreated, now)?;
@@ -192,7 +196,53 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     let mut step = step;
     step.calls = reply.calls;
     crate::provider::note_events(&mut step.detail, reply.events);
-    done(engine.commit_step(&intent, step).await?)
+    let committed = engine.commit_step(&intent, step).await?;
+    if let (Committed::Lost, Some(job_id)) = (&committed, created) {
+        late_job(engine, &intent, &driver, ctx, job_id).await?;
+    }
+    done(committed)
+}
+
+/// The job id came back, but the intent was resolved meanwhile (the watchdog failed it as
+/// ambiguous, or a cancel committed): the job exists and nobody will poll it. Cancel it at the
+/// provider and record it on the execution (`explain` and the timeline show it), write-once
+/// per attempt so a redelivery records it once.
+async fn late_job(
+    engine: &Engine,
+    intent: &Guard,
+    driver: &std::sync::Arc<dyn crate::provider::ModelDriver>,
+    mut ctx: crate::provider::CallContext,
+    job_id: String,
+) -> Result<(), EngineError> {
+    let current = engine.ports.guards.get(&intent.id).await?;
+    let moved_on = current.as_ref().is_some_and(|g| {
+        g.version() > intent.version()
+            && (g.hot.attempt_id != intent.hot.attempt_id || g.hot.job_id.is_none())
+    });
+    if !moved_on {
+        return Ok(());
+    }
+    ctx.job_id = Some(job_id.clone());
+    let reply = driver.cancel(&ctx).await;
+    let provider_cancel = match &reply.outcome {
+        Ok(()) => "accepted".to_string(),
+        Err(f) => f.to_string(),
+    };
+    tracing::warn!(execution_id = %intent.id, job_id, provider_cancel, "a job id arrived after its submit was resolved; canceled at the provider");
+    let note = crate::model::LateJob {
+        attempt: intent.hot.attempt,
+        attempt_id: intent.hot.attempt_id.clone().unwrap_or_default(),
+        job_id,
+        at_ms: engine.now(),
+        provider_cancel,
+    };
+    crate::blobs::put_json(
+        engine.ports.blobs.as_ref(),
+        &crate::keys::late_job(&intent.id, &note.attempt_id),
+        &note,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The step after a refused create call.
