@@ -630,3 +630,27 @@ async fn a_job_id_arriving_after_the_ambiguous_verdict_is_recorded_and_canceled(
     let text = executor_cli::render::explain(&h.client.get(id).await.unwrap(), &late, false);
     assert!(text.contains("late provider job"), "{text}");
 }
+
+/// Where the provider lets us find the job (Luma echoes each generation's callback URL, which
+/// holds the execution id), an ambiguous create ends in the job found, not in a failure: the
+/// connection dropped after Luma created the job, or a gateway answered 502, and the execution
+/// still succeeds with that one job. Before: `submit_ambiguous`, the job paid and abandoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_create_is_resolved_by_looking_the_job_up() {
+    let h = Harness::start().await;
+    let model = "luma/ray-2";
+    let schema = schema(&h, model).await;
+    for fault in ["sim:drop_after_create", "sim:error_after_create=502"] {
+        let prompt = format!("a lighthouse {fault} sim:duration=200");
+        let v = h.run(model, &Harness::input(&schema, &prompt)).await;
+        assert_eq!(v["outcome"], "succeeded", "{fault}: {v:#}");
+        assert_eq!(h.creates("luma", &prompt), 1, "{fault}: one job");
+        let records = h.transitions(v["id"].as_str().unwrap()).await;
+        let created = records
+            .iter()
+            .find(|r| r.event == executor_lifecycle::Event::JobCreated)
+            .unwrap();
+        assert_eq!(created.detail["lookup"]["lookup"], "found", "{created:?}");
+        assert_eq!(created.detail["lookup"]["job_id"], v["provider_job_id"]);
+    }
+}

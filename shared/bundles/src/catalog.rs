@@ -486,6 +486,32 @@ pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
     check_steps(file, "steps.submit", &bundle.steps.submit, &mut out);
     check_steps(file, "steps.poll", &bundle.steps.poll, &mut out);
     check_steps(file, "steps.cancel", &bundle.steps.cancel, &mut out);
+    check_steps(file, "steps.lookup", &bundle.steps.lookup, &mut out);
+    match (&bundle.lookup, bundle.steps.lookup.is_empty()) {
+        (Some(l), false) => {
+            if let Err(e) = crate::template::check_syntax(&l.job_id, false) {
+                out.push(issue(
+                    file,
+                    "lookup.job_id",
+                    e.to_string(),
+                    "a template, e.g. {{ steps.recent.body.id }}",
+                ));
+            }
+        }
+        (None, true) => {}
+        (Some(_), true) => out.push(issue(
+            file,
+            "steps.lookup",
+            "lookup.job_id without lookup steps",
+            "add the provider's list call under steps.lookup",
+        )),
+        (None, false) => out.push(issue(
+            file,
+            "lookup",
+            "lookup steps without lookup.job_id",
+            "say which listed job is this execution's",
+        )),
+    }
     if let Err(e) = jsonschema::validator_for(&bundle.input_schema) {
         out.push(issue(
             file,

@@ -254,6 +254,12 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
         o,
         "\nA create that got no connection at all is `provider_unavailable` and retried without using an attempt. A create whose fate is unknown — a timeout, a connection closed or reset after the request was sent, a 5xx or 408 answer — may have started a paid job: it follows the ambiguous-create policy above and is never re-sent silently."
     );
+    if bundle.lookup.is_some() {
+        let _ = writeln!(
+            o,
+            "\nAn ambiguous create is first looked up at the provider (the `lookup` steps below): the job found is this execution's, and the execution goes on with it; only when none is found does the policy above apply."
+        );
+    }
     if !bundle.not_created.is_empty() {
         let _ = writeln!(
             o,
@@ -268,6 +274,7 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
         ("submit", &bundle.steps.submit),
         ("poll", &bundle.steps.poll),
         ("cancel", &bundle.steps.cancel),
+        ("lookup", &bundle.steps.lookup),
     ] {
         if steps.is_empty() {
             continue;

@@ -500,6 +500,50 @@ impl ModelDriver for BundleDriver {
         }
     }
 
+    async fn lookup(&self, ctx: &CallContext) -> Reply<executor_lifecycle::LookupOutcome> {
+        use executor_lifecycle::LookupOutcome;
+        let Some(lookup) = self
+            .bundle
+            .lookup
+            .as_ref()
+            .filter(|_| !self.bundle.steps.lookup.is_empty())
+        else {
+            return Reply {
+                outcome: LookupOutcome::Unsupported,
+                calls: vec![],
+                events: vec![],
+            };
+        };
+        let run = self.run(&self.bundle.steps.lookup, ctx).await;
+        let outcome = match &run.end {
+            RunEnd::Completed => match crate::template::render_str(&lookup.job_id, &run.ctx) {
+                Ok(id) if !id.trim().is_empty() && id.trim() != "none" => {
+                    LookupOutcome::Found(id.trim().to_string())
+                }
+                Ok(_) => LookupOutcome::NotFound,
+                Err(e) => LookupOutcome::Failed(Failure::new(
+                    ErrorClass::PipelineConfiguration,
+                    format!("lookup.job_id: {e}"),
+                )),
+            },
+            RunEnd::HttpFailed { response, .. } => {
+                LookupOutcome::Failed(self.adapter.classify_error(response))
+            }
+            RunEnd::Transport { error, .. } => LookupOutcome::Failed(transport_failure(error)),
+            RunEnd::Stopped { class, message } => {
+                LookupOutcome::Failed(Failure::new(*class, message.clone()))
+            }
+            RunEnd::Template(m) => {
+                LookupOutcome::Failed(Failure::new(ErrorClass::PipelineConfiguration, m.clone()))
+            }
+        };
+        Reply {
+            outcome,
+            calls: run.calls,
+            events: run.events,
+        }
+    }
+
     fn verify_callback(
         &self,
         headers: &[(String, String)],

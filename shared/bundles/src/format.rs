@@ -44,6 +44,10 @@ pub struct Bundle {
     /// refusals already.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_created: Vec<NotCreatedStatus>,
+    /// How the `lookup` steps' answers name this execution's job, by a reference the provider
+    /// echoes (e.g. the callback URL, which holds the execution id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<Lookup>,
     /// JSON Schema of the model input.
     pub input_schema: Value,
     /// How the cost is computed.
@@ -107,6 +111,16 @@ pub struct Polling {
 pub struct CallbackSettings {
     /// Safety-poll interval while waiting for the callback, in seconds.
     pub safety_poll_seconds: u64,
+}
+
+/// Which listed job is this execution's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// Template rendering to the job id, or to nothing when none of the listed jobs is this
+    /// execution's (context: the lookup steps' responses at `steps.<id>`, `callback_url`,
+    /// `execution`, `input`).
+    pub job_id: String,
 }
 
 /// A create answer the provider documents as a refusal.
@@ -198,6 +212,10 @@ pub struct Steps {
     /// Cancel the job.
     #[serde(default)]
     pub cancel: Vec<Step>,
+    /// Find this execution's job at the provider after an ambiguous create (a list of recent
+    /// jobs, read-only calls); [`Bundle::lookup`] says which one is ours.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookup: Vec<Step>,
 }
 
 /// One step.

@@ -188,6 +188,20 @@ pub enum CallbackVerdict {
     NeedsPoll,
 }
 
+/// What looking for a job at the provider found (an ambiguous create resolved by the bundle's
+/// `lookup`).
+#[derive(Debug, Clone)]
+pub enum LookupOutcome {
+    /// The bundle declares no lookup.
+    Unsupported,
+    /// This execution's job, by the reference the provider echoes.
+    Found(String),
+    /// The provider lists no job of this execution.
+    NotFound,
+    /// The lookup itself failed (nothing learned).
+    Failed(Failure),
+}
+
 /// One model's behaviour.
 #[async_trait]
 pub trait ModelDriver: Send + Sync {
@@ -201,6 +215,15 @@ pub trait ModelDriver: Send + Sync {
     async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome>;
     /// Asks the provider to cancel (best effort).
     async fn cancel(&self, ctx: &CallContext) -> Reply<Result<(), Failure>>;
+    /// Looks for this execution's job at the provider after an ambiguous create.
+    async fn lookup(&self, ctx: &CallContext) -> Reply<LookupOutcome> {
+        let _ = ctx;
+        Reply {
+            outcome: LookupOutcome::Unsupported,
+            calls: vec![],
+            events: vec![],
+        }
+    }
     /// Verifies a callback's signature and parses it.
     fn verify_callback(
         &self,

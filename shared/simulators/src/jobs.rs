@@ -263,6 +263,19 @@ impl JobStore {
             .cloned()
     }
 
+    /// Copies of the jobs of `provider`, newest first.
+    pub fn newest_first(&self, provider: Provider) -> Vec<Job> {
+        let jobs = self.jobs.lock();
+        let mut out: Vec<Job> = jobs
+            .all
+            .values()
+            .filter(|j| j.provider == provider)
+            .cloned()
+            .collect();
+        out.sort_by_key(|j| std::cmp::Reverse(j.created_at));
+        out
+    }
+
     /// Runs `f` on job `id` of `provider` under the lock.
     pub fn update<R>(
         &self,

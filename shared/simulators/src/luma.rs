@@ -51,7 +51,10 @@ pub const MODERATION_REASON: &str = "Prompt not allowed because advanced moderat
 /// Routes under `/luma`.
 pub fn router() -> Router<Arc<SimState>> {
     Router::new()
-        .route("/dream-machine/v1/generations", post(create))
+        .route(
+            "/dream-machine/v1/generations",
+            post(create).get(list_generations),
+        )
         .route("/dream-machine/v1/generations/video", post(create))
         .route(
             "/dream-machine/v1/generations/{id}",
@@ -306,6 +309,40 @@ async fn get_generation(
         );
     }
     json(StatusCode::OK, &[], &render(&job, Instant::now()))
+}
+
+/// `GET /generations?limit=&offset=`: `{generations, count, has_more, limit, offset}`, newest
+/// first (lumalabs/lumaai-python `GenerationListResponse`; `limit` defaults to 10 here, at most
+/// 100). Each Generation echoes its `request`, `callback_url` included.
+async fn list_generations(
+    State(state): State<Arc<SimState>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(resp) = authorize(&headers) {
+        return resp;
+    }
+    let number = |k: &str, d: usize| q.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(d);
+    let (limit, offset) = (number("limit", 10).clamp(1, 100), number("offset", 0));
+    let now = Instant::now();
+    let all: Vec<_> = state
+        .jobs
+        .newest_first(P)
+        .into_iter()
+        .filter(|j| !j.deleted)
+        .collect();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|j| render(j, now))
+        .collect();
+    let has_more = all.len() > offset + page.len();
+    json(
+        StatusCode::OK,
+        &[],
+        &json!({"generations": page, "count": page.len(), "has_more": has_more, "limit": limit, "offset": offset}),
+    )
 }
 
 async fn delete_generation(

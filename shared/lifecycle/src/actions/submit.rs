@@ -138,6 +138,36 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
             events: vec![],
         },
     };
+    // An ambiguous create that the bundle can look up at the provider: the job found is this
+    // execution's job (no second one is bought); not found or unsupported, the policy decides.
+    let mut reply = reply;
+    let mut lookup_note = serde_json::Value::Null;
+    if let SubmitOutcome::Rejected {
+        creation: JobCreation::Unknown,
+        failure,
+        ..
+    } = &reply.outcome
+    {
+        let found = driver.lookup(&ctx).await;
+        reply.calls.extend(found.calls);
+        match found.outcome {
+            crate::provider::LookupOutcome::Found(job_id) => {
+                lookup_note =
+                    json!({"ambiguous": failure.to_string(), "lookup": "found", "job_id": job_id});
+                reply.outcome = SubmitOutcome::Created {
+                    job_id,
+                    raw: serde_json::Value::Null,
+                };
+            }
+            crate::provider::LookupOutcome::NotFound => {
+                lookup_note = json!({"lookup": "not found"})
+            }
+            crate::provider::LookupOutcome::Failed(f) => {
+                lookup_note = json!({"lookup": format!("failed: {f}")})
+            }
+            crate::provider::LookupOutcome::Unsupported => {}
+        }
+    }
     let now = engine.now();
     let created = match &reply.outcome {
         SubmitOutcome::Created { job_id, .. } => Some(job_id.clone()),
@@ -145,21 +175,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     };
     let step = match reply.outcome {
         SubmitOutcome::Created { job_id, raw } => {
-            let mut next = intent.advance(Event::JobCreated, now)?;
-            next.hot.job_id = Some(job_id.clone());
-            next.hot.provider_status = raw
-                .get("status")
-                .and_then(|s| s.as_str())
-                .map(str::to_string);
-            let delay = match spec.shape {
-                Shape::Callback if !intent.pending_callbacks().is_empty() => 0,
-                Shape::Callback => engine.config.scaled(spec.safety_poll_ms),
-                _ => engine.config.scaled(spec.poll.delay_ms(0)),
-            };
-            let mut step = Step::new(next.clone(), Event::JobCreated, "submit");
-            step.effects.push(send_next(&next, QueueName::Poll, delay));
-            step.detail = json!({"job_id": job_id, "next_poll_ms": delay});
-            step
+            created_step(engine, &intent, &spec, job_id, &raw, now)?
         }
         SubmitOutcome::Completed(result) => {
             let (event, status, failure) = if result.outputs.is_empty() {
@@ -196,6 +212,12 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     let mut step = step;
     step.calls = reply.calls;
     crate::provider::note_events(&mut step.detail, reply.events);
+    if !lookup_note.is_null() {
+        if !step.detail.is_object() {
+            step.detail = json!({});
+        }
+        step.detail["lookup"] = lookup_note;
+    }
     let committed = engine.commit_step(&intent, step).await?;
     if let (Committed::Lost, Some(job_id)) = (&committed, created) {
         late_job(engine, &intent, &driver, ctx, job_id).await?;
@@ -243,6 +265,32 @@ async fn late_job(
     )
     .await?;
     Ok(())
+}
+
+/// The step that records the job the provider created and schedules its first poll.
+fn created_step(
+    engine: &Engine,
+    intent: &Guard,
+    spec: &crate::provider::ModelSpec,
+    job_id: String,
+    raw: &serde_json::Value,
+    now: i64,
+) -> Result<Step, EngineError> {
+    let mut next = intent.advance(Event::JobCreated, now)?;
+    next.hot.job_id = Some(job_id.clone());
+    next.hot.provider_status = raw
+        .get("status")
+        .and_then(|s| s.as_str())
+        .map(str::to_string);
+    let delay = match spec.shape {
+        Shape::Callback if !intent.pending_callbacks().is_empty() => 0,
+        Shape::Callback => engine.config.scaled(spec.safety_poll_ms),
+        _ => engine.config.scaled(spec.poll.delay_ms(0)),
+    };
+    let mut step = Step::new(next.clone(), Event::JobCreated, "submit");
+    step.effects.push(send_next(&next, QueueName::Poll, delay));
+    step.detail = json!({"job_id": job_id, "next_poll_ms": delay});
+    Ok(step)
 }
 
 /// The step after a refused create call.
@@ -336,10 +384,32 @@ pub(crate) async fn resolve_ambiguous(
     engine: &Engine,
     guard: Guard,
 ) -> Result<Handled, EngineError> {
-    let policy = engine
-        .driver(&guard.model)
+    let driver = engine.driver(&guard.model).ok();
+    let policy = driver
+        .as_ref()
         .map(|d| d.spec().ambiguous_submit)
         .unwrap_or_default();
+    // The bundle may find the job at the provider by the reference it echoes.
+    if let Some(driver) = &driver
+        && let Some(request) = engine.request(&guard.id).await?
+    {
+        let ctx = call_context(engine, &guard, request);
+        let found = driver.lookup(&ctx).await;
+        if let crate::provider::LookupOutcome::Found(job_id) = found.outcome {
+            let spec = driver.spec().clone();
+            let mut step = created_step(
+                engine,
+                &guard,
+                &spec,
+                job_id.clone(),
+                &serde_json::Value::Null,
+                engine.now(),
+            )?;
+            step.calls = found.calls;
+            step.detail["lookup"] = json!({"ambiguous": "submit intent found without a job id", "lookup": "found", "job_id": job_id});
+            return done(engine.commit_step(&guard, step).await?);
+        }
+    }
     let step = ambiguous_step(engine, &guard, policy, None, engine.now())?;
     done(engine.commit_step(&guard, step).await?)
 }
