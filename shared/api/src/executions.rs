@@ -543,9 +543,14 @@ pub fn fuzz_create_body(data: &[u8]) {
     }
 }
 
-/// Media re-hosted by a bundle (`file-handler` `rehost`): a provider output copied to this
-/// deployment's blob store, at a stable URL that needs no API key (its name is the SHA-256 of
-/// the bytes, a capability).
+/// How long a presigned media URL stays valid.
+const MEDIA_URL_TTL: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// Media stored by this deployment — provider outputs re-hosted by a bundle (`file-handler`
+/// `rehost`) and inline outputs (images, audio) stored at ingestion — at a stable URL that
+/// needs no API key (its name is the SHA-256 of the bytes, a capability). On AWS the answer
+/// is a `307` redirect to a presigned S3 URL valid for 15 minutes (the bytes never pass
+/// through Lambda); embedded, the bytes themselves.
 #[utoipa::path(
     get,
     path = "/v1/media/{execution_id}/{name}",
@@ -558,6 +563,8 @@ pub fn fuzz_create_body(data: &[u8]) {
     ),
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 307, description = "On S3: a redirect to a presigned URL of the bytes",
+            headers(("Location" = String, description = "The presigned URL (15 minutes)"))),
         (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such media", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
@@ -576,6 +583,36 @@ pub async fn media(
         )
     };
     let key = executor_lifecycle::blobs::media_key(&execution_id, &name).ok_or_else(not_found)?;
+    let mime = executor_lifecycle::blobs::media_mime(&name);
+    let unavailable = |e: executor_lifecycle::StoreError| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
+    };
+    // On S3: a redirect to a short-lived presigned URL, so the bytes never pass through the
+    // function (Lambda answers 6 MB at most; a video is more).
+    if let Some(url) = state
+        .engine
+        .ports()
+        .blobs
+        .presigned_get(&key, mime, MEDIA_URL_TTL)
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [
+                (axum::http::header::LOCATION, url),
+                (
+                    axum::http::header::CACHE_CONTROL,
+                    format!("private, max-age={}", MEDIA_URL_TTL.as_secs() / 2),
+                ),
+            ],
+        )
+            .into_response());
+    }
     let bytes = state
         .engine
         .ports()
@@ -590,7 +627,6 @@ pub async fn media(
             )
         })?
         .ok_or_else(not_found)?;
-    let mime = executor_lifecycle::blobs::media_mime(&name);
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, mime),

@@ -44,6 +44,39 @@ impl S3BlobStore {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
+    async fn presigned_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        // A redirect to a missing object would be S3's 403/404 XML: answer 404 ourselves.
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match head {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => return Err(err(aws_sdk_s3::error::DisplayErrorContext(&e))),
+        }
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| err(e.to_string()))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_type(content_type)
+            .presigned(config)
+            .await
+            .map_err(|e| err(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        Ok(Some(req.uri().to_string()))
+    }
+
     async fn put_once(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, StoreError> {
         let r = self
             .client

@@ -468,3 +468,49 @@ async fn functions_read_their_secrets_from_secrets_manager() {
     assert_eq!(status, 200, "{body}");
     let _ = w.shutdown.send(true);
 }
+
+/// On AWS the media route answers with a redirect to a short-lived presigned S3 URL: the
+/// bytes (a real-size image here, megabytes) never pass through Lambda, whose response is 6 MB
+/// at most. Before: the route streamed the bytes through the function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_on_aws_is_a_redirect_to_a_presigned_url() {
+    let w = world().await;
+    w.start_mappings();
+    let id = w
+        .create(
+            "openai/gpt-image-1",
+            json!({"prompt": "a full-size lighthouse"}),
+        )
+        .await;
+    let v = w.wait_final(&id).await;
+    assert_eq!(v["outcome"], "succeeded", "{v}");
+    let url = v["outputs"][0]["url"].as_str().unwrap().to_string();
+    let path = url
+        .split_once("/v1/media/")
+        .map(|(_, p)| format!("/v1/media/{p}"))
+        .unwrap();
+    let mut ev = event("api-get.json");
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    let resp = w.app.dispatch(ev).await.unwrap();
+    assert_eq!(resp["statusCode"], 307, "{resp}");
+    let location = resp["headers"]["location"].as_str().unwrap().to_string();
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    let got = reqwest::get(&location).await.unwrap();
+    assert_eq!(got.status(), 200);
+    let bytes = got.bytes().await.unwrap();
+    assert!(bytes.len() > 1_000_000, "{} bytes", bytes.len());
+    assert_eq!(&bytes[1..4], b"PNG");
+    // A name that is not there: 404, not a redirect to S3's error.
+    let mut ev = event("api-get.json");
+    let missing = format!("/v1/media/{id}/{}.png", "0".repeat(64));
+    ev["rawPath"] = json!(missing);
+    ev["requestContext"]["http"]["path"] = json!(missing);
+    let resp = w.app.dispatch(ev).await.unwrap();
+    assert_eq!(resp["statusCode"], 404, "{resp}");
+    let _ = w.shutdown.send(true);
+}

@@ -47,6 +47,18 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Keys under a prefix, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// A short-lived URL from which a client reads `key` directly (S3's presigned GET), so
+    /// large media never pass through a function's response (Lambda's is 6 MB at most).
+    /// `Ok(None)`: this store serves bytes itself (embedded), or the key does not exist.
+    async fn presigned_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (key, content_type, expires_in);
+        Ok(None)
+    }
 }
 
 /// The idempotency item: (tenant, key) → execution.
