@@ -97,21 +97,19 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         .push(send_next(&intent, QueueName::Submit, watchdog));
     step.detail =
         json!({"attempt": attempt, "attempt_id": intent.hot.attempt_id, "watchdog_ms": watchdog});
-    let intent = match engine.commit_step(&guard, step).await {
-        Ok(Committed::Won(g)) => *g,
-        lost_or_failed => {
-            // The intent never committed (a cancel or another worker got there first, or the
-            // store failed): the lease taken for it is nobody's. Release it now instead of
-            // leaving it to its expiry.
+    let intent = match engine.commit_step(&guard, step).await? {
+        Committed::Won(g) => *g,
+        Committed::Lost => {
+            // The intent lost the race (a cancel or another worker committed first): the
+            // lease taken for it is nobody's. Release it now instead of leaving it to its
+            // expiry. (An error is different: the commit may have happened — a crash after
+            // it — and the redelivered message takes the same lease id again.)
             if let Some(l) = &lease
                 && let Err(e) = engine.ports.limiter.release(&l.scope, &l.id).await
             {
                 tracing::warn!(execution_id = %guard.id, error = %e, "could not release the lease of a lost intent");
             }
-            return match lost_or_failed {
-                Ok(_) => Ok(Handled::Stale),
-                Err(e) => Err(e),
-            };
+            return Ok(Handled::Stale);
         }
     };
 
