@@ -19,8 +19,12 @@ pub struct CallbackReceipt {
     pub duplicate: bool,
 }
 
-/// Receives a provider callback: 200 when stored (or a duplicate), 401 when verification
-/// fails, 404 for an unknown execution or provider.
+/// Receives a provider callback: 200 when stored (or a duplicate), 400 when the verified body
+/// is not a job payload (a test ping: nothing stored), 401 when verification fails, when the
+/// callback is about another job than the execution's (Replicate signs every webhook of an
+/// account with one secret) or past the execution's cap of 32 stored callbacks, 404 for an
+/// unknown execution or provider. Refusals are recorded on the execution
+/// (`callbacks_rejected`).
 ///
 /// Each provider signs its own way: Replicate with Standard Webhooks (`webhook-id`,
 /// `webhook-timestamp`, `webhook-signature`), fal with ED25519 (`X-Fal-Webhook-Request-Id`,

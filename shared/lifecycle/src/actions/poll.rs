@@ -1,5 +1,7 @@
-//! Poll: enforce cancellation and the deadline, consume stored callbacks, otherwise ask the
-//! provider; then schedule the next poll with backoff, or complete.
+//! Poll: consume stored callbacks (about this execution's job only), otherwise ask the
+//! provider; at the deadline or a cancel, one last look decides (what the provider finished
+//! is delivered) before the job is canceled; then schedule the next poll with backoff, or
+//! complete.
 
 use super::submit::done;
 use super::{call_context, load_request, result_blob, send_next, terminal_effects};
