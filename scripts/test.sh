@@ -103,6 +103,13 @@ step "SAM build (four arm64 functions through cargo-lambda; skip with EXECUTOR_S
 if [ "${EXECUTOR_SKIP_SAM_BUILD:-0}" != 1 ]; then
   command -v cargo-lambda >/dev/null || $PY -m pip install --quiet cargo-lambda
   rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+  # The CI build proves the four functions build and package for arm64; it skips the release
+  # profile's thin LTO (and uses more codegen units), the slowest part of a cold build on 2
+  # cores. A deploy (`sam build` without these variables) and EXECUTOR_SAM_FULL_PROFILE=1 keep
+  # the profile as Cargo.toml sets it, so the zip sizes printed here are larger than a deploy's.
+  if [ "${EXECUTOR_SAM_FULL_PROFILE:-0}" != 1 ]; then
+    export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+  fi
   sam build --beta-features --template template.yaml
   ./scripts/lambda-sizes.sh .aws-sam/build
 fi
