@@ -191,9 +191,10 @@ impl Queue for ChaosQueue {
         &self,
         queue: QueueName,
         receipt: &str,
+        body: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.inner.dead_letter(queue, receipt, reason).await
+        self.inner.dead_letter(queue, receipt, body, reason).await
     }
     async fn wait(&self, queue: QueueName, timeout_ms: u64) {
         self.inner.wait(queue, timeout_ms).await

@@ -218,9 +218,10 @@ impl executor_lifecycle::Queue for DuplicatingQueue {
         &self,
         queue: executor_lifecycle::QueueName,
         receipt: &str,
+        body: &str,
         reason: &str,
     ) -> Result<(), executor_lifecycle::StoreError> {
-        self.0.dead_letter(queue, receipt, reason).await
+        self.0.dead_letter(queue, receipt, body, reason).await
     }
     async fn wait(&self, queue: executor_lifecycle::QueueName, timeout_ms: u64) {
         self.0.wait(queue, timeout_ms).await

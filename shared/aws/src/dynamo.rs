@@ -8,7 +8,8 @@
 //!   projection ALL — listing newest first with a cursor.
 //!   API key items (`key#{hash}`) share it under the reserved hash key [`API_KEYS_PARTITION`]
 //!   (`created_sk = {created_at_ms:013}#{hash}`), so `executor keys list` is a Query, not a Scan.
-//! - GSI `by-due`: hash `due_shard` (S, always `due`, present only on items that still need
+//! - GSI `by-due`: hash `due_shard` (S, `due#{0..15}` by a hash of the execution id, so the
+//!   reconciler's index is not one hot partition; present only on items that still need
 //!   work), range `due_at` (N) — the reconciler's overdue query. Sparse: final items drop out.
 
 use crate::config::{AwsConfig, AwsSetupError};
@@ -32,6 +33,22 @@ pub const BY_DUE: &str = "by-due";
 /// tenant in `key_tenant`). Tenant names cannot contain `#`, so no tenant's listing ever reads
 /// it.
 pub const API_KEYS_PARTITION: &str = "#api-keys";
+/// Partitions of the `by-due` index: an execution's items spread over `due#0..due#15`, so the
+/// index's write rate (every commit of a live execution updates `due_at`) is not one
+/// partition's (1,000 writes/s); the reconciler queries each.
+pub const DUE_SHARDS: u32 = 16;
+
+/// The `by-due` partition of an execution.
+pub fn due_shard(id: &str) -> String {
+    // FNV-1a: stable across processes and versions (std's hasher is not).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("due#{}", h % DUE_SHARDS)
+}
+
 /// Final items expire after this many days (TTL).
 const RETENTION_DAYS: i64 = 30;
 
@@ -89,7 +106,7 @@ fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue
             "cost_usd_micros",
             g.hot.cost.as_ref().map(|c| n(c.provider_usd_micros)),
         ),
-        ("due_shard", needs_work.then(|| s("due"))),
+        ("due_shard", needs_work.then(|| s(due_shard(&g.id)))),
         ("due_at", needs_work.then(|| n(due_at))),
         (
             "expires_at",
@@ -568,19 +585,33 @@ impl GuardStore for DynamoGuardStore {
     }
 
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_DUE)
-            .key_condition_expression("due_shard = :d AND due_at < :t")
-            .expression_attribute_values(":d", s("due"))
-            .expression_attribute_values(":t", n(due_before_ms))
-            .limit(limit.clamp(1, 1000) as i32)
-            .send()
-            .await
-            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-        out.items().iter().map(guard_of).collect()
+        // Every partition (and `due`, the single key items written before the sharding
+        // carry), the oldest first across them.
+        let per_shard = limit.div_ceil(DUE_SHARDS as usize).clamp(50, 1000) as i32;
+        let mut guards = Vec::new();
+        let keys = (0..DUE_SHARDS)
+            .map(|k| format!("due#{k}"))
+            .chain(std::iter::once("due".to_string()));
+        for key in keys {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_DUE)
+                .key_condition_expression("due_shard = :d AND due_at < :t")
+                .expression_attribute_values(":d", s(key))
+                .expression_attribute_values(":t", n(due_before_ms))
+                .limit(per_shard)
+                .send()
+                .await
+                .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+            for item in out.items() {
+                guards.push(guard_of(item)?);
+            }
+        }
+        guards.sort_by_key(|g| g.next_due_ms);
+        guards.truncate(limit.max(1));
+        Ok(guards)
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Guard>, StoreError> {
@@ -646,5 +677,22 @@ impl GuardStore for DynamoGuardStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod due_shard_tests {
+    use super::*;
+
+    #[test]
+    fn executions_spread_over_every_due_shard_and_stay_on_theirs() {
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 0..2000 {
+            let id = format!("ex_01m8sq{i:020}");
+            *seen.entry(due_shard(&id)).or_insert(0) += 1;
+            assert_eq!(due_shard(&id), due_shard(&id));
+        }
+        assert_eq!(seen.len(), DUE_SHARDS as usize, "{seen:?}");
+        assert!(seen.values().all(|n| *n > 60), "{seen:?}");
     }
 }

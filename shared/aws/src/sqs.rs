@@ -191,19 +191,28 @@ impl Queue for SqsQueue {
         &self,
         queue: QueueName,
         receipt: &str,
+        body: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
         // SQS moves a message to the DLQ by its redrive policy after maxReceiveCount; to
-        // dead-letter now we copy it (we only have the receipt here, so we record the reason).
+        // dead-letter now we copy it there with its body unchanged (a DLQ redrive sends it
+        // back as it was), the queue and the reason as message attributes.
         let urls = self.url(queue)?;
         if let Some(dlq) = &urls.dlq_url {
+            let attr = |v: &str| {
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(v)
+                    .build()
+                    .map_err(|e| err(e.to_string()))
+            };
+            let reason: String = reason.chars().take(1000).collect();
             self.client
                 .send_message()
                 .queue_url(dlq)
-                .message_body(
-                    serde_json::json!({"dead_lettered_from": queue.as_str(), "reason": reason})
-                        .to_string(),
-                )
+                .message_body(body)
+                .message_attributes("dead_lettered_from", attr(queue.as_str())?)
+                .message_attributes("reason", attr(&reason)?)
                 .send()
                 .await
                 .map_err(|e| err(aws_sdk_sqs::error::DisplayErrorContext(&e)))?;

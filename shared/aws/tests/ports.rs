@@ -282,7 +282,7 @@ async fn blobs_are_write_once() {
 
 #[tokio::test]
 async fn sqs_delay_visibility_and_dead_letter() {
-    let (b, _, _) = backend().await;
+    let (b, cfg, _) = backend().await;
     let q = QueueName::Poll;
     b.queue.send(q, "later", 1500).await.unwrap();
     assert!(
@@ -303,7 +303,7 @@ async fn sqs_delay_visibility_and_dead_letter() {
     assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
     assert_eq!(again[0].receive_count, 2);
     b.queue
-        .dead_letter(q, &again[0].receipt, "test")
+        .dead_letter(q, &again[0].receipt, &again[0].body, "test")
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -311,6 +311,23 @@ async fn sqs_delay_visibility_and_dead_letter() {
         b.queue.receive(q, 10, 1000).await.unwrap().is_empty(),
         "gone after dead-lettering"
     );
+    // The dead-letter queue holds the message as it was (a redrive sends it back unchanged),
+    // with the reason beside it. Before: a new body {dead_lettered_from, reason} replaced it.
+    let sdk = cfg.sdk_config().await;
+    let dlq = cfg.queues[&q].dlq_url.clone().unwrap();
+    let got = aws_sdk_sqs::Client::new(&sdk)
+        .receive_message()
+        .queue_url(&dlq)
+        .message_attribute_names("All")
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let m = &got.messages()[0];
+    assert_eq!(m.body(), Some("later"));
+    let attrs = m.message_attributes().unwrap();
+    assert_eq!(attrs["reason"].string_value(), Some("test"));
+    assert_eq!(attrs["dead_lettered_from"].string_value(), Some("poll"));
 }
 
 /// What every inflight limiter must do: under `callers` concurrent acquirers of distinct

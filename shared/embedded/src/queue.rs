@@ -127,8 +127,10 @@ impl Queue for SqliteStore {
         &self,
         queue: QueueName,
         receipt: &str,
+        _body: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
+        // The row keeps the message's own body.
         let (r, reason) = (receipt.to_string(), reason.to_string());
         let now = self.now();
         self.with(move |conn| {

@@ -177,7 +177,7 @@ async fn dead_letters_after_max_receives_and_on_request() {
     b.store.send(q, "bad", 0).await.unwrap();
     let d = b.store.receive(q, 1, 10).await.unwrap();
     b.store
-        .dead_letter(q, &d[0].receipt, "malformed")
+        .dead_letter(q, &d[0].receipt, &d[0].body, "malformed")
         .await
         .unwrap();
     assert_eq!(b.store.dead_letter_count().await.unwrap(), 2);

@@ -200,11 +200,13 @@ pub trait Queue: Send + Sync {
         receipt: &str,
         delay_ms: u64,
     ) -> Result<(), StoreError>;
-    /// Moves a received message to the queue's dead-letter queue.
+    /// Moves a received message (`body` as received) to the queue's dead-letter queue, body
+    /// unchanged so it can be redriven, with `reason` beside it.
     async fn dead_letter(
         &self,
         queue: QueueName,
         receipt: &str,
+        body: &str,
         reason: &str,
     ) -> Result<(), StoreError>;
     /// Waits until a message may be available on `queue` or `timeout_ms` passes. Backends with

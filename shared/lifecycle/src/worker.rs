@@ -60,7 +60,8 @@ pub async fn settle(engine: &Engine, queue: QueueName, delivery: &Delivery) {
         Disposition::RetryLater(ms) => q.retry_later(queue, &delivery.receipt, ms).await,
         Disposition::Malformed(reason) => {
             tracing::warn!(queue = queue.as_str(), %reason, "malformed message dead-lettered");
-            q.dead_letter(queue, &delivery.receipt, &reason).await
+            q.dead_letter(queue, &delivery.receipt, &delivery.body, &reason)
+                .await
         }
         Disposition::Failed(_) => Ok(()),
     };
