@@ -562,7 +562,14 @@ const MEDIA_URL_TTL: std::time::Duration = std::time::Duration::from_secs(900);
         ("name" = String, Path, description = "`<sha256 hex>.<ext>`"),
     ),
     responses(
-        (status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The bytes, typed by the name's extension", content(
+            (Vec<u8> = "image/*"),
+            (Vec<u8> = "audio/*"),
+            (Vec<u8> = "video/*"),
+            (Vec<u8> = "application/json"),
+            (Vec<u8> = "text/plain"),
+            (Vec<u8> = "application/octet-stream"),
+        )),
         (status = 307, description = "On S3: a redirect to a presigned URL of the bytes",
             headers(("Location" = String, description = "The presigned URL (15 minutes)"))),
         (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
