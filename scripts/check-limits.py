@@ -170,10 +170,11 @@ def main() -> int:
         steps = b.get("steps", {}) or {}
         calls: list = []
         limits = b.get("limits", {}) or {}
-        # The lifecycle cuts the submit calls at limits.submit_timeout_seconds (an ambiguous
-        # submit when a create was among them), so a submit never runs longer than that.
+        # The lifecycle cuts the submit calls at limits.submit_timeout_seconds plus half the
+        # watchdog margin (an ambiguous submit when a create was among them), so a submit never
+        # runs longer than that.
         sub = min(cost.steps(steps.get("submit"), "steps.submit", calls),
-                  float(limits.get("submit_timeout_seconds", 60)))
+                  float(limits.get("submit_timeout_seconds", 60)) + watchdog_margin_s / 2)
         pol = cost.steps(steps.get("poll"), "steps.poll", calls)
         can = cost.steps(steps.get("cancel"), "steps.cancel", calls)
         longest = max(calls, default=(0, "-"))

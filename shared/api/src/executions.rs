@@ -204,7 +204,9 @@ pub async fn create(
         .map(|d| {
             d.spec().shape == Shape::Immediate
                 && (inline_limit_ms == 0
-                    || engine.config().scaled(d.spec().submit_timeout_ms) <= inline_limit_ms)
+                    || engine.config().scaled(d.spec().submit_timeout_ms)
+                        + engine.config().watchdog_margin_ms / 2
+                        <= inline_limit_ms)
         })
         .unwrap_or(false);
     let permit = if immediate {

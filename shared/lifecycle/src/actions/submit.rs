@@ -114,10 +114,12 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     };
 
     let ctx = call_context(engine, &intent, request);
-    // The create call is bounded by the bundle's submit timeout, so its answer is committed
-    // before the watchdog (timeout + margin) finds the intent. Cut short, the call may still
-    // have created the job: ambiguous.
-    let limit = std::time::Duration::from_millis(engine.config.scaled(spec.submit_timeout_ms));
+    // The create call is bounded by the bundle's submit timeout plus half the watchdog margin,
+    // so its answer is committed before the watchdog (timeout + margin) finds the intent.
+    // Cut short, the call may still have created the job: ambiguous.
+    let limit = std::time::Duration::from_millis(
+        engine.config.scaled(spec.submit_timeout_ms) + engine.config.watchdog_margin_ms / 2,
+    );
     let reply = match tokio::time::timeout(limit, driver.submit(&ctx)).await {
         Ok(reply) => reply,
         Err(_) => crate::provider::Reply {
