@@ -241,26 +241,23 @@ def main() -> int:
         if not any(e.get("Type") == "HttpApi" for e in events):
             continue
         env = {**glob.get("Environment", {}).get("Variables", {}), **res[lid].get("Properties", {}).get("Environment", {}).get("Variables", {})}
-        cap = env.get("EXECUTOR__API__MAX_WAIT_SECONDS")
-        try:
-            cap_s = int(cap)
-        except (TypeError, ValueError):
-            errors.append(f"{lid} serves the HTTP API but sets no numeric EXECUTOR__API__MAX_WAIT_SECONDS (Prefer: wait must end before API Gateway's {API_GATEWAY_HTTP_API_TIMEOUT_S} s)")
+        def seconds_within_cap(name: str, why: str):
+            """The numeric value of `name` in env, checked against the API cap; None if unset."""
+            try:
+                v = int(env.get(name))
+            except (TypeError, ValueError):
+                errors.append(f"{lid} serves the HTTP API but sets no numeric {name} ({why} must end before API Gateway's {API_GATEWAY_HTTP_API_TIMEOUT_S} s)")
+                return None
+            ok = 0 < v <= cap_limit
+            print(f"{lid:17} {name} {v} s  needs <= {cap_limit} s (API Gateway {API_GATEWAY_HTTP_API_TIMEOUT_S} s - {API_SLACK_S} s)  {'ok' if ok else 'FAIL'}")
+            if not ok:
+                errors.append(f"{lid}: {name} {v} s must be between 1 and {cap_limit} s")
+            return v
+
+        seconds_within_cap("EXECUTOR__API__MAX_WAIT_SECONDS", "Prefer: wait")
+        inline_s = seconds_within_cap("EXECUTOR__API__INLINE_MAX_SECONDS", "an immediate model run in the request")
+        if inline_s is None:
             continue
-        ok = 0 < cap_s <= cap_limit
-        print(f"{lid:17} EXECUTOR__API__MAX_WAIT_SECONDS {cap_s} s  needs <= {cap_limit} s (API Gateway {API_GATEWAY_HTTP_API_TIMEOUT_S} s - {API_SLACK_S} s)  {'ok' if ok else 'FAIL'}")
-        if not ok:
-            errors.append(f"{lid}: EXECUTOR__API__MAX_WAIT_SECONDS {cap_s} s must be between 1 and {cap_limit} s")
-        inline = env.get("EXECUTOR__API__INLINE_MAX_SECONDS")
-        try:
-            inline_s = int(inline)
-        except (TypeError, ValueError):
-            errors.append(f"{lid} serves the HTTP API but sets no numeric EXECUTOR__API__INLINE_MAX_SECONDS (immediate models run in the request must end before API Gateway's {API_GATEWAY_HTTP_API_TIMEOUT_S} s)")
-            continue
-        ok = 0 < inline_s <= cap_limit
-        print(f"{lid:17} EXECUTOR__API__INLINE_MAX_SECONDS {inline_s} s  needs <= {cap_limit} s  {'ok' if ok else 'FAIL'}")
-        if not ok:
-            errors.append(f"{lid}: EXECUTOR__API__INLINE_MAX_SECONDS {inline_s} s must be between 1 and {cap_limit} s")
         for path, sub, call in immediates if lid == "SubmitFunction" else []:
             if sub > inline_s:
                 notes.append(f"{path}: immediate, its submit can take {sub:.0f} s (one call up to {call} s) > the {inline_s} s inline cap: "

@@ -73,10 +73,8 @@ pub fn count_document(metric: &str, at_ms: i64, dims: &[(&str, &str)]) -> Value 
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    use executor_lifecycle::Clock as _;
+    executor_lifecycle::SystemClock.now_ms()
 }
 
 fn emit(doc: &Value) {

@@ -556,7 +556,7 @@ impl Engine {
     /// [`crate::model::REJECTED_CALLBACKS_KEPT`] are kept; the rest are counted in the log
     /// and the metrics only, so a flood cannot grow the execution's record. Best effort: the
     /// refusal stands if the note cannot be written.
-    async fn note_refused_callback(&self, guard: &Guard, reason: &str) {
+    pub(crate) async fn note_refused_callback(&self, guard: &Guard, reason: &str) {
         tracing::warn!(execution_id = %guard.id, provider = %guard.provider, reason, "callback refused");
         if let Some(observer) = &self.observer {
             observer.callback_refused(&guard.provider);

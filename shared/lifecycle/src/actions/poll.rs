@@ -260,18 +260,7 @@ async fn consume_callbacks(
                 about.as_deref().unwrap_or("(none)"),
                 guard.hot.job_id.as_deref().unwrap_or("(none)")
             );
-            if guard.callbacks_rejected.len() < crate::model::REJECTED_CALLBACKS_KEPT
-                && let Err(e) = engine
-                    .ports
-                    .guards
-                    .record_rejected_callback(&guard.id, engine.now(), &reason)
-                    .await
-            {
-                tracing::warn!(execution_id = %guard.id, error = %e, "could not note a refused callback");
-            }
-            if let Some(observer) = &engine.observer {
-                observer.callback_refused(&guard.provider);
-            }
+            engine.note_refused_callback(guard, &reason).await;
             continue;
         }
         match driver.interpret_callback(ctx, &payload) {
