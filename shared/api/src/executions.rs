@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use executor_lifecycle::{CreateRequest, Guard, Message, Shape, TransitionRecord};
+use executor_lifecycle::{CreateRequest, Guard, TransitionRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 #[allow(unused_imports)]
@@ -195,25 +195,6 @@ pub async fn create(
         None => None,
     };
     let wait = prefer_wait(&headers, state.config.max_wait_seconds);
-    let engine = state.engine.clone();
-    let inline_limit_ms = state.config.inline_max_seconds.saturating_mul(1000);
-    let immediate = engine
-        .ports()
-        .catalog
-        .get(&parsed.model)
-        .map(|d| {
-            d.spec().shape == Shape::Immediate
-                && (inline_limit_ms == 0
-                    || engine.config().scaled(d.spec().submit_timeout_ms)
-                        + engine.config().watchdog_margin_ms / 2
-                        <= inline_limit_ms)
-        })
-        .unwrap_or(false);
-    let permit = if immediate {
-        state.inline_permits.clone().try_acquire_owned().ok()
-    } else {
-        None
-    };
     let req = CreateRequest {
         model: parsed.model,
         input: parsed.input,
@@ -221,48 +202,12 @@ pub async fn create(
         idempotency_key,
         max_duration_seconds: parsed.max_duration_seconds,
     };
-    let accepted = engine.create(&tenant, req, permit.is_some()).await?;
-    let mut guard = accepted.guard;
-    // Inline only once the acceptance's outbox is applied: a message handled here proves to
-    // the protocol that the outbox before it was applied. Left pending (a send failed), the
-    // execution is the reconciler's and the answer is 202.
-    if let Some(permit) = permit
-        && !accepted.replayed
-        && guard.outbox.is_empty()
-    {
-        // Run in a task so a client hanging up doesn't abort the submit mid-call.
-        let e = engine.clone();
-        let msg = Message {
-            execution_id: guard.id.clone(),
-            version: Some(0),
-        };
-        let handle = tokio::spawn(async move {
-            let r = e.handle(&msg).await;
-            drop(permit);
-            r
-        });
-        match handle.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(execution_id = %guard.id, error = %e, "inline submit failed; the watchdog will resume it")
-            }
-            Err(e) => {
-                tracing::warn!(execution_id = %guard.id, error = %e, "inline submit task failed")
-            }
-        }
-        // Accepted already: a read failing now answers with what is known, never a 5xx.
-        if let Ok(g) = engine.get(&tenant, &guard.id).await {
-            guard = g;
-        }
-    }
-    if let Some(secs) = wait {
-        match wait_terminal(&state, &tenant, guard.clone(), secs).await {
-            Ok(g) => guard = g,
-            Err(e) => {
-                tracing::warn!(execution_id = %guard.id, error = ?e, "wait for the outcome failed; answering with the accepted state")
-            }
-        }
-    }
+    // Inline submits and the wait are the lifecycle's (executor_lifecycle::inline).
+    let accepted = state
+        .engine
+        .accept(&tenant, req, &state.inline, wait.map(Duration::from_secs))
+        .await?;
+    let guard = accepted.guard.clone();
     let status = if accepted.replayed {
         StatusCode::OK
     } else if guard.status().is_terminal() {
@@ -289,20 +234,6 @@ pub async fn create(
         resp.headers_mut().insert("preference-applied", v);
     }
     Ok(resp)
-}
-
-async fn wait_terminal(
-    state: &ApiState,
-    tenant: &str,
-    mut guard: Guard,
-    secs: u64,
-) -> Result<Guard, Problem> {
-    let until = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !guard.status().is_terminal() && tokio::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        guard = state.engine.get(tenant, &guard.id).await?;
-    }
-    Ok(guard)
 }
 
 async fn respond(state: &ApiState, guard: &Guard, status: StatusCode) -> Result<Response, Problem> {
@@ -341,7 +272,10 @@ pub async fn get_one(
     let tenant = authorize(&state, &headers).await?;
     let mut guard = state.engine.get(&tenant, &id).await?;
     if let Some(secs) = prefer_wait(&headers, state.config.max_wait_seconds) {
-        guard = wait_terminal(&state, &tenant, guard, secs).await?;
+        guard = state
+            .engine
+            .wait_terminal(&tenant, guard, Duration::from_secs(secs))
+            .await?;
     }
     respond(&state, &guard, StatusCode::OK).await
 }

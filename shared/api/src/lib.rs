@@ -16,10 +16,10 @@ pub mod webhooks;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use executor_lifecycle::Engine;
+use executor_lifecycle::InlineSlots;
 use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 pub use auth::{StaticTenants, TenantDirectory, hash_api_key, validate_tenant};
 
@@ -67,8 +67,8 @@ pub struct ApiState {
     pub tenants: Arc<dyn TenantDirectory>,
     /// Limits.
     pub config: ApiConfig,
-    /// Bound on in-request immediate executions.
-    pub inline_permits: Arc<Semaphore>,
+    /// The slots and bound of in-request (inline) submits of immediate models.
+    pub inline: InlineSlots,
     /// Per-tenant request rate limiter (None when `rate_limit_per_second` is 0).
     pub rate_limiter: Option<Arc<TenantRateLimiter>>,
 }
@@ -76,7 +76,7 @@ pub struct ApiState {
 impl ApiState {
     /// State over an engine and a tenant directory.
     pub fn new(engine: Arc<Engine>, tenants: Arc<dyn TenantDirectory>, config: ApiConfig) -> Self {
-        let inline_permits = Arc::new(Semaphore::new(config.inline_concurrency.max(1)));
+        let inline = InlineSlots::new(config.inline_concurrency, config.inline_max_seconds);
         let rate_limiter = NonZeroU32::new(config.rate_limit_per_second).map(|rate| {
             let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(rate);
             Arc::new(RateLimiter::keyed(
@@ -87,7 +87,7 @@ impl ApiState {
             engine,
             tenants,
             config,
-            inline_permits,
+            inline,
             rate_limiter,
         }
     }

@@ -64,20 +64,4 @@ impl LifecycleConfig {
     pub fn scaled(&self, ms: u64) -> u64 {
         ((ms as f64) * self.time_scale.max(0.0)).round() as u64
     }
-
-    /// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^attempt)]`,
-    /// never below `floor_ms` (a provider's `Retry-After`).
-    pub fn backoff_ms(&self, base_ms: u64, max_ms: u64, attempt: u32, floor_ms: u64) -> u64 {
-        use rand::Rng;
-        let cap = base_ms.saturating_mul(1u64 << attempt.min(20)).min(max_ms);
-        let cap = self.scaled(cap);
-        let jittered = if cap == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=cap)
-        };
-        // The provider's Retry-After is a floor; scaled like every other delay (1.0 in
-        // production, so it is honoured as given there).
-        jittered.max(self.scaled(floor_ms))
-    }
 }

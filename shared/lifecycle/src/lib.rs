@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod config;
 pub mod crash;
 pub mod engine;
+pub mod inline;
 pub mod keys;
 pub mod limits;
 pub mod model;
@@ -27,6 +28,7 @@ pub mod worker;
 
 pub use config::LifecycleConfig;
 pub use engine::{Accepted, CreateRequest, Engine, EngineError, Ports};
+pub use inline::InlineSlots;
 pub use model::*;
 pub use ports::*;
 pub use provider::*;

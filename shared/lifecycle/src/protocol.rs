@@ -1,15 +1,15 @@
 //! The commit protocol (DESIGN.md): guard read, roll-forward of a pending outbox, staleness
 //! check, action, write-once blobs, one conditional commit, outbox applied idempotently,
-//! acknowledgement. Every message of every queue is handled by [`Engine::handle`].
+//! acknowledgement. Every message of every queue is handled by [`Engine::handle`] (in
+//! [`crate::actions`]), which settles the guard here, asks an action for a [`Step`] and
+//! commits it here. This module knows no action.
 
-use crate::actions::{finalize, poll, submit};
 use crate::blobs;
 use crate::crash::CrashPoint;
 use crate::engine::{Engine, EngineError};
 use crate::keys;
-use crate::model::{CallRecord, Effect, Guard, Message, TransitionRecord};
+use crate::model::{CallRecord, Effect, Guard, TransitionRecord};
 use crate::ports::{CommitError, StoreError};
-use crate::status::Status;
 use crate::taxonomy::Failure;
 use crate::transitions::Event;
 use serde_json::Value;
@@ -70,80 +70,32 @@ pub(crate) enum Committed {
 }
 
 impl Engine {
-    /// Handles one queue message through the commit protocol. Every log line inside carries
-    /// the execution id, model, provider and version (a tracing span).
-    pub async fn handle(&self, msg: &Message) -> Result<Handled, EngineError> {
-        use tracing::Instrument;
-        let span = tracing::info_span!(
-            "handle",
-            execution_id = %msg.execution_id,
-            model = tracing::field::Empty,
-            provider = tracing::field::Empty,
-            version = tracing::field::Empty,
-        );
-        self.handle_in_span(msg, &span)
-            .instrument(span.clone())
-            .await
-    }
-
-    async fn handle_in_span(
+    /// The protocol's first steps for a message of `version` (none: a nudge) about `guard`,
+    /// as read: a pending outbox is rolled forward (or known applied, when this message is
+    /// its last effect), and a message older than the guard is stale (`None`). The dispatch
+    /// to an action is the actions' ([`Engine::handle`]).
+    pub(crate) async fn settle(
         &self,
-        msg: &Message,
-        span: &tracing::Span,
-    ) -> Result<Handled, EngineError> {
-        let id = msg.execution_id.as_str();
-        let Some(guard) = self.ports.guards.get(id).await? else {
-            tracing::warn!(execution_id = id, "message for unknown execution dropped");
-            return Ok(Handled::Stale);
-        };
-        span.record("model", guard.model.as_str());
-        span.record("provider", guard.provider.as_str());
-        span.record("version", guard.version());
-        let mut guard = guard;
+        mut guard: Guard,
+        version: Option<u64>,
+    ) -> Result<Option<Guard>, EngineError> {
         if guard.outbox_ends_in_own_message() {
-            match msg.version {
+            match version {
                 // This message is the outbox's last effect: the outbox was applied.
                 Some(v) if v == guard.version() => guard.outbox.clear(),
                 // An older version's message: stale. The outbox settles itself when its own
                 // message arrives, or the reconciler re-drives it once overdue.
-                Some(v) if v < guard.version() => return Ok(Handled::Stale),
+                Some(v) if v < guard.version() => return Ok(None),
                 _ => {}
             }
         }
         let guard = self.roll_forward(guard).await?;
-        if let Some(v) = msg.version {
-            if v < guard.version() {
-                return Ok(Handled::Stale);
-            }
-            if v > guard.version() {
-                // Written but not yet visible to this read: try again shortly.
-                return Ok(Handled::RetryLater(1_000));
-            }
+        if let Some(v) = version
+            && v < guard.version()
+        {
+            return Ok(None);
         }
-        if guard.status().is_final() {
-            return Ok(Handled::Stale);
-        }
-        self.check_crash(CrashPoint::AfterGuardRead, id)?;
-        let nudge = msg.version.is_none();
-        let handled = match guard.status() {
-            Status::Queued if nudge && !guard.cancel_requested => Ok(Handled::Stale),
-            Status::Queued => submit::run(self, guard).await,
-            Status::Submitting if nudge => {
-                // The create call may be in flight: look again once it has committed.
-                if self.now() < guard.deadline_ms {
-                    self.nudge(&guard, self.config.nudge_retry_ms).await?;
-                }
-                Ok(Handled::Done)
-            }
-            Status::Submitting => submit::resolve_ambiguous(self, guard).await,
-            Status::Submitted | Status::Running => poll::run(self, guard).await,
-            _ if nudge => Ok(Handled::Stale),
-            _ => finalize::run(self, guard).await,
-        }?;
-        if handled == Handled::Done {
-            self.check_crash(CrashPoint::BeforeAck, id)?;
-        }
-        Ok(handled)
+        Ok(Some(guard))
     }
 
     /// Commits a step: writes its blobs, commits version v+1 with the outbox (the transition

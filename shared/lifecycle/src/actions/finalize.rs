@@ -1,8 +1,11 @@
 //! Finalize: load the result, compute the cost, deliver the outcome (customer webhook, signed;
 //! downstream event with a stable id), record a degraded finalization when delivery keeps
 //! failing, release the lease.
+//!
+//! The decisions come first (pure: guard, result, delivery answer, clock → [`Step`]), the
+//! runners after them.
 
-use super::submit::done;
+use super::Ctx;
 use crate::engine::{Engine, EngineError};
 use crate::model::{Cost, Effect, Guard, OutcomeEvent, QueueName, Wait};
 use crate::protocol::{Handled, Step};
@@ -11,34 +14,48 @@ use crate::taxonomy::{ErrorClass, Failure};
 use crate::transitions::Event;
 use serde_json::{Value, json};
 
-/// Runs finalize for an execution in a terminal (not final) status.
-pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, EngineError> {
-    let request = super::load_request(engine, &guard).await?;
-    let record = engine.result(&guard).await?;
-    let result = record.as_ref().and_then(|r| r.result.clone());
-    let cost = match (&result, engine.driver(&guard.model)) {
-        (Some(r), Ok(driver)) if guard.status() == Status::Succeeded => {
+// ---------------------------------------------------------------------------------------------
+// Decisions
+// ---------------------------------------------------------------------------------------------
+
+/// The cost of an execution: billable only when it succeeded with a result, computed by the
+/// model's own pricing (a model no longer configured costs nothing here).
+pub(crate) fn cost_of(
+    guard: &Guard,
+    driver: Option<&dyn crate::provider::ModelDriver>,
+    result: Option<&crate::model::ProviderResult>,
+) -> Cost {
+    match (result, driver) {
+        (Some(r), Some(driver)) if guard.status() == Status::Succeeded => {
             let mut c = driver.cost(r);
             c.billable = true;
             c
         }
         _ => Cost::default(),
-    };
-    let event = outcome_event(&guard, &cost, result.as_ref());
-    let now = engine.now();
+    }
+}
 
-    let delivery = match &request.webhook_url {
-        Some(url) => Some(engine.ports.webhooks.deliver(url, &event).await),
-        None => None,
-    };
+/// What the delivery (if the customer asked for a webhook) means: delivered or no webhook →
+/// `finalized` with the outcome event published; failed → a retry with backoff, and past the
+/// attempts `finalized_degraded` (the event is published all the same; a redrive can deliver
+/// later).
+pub(crate) fn delivered(
+    guard: &Guard,
+    ctx: &Ctx,
+    cost: Cost,
+    event: OutcomeEvent,
+    delivery: Option<Result<(), Failure>>,
+) -> Result<Step, EngineError> {
+    let now = ctx.now;
+    let config = ctx.config;
     let attempts = guard.hot.delivery_attempts + u32::from(delivery.is_some());
-    let step = match delivery {
-        Some(Err(failure)) if attempts < engine.config.delivery_max_attempts => {
-            let delay = engine.config.backoff_ms(
-                engine.config.delivery_retry_base_ms,
-                engine.config.delivery_retry_base_ms.saturating_mul(32),
+    Ok(match delivery {
+        Some(Err(failure)) if attempts < config.delivery_max_attempts => {
+            let delay = ctx.backoff_ms(
+                config.delivery_retry_base_ms,
+                config.delivery_retry_base_ms.saturating_mul(32),
                 attempts,
-                engine.config.scaled(engine.config.delivery_retry_base_ms) / 2,
+                config.scaled(config.delivery_retry_base_ms) / 2,
             );
             let mut next = guard.advance(Event::DeliveryRetry, now)?;
             next.hot.delivery_attempts = attempts;
@@ -66,7 +83,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
             let mut next = guard.advance(Event::DeliveryFailed, now)?;
             next.hot.delivery_attempts = attempts;
             next.hot.delivery_error = Some(degraded.clone());
-            next.hot.cost = Some(cost.clone());
+            next.hot.cost = Some(cost);
             let mut step = Step::new(next.clone(), Event::DeliveryFailed, "finalize");
             step.effects = final_effects(&next, event);
             step.detail = json!({"delivery_attempts": attempts, "parked": true});
@@ -88,8 +105,41 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
             });
             step
         }
+    })
+}
+
+/// A parked outcome delivered by a redrive: `redelivered` → `finalized`, the delivery error
+/// cleared.
+pub(crate) fn redelivered(guard: &Guard, ctx: &Ctx) -> Result<Step, EngineError> {
+    let mut next = guard.advance(Event::Redelivered, ctx.now)?;
+    next.hot.delivery_attempts = guard.hot.delivery_attempts + 1;
+    let previous = next.hot.delivery_error.take();
+    let mut step = Step::new(next, Event::Redelivered, "redrive");
+    step.detail = json!({
+        "delivery_attempts": guard.hot.delivery_attempts + 1,
+        "previous_delivery_error": previous.map(|f| f.message),
+    });
+    Ok(step)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runners
+// ---------------------------------------------------------------------------------------------
+
+/// Runs finalize for an execution in a terminal (not final) status.
+pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, EngineError> {
+    let request = super::load_request(engine, &guard).await?;
+    let record = engine.result(&guard).await?;
+    let result = record.as_ref().and_then(|r| r.result.clone());
+    let driver = engine.driver(&guard.model).ok();
+    let cost = cost_of(&guard, driver.as_deref(), result.as_ref());
+    let event = outcome_event(&guard, &cost, result.as_ref());
+    let delivery = match &request.webhook_url {
+        Some(url) => Some(engine.ports.webhooks.deliver(url, &event).await),
+        None => None,
     };
-    done(engine.commit_step(&guard, step).await?)
+    let step = delivered(&guard, &Ctx::of(engine), cost, event, delivery)?;
+    super::commit(engine, &guard, step).await
 }
 
 fn final_effects(next: &Guard, event: OutcomeEvent) -> Vec<Effect> {
@@ -153,17 +203,130 @@ pub(crate) async fn redrive(engine: &Engine, guard: Guard) -> Result<Redrive, En
     {
         return Ok(Redrive::Failed(failure));
     }
-    let now = engine.now();
-    let mut next = guard.advance(Event::Redelivered, now)?;
-    next.hot.delivery_attempts = guard.hot.delivery_attempts + 1;
-    let previous = next.hot.delivery_error.take();
-    let mut step = Step::new(next, Event::Redelivered, "redrive");
-    step.detail = json!({
-        "delivery_attempts": guard.hot.delivery_attempts + 1,
-        "previous_delivery_error": previous.map(|f| f.message),
-    });
+    let step = redelivered(&guard, &Ctx::of(engine))?;
     Ok(match engine.commit_step(&guard, step).await? {
         crate::protocol::Committed::Won(g) => Redrive::Delivered(g),
         crate::protocol::Committed::Lost => Redrive::Raced,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )]
+    use super::super::testing::{after, config, ctx, queued};
+    use super::*;
+    use crate::model::Shape;
+
+    fn succeeded() -> Guard {
+        let mut g = after(
+            &queued("replicate", Shape::Callback),
+            &[
+                Event::SubmitStarted,
+                Event::JobCreated,
+                Event::Started,
+                Event::JobSucceeded,
+            ],
+        );
+        g.hot.lease = Some(crate::model::Lease {
+            scope: "replicate".into(),
+            id: "ex_test:1:v0".into(),
+        });
+        g
+    }
+
+    fn publishes(step: &Step) -> bool {
+        step.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Publish { event } if event.id == "evt_ex_test"))
+    }
+
+    #[test]
+    fn a_failed_delivery_is_retried_with_backoff_then_parked_degraded_with_the_event_published() {
+        let cfg = config();
+        let c = ctx(&cfg, 10_000);
+        let g = succeeded();
+        let event = outcome_event(&g, &Cost::default(), None);
+        let refused = || {
+            Some(Err(Failure::new(
+                ErrorClass::ProviderUnavailable,
+                "HTTP 503",
+            )))
+        };
+        let step = delivered(&g, &c, Cost::default(), event.clone(), refused()).unwrap();
+        assert_eq!(step.event, Event::DeliveryRetry);
+        assert_eq!(step.next.hot.delivery_attempts, 1);
+        assert!(
+            !publishes(&step),
+            "nothing is published before the last attempt"
+        );
+        let mut last = g.clone();
+        last.hot.delivery_attempts = cfg.delivery_max_attempts - 1;
+        let step = delivered(&last, &c, Cost::default(), event, refused()).unwrap();
+        assert_eq!(step.event, Event::DeliveryFailed);
+        assert_eq!(step.next.status(), Status::FinalizedDegraded);
+        assert_eq!(
+            step.next.hot.delivery_error.as_ref().map(|f| f.class),
+            Some(ErrorClass::DegradedFinalization)
+        );
+        assert!(publishes(&step), "billing gets the event all the same");
+        assert!(
+            step.effects
+                .iter()
+                .any(|e| matches!(e, Effect::ReleaseLease { .. }))
+        );
+    }
+
+    #[test]
+    fn without_a_webhook_the_outcome_is_published_once_with_its_stable_id() {
+        let cfg = config();
+        let g = succeeded();
+        let event = outcome_event(&g, &Cost::default(), None);
+        assert_eq!(event.kind, "execution.succeeded");
+        let step = delivered(&g, &ctx(&cfg, 10_000), Cost::default(), event, None).unwrap();
+        assert_eq!(step.next.status(), Status::Finalized);
+        assert_eq!(step.next.hot.delivery_attempts, 0);
+        assert!(publishes(&step));
+    }
+
+    #[test]
+    fn only_a_success_is_billable() {
+        let g = succeeded();
+        assert!(!cost_of(&g, None, None).billable);
+        let failed = after(
+            &queued("replicate", Shape::Polling),
+            &[Event::SubmitStarted, Event::JobCreated, Event::JobFailed],
+        );
+        assert!(!cost_of(&failed, None, Some(&Default::default())).billable);
+    }
+
+    #[test]
+    fn a_redrive_clears_the_delivery_error_and_counts_the_attempt() {
+        let cfg = config();
+        let mut g = succeeded();
+        g.hot.delivery_attempts = 5;
+        let parked = delivered(
+            &g,
+            &ctx(&cfg, 10_000),
+            Cost::default(),
+            outcome_event(&g, &Cost::default(), None),
+            Some(Err(Failure::new(ErrorClass::ProviderUnavailable, "down"))),
+        )
+        .unwrap()
+        .next;
+        let step = redelivered(&parked, &ctx(&cfg, 20_000)).unwrap();
+        assert_eq!(step.next.status(), Status::Finalized);
+        assert!(step.next.hot.delivery_error.is_none());
+        assert_eq!(step.next.hot.delivery_attempts, 7);
+        assert!(
+            step.detail["previous_delivery_error"]
+                .as_str()
+                .unwrap()
+                .contains("down")
+        );
+    }
 }
