@@ -5,11 +5,17 @@ use std::fmt::Write as _;
 fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bundles");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    // A zip without bundles serves nothing: refuse to build one (a stale build-script output
+    // from another checkout once embedded an empty list and every model was "unknown").
+    let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => fail(&format!("cannot read the bundles directory {}: {e}", dir.display())),
+    };
     files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
     files.sort();
+    if files.is_empty() {
+        fail(&format!("no bundle (*.yaml) in {}", dir.display()));
+    }
     let mut out = String::from(
         "/// Bundles embedded at build time: (file name, YAML).\npub const BUNDLES: &[(&str, &str)] = &[\n",
     );
@@ -31,4 +37,10 @@ fn main() {
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=could not write embedded bundles: {e}");
     }
+}
+
+/// Stops the build with one line naming what is wrong.
+fn fail(why: &str) -> ! {
+    eprintln!("error: {why}");
+    std::process::exit(1)
 }
