@@ -279,6 +279,25 @@ async fn every_error_path_is_problem_json() {
     // Authentication.
     problem(Method::GET, &execs, None, &[], None, 401).await;
     problem(Method::GET, &execs, Some("wrong"), &[], None, 401).await;
+    // The scheme is matched case-insensitively (RFC 9110): `bearer KEY` is accepted.
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let resp = reqwest::Client::new()
+            .get(&execs)
+            .header("authorization", format!("{scheme} {key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{scheme}");
+    }
+    problem(
+        Method::GET,
+        &execs,
+        None,
+        &[("authorization", &format!("Basic {key}"))],
+        None,
+        401,
+    )
+    .await;
     // Malformed JSON, naming nothing but saying what is wrong.
     let (_, v) = problem(
         Method::POST,
@@ -314,6 +333,13 @@ async fn every_error_path_is_problem_json() {
     )
     .await;
     assert_eq!(v["field"], "/colour", "{v}");
+    // Trailing bytes after the JSON value (issue 20): refused, and nothing is created.
+    let mut trailing =
+        serde_json::to_vec(&json!({"model": model, "input": Harness::input(&schema, "x")}))
+            .unwrap();
+    trailing.extend_from_slice(b" {\"model\": 1}");
+    let (_, v) = problem(Method::POST, &execs, k, &json_ct, Some(trailing), 400).await;
+    assert!(v["detail"].as_str().unwrap().contains("trailing"), "{v}");
     // Unknown model and invalid input, by the model's schema.
     let (_, v) = problem(
         Method::POST,

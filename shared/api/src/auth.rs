@@ -66,9 +66,11 @@ pub async fn tenant(headers: &HeaderMap, dir: &dyn TenantDirectory) -> Result<St
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <api key>"))?;
+    // The scheme is case-insensitive (RFC 9110, section 11.1): `bearer` and `BEARER` too.
     let key = value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Problem::unauthorized("Authorization must be 'Bearer <api key>'"))?;
     dir.tenant_for_key_hash(&hash_api_key(key))

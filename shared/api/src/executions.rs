@@ -83,7 +83,13 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error_like(de)
+    let value = serde_path_to_error_like(de)?;
+    // One JSON value and nothing after it but whitespace: `{"model": ...} x` is not a body
+    // this API understood.
+    de.end().map_err(|e| {
+        Problem::invalid("/", format!("invalid JSON body: {e} after the JSON value"))
+    })?;
+    Ok(value)
 }
 
 fn serde_path_to_error_like<T: serde::de::DeserializeOwned>(
