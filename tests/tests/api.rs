@@ -298,6 +298,22 @@ async fn every_error_path_is_problem_json() {
         401,
     )
     .await;
+    // Bytes outside visible ASCII: the problem says so instead of "missing".
+    let resp = reqwest::Client::new()
+        .get(&execs)
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer k_\xfftest").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["detail"].as_str().unwrap().contains("visible ASCII"),
+        "{v}"
+    );
     // Malformed JSON, naming nothing but saying what is wrong.
     let (_, v) = problem(
         Method::POST,

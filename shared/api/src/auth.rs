@@ -64,8 +64,11 @@ impl TenantDirectory for StaticTenants {
 pub async fn tenant(headers: &HeaderMap, dir: &dyn TenantDirectory) -> Result<String, Problem> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <api key>"))?;
+        .ok_or_else(|| Problem::unauthorized("missing Authorization: Bearer <api key>"))?
+        .to_str()
+        .map_err(|_| {
+            Problem::unauthorized("Authorization must be visible ASCII: Bearer <api key>")
+        })?;
     // The scheme is case-insensitive (RFC 9110, section 11.1): `bearer` and `BEARER` too.
     let key = value
         .split_once(' ')
