@@ -309,6 +309,13 @@ impl GuardStore for ChaosGuards {
     ) -> Result<(), StoreError> {
         self.inner.record_rejected_callback(id, at_ms, reason).await
     }
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&executor_lifecycle::ReconcileFailures>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_reconcile_failures(id, failures).await
+    }
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
         self.inner.overdue(due_before_ms, limit).await
     }
