@@ -1,14 +1,16 @@
-//! The chaos suite's fault layer: wrappers over the queue, blob store and guard store ports, a
-//! crash injector and a skewed clock. Every decision is a hash of (seed, site, the logical
+//! The chaos suite's fault layer: wrappers over the queue, blob store, guard store and outcome
+//! sink ports, a crash injector, a skewed clock, a customer webhook endpoint that fails a share
+//! of deliveries, and a tally of the reconciler's passes. Every decision is a hash of (seed, site, the logical
 //! operation, how many times that operation was seen), not a draw from a shared generator, so
 //! the faults a message, blob or execution meets depend on the seed, not on how tasks
 //! interleave. Each injected fault is counted by kind for the report.
 
 use async_trait::async_trait;
 use executor_lifecycle::crash::{CrashInjector, CrashPoint};
+use executor_lifecycle::engine::ReconcileReport;
 use executor_lifecycle::{
-    BlobStore, Clock, CommitError, Delivery, Guard, GuardStore, IdempotencyItem, Inserted,
-    ListQuery, PutOutcome, Queue, QueueName, StoreError,
+    BlobStore, Clock, CommitError, Delivery, EventSink, Guard, GuardStore, IdempotencyItem,
+    Inserted, ListQuery, OutcomeEvent, PutOutcome, Queue, QueueName, StoreError,
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -309,6 +311,13 @@ impl GuardStore for ChaosGuards {
     ) -> Result<(), StoreError> {
         self.inner.record_rejected_callback(id, at_ms, reason).await
     }
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&executor_lifecycle::ReconcileFailures>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_reconcile_failures(id, failures).await
+    }
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
         self.inner.overdue(due_before_ms, limit).await
     }
@@ -339,4 +348,214 @@ impl Clock for SkewedClock {
     fn now_ms(&self) -> i64 {
         executor_lifecycle::SystemClock.now_ms() + self.0
     }
+}
+
+/// Executions whose outcome events the downstream sink refuses until [`Refusals::release`]:
+/// their final outbox cannot be applied, for as long as the suite wants (chosen by the seeded
+/// plan, not by a roll).
+#[derive(Default)]
+pub struct Refusals {
+    ids: Mutex<std::collections::HashSet<String>>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl Refusals {
+    /// Nothing refused yet.
+    pub fn new() -> Arc<Refusals> {
+        Arc::new(Refusals::default())
+    }
+
+    /// Refuses the outcome events of execution `id` from now on.
+    pub fn refuse(&self, id: &str) {
+        self.ids.lock().insert(id.to_string());
+    }
+
+    /// The sink takes every event again.
+    pub fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once released.
+    pub fn is_released(&self) -> bool {
+        self.released.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The executions refused (at any time).
+    pub fn ids(&self) -> std::collections::BTreeSet<String> {
+        self.ids.lock().iter().cloned().collect()
+    }
+
+    fn refuses(&self, id: &str) -> bool {
+        !self.is_released() && self.ids.lock().contains(id)
+    }
+}
+
+/// The outcome sink refusing the events of the executions in [`Refusals`].
+pub struct ChaosEvents {
+    /// The real sink.
+    pub inner: Arc<dyn EventSink>,
+    /// Counters.
+    pub chaos: Arc<Chaos>,
+    /// Whose events are refused.
+    pub refusals: Arc<Refusals>,
+}
+
+#[async_trait]
+impl EventSink for ChaosEvents {
+    async fn publish(&self, event: &OutcomeEvent) -> Result<(), StoreError> {
+        if self.refusals.refuses(&event.execution_id) {
+            self.chaos.count("outcome event refused (outbox held)");
+            return Err(StoreError::Unavailable(format!(
+                "chaos: the downstream sink refuses {}",
+                event.id
+            )));
+        }
+        self.inner.publish(event).await
+    }
+}
+
+/// What the reconciler's passes did over a run: every pass must complete (a pass-level error
+/// is a violation); per-execution failures are allowed and reported.
+#[derive(Debug, Default, Clone)]
+pub struct ReconcileTally {
+    /// Passes that completed.
+    pub passes: u64,
+    /// Passes that failed as a whole, with the error.
+    pub pass_errors: Vec<String>,
+    /// Per-execution failures reported, over all passes.
+    pub execution_failures: u64,
+    /// Executions re-driven (messages re-sent) or rolled forward (outboxes applied).
+    pub redriven: u64,
+    /// Passes that reported a failing execution and still re-drove or rolled forward others.
+    pub passes_with_failures_and_progress: u64,
+    /// Executions reported failing at least once.
+    pub failed_ids: std::collections::BTreeSet<String>,
+    /// Executions reported parked at least once.
+    pub parked_ids: std::collections::BTreeSet<String>,
+    /// Executions reported recovered (re-driven after earlier failures).
+    pub recovered_ids: std::collections::BTreeSet<String>,
+}
+
+impl ReconcileTally {
+    /// Counts one pass.
+    pub fn add<E: std::fmt::Display>(&mut self, pass: &Result<ReconcileReport, E>) {
+        let r = match pass {
+            Ok(r) => r,
+            Err(e) => {
+                self.pass_errors.push(e.to_string());
+                return;
+            }
+        };
+        self.passes += 1;
+        self.execution_failures += r.failed.len() as u64;
+        let progress = (r.redriven + r.outboxes_applied) as u64;
+        self.redriven += progress;
+        if !r.failed.is_empty() && progress > 0 {
+            self.passes_with_failures_and_progress += 1;
+        }
+        for f in r.failed.iter().chain(&r.backing_off) {
+            self.failed_ids.insert(f.execution_id.clone());
+            if f.parked {
+                self.parked_ids.insert(f.execution_id.clone());
+            }
+        }
+        self.recovered_ids.extend(r.recovered.iter().cloned());
+    }
+}
+
+/// A customer's webhook endpoint that fails a share of deliveries while the chaos is on, and
+/// deduplicates what it takes by event id (`webhook-id`), as the Standard Webhooks receivers
+/// are told to. The path says how it treats an execution: `/flaky/...` answers 503 to 25% of
+/// the attempts and is slow (answers after the sender gave up, having processed the event:
+/// the retry is a duplicate) on 10%, `/down/...` answers 503 to every attempt. Each decision is
+/// a hash of (seed, event id, attempt), like every other fault.
+pub struct Receiver {
+    chaos: Arc<Chaos>,
+    secret: String,
+    slow_ms: u64,
+    /// Every attempt: (event id, answered 2xx in time).
+    pub attempts: Mutex<Vec<(String, bool)>>,
+    /// Events taken, by event id: the status of each body taken for it (deduplicated: a
+    /// repeat is counted, and must carry the same outcome).
+    pub taken: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Attempts whose signature did not verify.
+    pub bad_signatures: std::sync::atomic::AtomicU64,
+}
+
+impl Receiver {
+    /// Serves a receiver on a free loopback port; returns it and its base URL (append
+    /// `/flaky/{anything}` or `/down/{anything}`). `slow_ms` must exceed the sender's timeout.
+    pub async fn start(chaos: Arc<Chaos>, secret: &str, slow_ms: u64) -> (Arc<Receiver>, String) {
+        let rx = Arc::new(Receiver {
+            chaos,
+            secret: secret.to_string(),
+            slow_ms,
+            attempts: Mutex::new(Vec::new()),
+            taken: Mutex::new(BTreeMap::new()),
+            bad_signatures: std::sync::atomic::AtomicU64::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/{mode}/{tag}", axum::routing::post(receive))
+            .with_state(rx.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (rx, url)
+    }
+
+    /// Distinct event ids taken.
+    pub fn taken_ids(&self) -> std::collections::BTreeSet<String> {
+        self.taken.lock().keys().cloned().collect()
+    }
+}
+
+async fn receive(
+    axum::extract::State(rx): axum::extract::State<Arc<Receiver>>,
+    axum::extract::Path((mode, _tag)): axum::extract::Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if executor_bundles::standard_webhooks::verify(&rx.secret, &pairs, &body, now).is_err() {
+        rx.bad_signatures
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        return StatusCode::UNAUTHORIZED;
+    }
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let c = &rx.chaos;
+    let refuse = match mode.as_str() {
+        "down" => c.hit("customer webhook down (503)", 1.0, "webhook-down", &id),
+        _ => c.hit("customer webhook answered 503", 0.25, "webhook", &id),
+    };
+    if refuse {
+        rx.attempts.lock().push((id, false));
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let slow = mode != "down" && c.hit("customer webhook too slow", 0.10, "webhook-slow", &id);
+    let status = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["status"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    // Processed (deduplicated by event id), then answered — late, for a slow one.
+    rx.taken.lock().entry(id.clone()).or_default().push(status);
+    if slow {
+        tokio::time::sleep(std::time::Duration::from_millis(rx.slow_ms)).await;
+    }
+    rx.attempts.lock().push((id, !slow));
+    StatusCode::NO_CONTENT
 }

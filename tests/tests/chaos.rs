@@ -3,8 +3,12 @@
 //! acknowledgements, fails blob and guard operations, crashes workers at commit-protocol
 //! points and skews the clock, and the simulators answer 429s, 5xx, slow responses, failed
 //! and refused jobs, lost, duplicated and late callbacks; forged callbacks are posted and
-//! executions are canceled or run past their deadline. Then the faults stop, the queues drain,
-//! the reconciler runs, and the invariants are checked for every accepted execution.
+//! executions are canceled or run past their deadline. A few executions' outcome events are
+//! refused by the downstream sink until they are parked (their outbox cannot be applied), and
+//! executions with a customer `webhook_url` meet an endpoint that fails a share of deliveries
+//! (503s, answers after the sender gave up) or is down, and are redriven once it is healthy.
+//! Then the faults stop, the queues drain, the reconciler runs, and the invariants are checked
+//! for every accepted execution, the reconciler's passes and the providers' concurrency.
 //!
 //! Seeded and reproducible from the printed seed: `CHAOS_SEED=... CHAOS_EXECUTIONS=...
 //! cargo nextest run -p executor-tests --test chaos --no-capture`. CI runs 600 executions;
@@ -15,7 +19,8 @@ use executor_cli::client::{Client, CreateOptions};
 use executor_lifecycle::{GuardStore, InflightLimiter, Status};
 use executor_tests::Harness;
 use executor_tests::chaos::{
-    Chaos, ChaosBlobs, ChaosCrashes, ChaosGuards, ChaosQueue, Rates, SkewedClock,
+    Chaos, ChaosBlobs, ChaosCrashes, ChaosEvents, ChaosGuards, ChaosQueue, Rates, Receiver,
+    ReconcileTally, Refusals, SkewedClock,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -35,7 +40,21 @@ struct Plan {
     forge_callback: bool,
     /// Post a genuine, freshly signed webhook of another execution's job to this one.
     foreign_callback: bool,
+    /// A customer webhook: `flaky` (a share of deliveries fail) or `down` (all fail while the
+    /// chaos is on).
+    webhook: Option<&'static str>,
+    /// The downstream sink refuses its outcome event until it is parked: its final outbox
+    /// cannot be applied.
+    hold_outbox: bool,
 }
+
+/// The customer webhook secret (what the receiver verifies with).
+const WEBHOOK_SECRET: &str = "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=";
+/// The sender gives up on an attempt after this; a slow receiver answers after `SLOW_MS`.
+const WEBHOOK_TIMEOUT_MS: u64 = 1_000;
+const SLOW_MS: u64 = 1_500;
+/// Capacity of each limited provider (the bundles leave them unlimited).
+const CAPACITY: [(&str, u32); 3] = [("runway", 8), ("fal", 6), ("replicate", 8)];
 
 const MODELS: [(&str, &str, &str); 4] = [
     ("openai/gpt-image-1", "openai", "immediate"),
@@ -44,7 +63,12 @@ const MODELS: [(&str, &str, &str); 4] = [
     ("black-forest-labs/flux-schnell", "replicate", "callback"),
 ];
 
-fn plan(i: usize, rng: &mut StdRng) -> Plan {
+/// Whether plan `i` of `n` holds its outbox: one in 250, and at least one per run.
+fn holds_outbox(seed: u64, i: usize, n: usize) -> bool {
+    i % 250 == (seed % 250) as usize || i == (seed as usize) % n.max(1)
+}
+
+fn plan(i: usize, rng: &mut StdRng, hold_outbox: bool) -> Plan {
     let (model, provider, shape) = MODELS[rng.random_range(0..MODELS.len())];
     let duration = rng.random_range(100..1500);
     let faults: Vec<String> = match shape {
@@ -85,7 +109,7 @@ fn plan(i: usize, rng: &mut StdRng) -> Plan {
         faults[rng.random_range(0..faults.len())].clone()
     };
     let past_deadline = shape != "immediate" && rng.random_bool(0.02);
-    Plan {
+    let mut p = Plan {
         model,
         provider,
         prompt: if past_deadline {
@@ -98,15 +122,45 @@ fn plan(i: usize, rng: &mut StdRng) -> Plan {
         max_duration_seconds: past_deadline.then_some(1),
         forge_callback: shape == "callback" && rng.random_bool(0.1),
         foreign_callback: shape == "callback" && rng.random_bool(0.15),
+        webhook: None,
+        hold_outbox,
+    };
+    // Finishes shortly before a 1 s deadline: the last look at the deadline must deliver it.
+    if !past_deadline && shape != "immediate" && rng.random_bool(0.02) {
+        p.prompt = format!("chaos {i} sim:duration={}", rng.random_range(400..800));
+        p.max_duration_seconds = Some(1);
     }
+    if rng.random_bool(0.10) {
+        p.webhook = Some(if rng.random_bool(0.3) {
+            "down"
+        } else {
+            "flaky"
+        });
+    }
+    if hold_outbox {
+        // A polling job long enough that its id is known to the sink's refusal before its
+        // outcome event exists.
+        (p.model, p.provider) = ("runway/gen4-turbo", "runway");
+        p.prompt = format!("chaos {i} hold sim:duration=1500");
+        (p.cancel_after_ms, p.max_duration_seconds) = (None, None);
+        (p.forge_callback, p.foreign_callback) = (false, false);
+    }
+    p
 }
 
 /// Creates with an idempotency key, retrying while the API answers 5xx (a store failure or a
 /// crash during acceptance); None if it never accepted.
-async fn create(client: &Client, schema: &Value, p: &Plan, key: &str) -> Option<String> {
+async fn create(
+    client: &Client,
+    schema: &Value,
+    p: &Plan,
+    key: &str,
+    hooks: &str,
+) -> Option<String> {
     let opts = CreateOptions {
         idempotency_key: Some(key.to_string()),
         max_duration_seconds: p.max_duration_seconds,
+        webhook_url: p.webhook.map(|mode| format!("{hooks}/{mode}/{key}")),
         ..Default::default()
     };
     let input = Harness::input(schema, &p.prompt);
@@ -194,8 +248,31 @@ async fn invariants_hold_under_chaos() {
     );
     let chaos = Chaos::new(seed, Rates::default());
     let started = Instant::now();
+    let refusals = Refusals::new();
+    let tally = Arc::new(parking_lot::Mutex::new(ReconcileTally::default()));
+    let (receiver, hooks) = Receiver::start(chaos.clone(), WEBHOOK_SECRET, SLOW_MS).await;
     let (cq, cb, cg, cc) = (chaos.clone(), chaos.clone(), chaos.clone(), chaos.clone());
+    let (ce, cr, ct) = (chaos.clone(), refusals.clone(), tally.clone());
     let h = Harness::start_with(move |o| {
+        o.webhook_secret = WEBHOOK_SECRET.into();
+        o.wrap_events = Some(Arc::new(move |inner| {
+            Arc::new(ChaosEvents {
+                inner,
+                chaos: ce.clone(),
+                refusals: cr.clone(),
+            }) as Arc<dyn executor_lifecycle::EventSink>
+        }));
+        o.wrap_webhooks = Some(Arc::new(|_| {
+            Arc::new(
+                executor_bundles::StandardWebhookSender::with_timeout(
+                    WEBHOOK_SECRET,
+                    executor_lifecycle::netguard::OutboundPolicy::dev(),
+                    Duration::from_millis(WEBHOOK_TIMEOUT_MS),
+                )
+                .unwrap(),
+            ) as Arc<dyn executor_lifecycle::WebhookSender>
+        }));
+        o.on_reconcile = Some(Arc::new(move |pass| ct.lock().add(pass)));
         o.wrap_queue = Some(Arc::new(move |q| {
             Arc::new(ChaosQueue {
                 inner: q,
@@ -216,7 +293,7 @@ async fn invariants_hold_under_chaos() {
         }));
         o.crash = Some(Arc::new(ChaosCrashes(cc)));
         o.clock = Arc::new(SkewedClock(skew_ms));
-        for (p, cap) in [("runway", 12), ("fal", 8), ("replicate", 12)] {
+        for (p, cap) in CAPACITY {
             o.capacity_overrides.insert(p.into(), cap);
         }
         o.worker_concurrency = 16;
@@ -235,7 +312,9 @@ async fn invariants_hold_under_chaos() {
 
     // Plans come from the seed alone, in order.
     let mut rng = StdRng::seed_from_u64(seed);
-    let plans: Vec<Plan> = (0..n).map(|i| plan(i, &mut rng)).collect();
+    let plans: Vec<Plan> = (0..n)
+        .map(|i| plan(i, &mut rng, holds_outbox(seed, i, n)))
+        .collect();
     let mut provider_faults: BTreeMap<String, u64> = BTreeMap::new();
     for p in &plans {
         if let Some(d) = p.prompt.split_whitespace().find(|w| w.starts_with("sim:")) {
@@ -252,6 +331,8 @@ async fn invariants_hold_under_chaos() {
     let mut side = tokio::task::JoinSet::new();
     let forged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let replicate_jobs = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    // When each cancel was first asked for (ms, the providers' clock).
+    let cancels_at = Arc::new(parking_lot::Mutex::new(BTreeMap::<String, i64>::new()));
     for chunk in plans.chunks(16).enumerate() {
         let (c, batch) = chunk;
         let mut set = tokio::task::JoinSet::new();
@@ -260,7 +341,8 @@ async fn invariants_hold_under_chaos() {
             let schema = schema_of(p.model);
             let p = p.clone();
             let key = format!("chaos-{seed}-{}", c * 16 + j);
-            set.spawn(async move { (create(&client, &schema, &p, &key).await, p) });
+            let hooks = hooks.clone();
+            set.spawn(async move { (create(&client, &schema, &p, &key, &hooks).await, p) });
         }
         while let Some(r) = set.join_next().await {
             let (id, p) = r.unwrap();
@@ -268,12 +350,17 @@ async fn invariants_hold_under_chaos() {
                 refused_creates += 1;
                 continue;
             };
+            if p.hold_outbox {
+                refusals.refuse(&id);
+            }
             if let Some(ms) = p.cancel_after_ms {
                 let client = h.client.clone();
                 let id = id.clone();
+                let cancels_at = cancels_at.clone();
                 chaos.count("cancel requested");
                 side.spawn(async move {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
+                    cancels_at.lock().insert(id.clone(), now_ms());
                     for _ in 0..20 {
                         if client.cancel(&id).await.is_ok() {
                             return;
@@ -344,10 +431,15 @@ async fn invariants_hold_under_chaos() {
     assert_eq!(refused_creates, 0, "a create was never accepted");
     let created_in = started.elapsed();
 
-    // Faults on while most of the work runs, then off: the system must finish on its own.
+    // Faults on while most of the work runs, then off: the system must finish on its own. The
+    // held outboxes stay refused until every one of them is parked and shown in the failure
+    // piles (faults stay on meanwhile, so the reconciler has other work beside them); then the
+    // sink takes their events again.
+    let held: std::collections::BTreeSet<String> = refusals.ids();
     let faults_until = Instant::now() + Duration::from_secs(20);
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let mut faults_on = true;
+    let mut parked_shown = 0u64;
     loop {
         let counts = h.sys.store.count_by_status().await.unwrap();
         let finals: u64 = counts
@@ -355,24 +447,78 @@ async fn invariants_hold_under_chaos() {
             .filter(|(s, _)| s == "finalized" || s == "finalized_degraded")
             .map(|(_, n)| *n)
             .sum();
+        if !refusals.is_released() && held.is_subset(&tally.lock().parked_ids) {
+            let piles = h.client.failures("24h", None, None).await.unwrap();
+            let shown: std::collections::BTreeSet<String> = h
+                .sys
+                .store
+                .list(&executor_lifecycle::ListQuery {
+                    tenant: Some("dev".into()),
+                    parked: true,
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| g.id)
+                .collect();
+            if held.is_subset(&shown) {
+                parked_shown = piles["parked"].as_u64().unwrap_or(0);
+                assert!(
+                    parked_shown >= held.len() as u64,
+                    "parked executions not in the piles: {piles} (seed {seed})"
+                );
+                refusals.release();
+            }
+        }
         if faults_on
+            && refusals.is_released()
             && (Instant::now() > faults_until || finals as usize * 10 >= accepted.len() * 9)
         {
             chaos.stop();
             faults_on = false;
         }
-        if finals as usize == accepted.len() {
+        let mut settled = finals as usize == accepted.len() && refusals.is_released();
+        for id in &held {
+            if !settled {
+                break;
+            }
+            let g = GuardStore::get(h.sys.store.as_ref(), id)
+                .await
+                .unwrap()
+                .unwrap();
+            settled = g.outbox.is_empty();
+        }
+        if settled {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not every execution finished: {counts:?} (seed {seed})"
+            "not every execution finished: {counts:?}, held outboxes released: {}, parked: {:?} of {held:?} (seed {seed})",
+            refusals.is_released(),
+            tally.lock().parked_ids
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     chaos.stop();
+    // The customer endpoint is healthy now: the degraded deliveries are redriven.
+    let mut redriven = 0u64;
+    for (id, p) in &accepted {
+        let g = GuardStore::get(h.sys.store.as_ref(), id)
+            .await
+            .unwrap()
+            .unwrap();
+        if g.status() == Status::FinalizedDegraded {
+            assert!(p.webhook.is_some(), "{id} degraded without a webhook");
+            let (status, body) = h.client.redrive(id).await.unwrap();
+            assert_eq!(status, 200, "redrive of {id}: {body} (seed {seed})");
+            redriven += 1;
+        }
+    }
     // The reconciler has run meanwhile (every 300 ms); run it once more and let outboxes settle.
-    h.sys.engine.reconcile().await.unwrap();
+    let last = h.sys.engine.reconcile().await;
+    tally.lock().add(&last);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let drained_in = started.elapsed();
 
@@ -389,6 +535,10 @@ async fn invariants_hold_under_chaos() {
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut ambiguous = 0;
     let mut own_outputs = 0u64;
+    let mut webhook_executions = 0u64;
+    let mut finished_in_time = 0u64;
+    let (mut near_deadline, mut canceled_late) = (0u64, 0u64);
+    let mut owned_jobs = std::collections::HashSet::<String>::new();
     for (id, p) in &accepted {
         let g = GuardStore::get(h.sys.store.as_ref(), id)
             .await
@@ -399,6 +549,13 @@ async fn invariants_hold_under_chaos() {
             "{id} is {:?} (seed {seed})",
             g.status()
         );
+        // Nothing left to apply, nothing parked.
+        assert!(
+            g.outbox.is_empty(),
+            "{id}: outbox left pending: {:?} (seed {seed})",
+            g.outbox
+        );
+        assert!(g.parked().is_none(), "{id} still parked (seed {seed})");
         let records = h.sys.engine.transitions(id).await.unwrap();
         // Explains itself: versions 0..=n, from acceptance to the status it is in.
         assert!(!records.is_empty(), "{id} has no history");
@@ -408,8 +565,10 @@ async fn invariants_hold_under_chaos() {
         assert_eq!(records[0].event.as_str(), "accepted", "{id}");
         assert_eq!(records.last().unwrap().to, g.status(), "{id}");
         // Exactly one terminal outcome.
+        // (Transitions into an outcome: a delivery retry stays in it and does not count.)
         let outcomes_committed: Vec<Status> = records
             .iter()
+            .filter(|r| !r.from.is_some_and(|f| f.is_terminal()))
             .map(|r| r.to)
             .filter(|s| s.is_terminal() && !s.is_final())
             .collect();
@@ -447,6 +606,57 @@ async fn invariants_hold_under_chaos() {
             );
             own_outputs += 1;
         }
+        // Its customer saw its outcome, once per event id whatever the retries: delivered,
+        // or degraded and then redriven.
+        if p.webhook.is_some() {
+            assert_eq!(g.status(), Status::Finalized, "{id} (seed {seed})");
+            let taken = receiver.taken.lock().get(&format!("evt_{id}")).cloned();
+            let taken = taken.unwrap_or_else(|| {
+                panic!("{id}: the customer never took its outcome (seed {seed})")
+            });
+            let outcome = outcomes_committed[0].as_str();
+            assert!(
+                taken.iter().all(|s| s == outcome),
+                "{id}: the customer saw {taken:?}, the outcome is {outcome} (seed {seed})"
+            );
+            webhook_executions += 1;
+        }
+        // What the provider finished before the deadline, and before any cancel was asked
+        // for, is delivered: never timed_out or canceled. (Its job: the one whose id the
+        // execution committed; the providers' clock is the executor's minus the skew.)
+        if let (Some(job_id), Some(sim)) = (
+            g.hot.job_id.as_deref(),
+            executor_simulators::Provider::parse(p.provider),
+        ) && let Some(job) = h
+            .sys
+            .simulators
+            .as_ref()
+            .unwrap()
+            .state()
+            .jobs
+            .get(sim, job_id)
+            && let executor_simulators::jobs::Phase::Done(_) = job.phase(std::time::Instant::now())
+        {
+            let finished_ms = ms_of(job.created_wall + job.duration);
+            let deadline_ms = g.deadline_ms - skew_ms;
+            let cancel_first = cancels_at
+                .lock()
+                .get(id.as_str())
+                .is_some_and(|c| *c <= finished_ms);
+            if finished_ms < deadline_ms && !cancel_first {
+                finished_in_time += 1;
+                // The cases the rule is about: a short deadline, a cancel after the finish.
+                near_deadline += u64::from(p.max_duration_seconds.is_some());
+                canceled_late += u64::from(cancels_at.lock().contains_key(id.as_str()));
+                assert!(
+                    !matches!(outcomes_committed[0], Status::TimedOut | Status::Canceled),
+                    "{id}: its job finished at {finished_ms} before the deadline {deadline_ms} and any cancel ({:?}), yet it ended {:?} (seed {seed})",
+                    cancels_at.lock().get(id.as_str()),
+                    outcomes_committed[0]
+                );
+            }
+        }
+        owned_jobs.extend(g.hot.job_id.clone());
         // No provider job twice unless the submit was declared ambiguous.
         let was_ambiguous = records
             .iter()
@@ -470,6 +680,74 @@ async fn invariants_hold_under_chaos() {
         forged.load(std::sync::atomic::Ordering::SeqCst) > 0 || n < 100,
         "no forged callback was sent"
     );
+    // The customer endpoint: every signature verified, nothing taken that is not a webhook
+    // execution's outcome, and the duplicates (retries after slow answers, redrives) were
+    // deduplicated by event id.
+    assert_eq!(
+        receiver
+            .bad_signatures
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    let webhook_ids: std::collections::BTreeSet<String> = accepted
+        .iter()
+        .filter(|(_, p)| p.webhook.is_some())
+        .map(|(id, _)| format!("evt_{id}"))
+        .collect();
+    assert_eq!(receiver.taken_ids(), webhook_ids, "(seed {seed})");
+    let attempts = receiver.attempts.lock().len();
+    let duplicates: usize = receiver.taken.lock().values().map(|v| v.len() - 1).sum();
+    if n >= 300 {
+        assert!(
+            redriven > 0,
+            "no delivery was degraded and redriven (seed {seed})"
+        );
+    }
+    // Every reconciler pass completed; the held outboxes were parked, shown and recovered,
+    // and the passes that failed them still re-drove the others.
+    let tally = tally.lock().clone();
+    assert!(
+        tally.pass_errors.is_empty(),
+        "reconcile passes failed: {:?} (seed {seed})",
+        tally.pass_errors
+    );
+    assert!(tally.passes > 0);
+    assert!(
+        held.is_subset(&tally.parked_ids) && held.is_subset(&tally.recovered_ids),
+        "held {held:?}, parked {:?}, recovered {:?} (seed {seed})",
+        tally.parked_ids,
+        tally.recovered_ids
+    );
+    if n >= 300 {
+        assert!(
+            tally.passes_with_failures_and_progress > 0,
+            "no pass re-drove others while one failed (seed {seed})"
+        );
+    }
+    let piles = h.client.failures("24h", None, None).await.unwrap();
+    assert_eq!(piles["parked"], 0, "still parked: {piles} (seed {seed})");
+    // Provider-side concurrency never exceeded the capacity, measured at the simulators: the
+    // most jobs unfinished at one instant (all jobs; and the executions' own jobs, leaving out
+    // the orphans of ambiguous creates, which no lease covers).
+    let sims = h.sys.simulators.as_ref().unwrap();
+    let mut high_water = Vec::new();
+    for (p, cap) in CAPACITY {
+        let sim = executor_simulators::Provider::parse(p).unwrap();
+        let all = stats.provider(p).max_inflight;
+        let own = sims
+            .state()
+            .jobs
+            .max_concurrent(sim, |j| owned_jobs.contains(&j.id));
+        high_water.push(format!("{p} {own} own / {all} all of {cap}"));
+        assert!(
+            own <= u64::from(cap),
+            "{p}: {own} of its executions' jobs ran at once on a capacity of {cap} (seed {seed})"
+        );
+        assert!(
+            all <= u64::from(cap),
+            "{p}: {all} jobs ran at once on a capacity of {cap} ({own} the executions' own) (seed {seed})"
+        );
+    }
 
     println!(
         "\nchaos run: seed {seed}, {} executions accepted",
@@ -497,7 +775,40 @@ async fn invariants_hold_under_chaos() {
         events.len()
     );
     println!(
-        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, no outputs from another job ({own_outputs} Replicate successes checked), leases at zero, every execution final with a gapless history"
+        "\nreconciler: {} passes, {} pass errors, {} per-execution failures ({} executions), {} re-driven or rolled forward, {} passes re-drove others while one failed; held outboxes {} (parked {}, shown {parked_shown}, recovered {})",
+        tally.passes,
+        tally.pass_errors.len(),
+        tally.execution_failures,
+        tally.failed_ids.len(),
+        tally.redriven,
+        tally.passes_with_failures_and_progress,
+        held.len(),
+        held.intersection(&tally.parked_ids).count(),
+        held.intersection(&tally.recovered_ids).count(),
+    );
+    println!(
+        "customer webhooks: {webhook_executions} executions, {attempts} delivery attempts, {} event ids taken, {duplicates} duplicates deduplicated, {redriven} degraded and redriven",
+        receiver.taken_ids().len()
+    );
+    println!(
+        "provider concurrency high-water marks: {}",
+        high_water.join(", ")
+    );
+    println!(
+        "finished before the deadline and any cancel, hence not timed_out or canceled: {finished_in_time} executions ({near_deadline} with a 1 s deadline, {canceled_late} canceled after their job finished)"
+    );
+    println!(
+        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, no outputs from another job ({own_outputs} Replicate successes checked), leases at zero, every execution final with a gapless history and no outbox pending, every reconciler pass completed, provider concurrency within capacity, what finished before the deadline or the cancel delivered, every customer saw its outcome"
     );
     h.sys.stop().await;
+}
+
+fn now_ms() -> i64 {
+    ms_of(std::time::SystemTime::now())
+}
+
+fn ms_of(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

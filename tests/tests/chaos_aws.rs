@@ -1,10 +1,14 @@
 //! The chaos suite on the AWS backend, smaller: the Lambda handlers over S3, DynamoDB and SQS
 //! on moto server and the Redis limiter, driven by the in-process event source mapping, with
-//! the same fault layer over the queue, blob and guard ports, crashes at commit-protocol
-//! points and provider faults. After the faults stop and the queues drain: every accepted
-//! execution is final with one terminal outcome and a gapless history, the outcome queue holds
-//! one event id per execution (SQS may deliver it more than once), no provider job twice
-//! unless declared ambiguous, and the Redis leases are back to zero.
+//! the same fault layer over the queue, blob, guard and outcome sink ports, crashes at
+//! commit-protocol points and provider faults, one execution whose outcome event the sink
+//! refuses until it is parked, and customer webhooks that fail a share of deliveries or are
+//! down (then redriven). After the faults stop and the queues drain: every accepted
+//! execution is final with one terminal outcome, a gapless history and no outbox pending, the
+//! outcome queue holds one event id per execution (SQS may deliver it more than once), no
+//! provider job twice unless declared ambiguous, the leases are back to zero, every
+//! reconciler pass completed, the providers' concurrency stayed within capacity, what the
+//! provider finished before the deadline was delivered, and every customer saw its outcome.
 //!
 //! `CHAOS_SEED` and `CHAOS_AWS_EXECUTIONS` (default 60) as for tests/tests/chaos.rs. Needs
 //! moto server and redis-server (scripts/services.sh).
@@ -15,7 +19,10 @@ use executor_lambda::App;
 use executor_lambda::esm::{self, MappingConfig};
 use executor_lifecycle::{GuardStore, LifecycleConfig, QueueName, Status};
 use executor_simulators::{SimConfig, Simulators};
-use executor_tests::chaos::{Chaos, ChaosBlobs, ChaosCrashes, ChaosGuards, ChaosQueue, Rates};
+use executor_tests::chaos::{
+    Chaos, ChaosBlobs, ChaosCrashes, ChaosEvents, ChaosGuards, ChaosQueue, Rates, Receiver,
+    ReconcileTally, Refusals,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -29,6 +36,10 @@ const MODELS: [(&str, &str, &str); 4] = [
     ("fal-ai/flux-dev", "fal", ""),
     ("black-forest-labs/flux-schnell", "replicate", ""),
 ];
+
+const WEBHOOK_SECRET: &str = "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=";
+/// Capacity of each limited provider: low, since the suite creates one execution at a time.
+const CAPACITY: u32 = 2;
 
 fn input(model: &str, prompt: &str) -> Value {
     if model.starts_with("runway/") {
@@ -75,7 +86,7 @@ async fn invariants_hold_under_chaos_on_aws() {
     catalog.fal_public_keys = vec![sims.fal_public_key_b64url()];
     catalog.allow_missing_credentials = true;
     for p in ["runway", "fal", "replicate"] {
-        catalog.capacity_overrides.insert(p.into(), 6);
+        catalog.capacity_overrides.insert(p.into(), CAPACITY);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -88,18 +99,36 @@ async fn invariants_hold_under_chaos_on_aws() {
         reconcile_grace_ms: 1_000,
         delivery_retry_base_ms: 100,
         submit_retry_base_ms: 100,
+        // The customer endpoints of the suite are on this machine.
+        webhook_targets: executor_lifecycle::netguard::OutboundPolicy::dev(),
         ..Default::default()
     };
     let chaos = Chaos::new(seed, Rates::default());
+    let refusals = Refusals::new();
+    let (receiver, hooks) = Receiver::start(chaos.clone(), WEBHOOK_SECRET, 1_500).await;
     let c = chaos.clone();
+    let r = refusals.clone();
     let app = Arc::new(
         App::build_wrapped(
             &cfg,
             lifecycle,
             catalog,
-            "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=",
+            WEBHOOK_SECRET,
             None,
             move |mut p| {
+                p.events = Arc::new(ChaosEvents {
+                    inner: p.events,
+                    chaos: c.clone(),
+                    refusals: r.clone(),
+                });
+                p.webhooks = Arc::new(
+                    executor_bundles::StandardWebhookSender::with_timeout(
+                        WEBHOOK_SECRET,
+                        executor_lifecycle::netguard::OutboundPolicy::dev(),
+                        Duration::from_millis(1_000),
+                    )
+                    .unwrap(),
+                );
                 p.queue = Arc::new(ChaosQueue {
                     inner: p.queue,
                     chaos: c.clone(),
@@ -140,18 +169,22 @@ async fn invariants_hold_under_chaos_on_aws() {
         };
         tokio::spawn(esm::run(app.clone(), sqs.clone(), m, rx.clone()));
     }
-    // The reconciler schedule, every second.
+    // The reconciler schedule, every second; each pass's report (or error) is tallied.
     let rec = app.clone();
     let mut rx2 = rx.clone();
+    let tally = Arc::new(parking_lot::Mutex::new(ReconcileTally::default()));
+    let t = tally.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = rx2.changed() => break,
             }
-            let _ = rec
+            let pass = rec
                 .dispatch(json!({"source": "aws.events", "detail-type": "Scheduled Event"}))
-                .await;
+                .await
+                .and_then(|v| Ok(serde_json::from_value(v)?));
+            t.lock().add(&pass);
         }
     });
 
@@ -159,8 +192,10 @@ async fn invariants_hold_under_chaos_on_aws() {
     let mut rng = StdRng::seed_from_u64(seed);
     let http = reqwest::Client::new();
     let mut accepted: Vec<(String, &str, String)> = Vec::new();
+    let mut webhooks: BTreeMap<String, &str> = BTreeMap::new();
+    let hold = (seed as usize) % n.max(1);
     for i in 0..n {
-        let (model, provider, _) = MODELS[rng.random_range(0..MODELS.len())];
+        let (mut model, mut provider, _) = MODELS[rng.random_range(0..MODELS.len())];
         let faults = [
             "",
             "",
@@ -173,17 +208,46 @@ async fn invariants_hold_under_chaos_on_aws() {
             "sim:error_after_create=502",
             "sim:error_after_create=504",
         ];
-        let prompt = format!(
+        let mut prompt = format!(
             "aws chaos {i} {}",
             faults[rng.random_range(0..faults.len())]
         );
+        // Finishes shortly before a 1 s deadline: the last look at the deadline delivers it.
+        let mut max_duration: Option<u64> = None;
+        if i == (hold + n / 2) % n.max(1) {
+            (model, provider) = ("fal-ai/flux-dev", "fal");
+        }
+        if provider != "openai" && (rng.random_bool(0.08) || i == (hold + n / 2) % n.max(1)) {
+            prompt = format!("aws chaos {i} sim:duration={}", rng.random_range(300..700));
+            max_duration = Some(1);
+        }
+        let webhook = rng.random_bool(0.15).then(|| {
+            if rng.random_bool(0.3) {
+                "down"
+            } else {
+                "flaky"
+            }
+        });
+        if i == hold {
+            // Its outcome event is refused until it is parked.
+            (model, provider) = ("runway/gen4-turbo", "runway");
+            prompt = format!("aws chaos {i} hold sim:duration=1500");
+            max_duration = None;
+        }
+        let mut body = json!({"model": model, "input": input(model, &prompt)});
+        if let Some(mode) = webhook {
+            body["webhook_url"] = json!(format!("{hooks}/{mode}/{i}"));
+        }
+        if let Some(s) = max_duration {
+            body["max_duration_seconds"] = json!(s);
+        }
         let mut id = None;
         for _ in 0..30 {
             let r = http
                 .post(format!("{url}/v1/executions"))
                 .bearer_auth(&key)
                 .header("idempotency-key", format!("chaos-{seed}-{i}"))
-                .json(&json!({"model": model, "input": input(model, &prompt)}))
+                .json(&body)
                 .send()
                 .await;
             if let Ok(r) = r {
@@ -197,28 +261,88 @@ async fn invariants_hold_under_chaos_on_aws() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        accepted.push((id.expect("a create was never accepted"), provider, prompt));
+        let id = id.expect("a create was never accepted");
+        if i == hold {
+            refusals.refuse(&id);
+        }
+        if let Some(mode) = webhook {
+            webhooks.insert(id.clone(), mode);
+        }
+        accepted.push((id, provider, prompt));
     }
+    let held = refusals.ids();
 
-    // Faults for a while, then none: everything must finish.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Faults for a while, then none: everything must finish. The held outbox is refused until
+    // the execution is parked and shown in the failure piles.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let faults_until = Instant::now() + Duration::from_secs(5);
+    let mut parked_shown = 0u64;
+    while !refusals.is_released() || Instant::now() <= faults_until {
+        if !refusals.is_released() && held.is_subset(&tally.lock().parked_ids) {
+            let piles: Value = http
+                .get(format!("{url}/v1/failures?since=1h"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let shown: std::collections::BTreeSet<String> = piles["parked_piles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["example_execution_id"].as_str().unwrap().to_string())
+                .collect();
+            if held.is_subset(&shown) {
+                parked_shown = piles["parked"].as_u64().unwrap();
+                refusals.release();
+            }
+        }
+        if Instant::now() > faults_until {
+            chaos.stop();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held outbox of {held:?} was never parked and shown: {:?} (seed {seed})",
+            tally.lock().parked_ids
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     chaos.stop();
-    let deadline = Instant::now() + Duration::from_secs(180);
     for (id, _, _) in &accepted {
         loop {
             let g = app.backend.guards.get(id).await.unwrap().unwrap();
-            if g.status().is_final() {
+            if g.status().is_final() && (!held.contains(id) || g.outbox.is_empty()) {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "{id} stuck in {:?} (seed {seed})",
-                g.status()
+                "{id} stuck in {:?}, outbox {:?} (seed {seed})",
+                g.status(),
+                g.outbox
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    app.engine.reconcile().await.unwrap();
+    // The customer endpoints are healthy now: the degraded deliveries are redriven.
+    let mut redriven = 0;
+    for (id, _, _) in &accepted {
+        let g = app.backend.guards.get(id).await.unwrap().unwrap();
+        if g.status() == Status::FinalizedDegraded {
+            assert!(webhooks.contains_key(id), "{id} degraded without a webhook");
+            let r = http
+                .post(format!("{url}/v1/executions/{id}/redrive"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "redrive of {id} (seed {seed})");
+            redriven += 1;
+        }
+    }
+    let last = app.engine.reconcile().await;
+    tally.lock().add(&last);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = shutdown.send(true);
 
@@ -282,19 +406,57 @@ async fn invariants_hold_under_chaos_on_aws() {
         "executions of the tenant vs accepted (seed {seed})"
     );
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut owned_jobs = std::collections::HashSet::<String>::new();
+    let mut finished_in_time = (0u64, 0u64);
     for (id, provider, prompt) in &accepted {
         let g = app.backend.guards.get(id).await.unwrap().unwrap();
+        assert!(g.outbox.is_empty(), "{id}: outbox pending (seed {seed})");
+        assert!(g.parked().is_none(), "{id}: still parked (seed {seed})");
         let records = app.engine.transitions(id).await.unwrap();
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.version, i as u64, "{id}: gap (seed {seed})");
         }
         assert_eq!(records.last().unwrap().to, g.status(), "{id}");
+        // Transitions into an outcome (a delivery retry stays in it and does not count).
         let terminal: Vec<Status> = records
             .iter()
+            .filter(|r| !r.from.is_some_and(|f| f.is_terminal()))
             .map(|r| r.to)
             .filter(|s| s.is_terminal() && !s.is_final())
             .collect();
         assert_eq!(terminal.len(), 1, "{id}: {terminal:?} (seed {seed})");
+        if webhooks.contains_key(id) {
+            assert_eq!(g.status(), Status::Finalized, "{id} (seed {seed})");
+            let taken = receiver.taken.lock().get(&format!("evt_{id}")).cloned();
+            let taken = taken.unwrap_or_else(|| panic!("{id}: no outcome taken (seed {seed})"));
+            assert!(
+                taken.iter().all(|s| s == terminal[0].as_str()),
+                "{id}: the customer saw {taken:?}, the outcome is {:?} (seed {seed})",
+                terminal[0]
+            );
+        }
+        // What the provider finished before the deadline is delivered (no cancels here).
+        if let (Some(job_id), Some(p)) = (
+            g.hot.job_id.as_deref(),
+            executor_simulators::Provider::parse(provider),
+        ) && let Some(job) = sims.state().jobs.get(p, job_id)
+            && let executor_simulators::jobs::Phase::Done(_) = job.phase(Instant::now())
+        {
+            let finished_ms = (job.created_wall + job.duration)
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            if finished_ms < g.deadline_ms {
+                finished_in_time.0 += 1;
+                finished_in_time.1 += u64::from(g.deadline_ms - g.created_at_ms <= 1_000);
+                assert!(
+                    !matches!(terminal[0], Status::TimedOut | Status::Canceled),
+                    "{id}: its job finished before the deadline, yet it ended {:?} (seed {seed})",
+                    terminal[0]
+                );
+            }
+        }
+        owned_jobs.extend(g.hot.job_id.clone());
         *outcomes.entry(terminal[0].as_str()).or_default() += 1;
         let ids = event_ids.get(id).cloned().unwrap_or_default();
         assert_eq!(
@@ -329,9 +491,79 @@ async fn invariants_hold_under_chaos_on_aws() {
             "{p} leases left (seed {seed})"
         );
     }
+    // The customer endpoints.
+    assert_eq!(
+        receiver
+            .bad_signatures
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    let expected_taken: std::collections::BTreeSet<String> =
+        webhooks.keys().map(|id| format!("evt_{id}")).collect();
+    assert_eq!(receiver.taken_ids(), expected_taken, "(seed {seed})");
+    // Every reconciler pass completed; the held outbox was parked, shown and recovered.
+    let tally = tally.lock().clone();
+    assert!(
+        tally.pass_errors.is_empty(),
+        "reconcile passes failed: {:?} (seed {seed})",
+        tally.pass_errors
+    );
+    assert!(
+        held.is_subset(&tally.parked_ids) && held.is_subset(&tally.recovered_ids),
+        "held {held:?}, parked {:?}, recovered {:?} (seed {seed})",
+        tally.parked_ids,
+        tally.recovered_ids
+    );
+    // Provider-side concurrency within capacity, measured at the simulators.
+    let mut high_water = Vec::new();
+    for p in ["runway", "fal", "replicate"] {
+        let sim = executor_simulators::Provider::parse(p).unwrap();
+        let all = stats.provider(p).max_inflight;
+        let own = sims
+            .state()
+            .jobs
+            .max_concurrent(sim, |j| owned_jobs.contains(&j.id));
+        high_water.push(format!("{p} {own} own / {all} all of {CAPACITY}"));
+        assert!(
+            own <= u64::from(CAPACITY) && all <= u64::from(CAPACITY),
+            "{p}: {all} jobs ({own} the executions' own) at once on a capacity of {CAPACITY} (seed {seed})"
+        );
+    }
     println!(
         "chaos (aws backend): seed {seed}, {} executions, outcomes {outcomes:?}",
         accepted.len()
+    );
+    println!(
+        "reconciler: {} passes, {} pass errors, {} per-execution failures ({} executions), {} re-driven or rolled forward, {} passes re-drove others while one failed; held outbox {} (parked {}, shown {parked_shown}, recovered {})",
+        tally.passes,
+        tally.pass_errors.len(),
+        tally.execution_failures,
+        tally.failed_ids.len(),
+        tally.redriven,
+        tally.passes_with_failures_and_progress,
+        held.len(),
+        held.intersection(&tally.parked_ids).count(),
+        held.intersection(&tally.recovered_ids).count(),
+    );
+    println!(
+        "customer webhooks: {} executions, {} delivery attempts, {} event ids taken, {} duplicates deduplicated, {redriven} degraded and redriven",
+        webhooks.len(),
+        receiver.attempts.lock().len(),
+        receiver.taken_ids().len(),
+        receiver
+            .taken
+            .lock()
+            .values()
+            .map(|v| v.len() - 1)
+            .sum::<usize>()
+    );
+    println!(
+        "provider concurrency high-water marks: {}",
+        high_water.join(", ")
+    );
+    println!(
+        "finished before the deadline, hence not timed_out: {} ({} with a 1 s deadline)",
+        finished_in_time.0, finished_in_time.1
     );
     println!("| fault injected | count |\n|---|---|");
     for (k, v) in chaos.counts() {

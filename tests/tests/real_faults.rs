@@ -509,6 +509,133 @@ async fn one_bad_execution_does_not_stop_the_reconciler() {
     );
 }
 
+/// A system on `dir` whose blob store refuses the transition records of the execution named
+/// in `poisoned`, with no reconciler of its own (the test runs the passes).
+async fn poisoned_system(
+    dir: &std::path::Path,
+    poisoned: &Arc<Mutex<Option<String>>>,
+) -> (
+    executor_cli::local::LocalSystem,
+    executor_cli::client::Client,
+) {
+    let mut o = executor_tests::fast_options(dir);
+    o.reconcile_every_ms = 0;
+    let p = Arc::clone(poisoned);
+    o.wrap_blobs = Some(Arc::new(move |inner| {
+        Arc::new(PoisonedBlobs {
+            inner,
+            poisoned: Arc::clone(&p),
+        }) as Arc<dyn executor_lifecycle::BlobStore>
+    }));
+    let sys = executor_cli::local::LocalSystem::start(o).await.unwrap();
+    let client = executor_cli::client::Client::new(&sys.url, &sys.dev_key).unwrap();
+    (sys, client)
+}
+
+/// Runs reconcile passes until one reports a try of `id` (failed or re-driven), at most 5 s.
+async fn pass_that_tries(
+    engine: &executor_lifecycle::Engine,
+    id: &str,
+) -> executor_lifecycle::engine::ReconcileReport {
+    for _ in 0..200 {
+        let r = engine.reconcile().await.unwrap();
+        if r.failed.iter().any(|f| f.execution_id == id) || r.execution_ids.iter().any(|x| x == id)
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no reconcile pass tried {id}");
+}
+
+/// A parked execution is a pile of `GET /v1/failures` (`executor failures`), and its count,
+/// backoff and parking are durable: a restarted process goes on from the sixth failure and
+/// still shows it parked; once it reconciles fine the record is removed and the pile is
+/// gone. Before: the count lived in the engine's memory (a restart started from zero, a
+/// one-shot `executor reconcile` never parked anything) and no pile showed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_execution_is_a_pile_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned = Arc::new(Mutex::new(None::<String>));
+    let (sys, client) = poisoned_system(dir.path(), &poisoned).await;
+    let models = client.models().await.unwrap();
+    let schema = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == POLLING)
+        .unwrap()["input_schema"]
+        .clone();
+    *poisoned.lock() = Some("pending".into());
+    let (status, body) = client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "parked"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{body:#}");
+    let id = body["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // past the reconcile grace
+    let mut last = None;
+    for n in 1..=executor_lifecycle::engine::RECONCILE_PARK_AFTER {
+        let r = pass_that_tries(&sys.engine, &id).await;
+        let f = r
+            .failed
+            .iter()
+            .find(|f| f.execution_id == id)
+            .unwrap()
+            .clone();
+        assert_eq!(f.failures, n, "{r:?}");
+        last = Some(f);
+    }
+    assert!(last.unwrap().parked);
+    let piles = client.failures("1h", None, None).await.unwrap();
+    assert_eq!(piles["parked"], 1, "{piles:#}");
+    let pile = &piles["parked_piles"][0];
+    assert_eq!(pile["example_execution_id"], id.as_str(), "{piles:#}");
+    assert_eq!(pile["status"], "queued");
+    assert_eq!(pile["failures"], 5);
+    assert!(
+        pile["reason"].as_str().unwrap().contains("refused"),
+        "{piles:#}"
+    );
+    let text = executor_cli::render::failures(&piles, false);
+    assert!(text.contains("1 parked by the reconciler"), "{text}");
+    assert!(text.contains(&id), "{text}");
+    sys.stop().await;
+
+    // Another process on the same data: still parked, and the count goes on.
+    let (sys, client) = poisoned_system(dir.path(), &poisoned).await;
+    let piles = client.failures("1h", None, None).await.unwrap();
+    assert_eq!(piles["parked"], 1, "after a restart: {piles:#}");
+    let r = pass_that_tries(&sys.engine, &id).await;
+    let f = r.failed.iter().find(|f| f.execution_id == id).unwrap();
+    assert_eq!(f.failures, 6, "{r:?}");
+    assert!(f.parked);
+
+    // The store takes its records again: the next try re-drives it, the record is removed.
+    *poisoned.lock() = None;
+    let r = pass_that_tries(&sys.engine, &id).await;
+    assert!(r.execution_ids.contains(&id), "{r:?}");
+    assert_eq!(r.recovered, vec![id.clone()], "{r:?}");
+    let v = client
+        .wait_final(&id, Duration::from_secs(30), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    let g = executor_lifecycle::GuardStore::get(sys.store.as_ref(), &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(g.reconcile_failures.is_none(), "{:?}", g.reconcile_failures);
+    let piles = client.failures("1h", None, None).await.unwrap();
+    assert_eq!(piles["parked"], 0, "{piles:#}");
+    assert!(piles["parked_piles"].as_array().unwrap().is_empty());
+    sys.stop().await;
+}
+
 /// A guard store that holds back the commit recording a created job (`submitted`) by
 /// `delay_ms`: the create's answer arrives, but its commit comes late.
 struct LateJobCommits {
@@ -564,6 +691,13 @@ impl executor_lifecycle::GuardStore for LateJobCommits {
         reason: &str,
     ) -> Result<(), StoreError> {
         self.inner.record_rejected_callback(id, at_ms, reason).await
+    }
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&executor_lifecycle::ReconcileFailures>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_reconcile_failures(id, failures).await
     }
     async fn overdue(
         &self,

@@ -1,7 +1,8 @@
 //! `GET /v1/failures`: the caller's failed and degraded executions grouped into piles (error
 //! class, provider, model, normalized provider message), most frequent first, with counts,
-//! first/last seen and an example execution per pile. Read from the index (failed executions
-//! only), never from blobs.
+//! first/last seen and an example execution per pile; and beside them the executions the
+//! reconciler parked (it could not re-drive them 5 times in a row), grouped by provider,
+//! model, status and normalized reason. Read from the index, never from blobs.
 
 use crate::ApiState;
 use crate::auth::authorize;
@@ -12,7 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use executor_lifecycle::ErrorClass;
 use executor_lifecycle::ListQuery;
-use executor_lifecycle::piles::{Pile, group};
+use executor_lifecycle::piles::{ParkedPile, Pile, group, group_parked};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,45 @@ impl From<Pile> for PileView {
     }
 }
 
+/// A pile of executions the reconciler parked, as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ParkedPileView {
+    /// The provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// The status they are stuck in (a final status: its outbox is not applied yet).
+    pub status: executor_lifecycle::Status,
+    /// Why the reconciler could not re-drive them, with numbers, ids and URLs blanked.
+    pub reason: String,
+    /// Executions in the pile.
+    pub count: u64,
+    /// The most failed reconcile tries in a row of one of them.
+    pub failures: u32,
+    /// The earliest first failure (RFC 3339).
+    pub first_failure: String,
+    /// The latest failure (RFC 3339).
+    pub last_failure: String,
+    /// The execution that failed last (`executor explain` it).
+    pub example_execution_id: String,
+}
+
+impl From<ParkedPile> for ParkedPileView {
+    fn from(p: ParkedPile) -> Self {
+        ParkedPileView {
+            provider: p.provider,
+            model: p.model,
+            status: p.status,
+            reason: p.reason,
+            count: p.count,
+            failures: p.failures,
+            first_failure: rfc3339(p.first_failure_ms),
+            last_failure: rfc3339(p.last_failure_ms),
+            example_execution_id: p.example_execution_id,
+        }
+    }
+}
+
 /// The piles.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FailurePiles {
@@ -71,6 +111,12 @@ pub struct FailurePiles {
     pub truncated: bool,
     /// The piles, most frequent first.
     pub data: Vec<PileView>,
+    /// Executions in the window the reconciler parked: it failed to re-drive them 5 times in
+    /// a row (an outbox it cannot apply, a message it cannot send). Still retried with
+    /// backoff; they leave the piles once re-driven.
+    pub parked: u64,
+    /// The parked executions in piles, most frequent first.
+    pub parked_piles: Vec<ParkedPileView>,
 }
 
 struct Params {
@@ -117,7 +163,7 @@ fn parse(raw: Option<&str>) -> Result<Params, Problem> {
 ///
 /// Groups the caller's executions created in the window (`since`, default 24h) that failed,
 /// timed out or whose outcome delivery failed, by error class, provider, model and normalized
-/// message.
+/// message; and, in `parked_piles`, the executions of the window the reconciler parked.
 #[utoipa::path(
     get,
     path = "/v1/failures",
@@ -147,7 +193,7 @@ pub async fn piles(
     let p = parse(raw.as_deref())?;
     let now = state.engine.ports().clock.now_ms();
     let since_ms = now - i64::try_from(p.since.as_millis()).unwrap_or(i64::MAX / 2);
-    let mut query = ListQuery {
+    let query = ListQuery {
         model: p.model,
         provider: p.provider,
         created_after_ms: Some(since_ms),
@@ -155,28 +201,47 @@ pub async fn piles(
         limit: PAGE,
         ..Default::default()
     };
+    let (guards, truncated) = scan(&state, &tenant, query.clone()).await?;
+    let parked_query = ListQuery {
+        with_error: false,
+        parked: true,
+        ..query
+    };
+    let (parked, parked_truncated) = scan(&state, &tenant, parked_query).await?;
+    Ok(Json(FailurePiles {
+        object: "list",
+        since: rfc3339(since_ms),
+        failed: guards.len() as u64,
+        truncated: truncated || parked_truncated,
+        data: group(&guards).into_iter().map(PileView::from).collect(),
+        parked: parked.len() as u64,
+        parked_piles: group_parked(&parked)
+            .into_iter()
+            .map(ParkedPileView::from)
+            .collect(),
+    }))
+}
+
+/// Every execution matching `query`, newest first, at most [`MAX_SCANNED`]; true when more
+/// matched.
+async fn scan(
+    state: &ApiState,
+    tenant: &str,
+    mut query: ListQuery,
+) -> Result<(Vec<executor_lifecycle::Guard>, bool), Problem> {
     let mut guards = Vec::new();
-    let mut truncated = false;
     loop {
-        let page = state.engine.list(&tenant, &query).await?;
+        let page = state.engine.list(tenant, &query).await?;
         let full = page.len() == PAGE;
         if let Some(last) = page.last() {
             query.before = Some((last.created_at_ms, last.id.clone()));
         }
         guards.extend(page);
         if guards.len() >= MAX_SCANNED {
-            truncated = full;
-            break;
+            return Ok((guards, full));
         }
         if !full {
-            break;
+            return Ok((guards, false));
         }
     }
-    Ok(Json(FailurePiles {
-        object: "list",
-        since: rfc3339(since_ms),
-        failed: guards.len() as u64,
-        truncated,
-        data: group(&guards).into_iter().map(PileView::from).collect(),
-    }))
 }

@@ -81,7 +81,8 @@ fn ex_pk(id: &str) -> String {
     format!("ex#{id}")
 }
 
-/// The attributes a commit writes (never `cancel_requested` or the callbacks).
+/// The attributes a commit writes (never `cancel_requested`, the callbacks or
+/// `reconcile_failures`).
 fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue>)>, StoreError> {
     let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     executor_lifecycle::limits::check_guard_item(&g.id, record.len())?;
@@ -143,6 +144,10 @@ fn guard_of(item: &Item) -> Result<Guard, StoreError> {
                 .collect()
         })
         .unwrap_or_default();
+    g.reconcile_failures = match get_s(item, "reconcile_failures") {
+        Some(s) => Some(serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        None => None,
+    };
     Ok(g)
 }
 
@@ -584,6 +589,38 @@ impl GuardStore for DynamoGuardStore {
         }
     }
 
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&executor_lifecycle::ReconcileFailures>,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(id)))
+            .condition_expression("attribute_exists(pk)");
+        let update = match failures {
+            Some(f) => update
+                .update_expression("SET reconcile_failures = :f")
+                .expression_attribute_values(
+                    ":f",
+                    s(serde_json::to_string(f).map_err(|e| err(e.to_string()))?),
+                ),
+            None => update.update_expression("REMOVE reconcile_failures"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+        }
+    }
+
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
         // Every partition (and `due`, the single key items written before the sharding
         // carry), the oldest first across them.
@@ -664,7 +701,8 @@ impl GuardStore for DynamoGuardStore {
                     && q.model.as_ref().is_none_or(|m| &g.model == m)
                     && q.provider.as_ref().is_none_or(|p| &g.provider == p)
                     && q.error_class.is_none_or(|c| g.error_class() == Some(c))
-                    && (!q.with_error || g.error_class().is_some());
+                    && (!q.with_error || g.error_class().is_some())
+                    && (!q.parked || g.parked().is_some());
                 if keep {
                     out.push(g);
                     if out.len() == limit {

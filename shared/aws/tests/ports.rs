@@ -606,3 +606,74 @@ async fn oversize_writes_are_refused() {
         Err(StoreError::TooLarge(_))
     ));
 }
+
+/// The reconciler's failure record is an attribute of the execution's item: overlaid on
+/// reads, never overwritten by a commit, listed as parked only while it is about the current
+/// version, and removed on request.
+#[tokio::test]
+async fn reconcile_failures_are_kept_beside_the_guard_and_list_parked() {
+    let (b, _, _) = backend().await;
+    let g = guard("ex_p", "tp", 1000);
+    b.guards.insert(&g, None).await.unwrap();
+    b.guards
+        .insert(&guard("ex_q", "tp", 1001), None)
+        .await
+        .unwrap();
+    let rec = ReconcileFailures {
+        version: 0,
+        failures: 5,
+        first_failure_ms: 1100,
+        last_failure_ms: 1200,
+        reason: "backend unavailable: the sink refused evt_ex_p".into(),
+    };
+    b.guards
+        .set_reconcile_failures("ex_p", Some(&rec))
+        .await
+        .unwrap();
+    let young = ReconcileFailures {
+        failures: 4,
+        ..rec.clone()
+    };
+    b.guards
+        .set_reconcile_failures("ex_q", Some(&young))
+        .await
+        .unwrap();
+    b.guards
+        .set_reconcile_failures("ex_unknown", Some(&rec))
+        .await
+        .unwrap();
+    assert!(b.guards.get("ex_unknown").await.unwrap().is_none());
+    let read = b.guards.get("ex_p").await.unwrap().unwrap();
+    assert_eq!(read.reconcile_failures.as_ref(), Some(&rec));
+    assert!(read.parked().is_some());
+    let q = ListQuery {
+        tenant: Some("tp".into()),
+        parked: true,
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |v: Vec<Guard>| v.into_iter().map(|g| g.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(b.guards.list(&q).await.unwrap()),
+        vec!["ex_p".to_string()]
+    );
+    // A commit keeps the record; the execution has moved on, so it no longer parks it.
+    b.guards
+        .commit(0, &g.advance(Event::SubmitStarted, 1300).unwrap())
+        .await
+        .unwrap();
+    let read = b.guards.get("ex_p").await.unwrap().unwrap();
+    assert_eq!(read.reconcile_failures.as_ref(), Some(&rec));
+    assert!(read.parked().is_none());
+    assert!(b.guards.list(&q).await.unwrap().is_empty());
+    b.guards.set_reconcile_failures("ex_p", None).await.unwrap();
+    assert!(
+        b.guards
+            .get("ex_p")
+            .await
+            .unwrap()
+            .unwrap()
+            .reconcile_failures
+            .is_none()
+    );
+}

@@ -60,11 +60,21 @@ impl StandardWebhookSender {
         secret: &str,
         policy: OutboundPolicy,
     ) -> Result<StandardWebhookSender, String> {
+        StandardWebhookSender::with_timeout(secret, policy, Duration::from_secs(10))
+    }
+
+    /// As [`StandardWebhookSender::with_policy`], every attempt ending within `timeout`
+    /// (tests with a slow customer endpoint).
+    pub fn with_timeout(
+        secret: &str,
+        policy: OutboundPolicy,
+        timeout: Duration,
+    ) -> Result<StandardWebhookSender, String> {
         standard_webhooks::sign(secret, "probe", 0, b"")
             .map_err(|e| format!("webhook signing secret: {e}"))?;
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(std::sync::Arc::new(GuardedResolver(policy)))
             .build()

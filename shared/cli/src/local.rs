@@ -52,6 +52,12 @@ pub struct LocalOptions {
     pub wrap_blobs: Option<BlobWrapper>,
     /// Wraps the guard store port (fault injection in tests).
     pub wrap_guards: Option<GuardWrapper>,
+    /// Wraps the downstream outcome sink (fault injection in tests).
+    pub wrap_events: Option<EventWrapper>,
+    /// Wraps (or replaces) the customer webhook sender (fault injection in tests).
+    pub wrap_webhooks: Option<WebhookWrapper>,
+    /// Sees the result of every pass of the built-in reconciler (tests count them).
+    pub on_reconcile: Option<ReconcileHook>,
     /// Provider → inflight capacity (0: unlimited), overriding the bundles.
     pub capacity_overrides: HashMap<String, u32>,
     /// Outbound HTTP breaker, bulkhead and retry settings.
@@ -98,6 +104,24 @@ pub type BlobWrapper = Arc<
         + Send
         + Sync,
 >;
+/// A function wrapping the outcome sink.
+pub type EventWrapper = Arc<
+    dyn Fn(Arc<dyn executor_lifecycle::EventSink>) -> Arc<dyn executor_lifecycle::EventSink>
+        + Send
+        + Sync,
+>;
+/// A function wrapping the customer webhook sender.
+pub type WebhookWrapper = Arc<
+    dyn Fn(Arc<dyn executor_lifecycle::WebhookSender>) -> Arc<dyn executor_lifecycle::WebhookSender>
+        + Send
+        + Sync,
+>;
+/// What the built-in reconciler calls after each pass.
+pub type ReconcileHook = Arc<
+    dyn Fn(&Result<executor_lifecycle::engine::ReconcileReport, executor_lifecycle::EngineError>)
+        + Send
+        + Sync,
+>;
 /// A function wrapping the guard store port.
 pub type GuardWrapper = Arc<
     dyn Fn(Arc<dyn executor_lifecycle::GuardStore>) -> Arc<dyn executor_lifecycle::GuardStore>
@@ -128,6 +152,9 @@ impl LocalOptions {
             wrap_queue: None,
             wrap_blobs: None,
             wrap_guards: None,
+            wrap_events: None,
+            wrap_webhooks: None,
+            on_reconcile: None,
             capacity_overrides: HashMap::new(),
             resilience: Default::default(),
             base_url_overrides: HashMap::new(),
@@ -163,19 +190,25 @@ fn ports(opts: &LocalOptions, backend: &EmbeddedBackend, catalog: BundleCatalog)
         Some(wrap) => wrap(backend.store.clone()),
         None => backend.store.clone(),
     };
+    let events: Arc<dyn executor_lifecycle::EventSink> = match &opts.wrap_events {
+        Some(wrap) => wrap(backend.store.clone()),
+        None => backend.store.clone(),
+    };
+    let sender: Arc<dyn executor_lifecycle::WebhookSender> = Arc::new(
+        StandardWebhookSender::with_policy(&opts.webhook_secret, opts.lifecycle.webhook_targets)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let webhooks = match &opts.wrap_webhooks {
+        Some(wrap) => wrap(sender),
+        None => sender,
+    };
     Ok(Ports {
         blobs,
         guards,
         queue,
         limiter: backend.limiter.clone(),
-        events: backend.store.clone(),
-        webhooks: Arc::new(
-            StandardWebhookSender::with_policy(
-                &opts.webhook_secret,
-                opts.lifecycle.webhook_targets,
-            )
-            .map_err(anyhow::Error::msg)?,
-        ),
+        events,
+        webhooks,
         clock: opts.clock.clone(),
         catalog: Arc::new(catalog),
     })
@@ -331,6 +364,7 @@ impl LocalSystem {
         }
         if opts.reconcile_every_ms > 0 {
             let e = engine.clone();
+            let hook = opts.on_reconcile.clone();
             let mut rx = rx.clone();
             let every = std::time::Duration::from_millis(opts.reconcile_every_ms);
             tasks.push(tokio::spawn(async move {
@@ -339,7 +373,11 @@ impl LocalSystem {
                         _ = tokio::time::sleep(every) => {}
                         _ = rx.changed() => break,
                     }
-                    match e.reconcile().await {
+                    let pass = e.reconcile().await;
+                    if let Some(hook) = &hook {
+                        hook(&pass);
+                    }
+                    match pass {
                         Ok(r) if r.redriven + r.outboxes_applied > 0 => {
                             tracing::info!(
                                 redriven = r.redriven,

@@ -238,8 +238,58 @@ pub fn failures(piles: &Value, color: bool) -> String {
     );
     if data.is_empty() {
         out.push_str("no failures\n");
-        return out;
+    } else {
+        out.push_str(&failure_table(&data, color));
     }
+    let parked = piles["parked_piles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !parked.is_empty() {
+        out.push_str(&format!(
+            "\n{} parked by the reconciler (it could not re-drive them {} times in a row; still retried with backoff)\n",
+            piles["parked"].as_u64().unwrap_or(0),
+            executor_lifecycle::engine::RECONCILE_PARK_AFTER
+        ));
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header(vec![
+            "count",
+            "status",
+            "provider",
+            "model",
+            "reason",
+            "tries",
+            "first failure",
+            "last failure",
+            "example",
+        ]);
+        for p in &parked {
+            let status = p["status"].as_str().unwrap_or("?");
+            table.add_row(vec![
+                p["count"].to_string(),
+                if color {
+                    status.yellow().to_string()
+                } else {
+                    status.to_string()
+                },
+                p["provider"].as_str().unwrap_or("").to_string(),
+                p["model"].as_str().unwrap_or("").to_string(),
+                p["reason"].as_str().unwrap_or("").to_string(),
+                p["failures"].to_string(),
+                p["first_failure"].as_str().unwrap_or("").to_string(),
+                p["last_failure"].as_str().unwrap_or("").to_string(),
+                p["example_execution_id"].as_str().unwrap_or("").to_string(),
+            ]);
+        }
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn failure_table(data: &[Value], color: bool) -> String {
+    let mut out = String::new();
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header(vec![
@@ -252,7 +302,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
         "last seen",
         "example",
     ]);
-    for p in &data {
+    for p in data {
         let class = p["error_class"].as_str().unwrap_or("?");
         let class = if color {
             class.red().to_string()
@@ -298,10 +348,20 @@ pub fn reconcile(report: &executor_lifecycle::engine::ReconcileReport) -> String
         }
     }
     if !report.backing_off.is_empty() {
+        let parked = report.backing_off.iter().filter(|f| f.parked).count();
         out.push_str(&format!(
-            "{} execution(s) skipped while backing off after failures\n",
+            "{} execution(s) skipped while backing off after failures ({parked} parked)\n",
             report.backing_off.len()
         ));
+    }
+    if !report.recovered.is_empty() {
+        out.push_str(&format!(
+            "{} execution(s) re-driven after earlier failures (no longer parked):\n",
+            report.recovered.len()
+        ));
+        for id in &report.recovered {
+            out.push_str(&format!("  {id}\n"));
+        }
     }
     out
 }

@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS callbacks_rejected (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS callbacks_rejected_by_execution ON callbacks_rejected (execution_id);
+CREATE TABLE IF NOT EXISTS reconcile_failures (
+    execution_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    first_failure_ms INTEGER NOT NULL,
+    last_failure_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS callbacks (
     execution_id TEXT NOT NULL,
     callback_id TEXT NOT NULL,

@@ -55,6 +55,24 @@ fn load(conn: &Connection, id: &str) -> Result<Option<Guard>, StoreError> {
         .map_err(db_err)?
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
+    g.reconcile_failures = conn
+        .prepare_cached(
+            "SELECT version, failures, first_failure_ms, last_failure_ms, reason
+             FROM reconcile_failures WHERE execution_id = ?1",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![id], |r| {
+                Ok(executor_lifecycle::ReconcileFailures {
+                    version: r.get::<_, i64>(0)? as u64,
+                    failures: r.get(1)?,
+                    first_failure_ms: r.get(2)?,
+                    last_failure_ms: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(db_err)?;
     Ok(Some(g))
 }
 
@@ -295,6 +313,40 @@ impl GuardStore for SqliteStore {
         .await
     }
 
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&executor_lifecycle::ReconcileFailures>,
+    ) -> Result<(), StoreError> {
+        let (id, failures) = (id.to_string(), failures.cloned());
+        self.with(move |conn| {
+            match failures {
+                Some(f) => exec(
+                    conn,
+                    "INSERT OR REPLACE INTO reconcile_failures
+                       (execution_id, version, failures, first_failure_ms, last_failure_ms, reason)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM executions WHERE id = ?1)",
+                    params![
+                        id,
+                        f.version as i64,
+                        f.failures,
+                        f.first_failure_ms,
+                        f.last_failure_ms,
+                        f.reason
+                    ],
+                ),
+                None => exec(
+                    conn,
+                    "DELETE FROM reconcile_failures WHERE execution_id = ?1",
+                    params![id],
+                ),
+            }
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
         self.with(move |conn| {
             let mut stmt = conn
@@ -352,6 +404,17 @@ impl GuardStore for SqliteStore {
             }
             if q.with_error {
                 sql.push_str(" AND error_class IS NOT NULL");
+            }
+            if q.parked {
+                // Guard::parked: a record at the current version, of an execution that still
+                // needs work, with enough failures.
+                args.push(i64::from(executor_lifecycle::engine::RECONCILE_PARK_AFTER).into());
+                sql.push_str(&format!(
+                    " AND (is_final = 0 OR outbox_pending = 1) AND EXISTS (SELECT 1 FROM reconcile_failures r
+                       WHERE r.execution_id = executions.id AND r.version = executions.version
+                         AND r.failures >= ?{})",
+                    args.len()
+                ));
             }
             if let Some(class) = q.error_class {
                 args.push(class.as_str().to_string().into());

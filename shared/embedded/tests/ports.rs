@@ -304,3 +304,79 @@ async fn oversize_writes_are_refused_as_aws_refuses_them() {
         .await
         .unwrap();
 }
+
+/// The reconciler's failure record lives beside the guard: overlaid on reads, never
+/// overwritten by a commit, listed as parked only while it is about the current version, and
+/// removed on request.
+#[tokio::test]
+async fn reconcile_failures_are_kept_beside_the_guard_and_list_parked() {
+    let (_d, b, _c) = setup();
+    let g = guard("ex_p");
+    b.store.insert(&g, None).await.unwrap();
+    b.store.insert(&guard("ex_q"), None).await.unwrap();
+    let rec = ReconcileFailures {
+        version: 0,
+        failures: 5,
+        first_failure_ms: 1_000_100,
+        last_failure_ms: 1_000_200,
+        reason: "backend unavailable: the sink refused evt_ex_p".into(),
+    };
+    b.store
+        .set_reconcile_failures("ex_p", Some(&rec))
+        .await
+        .unwrap();
+    let young = ReconcileFailures {
+        failures: 4,
+        ..rec.clone()
+    };
+    b.store
+        .set_reconcile_failures("ex_q", Some(&young))
+        .await
+        .unwrap();
+    b.store
+        .set_reconcile_failures("ex_unknown", Some(&rec))
+        .await
+        .unwrap();
+    assert!(b.store.get("ex_unknown").await.unwrap().is_none());
+    let read = b.store.get("ex_p").await.unwrap().unwrap();
+    assert_eq!(read.reconcile_failures.as_ref(), Some(&rec));
+    assert!(read.parked().is_some());
+    let parked = |b: &EmbeddedBackend| {
+        let store = b.store.clone();
+        async move {
+            let q = ListQuery {
+                tenant: Some("t".into()),
+                parked: true,
+                limit: 10,
+                ..Default::default()
+            };
+            store
+                .list(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| g.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(parked(&b).await, vec!["ex_p".to_string()]);
+    // A commit keeps the record; the execution has moved on, so it no longer parks it.
+    b.store
+        .commit(0, &g.advance(Event::SubmitStarted, 1_000_300).unwrap())
+        .await
+        .unwrap();
+    let read = b.store.get("ex_p").await.unwrap().unwrap();
+    assert_eq!(read.reconcile_failures.as_ref(), Some(&rec));
+    assert!(read.parked().is_none());
+    assert!(parked(&b).await.is_empty());
+    b.store.set_reconcile_failures("ex_p", None).await.unwrap();
+    assert!(
+        b.store
+            .get("ex_p")
+            .await
+            .unwrap()
+            .unwrap()
+            .reconcile_failures
+            .is_none()
+    );
+}

@@ -109,6 +109,10 @@ pub struct ReconcileReport {
     /// [`RECONCILE_BACKOFF_MAX_MS`]).
     #[serde(default)]
     pub backing_off: Vec<ReconcileFailure>,
+    /// Executions that had failed in earlier passes and reconciled fine in this one (their
+    /// failure record is removed: no longer parked).
+    #[serde(default)]
+    pub recovered: Vec<String>,
 }
 
 /// One execution the reconciler could not re-drive.
@@ -124,17 +128,12 @@ pub struct ReconcileFailure {
     pub parked: bool,
 }
 
-/// Failures in a row after which an execution is reported parked.
+/// Failures in a row after which an execution is parked: reported so, and a pile of
+/// `GET /v1/failures` (`executor failures`) until it reconciles fine.
 pub const RECONCILE_PARK_AFTER: u32 = 5;
-/// The longest backoff between two reconcile tries of one failing execution.
+/// The longest backoff between two reconcile tries of one failing execution (scaled by
+/// `time_scale`).
 pub const RECONCILE_BACKOFF_MAX_MS: i64 = 15 * 60 * 1000;
-
-/// The reconciler's memory of failing executions: failures in a row, the last reason, and
-/// when to try again.
-#[derive(Debug, Default)]
-struct ReconcileBackoff {
-    failing: std::collections::HashMap<String, (u32, String, i64)>,
-}
 
 /// The lifecycle engine.
 pub struct Engine {
@@ -145,7 +144,6 @@ pub struct Engine {
     /// Request blobs are write-once, so a copy can be kept: a warm worker polling the same
     /// execution again reads its request once (one storage read saved per step).
     requests: std::sync::Mutex<lru::LruCache<String, ExecutionRequest>>,
-    reconcile_backoff: std::sync::Mutex<ReconcileBackoff>,
 }
 
 /// Request blobs kept in memory per engine.
@@ -163,7 +161,6 @@ impl Engine {
                 std::num::NonZeroUsize::new(REQUEST_CACHE_ENTRIES)
                     .unwrap_or(std::num::NonZeroUsize::MIN),
             )),
-            reconcile_backoff: std::sync::Mutex::new(ReconcileBackoff::default()),
         }
     }
 
@@ -608,30 +605,59 @@ impl Engine {
     /// them: applies the outbox, or re-sends the message for the current version. Each
     /// execution is reconciled on its own: one whose outbox cannot be applied (an event the
     /// sink refuses, a queue that refuses the message) is reported with its reason, counted,
-    /// and retried with backoff, while the pass goes on with the others.
+    /// and retried with backoff, while the pass goes on with the others. Its failures are
+    /// recorded durably beside its guard ([`crate::model::ReconcileFailures`]), so the count,
+    /// the backoff and the parking survive a restart and show in the failure piles; the record
+    /// is removed once it reconciles fine.
     pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
         let now = self.now();
         let due_before = now - self.config.reconcile_grace_ms as i64;
         let mut report = ReconcileReport::default();
         for guard in self.ports.guards.overdue(due_before, 1000).await? {
             report.examined += 1;
-            if let Some(waiting) = self.reconcile_waiting(&guard.id, now) {
-                report.backing_off.push(waiting);
+            let failing = guard.reconcile_failing().cloned();
+            if let Some(f) = &failing
+                && now < f.last_failure_ms + self.reconcile_backoff_ms(f.failures)
+            {
+                report.backing_off.push(ReconcileFailure::of(&guard.id, f));
                 continue;
             }
             match self.reconcile_one(&guard).await {
-                Ok(None) => self.reconcile_succeeded(&guard.id),
-                Ok(Some(redriven)) => {
-                    self.reconcile_succeeded(&guard.id);
-                    if redriven {
-                        report.redriven += 1;
-                    } else {
-                        report.outboxes_applied += 1;
+                Ok(done) => {
+                    if guard.reconcile_failures.is_some() {
+                        self.reconcile_recovered(&guard).await;
+                        if failing.is_some() {
+                            report.recovered.push(guard.id.clone());
+                        }
                     }
-                    report.execution_ids.push(guard.id.clone());
+                    if let Some(redriven) = done {
+                        if redriven {
+                            report.redriven += 1;
+                        } else {
+                            report.outboxes_applied += 1;
+                        }
+                        report.execution_ids.push(guard.id.clone());
+                    }
                 }
                 Err(e) => {
-                    let failure = self.reconcile_failed(&guard.id, &e.to_string(), now);
+                    let record = crate::model::ReconcileFailures {
+                        version: guard.version(),
+                        failures: failing.as_ref().map_or(0, |f| f.failures) + 1,
+                        first_failure_ms: failing.as_ref().map_or(now, |f| f.first_failure_ms),
+                        last_failure_ms: now,
+                        reason: e.to_string(),
+                    };
+                    // Best effort: a store that cannot take the record now loses one count,
+                    // never the pass.
+                    if let Err(w) = self
+                        .ports
+                        .guards
+                        .set_reconcile_failures(&guard.id, Some(&record))
+                        .await
+                    {
+                        tracing::warn!(execution_id = %guard.id, error = %w, "could not record a reconcile failure");
+                    }
+                    let failure = ReconcileFailure::of(&guard.id, &record);
                     tracing::warn!(execution_id = %guard.id, error = %e, failures = failure.failures, parked = failure.parked, "reconcile of one execution failed; the pass goes on");
                     if let Some(observer) = &self.observer {
                         observer.reconcile_failed(&guard.id, &failure.reason);
@@ -665,43 +691,38 @@ impl Engine {
         Ok(Some(true))
     }
 
-    fn reconcile_waiting(&self, id: &str, now: i64) -> Option<ReconcileFailure> {
-        let book = self.reconcile_backoff.lock().ok()?;
-        let (failures, reason, retry_at) = book.failing.get(id)?;
-        (now < *retry_at).then(|| ReconcileFailure {
-            execution_id: id.to_string(),
-            reason: reason.clone(),
-            failures: *failures,
-            parked: *failures >= RECONCILE_PARK_AFTER,
-        })
+    /// The wait after `failures` failed tries in a row: 1 s, 2 s, 4 s, ... at most
+    /// [`RECONCILE_BACKOFF_MAX_MS`], both scaled like every delay.
+    fn reconcile_backoff_ms(&self, failures: u32) -> i64 {
+        let max = self.config.scaled(RECONCILE_BACKOFF_MAX_MS as u64) as i64;
+        (self.config.scaled(1_000) as i64)
+            .saturating_mul(1 << failures.saturating_sub(1).min(20))
+            .min(max)
     }
 
-    fn reconcile_succeeded(&self, id: &str) {
-        if let Ok(mut book) = self.reconcile_backoff.lock() {
-            book.failing.remove(id);
+    /// Removes the failure record of an execution that reconciled fine (best effort: a record
+    /// left behind is stale once the execution moves on, and is ignored).
+    async fn reconcile_recovered(&self, guard: &Guard) {
+        if let Err(e) = self
+            .ports
+            .guards
+            .set_reconcile_failures(&guard.id, None)
+            .await
+        {
+            tracing::warn!(execution_id = %guard.id, error = %e, "could not clear a reconcile failure record");
+        } else if guard.reconcile_failing().is_some() {
+            tracing::info!(execution_id = %guard.id, "reconciled after earlier failures; no longer parked");
         }
     }
+}
 
-    fn reconcile_failed(&self, id: &str, reason: &str, now: i64) -> ReconcileFailure {
-        let mut failures = 1;
-        if let Ok(mut book) = self.reconcile_backoff.lock() {
-            let entry = book
-                .failing
-                .entry(id.to_string())
-                .or_insert((0, String::new(), now));
-            entry.0 += 1;
-            failures = entry.0;
-            // 1 s, 2 s, 4 s, ... (scaled like every delay), at most 15 minutes.
-            let backoff = (self.config.scaled(1_000) as i64)
-                .saturating_mul(1 << (failures - 1).min(20))
-                .min(RECONCILE_BACKOFF_MAX_MS);
-            *entry = (failures, reason.to_string(), now + backoff);
-        }
+impl ReconcileFailure {
+    fn of(id: &str, record: &crate::model::ReconcileFailures) -> ReconcileFailure {
         ReconcileFailure {
             execution_id: id.to_string(),
-            reason: reason.to_string(),
-            failures,
-            parked: failures >= RECONCILE_PARK_AFTER,
+            reason: record.reason.clone(),
+            failures: record.failures,
+            parked: record.failures >= RECONCILE_PARK_AFTER,
         }
     }
 }

@@ -223,6 +223,30 @@ pub struct Guard {
     /// [`REJECTED_CALLBACKS_KEPT`] (not versioned).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks_rejected: Vec<RejectedCallback>,
+    /// The reconciler's record of its failures to re-drive this execution (not versioned:
+    /// written by [`crate::GuardStore::set_reconcile_failures`], overlaid on every read).
+    /// [`Guard::parked`] says whether it is current and parks the execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_failures: Option<ReconcileFailures>,
+}
+
+/// What the reconciler remembers of an execution it could not re-drive: durable (in the guard
+/// store, beside the guard), so the count, the backoff and the parking survive a restart, and
+/// visible (a parked execution is a pile of `GET /v1/failures`). Written after each failed
+/// try, removed after a successful one.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileFailures {
+    /// The execution's version the failures are about. Once the execution committed another
+    /// version, the record is stale: it is ignored (and removed by the next successful try).
+    pub version: u64,
+    /// Failed tries in a row at that version.
+    pub failures: u32,
+    /// When the first of them failed (ms).
+    pub first_failure_ms: i64,
+    /// When the last one failed (ms).
+    pub last_failure_ms: i64,
+    /// Why the last one failed.
+    pub reason: String,
 }
 
 /// A provider job whose id came back after its submit had been resolved without it (the
@@ -278,6 +302,7 @@ impl Guard {
             cancel_requested: false,
             callbacks_received: Vec::new(),
             callbacks_rejected: Vec::new(),
+            reconcile_failures: None,
         }
     }
 
@@ -325,6 +350,27 @@ impl Guard {
     /// instead, like any in-flight message.
     pub fn outbox_awaits_sweep(&self) -> bool {
         !self.outbox.is_empty() && !self.outbox_ends_in_own_message()
+    }
+
+    /// True while the execution still needs work: not final, or final with an outbox that
+    /// nobody else will prove applied.
+    pub fn needs_work(&self) -> bool {
+        !self.status.is_final() || self.outbox_awaits_sweep()
+    }
+
+    /// The reconciler's failure record when it is current: about this version, of an
+    /// execution that still needs work.
+    pub fn reconcile_failing(&self) -> Option<&ReconcileFailures> {
+        self.reconcile_failures
+            .as_ref()
+            .filter(|f| f.version == self.version && self.needs_work())
+    }
+
+    /// The reconciler's failure record when it parks the execution: current, and at least
+    /// [`crate::engine::RECONCILE_PARK_AFTER`] failures in a row.
+    pub fn parked(&self) -> Option<&ReconcileFailures> {
+        self.reconcile_failing()
+            .filter(|f| f.failures >= crate::engine::RECONCILE_PARK_AFTER)
     }
 
     /// Callbacks received and not yet consumed, oldest first.

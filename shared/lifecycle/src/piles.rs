@@ -1,6 +1,9 @@
 //! Failure piles: failed and degraded executions grouped by error class, provider, model and
 //! a normalized provider message (numbers, ids and URLs blanked, so "job 81f3 failed after
-//! 30s" and "job 9c2e failed after 31s" are one pile), most frequent first.
+//! 30s" and "job 9c2e failed after 31s" are one pile), most frequent first; and the
+//! executions the reconciler parked (it failed to re-drive them
+//! [`crate::engine::RECONCILE_PARK_AFTER`] times in a row), grouped by provider, model,
+//! status and normalized reason.
 
 use crate::model::Guard;
 use crate::taxonomy::ErrorClass;
@@ -26,6 +29,72 @@ pub struct Pile {
     pub last_seen_ms: i64,
     /// The latest execution of the pile, to explain.
     pub example_execution_id: String,
+}
+
+/// A pile of executions the reconciler parked for alike reasons.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ParkedPile {
+    /// The provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// The status they are stuck in (a final status: its outbox is not applied).
+    pub status: crate::status::Status,
+    /// Why the reconciler failed, normalized.
+    pub reason: String,
+    /// Executions in the pile.
+    pub count: u64,
+    /// The most failed tries in a row of one of them.
+    pub failures: u32,
+    /// When the earliest first failure was (ms).
+    pub first_failure_ms: i64,
+    /// When the latest failure was (ms).
+    pub last_failure_ms: i64,
+    /// The execution that failed last, to explain.
+    pub example_execution_id: String,
+}
+
+/// Groups the parked executions among `guards` ([`Guard::parked`]) into piles, most
+/// frequent first (then most recent). Others are ignored.
+pub fn group_parked<'a>(guards: impl IntoIterator<Item = &'a Guard>) -> Vec<ParkedPile> {
+    let mut piles: HashMap<(String, String, crate::status::Status, String), ParkedPile> =
+        HashMap::new();
+    for g in guards {
+        let Some(f) = g.parked() else { continue };
+        let reason = normalize_message(&f.reason);
+        let key = (
+            g.provider.clone(),
+            g.model.clone(),
+            g.status(),
+            reason.clone(),
+        );
+        let pile = piles.entry(key).or_insert_with(|| ParkedPile {
+            provider: g.provider.clone(),
+            model: g.model.clone(),
+            status: g.status(),
+            reason,
+            count: 0,
+            failures: 0,
+            first_failure_ms: f.first_failure_ms,
+            last_failure_ms: f.last_failure_ms,
+            example_execution_id: g.id.clone(),
+        });
+        pile.count += 1;
+        pile.failures = pile.failures.max(f.failures);
+        pile.first_failure_ms = pile.first_failure_ms.min(f.first_failure_ms);
+        if f.last_failure_ms >= pile.last_failure_ms {
+            pile.last_failure_ms = f.last_failure_ms;
+            pile.example_execution_id = g.id.clone();
+        }
+    }
+    let mut out: Vec<ParkedPile> = piles.into_values().collect();
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.last_failure_ms.cmp(&a.last_failure_ms))
+            .then(a.reason.cmp(&b.reason))
+    });
+    out
 }
 
 /// The message of a failure with what varies between occurrences blanked: URLs become
@@ -137,6 +206,57 @@ pub fn group<'a>(guards: impl IntoIterator<Item = &'a Guard>) -> Vec<Pile> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn guard(id: &str, failures: Option<(u64, u32, i64)>) -> Guard {
+        let req = crate::model::ExecutionRequest {
+            id: id.into(),
+            tenant: "t".into(),
+            model: "m".into(),
+            input: serde_json::json!({}),
+            webhook_url: None,
+            idempotency_key: None,
+            created_at_ms: 1_000,
+            max_duration_ms: 60_000,
+        };
+        let mut g = Guard::accepted(&req, "p", crate::model::Shape::Polling);
+        g.reconcile_failures =
+            failures.map(|(version, failures, at)| crate::model::ReconcileFailures {
+                version,
+                failures,
+                first_failure_ms: at - 100,
+                last_failure_ms: at,
+                reason: format!("backend unavailable: sink refused evt_{id}"),
+            });
+        g
+    }
+
+    #[test]
+    fn parked_executions_pile_up_by_reason_and_stale_or_young_records_do_not() {
+        let guards = [
+            guard("ex_aaaaaaaa1", Some((0, 5, 2_000))),
+            guard("ex_aaaaaaaa2", Some((0, 7, 3_000))),
+            // Failing, not parked yet.
+            guard("ex_aaaaaaaa3", Some((0, 4, 4_000))),
+            // About a version the execution has left: stale.
+            guard("ex_aaaaaaaa4", Some((3, 9, 5_000))),
+            guard("ex_aaaaaaaa5", None),
+        ];
+        let piles = group_parked(&guards);
+        assert_eq!(piles.len(), 1, "{piles:?}");
+        let p = &piles[0];
+        assert_eq!(p.count, 2);
+        assert_eq!(p.failures, 7);
+        assert_eq!(p.first_failure_ms, 1_900);
+        assert_eq!(p.last_failure_ms, 3_000);
+        assert_eq!(p.example_execution_id, "ex_aaaaaaaa2");
+        assert_eq!(p.reason, "backend unavailable: sink refused <id>");
+        assert_eq!(p.status, crate::status::Status::Queued);
+        assert!(guards[0].parked().is_some());
+        assert!(guards[2].reconcile_failing().is_some() && guards[2].parked().is_none());
+        assert!(guards[3].reconcile_failing().is_none());
+        // Parked is not failed: the failure piles do not count them.
+        assert!(group(&guards).is_empty());
+    }
 
     #[test]
     fn varying_parts_are_blanked() {

@@ -113,6 +113,8 @@ pub struct ListQuery {
     pub error_class: Option<crate::taxonomy::ErrorClass>,
     /// Only executions with an error (failed, timed out, or degraded delivery).
     pub with_error: bool,
+    /// Only executions the reconciler parked ([`crate::Guard::parked`]).
+    pub parked: bool,
     /// Strictly before this (created_at_ms, id) position: the cursor.
     pub before: Option<(i64, String)>,
     /// Page size.
@@ -122,8 +124,9 @@ pub struct ListQuery {
 /// The guard/index store (DynamoDB item per execution, or a SQLite row).
 ///
 /// `commit` is the single commit point: it writes `next` only if the stored version is
-/// `expected`. It must not overwrite `cancel_requested` or `callbacks_received`, which are
-/// written by `request_cancel` and `record_callback` and overlaid on every read.
+/// `expected`. It must not overwrite `cancel_requested`, the callbacks or
+/// `reconcile_failures`, which are written by `request_cancel`, `record_callback`,
+/// `record_rejected_callback` and `set_reconcile_failures` and overlaid on every read.
 #[async_trait]
 pub trait GuardStore: Send + Sync {
     /// Inserts version 0, atomically with the idempotency item if one is given.
@@ -160,6 +163,14 @@ pub trait GuardStore: Send + Sync {
         id: &str,
         at_ms: i64,
         reason: &str,
+    ) -> Result<(), StoreError>;
+    /// Writes the reconciler's failure record of an execution (`Some`) or removes it (`None`).
+    /// Not versioned: a commit never overwrites it, every read overlays it. An unknown id
+    /// changes nothing.
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&crate::model::ReconcileFailures>,
     ) -> Result<(), StoreError>;
     /// Non-final executions whose next message is overdue (`next_due_ms < due_before_ms`) or
     /// whose outbox is pending since before `due_before_ms`, oldest first.

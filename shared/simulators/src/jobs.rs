@@ -231,6 +231,8 @@ pub struct JobStore {
 struct Jobs {
     all: HashMap<String, Job>,
     open: Vec<String>,
+    /// Per provider, the most unfinished jobs there ever were at one instant.
+    high_water: HashMap<Provider, u64>,
 }
 
 impl std::ops::Deref for Jobs {
@@ -247,11 +249,68 @@ impl std::ops::DerefMut for Jobs {
 }
 
 impl JobStore {
-    /// Stores a new job.
+    /// Stores a new job, and measures the provider's concurrency at this instant: the number
+    /// of unfinished jobs only grows when a job is created, so the most there ever were is
+    /// the most counted right after some insert — counted here, under the lock every insert
+    /// takes, it is exact ([`JobStore::high_water`]).
     pub fn insert(&self, job: Job) {
         let mut jobs = self.jobs.lock();
+        let provider = job.provider;
         jobs.open.push(job.id.clone());
         jobs.all.insert(job.id.clone(), job);
+        let now = Instant::now();
+        let Jobs {
+            all,
+            open,
+            high_water,
+        } = &mut *jobs;
+        open.retain(|id| all.get(id).is_some_and(|j| !j.phase(now).is_terminal()));
+        let n = open
+            .iter()
+            .filter(|id| all.get(*id).is_some_and(|j| j.provider == provider))
+            .count() as u64;
+        let hw = high_water.entry(provider).or_default();
+        *hw = (*hw).max(n);
+    }
+
+    /// The most unfinished (queued or running) jobs `provider` ever had at one instant.
+    pub fn high_water(&self, provider: Provider) -> u64 {
+        self.jobs
+            .lock()
+            .high_water
+            .get(&provider)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The most jobs of `provider` among those `keep` selects that were unfinished at one
+    /// instant (a sweep over their lifetimes: created, to terminal or now), for an analysis
+    /// that must leave some jobs out (e.g. the orphans of ambiguous creates).
+    pub fn max_concurrent(&self, provider: Provider, keep: impl Fn(&Job) -> bool) -> u64 {
+        let now = Instant::now();
+        let jobs = self.jobs.lock();
+        let mut edges: Vec<(Instant, i64)> = Vec::new();
+        for j in jobs
+            .all
+            .values()
+            .filter(|j| j.provider == provider && keep(j))
+        {
+            let end = match j.terminal_after(now) {
+                Some(after) => j.created_at + after,
+                None => now + Duration::from_secs(3600),
+            };
+            edges.push((j.created_at, 1));
+            edges.push((end, -1));
+        }
+        // At equal instants an end comes before a start: a job that ends as another starts
+        // does not overlap it.
+        edges.sort_by_key(|(at, d)| (*at, *d));
+        let (mut n, mut max) = (0i64, 0i64);
+        for (_, d) in edges {
+            n += d;
+            max = max.max(n);
+        }
+        max as u64
     }
 
     /// A copy of job `id` of `provider`.
@@ -290,7 +349,7 @@ impl JobStore {
     /// Unfinished jobs of `provider` at `now`.
     pub fn inflight(&self, provider: Provider, now: Instant) -> u64 {
         let mut jobs = self.jobs.lock();
-        let Jobs { all, open } = &mut *jobs;
+        let Jobs { all, open, .. } = &mut *jobs;
         open.retain(|id| all.get(id).is_some_and(|j| !j.phase(now).is_terminal()));
         let n = open
             .iter()
@@ -340,6 +399,31 @@ mod tests {
         );
         assert_eq!(j.next_change(t0), Some(t0 + Duration::from_millis(100)));
         assert!(j.started_wall(t0).is_none());
+    }
+
+    #[test]
+    fn concurrency_high_water_is_exact() {
+        let store = JobStore::default();
+        let mk = |id: &str, ms: u64| {
+            let mut j = job(ms, Directives::default());
+            j.id = id.into();
+            j
+        };
+        store.insert(mk("a", 60_000));
+        store.insert(mk("b", 0)); // finished at once: never concurrent with c
+        store.insert(mk("c", 60_000));
+        assert_eq!(store.high_water(Provider::Replicate), 2);
+        assert_eq!(store.high_water(Provider::Runway), 0);
+        store.update(Provider::Replicate, "a", |j| j.cancel(Instant::now()));
+        store.insert(mk("d", 60_000));
+        assert_eq!(store.high_water(Provider::Replicate), 2);
+        store.insert(mk("e", 60_000));
+        assert_eq!(store.high_water(Provider::Replicate), 3);
+        assert_eq!(store.max_concurrent(Provider::Replicate, |_| true), 3);
+        assert_eq!(
+            store.max_concurrent(Provider::Replicate, |j| j.id != "e"),
+            2
+        );
     }
 
     #[test]

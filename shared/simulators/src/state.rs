@@ -86,7 +86,8 @@ impl SimState {
 
     /// A stats snapshot.
     pub fn stats(&self) -> Stats {
-        self.stats.snapshot(|p| self.inflight(p))
+        self.stats
+            .snapshot(|p| self.inflight(p), |p| self.jobs.high_water(p))
     }
 
     /// Default or `sim:duration` job duration.

@@ -39,7 +39,9 @@ pub struct ProviderStats {
     pub errors_after_create: u64,
     /// Jobs (immediate providers: requests) not yet finished, right now.
     pub inflight: u64,
-    /// Highest `inflight` ever seen.
+    /// The provider's concurrency high-water mark: the most jobs (immediate providers:
+    /// requests) unfinished at one instant. For async providers it is measured exactly at
+    /// every create ([`crate::jobs::JobStore::high_water`]): queued and running jobs count.
     pub max_inflight: u64,
     /// Accepted creates per prompt string (see [`crate::directives::prompt_key`]).
     pub creates_by_prompt: BTreeMap<String, u64>,
@@ -129,14 +131,18 @@ impl StatsRecorder {
     }
 
     /// Snapshot; `inflight` gives the current unfinished count of each provider.
-    pub fn snapshot(&self, inflight: impl Fn(Provider) -> u64) -> Stats {
+    pub fn snapshot(
+        &self,
+        inflight: impl Fn(Provider) -> u64,
+        high_water: impl Fn(Provider) -> u64,
+    ) -> Stats {
         let inner = self.inner.lock();
         let providers = Provider::ALL
             .into_iter()
             .map(|p| {
                 let mut s = inner.get(&p).cloned().unwrap_or_default();
                 s.inflight = inflight(p);
-                s.max_inflight = s.max_inflight.max(s.inflight);
+                s.max_inflight = s.max_inflight.max(s.inflight).max(high_water(p));
                 (p.as_str().to_owned(), s)
             })
             .collect();

@@ -253,7 +253,38 @@ async function renderFailures(since) {
           el("tbody", {}, ...rows),
         )
       : el("p", { class: "muted", text: "No failures in this window." }),
+    ...parkedPiles(piles),
   );
+}
+
+// Executions the reconciler could not re-drive 5 times in a row (still retried with backoff).
+function parkedPiles(piles) {
+  const parked = piles.parked_piles || [];
+  if (!parked.length) return [];
+  const rows = parked.map((p) =>
+    el(
+      "tr",
+      { class: "pile parked" },
+      el("td", { text: p.count }),
+      el("td", { text: p.status }),
+      el("td", { text: p.provider }),
+      el("td", { text: p.model }),
+      el("td", { text: p.reason }),
+      el("td", { text: p.failures }),
+      el("td", { title: p.first_failure, text: ago(p.first_failure) }),
+      el("td", { title: p.last_failure, text: ago(p.last_failure) }),
+      el("td", {}, el("a", { class: "mono", href: "#/executions/" + p.example_execution_id, text: p.example_execution_id })),
+    ),
+  );
+  return [
+    el("h2", { text: "Parked by the reconciler (" + piles.parked + ")" }),
+    el(
+      "table",
+      { id: "parked-piles" },
+      el("thead", {}, el("tr", {}, ...["count", "status", "provider", "model", "reason", "tries", "first failure", "last failure", "example"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, ...rows),
+    ),
+  ];
 }
 
 // --- Router ---------------------------------------------------------------------------------
