@@ -68,6 +68,12 @@ fn dev(
     for (k, v) in sim_env {
         cmd.env(k, v);
     }
+    // A kill between a commit and its outbox leaves the execution to the reconciler, which
+    // re-drives it once its next step is overdue by the grace (60 s by default, not scaled):
+    // with the defaults that is over a minute after a restart. The test's minute of draining
+    // asks for a short grace and watchdog margin instead of waiting for the defaults.
+    cmd.env("EXECUTOR__LIFECYCLE__RECONCILE_GRACE_MS", "1000")
+        .env("EXECUTOR__LIFECYCLE__WATCHDOG_MARGIN_MS", "3000");
     for k in [
         "OPENAI_API_KEY",
         "RUNWAYML_API_SECRET",
@@ -116,6 +122,7 @@ async fn accepted_executions_survive_sigkill() {
         "openai/gpt-image-1",
     ];
     let mut accepted: Vec<String> = Vec::new();
+    let mut ambiguous = 0usize;
     let mut key = String::new();
     for round in 0..4 {
         let (mut child, k) = dev(bin, data.path(), port, &sim_env);
@@ -151,15 +158,24 @@ async fn accepted_executions_survive_sigkill() {
                     "{id}: exactly one terminal transition: {events}"
                 );
                 let v = client.get(id).await.unwrap();
-                assert_eq!(v["outcome"], "succeeded", "{id}: {v}");
+                // A kill during the create call leaves it unknown whether the provider made
+                // the job: the bundles' policy fails it as submit_ambiguous, declared, rather
+                // than risk a second paid job. Every other execution succeeds.
+                if v["outcome"] != "succeeded" {
+                    assert_eq!(v["error"]["class"], "submit_ambiguous", "{id}: {v}");
+                    ambiguous += 1;
+                }
             }
             child.kill().unwrap();
             let _ = child.wait();
             break;
         }
-        // Steady load for ~1.5 s, then SIGKILL mid-flight.
+        // Steady load for ~1.5 s, then SIGKILL mid-flight. Each create is its own task, so
+        // an immediate model answering inline (a second or more) does not slow the load; a
+        // create still in flight at the kill is not counted (no 2xx was seen).
         let started = Instant::now();
         let mut i = 0;
+        let mut creates = tokio::task::JoinSet::new();
         while started.elapsed() < Duration::from_millis(1500) {
             let model = models[i % models.len()];
             let input = match model {
@@ -168,20 +184,30 @@ async fn accepted_executions_survive_sigkill() {
                 }
                 _ => json!({"prompt": format!("kill {round} {i} sim:duration=800")}),
             };
-            if let Ok((status, body)) = client
-                .create(model, &input, &CreateOptions::default())
-                .await
-                && status < 300
-            {
-                accepted.push(body["id"].as_str().unwrap().to_string());
-            }
+            let client = client.clone();
+            creates.spawn(async move {
+                match client.create(model, &input, &CreateOptions::default()).await {
+                    Ok((status, body)) if status < 300 => body["id"].as_str().map(str::to_string),
+                    _ => None,
+                }
+            });
             i += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
+        while let Some(done) = creates.join_next().await {
+            if let Ok(Some(id)) = done {
+                accepted.push(id);
+            }
+        }
     }
     assert!(accepted.len() > 20, "load was applied: {}", accepted.len());
+    assert!(
+        ambiguous * 4 < accepted.len(),
+        "{ambiguous} of {} ambiguous: kills mid-create are rare",
+        accepted.len()
+    );
     let _ = key;
     sims.kill().unwrap();
     let _ = sims.wait();
