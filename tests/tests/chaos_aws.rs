@@ -509,11 +509,14 @@ async fn invariants_hold_under_chaos_on_aws() {
         tally.pass_errors
     );
     assert!(
-        held.is_subset(&tally.parked_ids) && held.is_subset(&tally.recovered_ids),
-        "held {held:?}, parked {:?}, recovered {:?} (seed {seed})",
+        held.is_subset(&tally.parked_ids),
+        "held {held:?}, parked {:?} (seed {seed})",
         tally.parked_ids,
-        tally.recovered_ids
     );
+    // Recovered: final with no outbox pending (checked with every execution above). The
+    // reconciler applies the outbox, or the execution's own message does first when it is
+    // delivered again (a failed handling is redelivered), so the reconciler's report of a
+    // recovery is counted, not required.
     // Provider-side concurrency within capacity, measured at the simulators.
     let mut high_water = Vec::new();
     for p in ["runway", "fal", "replicate"] {
