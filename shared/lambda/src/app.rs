@@ -370,7 +370,17 @@ impl App {
 
     /// Routes one Lambda event: SQS batch → partial batch response; API Gateway request → HTTP
     /// response; scheduled event → reconcile report.
+    ///
+    /// A response larger than Lambda's synchronous payload limit is an error, as the invocation
+    /// would fail on AWS (`Function.ResponseSizeTooLarge`); an API answer that large is stored
+    /// and redirected instead ([`apigw::serve`]).
     pub async fn dispatch(&self, event: Value) -> anyhow::Result<Value> {
+        let resp = self.dispatch_unchecked(event).await?;
+        apigw::check_response_size(serde_json::to_vec(&resp)?.len())?;
+        Ok(resp)
+    }
+
+    async fn dispatch_unchecked(&self, event: Value) -> anyhow::Result<Value> {
         self.refresh_secrets(executor_aws::secrets::REFRESH_AFTER)
             .await;
         if event.get("Records").is_some() {
@@ -381,7 +391,12 @@ impl App {
             return Ok(serde_json::to_value(resp)?);
         }
         if event.get("requestContext").is_some() {
-            let resp = apigw::serve(self.router.clone(), event).await?;
+            let resp = apigw::serve(
+                self.router.clone(),
+                event,
+                Some(self.backend.blobs.as_ref()),
+            )
+            .await?;
             return Ok(serde_json::to_value(resp)?);
         }
         if event.get("source").and_then(Value::as_str) == Some("aws.events")

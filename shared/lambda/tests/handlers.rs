@@ -514,3 +514,124 @@ async fn media_on_aws_is_a_redirect_to_a_presigned_url() {
     assert_eq!(resp["statusCode"], 404, "{resp}");
     let _ = w.shutdown.send(true);
 }
+
+/// API Gateway and Lambda refuse requests they cannot carry before the function runs: a body
+/// over API Gateway's 10 MB payload, and an event over Lambda's 6 MB (here a 7 MB body, within
+/// API Gateway's limit), both `413 {"message":"Request Entity Too Large"}`. Below them the
+/// router's own limit (`api.max_body_bytes`, 1 MiB) answers with a problem. Before, the
+/// adapter served any size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_requests_are_refused_as_api_gateway_and_lambda_refuse_them() {
+    let w = world().await;
+    let with_body = |n: usize| {
+        let mut ev = event("api-create.json");
+        ev["body"] = json!(format!(
+            "{{\"model\":\"openai/gpt-image-1\",\"input\":{{\"prompt\":\"{}\"}}}}",
+            "x".repeat(n)
+        ));
+        ev
+    };
+    for size in [11 * 1024 * 1024, 7 * 1024 * 1024] {
+        let resp = w.app.dispatch(with_body(size)).await.unwrap();
+        assert_eq!(resp["statusCode"], 413, "{size}");
+        assert_eq!(
+            resp["body"], r#"{"message":"Request Entity Too Large"}"#,
+            "{size}"
+        );
+    }
+    let resp = w.app.dispatch(with_body(2 * 1024 * 1024)).await.unwrap();
+    assert_eq!(resp["statusCode"], 413);
+    assert_eq!(
+        resp["headers"]["content-type"], "application/problem+json",
+        "the router's own limit: {resp}"
+    );
+    let _ = w.shutdown.send(true);
+}
+
+/// A response too large for Lambda (6 MB) fails the invocation, as on AWS (where API Gateway
+/// then answers 500): `serve` returns an error for an error response that large, and for a
+/// success when no store can take it; with the S3 store a success is stored under
+/// `responses/` and answered `303` to a presigned URL that serves the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_too_large_for_lambda_fails_or_is_redirected_to_s3() {
+    use executor_lambda::apigw;
+    let w = world().await;
+    let big = "y".repeat(7 * 1024 * 1024);
+    let router = |status: u16| {
+        let body = big.clone();
+        axum::Router::new().route(
+            "/v1/executions/{id}",
+            axum::routing::get(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    format!("\"{body}\""),
+                )
+            }),
+        )
+    };
+    let e = apigw::serve(router(200), event("api-get.json"), None)
+        .await
+        .expect_err("no store: the invocation fails");
+    assert!(e.to_string().contains("ResponseSizeTooLarge"), "{e}");
+    let e = apigw::serve(
+        router(500),
+        event("api-get.json"),
+        Some(w.app.backend.blobs.as_ref()),
+    )
+    .await
+    .expect_err("an error response is never stored");
+    assert!(e.to_string().contains("ResponseSizeTooLarge"), "{e}");
+    let resp = apigw::serve(
+        router(200),
+        event("api-get.json"),
+        Some(w.app.backend.blobs.as_ref()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status_code, 303);
+    let location = resp.headers["location"].to_str().unwrap().to_string();
+    assert!(location.contains("/responses/"), "{location}");
+    // S3 answers with the content type the URL names (moto ignores the override).
+    assert!(
+        location.contains("response-content-type=application%2Fjson"),
+        "{location}"
+    );
+    let got = reqwest::get(&location).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.unwrap(), format!("\"{big}\""));
+    let _ = w.shutdown.send(true);
+}
+
+/// Real-size media never makes an API answer large: a four-image OpenAI generation (≈ 6.5 MB
+/// of PNGs in `b64_json`) is answered with the outputs by URL, and its raw provider answer
+/// keeps placeholders for the images, so both are a few hundred bytes through the Lambda
+/// adapter (whose dispatch fails on anything over 6 MB). Answers that could still be large
+/// (a provider's raw answer with `data:` URIs) are stored and redirected, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_four_image_generation_answers_within_lambdas_response_limit() {
+    let w = world().await;
+    w.start_mappings();
+    let id = w
+        .create(
+            "openai/gpt-image-1",
+            json!({"prompt": "four lighthouses", "n": 4}),
+        )
+        .await;
+    let v = w.wait_final(&id).await;
+    assert_eq!(v["outcome"], "succeeded", "{v}");
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 4, "{v}");
+    for path in [
+        format!("/v1/executions/{id}"),
+        format!("/v1/executions/{id}/raw"),
+    ] {
+        let mut ev = event("api-get.json");
+        ev["rawPath"] = json!(path);
+        ev["requestContext"]["http"]["path"] = json!(path);
+        let resp = w.app.dispatch(ev).await.unwrap();
+        assert_eq!(resp["statusCode"], 200, "{path}: {}", resp["body"]);
+        let size = resp.to_string().len();
+        assert!(size < 64 * 1024, "{path}: {size} bytes");
+    }
+    let _ = w.shutdown.send(true);
+}
