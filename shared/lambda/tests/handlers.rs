@@ -635,3 +635,56 @@ async fn a_four_image_generation_answers_within_lambdas_response_limit() {
     }
     let _ = w.shutdown.send(true);
 }
+
+/// The rehost path on the AWS backend at a real video's size: a Runway execution's output (a
+/// 5 s 1280x720 MP4 of ≈ 3.75 MB, served by URL like Runway's CDN) is fetched with the media
+/// client and stored in S3 by the media store, as a bundle's `rehost` step does, then served
+/// by the media route as a presigned redirect, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_size_video_is_rehosted_into_s3() {
+    use executor_bundles::media::{BlobMediaStore, MediaClient, MediaStore as _};
+    let w = world().await;
+    w.start_mappings();
+    let id = w
+        .create(
+            "runway/gen4-turbo",
+            json!({"promptImage": "https://example.com/f.png", "promptText": "waves"}),
+        )
+        .await;
+    let v = w.wait_final(&id).await;
+    assert_eq!(v["outcome"], "succeeded", "{v}");
+    let source = v["outputs"][0]["url"].as_str().unwrap().to_string();
+    let media = MediaClient::new(executor_lifecycle::netguard::OutboundPolicy::dev()).unwrap();
+    let (mime, bytes) = media
+        .fetch_bytes(
+            &source,
+            100 * 1024 * 1024,
+            &["video/".to_string()],
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mime, "video/mp4");
+    assert!(bytes.len() > 3_000_000, "{} bytes", bytes.len());
+    assert_eq!(&bytes[4..8], b"ftyp");
+    let store = BlobMediaStore::new(w.app.backend.blobs.clone(), &w.lifecycle.public_base_url);
+    let stable = store.put(&id, bytes.clone(), &mime).await.unwrap();
+    let path = stable
+        .split_once("/v1/media/")
+        .map(|(_, p)| format!("/v1/media/{p}"))
+        .unwrap();
+    let mut ev = event("api-get.json");
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    let resp = w.app.dispatch(ev).await.unwrap();
+    assert_eq!(resp["statusCode"], 307, "{resp}");
+    let got = reqwest::get(resp["headers"]["location"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), bytes.len());
+    assert!(got == bytes, "the same bytes");
+    let _ = w.shutdown.send(true);
+}
