@@ -256,6 +256,9 @@ impl App {
             .map(|(n, t)| (PathBuf::from(format!("bundles/{n}")), t.to_string()))
             .collect();
         let mut catalog = catalog;
+        // One provider's missing key fails that provider's executions (pipeline_configuration,
+        // naming it), not the function's start.
+        catalog.missing_credentials_fail_executions = true;
         catalog.media_store = Some(Arc::new(executor_bundles::media::BlobMediaStore::new(
             backend.blobs.clone(),
             &lifecycle.public_base_url,
@@ -265,6 +268,13 @@ impl App {
             sources.clone(),
             with_secret(catalog.clone(), values.as_ref()),
         )?;
+        for (model, credential) in loaded.missing_credentials() {
+            tracing::error!(
+                model,
+                credential,
+                "credential missing: this model's executions fail with pipeline_configuration until the secret (EXECUTOR_SECRET_ARN) or the environment has it"
+            );
+        }
         if let Some(limiter) = &backend.dynamo_limiter {
             use executor_lifecycle::Catalog as _;
             limiter.plan(
@@ -337,7 +347,20 @@ impl App {
         ) {
             Ok(c) => {
                 if let Ok(mut slot) = r.catalog_in_use.0.write() {
-                    *slot = Arc::new(c);
+                    // A rotation that drops a credential keeps the catalog in use (its key
+                    // still works until retired); one that adds a missing key is taken.
+                    let before: std::collections::BTreeSet<_> =
+                        slot.missing_credentials().into_iter().collect();
+                    let lost: Vec<_> = c
+                        .missing_credentials()
+                        .into_iter()
+                        .filter(|m| !before.contains(m))
+                        .collect();
+                    if lost.is_empty() {
+                        *slot = Arc::new(c);
+                    } else {
+                        tracing::warn!(lost = ?lost, "rotated secret lacks credentials in use; keeping the catalog in use");
+                    }
                 }
             }
             Err(e) => {

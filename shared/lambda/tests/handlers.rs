@@ -437,12 +437,55 @@ async fn functions_read_their_secrets_from_secrets_manager() {
             .await
         }
     };
-    let e = build(&arns[1])
-        .await
-        .err()
-        .expect("FAL_KEY is missing")
-        .to_string();
-    assert!(e.contains("FAL_KEY"), "{e}");
+    // Without FAL_KEY the function starts (before: its start failed, `secret FAL_KEY is not
+    // set`, and with it every provider); fal's executions fail with pipeline_configuration
+    // naming the key, without a call to fal, and the other providers work.
+    let partial_app = std::sync::Arc::new(build(&arns[1]).await.unwrap());
+    for q in executor_lifecycle::QueueName::ALL {
+        w.start_mapping(q, partial_app.clone());
+    }
+    let fal_creates = w.sims.stats().provider("fal").creates;
+    let run = |model: &'static str, input: serde_json::Value| {
+        let app = partial_app.clone();
+        async move {
+            let mut ev = event("api-create.json");
+            ev["body"] = json!(json!({"model": model, "input": input}).to_string());
+            ev["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
+            let resp = app.dispatch(ev).await.unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+            let id = body["id"].as_str().unwrap().to_string();
+            for _ in 0..300 {
+                let mut ev = event("api-get.json");
+                let path = format!("/v1/executions/{id}");
+                ev["rawPath"] = json!(path);
+                ev["requestContext"]["http"]["path"] = json!(path);
+                let resp = app.dispatch(ev).await.unwrap();
+                let v: serde_json::Value =
+                    serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+                if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+                    return v;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("{id} did not finish")
+        }
+    };
+    let fal = run("fal-ai/flux-dev", json!({"prompt": "no key"})).await;
+    assert_eq!(fal["outcome"], "failed", "{fal}");
+    assert_eq!(fal["error"]["class"], "pipeline_configuration", "{fal}");
+    assert_eq!(fal["error"]["fault"], "platform", "{fal}");
+    assert!(
+        fal["error"]["detail"].as_str().unwrap().contains("FAL_KEY"),
+        "the failure names the credential: {fal}"
+    );
+    assert_eq!(
+        w.sims.stats().provider("fal").creates,
+        fal_creates,
+        "fal was not called"
+    );
+    let openai = run("openai/gpt-image-1", json!({"prompt": "has a key"})).await;
+    assert_eq!(openai["outcome"], "succeeded", "{openai}");
     let app = build(&arns[0]).await.unwrap();
     assert!(
         !app.refresh_secrets(std::time::Duration::ZERO).await,
