@@ -90,7 +90,10 @@ async fn outputs_are_rehosted_at_stable_urls() {
         .bytes()
         .await
         .unwrap();
-    assert!(!ours.is_empty());
+    // A real-size video (5 s at 1280x720, ≈ 3.75 MB; shared/simulators/src/files.rs), copied
+    // whole: before, the simulators served a 32-byte stub.
+    assert!(ours.len() > 3_000_000, "{} bytes", ours.len());
+    assert_eq!(&ours[4..8], b"ftyp");
     assert_eq!(ours, theirs);
 
     // Names that are not the store's answer 404 as problem+json, and reach no other blob.

@@ -8,9 +8,12 @@
 //!   projection ALL — listing newest first with a cursor.
 //!   API key items (`key#{hash}`) share it under the reserved hash key [`API_KEYS_PARTITION`]
 //!   (`created_sk = {created_at_ms:013}#{hash}`), so `executor keys list` is a Query, not a Scan.
-//! - GSI `by-due`: hash `due_shard` (S, `due#{0..15}` by a hash of the execution id, so the
+//! - GSI `by-due`: hash `due_shard` (S, `due#{0..63}` by a hash of the execution id, so the
 //!   reconciler's index is not one hot partition; present only on items that still need
 //!   work), range `due_at` (N) — the reconciler's overdue query. Sparse: final items drop out.
+//!   Projection KEYS_ONLY (`pk`, `due_shard`, `due_at`): the index is written only when an
+//!   execution's due time changes, its items are ~100 bytes (1 WRU), and the reconciler reads
+//!   the few overdue executions it acts on with a consistent `GetItem` each.
 
 use crate::config::{AwsConfig, AwsSetupError};
 use async_trait::async_trait;
@@ -33,10 +36,16 @@ pub const BY_DUE: &str = "by-due";
 /// tenant in `key_tenant`). Tenant names cannot contain `#`, so no tenant's listing ever reads
 /// it.
 pub const API_KEYS_PARTITION: &str = "#api-keys";
-/// Partitions of the `by-due` index: an execution's items spread over `due#0..due#15`, so the
-/// index's write rate (every commit of a live execution updates `due_at`) is not one
-/// partition's (1,000 writes/s); the reconciler queries each.
-pub const DUE_SHARDS: u32 = 16;
+/// Partitions of the `by-due` index: an execution's items spread over `due#0..due#63`, so the
+/// index's write rate (every commit of a live execution moves its `due_at`: a delete and a put
+/// in the index) stays under one partition's 1,000 writes/s at the capacity plan's peak
+/// (docs/aws.md: ≈ 20,000 index writes/s, ≈ 310 per key); the reconciler queries each. Only
+/// ever raise it: items written under a smaller count stay on shards the reconciler still
+/// queries, and move to their new shard at their next commit.
+pub const DUE_SHARDS: u32 = 64;
+
+/// Concurrent index queries and item reads of one reconcile pass.
+const OVERDUE_CONCURRENCY: usize = 8;
 
 /// The `by-due` partition of an execution.
 pub fn due_shard(id: &str) -> String {
@@ -205,20 +214,19 @@ impl DynamoGuardStore {
                 .build()
                 .map_err(err)
         };
-        let gsi =
-            |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex, StoreError> {
-                GlobalSecondaryIndex::builder()
-                    .index_name(name)
-                    .key_schema(key(hash, KeyType::Hash)?)
-                    .key_schema(key(range, KeyType::Range)?)
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(err)
-            };
+        let gsi = |name: &str,
+                   hash: &str,
+                   range: &str,
+                   projection: ProjectionType|
+         -> Result<GlobalSecondaryIndex, StoreError> {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .key_schema(key(range, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(projection).build())
+                .build()
+                .map_err(err)
+        };
         self.client
             .create_table()
             .table_name(&self.table)
@@ -229,8 +237,13 @@ impl DynamoGuardStore {
             .attribute_definitions(attr("due_shard", ScalarAttributeType::S)?)
             .attribute_definitions(attr("due_at", ScalarAttributeType::N)?)
             .key_schema(key("pk", KeyType::Hash)?)
-            .global_secondary_indexes(gsi(BY_TENANT, "tenant", "created_sk")?)
-            .global_secondary_indexes(gsi(BY_DUE, "due_shard", "due_at")?)
+            .global_secondary_indexes(gsi(BY_TENANT, "tenant", "created_sk", ProjectionType::All)?)
+            .global_secondary_indexes(gsi(
+                BY_DUE,
+                "due_shard",
+                "due_at",
+                ProjectionType::KeysOnly,
+            )?)
             .send()
             .await
             .map(|_| ())
@@ -622,32 +635,71 @@ impl GuardStore for DynamoGuardStore {
     }
 
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
-        // Every partition (and `due`, the single key items written before the sharding
-        // carry), the oldest first across them.
+        // The index projects keys only: query every partition (and `due`, the single key of
+        // items written before the sharding) for the ids whose due time has passed, take the
+        // oldest `limit` across them, then read each of those items (consistently: the index
+        // is eventually consistent, the item says what is true now) and keep the ones that
+        // still need work at a due time before the cut.
+        use futures::{StreamExt as _, TryStreamExt as _};
         let per_shard = limit.div_ceil(DUE_SHARDS as usize).clamp(50, 1000) as i32;
-        let mut guards = Vec::new();
-        let keys = (0..DUE_SHARDS)
+        let keys: Vec<String> = (0..DUE_SHARDS)
             .map(|k| format!("due#{k}"))
-            .chain(std::iter::once("due".to_string()));
-        for key in keys {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_DUE)
-                .key_condition_expression("due_shard = :d AND due_at < :t")
-                .expression_attribute_values(":d", s(key))
-                .expression_attribute_values(":t", n(due_before_ms))
-                .limit(per_shard)
-                .send()
-                .await
-                .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-            for item in out.items() {
-                guards.push(guard_of(item)?);
+            .chain(std::iter::once("due".to_string()))
+            .collect();
+        let pages: Vec<Vec<(i64, String)>> = futures::stream::iter(keys)
+            .map(|key| async move {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(BY_DUE)
+                    .key_condition_expression("due_shard = :d AND due_at < :t")
+                    .expression_attribute_values(":d", s(key))
+                    .expression_attribute_values(":t", n(due_before_ms))
+                    .limit(per_shard)
+                    .send()
+                    .await
+                    .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+                out.items()
+                    .iter()
+                    .map(|item| {
+                        let pk = get_s(item, "pk")
+                            .ok_or_else(|| StoreError::Corrupt("index item without pk".into()))?;
+                        let due = item
+                            .get("due_at")
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| {
+                                StoreError::Corrupt(format!("index item {pk} without due_at"))
+                            })?;
+                        Ok((due, pk.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .buffer_unordered(OVERDUE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut due: Vec<(i64, String)> = pages.into_iter().flatten().collect();
+        due.sort();
+        due.truncate(limit.max(1));
+        let items: Vec<Option<Item>> = futures::stream::iter(due)
+            .map(|(_, pk)| self.get_item(pk))
+            .buffered(OVERDUE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut guards = Vec::new();
+        for item in items.into_iter().flatten() {
+            let g = guard_of(&item)?;
+            let still_due = item
+                .get("due_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|at| at < due_before_ms);
+            if still_due {
+                guards.push(g);
             }
         }
         guards.sort_by_key(|g| g.next_due_ms);
-        guards.truncate(limit.max(1));
         Ok(guards)
     }
 
@@ -725,7 +777,7 @@ mod due_shard_tests {
     #[test]
     fn executions_spread_over_every_due_shard_and_stay_on_theirs() {
         let mut seen = std::collections::BTreeMap::new();
-        for i in 0..2000 {
+        for i in 0..6400 {
             let id = format!("ex_01m8sq{i:020}");
             *seen.entry(due_shard(&id)).or_insert(0) += 1;
             assert_eq!(due_shard(&id), due_shard(&id));

@@ -198,6 +198,144 @@ async fn idempotency_race_and_overdue_index() {
     );
 }
 
+/// The reconciler's index projects keys only (template.yaml, and the tables the tests make):
+/// overdue executions are found by id in every shard and read from their own items, so what
+/// comes back is the whole guard as it is now (outbox included), oldest first, and one that
+/// has moved on is left out. Reading guards off the index items (as before) fails here: they
+/// hold no `record`.
+#[tokio::test]
+async fn overdue_reads_whole_guards_behind_a_keys_only_index() {
+    let (b, _, _) = backend().await;
+    for i in 0..150 {
+        b.guards
+            .insert(&guard(&format!("ex_{i:03}"), "t", 1000 + i), None)
+            .await
+            .unwrap();
+    }
+    // ex_005 has an outbox waiting for the sweep; ex_000 moved on to a later due time.
+    let g5 = b.guards.get("ex_005").await.unwrap().unwrap();
+    let mut n5 = g5.advance(Event::SubmitStarted, 1005).unwrap();
+    n5.next_due_ms = 1005;
+    n5.outbox.push(Effect::Send {
+        queue: QueueName::Poll,
+        message: Message {
+            execution_id: "ex_other".into(),
+            version: Some(3),
+        },
+        delay_ms: 0,
+    });
+    b.guards.commit(0, &n5).await.unwrap();
+    let g0 = b.guards.get("ex_000").await.unwrap().unwrap();
+    let mut n0 = g0.advance(Event::SubmitStarted, 1000).unwrap();
+    n0.next_due_ms = 50_000;
+    b.guards.commit(0, &n0).await.unwrap();
+
+    let due = b.guards.overdue(1_100, 1000).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|g| g.id.as_str()).collect();
+    let want: Vec<String> = (1..100).map(|i| format!("ex_{i:03}")).collect();
+    assert_eq!(
+        ids, want,
+        "every overdue execution of every shard, oldest first"
+    );
+    let five = due.iter().find(|g| g.id == "ex_005").unwrap();
+    assert_eq!((five.status(), five.version()), (Status::Submitting, 1));
+    assert_eq!(five.outbox.len(), 1, "the whole guard, read from its item");
+    assert_eq!(
+        b.guards
+            .overdue(1_100, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>(),
+        want[..10].iter().map(String::as_str).collect::<Vec<_>>(),
+        "a limit takes the oldest"
+    );
+}
+
+/// The table the tests and `executor dev --backend aws` create has the indexes template.yaml
+/// declares (names, keys, projections), so the tests run against what a deploy has.
+#[tokio::test]
+async fn the_tables_the_tests_create_are_the_templates() {
+    let (_, cfg, _) = backend().await;
+    let sdk = cfg.sdk_config().await;
+    let table = aws_sdk_dynamodb::Client::new(&sdk)
+        .describe_table()
+        .table_name(&cfg.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let mut made: Vec<String> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| {
+            let keys: Vec<String> = i
+                .key_schema()
+                .iter()
+                .map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str()))
+                .collect();
+            let p = i.projection().unwrap();
+            let mut extra: Vec<&str> = p.non_key_attributes().iter().map(String::as_str).collect();
+            extra.sort();
+            format!(
+                "{} {} {} {}",
+                i.index_name().unwrap(),
+                keys.join(","),
+                p.projection_type().unwrap().as_str(),
+                extra.join(",")
+            )
+        })
+        .collect();
+    made.sort();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let props = &doc["Resources"]["ExecutionsTable"]["Properties"];
+    let mut declared: Vec<String> = props["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let keys: Vec<String> = i["KeySchema"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        k["AttributeName"].as_str().unwrap(),
+                        k["KeyType"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            let mut extra: Vec<&str> = i["Projection"]["NonKeyAttributes"]
+                .as_sequence()
+                .map(|s| s.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            extra.sort();
+            format!(
+                "{} {} {} {}",
+                i["IndexName"].as_str().unwrap(),
+                keys.join(","),
+                i["Projection"]["ProjectionType"].as_str().unwrap(),
+                extra.join(",")
+            )
+        })
+        .collect();
+    declared.sort();
+    assert_eq!(made, declared);
+    assert!(
+        declared
+            .iter()
+            .any(|d| d.starts_with("by-due ") && !d.contains(" ALL ")),
+        "by-due projects only what the reconciler reads: {declared:?}"
+    );
+}
+
 #[tokio::test]
 async fn list_newest_first_with_cursor_and_tenant() {
     let (b, _, _) = backend().await;

@@ -48,6 +48,11 @@ pub struct CatalogOptions {
     pub fal_public_keys: Vec<String>,
     /// Use placeholder credentials when a secret is missing (development with simulators).
     pub allow_missing_credentials: bool,
+    /// A missing credential is not a catalog error: the bundle loads, and its executions fail
+    /// with `pipeline_configuration` naming the credential (the Lambda functions: one
+    /// provider's missing key must not stop the others). Off: a missing credential fails the
+    /// load (bundle checks, replays, `executor dev` against real providers).
+    pub missing_credentials_fail_executions: bool,
     /// Per-host breaker, bulkhead and retry settings of the outbound client.
     pub resilience: crate::resilience::ResilienceConfig,
     /// Provider → inflight capacity, overriding the bundles' `limits.capacity` (0: unlimited).
@@ -85,6 +90,7 @@ impl CatalogOptions {
                 })
                 .unwrap_or_default(),
             allow_missing_credentials: false,
+            missing_credentials_fail_executions: false,
             resilience: Default::default(),
             capacity_overrides: HashMap::new(),
             media_policy: Default::default(),
@@ -569,6 +575,7 @@ impl BundleCatalog {
                 }
             };
             let mut secrets = BTreeMap::new();
+            let mut missing = Vec::new();
             for name in &bundle.credentials {
                 match opts.secrets.get(name) {
                     Some(v) => {
@@ -577,6 +584,7 @@ impl BundleCatalog {
                     None if opts.allow_missing_credentials => {
                         secrets.insert(name.clone(), format!("sim-{}", name.to_lowercase()));
                     }
+                    None if opts.missing_credentials_fail_executions => missing.push(name.clone()),
                     None => issues.push(issue(
                         &file,
                         "credentials",
@@ -621,7 +629,7 @@ impl BundleCatalog {
                 keys.clone(),
                 validator,
             );
-            models.insert(id, Arc::new(driver));
+            models.insert(id, Arc::new(driver.with_missing_credentials(missing)));
         }
         if !issues.is_empty() {
             return Err(BundleError::Invalid(issues));
@@ -632,6 +640,20 @@ impl BundleCatalog {
     /// The drivers.
     pub fn drivers(&self) -> impl Iterator<Item = &Arc<BundleDriver>> {
         self.models.values()
+    }
+
+    /// (model, credential) for every credential a loaded bundle lacks (only with
+    /// `missing_credentials_fail_executions`): those models' executions fail.
+    pub fn missing_credentials(&self) -> Vec<(String, String)> {
+        self.models
+            .values()
+            .flat_map(|d| {
+                d.missing_credentials()
+                    .iter()
+                    .map(|c| (d.bundle().id.clone(), c.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 }
 

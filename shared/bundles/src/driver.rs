@@ -28,6 +28,8 @@ pub struct BundleDriver {
     secrets: BTreeMap<String, String>,
     keys: CallbackKeys,
     validator: jsonschema::Validator,
+    /// Credentials the bundle needs that the deployment lacks: every call fails without them.
+    missing_credentials: Vec<String>,
 }
 
 /// The failure of a call that got no response.
@@ -121,7 +123,40 @@ impl BundleDriver {
             secrets,
             keys,
             validator,
+            missing_credentials: Vec::new(),
         }
+    }
+
+    /// The same driver lacking `names` (credentials the deployment does not have): submit,
+    /// poll, cancel and lookup then fail with `pipeline_configuration` naming them, without
+    /// calling the provider.
+    pub(crate) fn with_missing_credentials(mut self, names: Vec<String>) -> BundleDriver {
+        self.missing_credentials = names;
+        self
+    }
+
+    /// Credentials the bundle needs that this deployment lacks.
+    pub fn missing_credentials(&self) -> &[String] {
+        &self.missing_credentials
+    }
+
+    /// The failure of every call of a bundle whose credentials are missing (an operator's
+    /// misconfiguration: platform fault, not retried, counted under `pipeline_configuration`).
+    fn missing_credentials_failure(&self) -> Option<Failure> {
+        if self.missing_credentials.is_empty() {
+            return None;
+        }
+        Some(
+            Failure::new(
+                ErrorClass::PipelineConfiguration,
+                format!(
+                    "provider {}: credential {} is not configured (neither a key of the deployment's secret, EXECUTOR_SECRET_ARN, nor an environment variable); no call was made",
+                    self.bundle.provider,
+                    self.missing_credentials.join(", ")
+                ),
+            )
+            .with_code("missing_credential"),
+        )
     }
 
     /// The bundle.
@@ -371,6 +406,17 @@ impl ModelDriver for BundleDriver {
     }
 
     async fn submit(&self, ctx: &CallContext) -> Reply<SubmitOutcome> {
+        if let Some(failure) = self.missing_credentials_failure() {
+            return Reply {
+                outcome: SubmitOutcome::Rejected {
+                    failure,
+                    creation: JobCreation::NotCreated,
+                    raw: Value::Null,
+                },
+                calls: vec![],
+                events: vec![],
+            };
+        }
         let run = self.run(&self.bundle.steps.submit, ctx).await;
         let not_created = |failure: Failure, raw: Value| SubmitOutcome::Rejected {
             failure,
@@ -454,6 +500,13 @@ impl ModelDriver for BundleDriver {
     }
 
     async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome> {
+        if let Some(failure) = self.missing_credentials_failure() {
+            return Reply {
+                outcome: PollOutcome::CallFailed(failure),
+                calls: vec![],
+                events: vec![],
+            };
+        }
         let run = self.run(&self.bundle.steps.poll, ctx).await;
         let outcome = match self.adapter.interpret_poll(&run) {
             PollOutcome::Succeeded(r) => {
@@ -475,6 +528,13 @@ impl ModelDriver for BundleDriver {
     }
 
     async fn cancel(&self, ctx: &CallContext) -> Reply<Result<(), Failure>> {
+        if let Some(failure) = self.missing_credentials_failure() {
+            return Reply {
+                outcome: Err(failure),
+                calls: vec![],
+                events: vec![],
+            };
+        }
         if self.bundle.steps.cancel.is_empty() {
             return Reply {
                 outcome: Err(Failure::new(
@@ -502,6 +562,13 @@ impl ModelDriver for BundleDriver {
 
     async fn lookup(&self, ctx: &CallContext) -> Reply<executor_lifecycle::LookupOutcome> {
         use executor_lifecycle::LookupOutcome;
+        if let Some(failure) = self.missing_credentials_failure() {
+            return Reply {
+                outcome: LookupOutcome::Failed(failure),
+                calls: vec![],
+                events: vec![],
+            };
+        }
         let Some(lookup) = self
             .bundle
             .lookup

@@ -123,7 +123,9 @@ impl MediaClient {
         self.policy
     }
 
-    /// Fetches `url` as raw bytes and content type (the `rehost` action).
+    /// Fetches `url` as raw bytes and content type (the `rehost` action). The bytes are held
+    /// once: a rehosted video of tens of megabytes is never base64-encoded (a media value
+    /// holds its bytes three times over, as `data_uri` and `base64` text).
     pub async fn fetch_bytes(
         &self,
         url: &str,
@@ -131,15 +133,12 @@ impl MediaClient {
         accept: &[String],
         timeout: Duration,
     ) -> Result<(String, Vec<u8>), MediaError> {
-        let v = self.fetch(url, max_bytes, accept, timeout).await?;
-        let bytes = source_bytes(&v, max_bytes)?;
-        Ok((
-            v["mime_type"]
-                .as_str()
-                .unwrap_or("application/octet-stream")
-                .to_string(),
-            bytes,
-        ))
+        if url.starts_with("data:") {
+            let (mime, bytes) = decode_data_uri(url, max_bytes)?;
+            check_type(&mime, accept)?;
+            return Ok((mime, bytes));
+        }
+        self.fetch_raw(url, max_bytes, accept, timeout).await
     }
 
     /// Fetches `url` (or decodes a `data:` URI) as a media value.
@@ -155,6 +154,19 @@ impl MediaClient {
             check_type(&mime, accept)?;
             return Ok(media_value(&mime, &bytes, None));
         }
+        let (mime, bytes) = self.fetch_raw(url, max_bytes, accept, timeout).await?;
+        Ok(media_value(&mime, &bytes, Some(url)))
+    }
+
+    /// GETs `url` within the policy, `max_bytes` (bounded while reading), the accepted types
+    /// and `timeout`: its content type and bytes.
+    async fn fetch_raw(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        accept: &[String],
+        timeout: Duration,
+    ) -> Result<(String, Vec<u8>), MediaError> {
         self.policy
             .check_url(url)
             .map_err(|e| invalid(format!("{}: {e}", shown(url))))?;
@@ -195,7 +207,10 @@ impl MediaClient {
             .unwrap_or_else(|| "application/octet-stream".into());
         check_type(&mime, accept)?;
         let mut resp = resp;
-        let mut bytes = Vec::new();
+        // Sized once from Content-Length (bounded): no doubling reallocations of a large body.
+        let mut bytes = Vec::with_capacity(
+            usize::try_from(resp.content_length().unwrap_or(0).min(max_bytes)).unwrap_or(0),
+        );
         while let Some(chunk) = resp.chunk().await.map_err(|e| MediaError {
             class: if e.is_timeout() {
                 ErrorClass::Timeout
@@ -212,7 +227,7 @@ impl MediaClient {
                 )));
             }
         }
-        Ok(media_value(&mime, &bytes, Some(url)))
+        Ok((mime, bytes))
     }
 }
 

@@ -134,6 +134,89 @@ fn missing_credentials_are_refused_unless_allowed() {
     }
 }
 
+/// With `missing_credentials_fail_executions` (the Lambda functions) the catalog loads without
+/// FAL_KEY: fal's model names it among the missing credentials and its submit, poll, cancel
+/// and lookup fail with `pipeline_configuration` (code `missing_credential`) without a call;
+/// a model whose credential is there is unaffected.
+#[tokio::test]
+async fn a_missing_credential_fails_only_its_models_calls() {
+    use executor_lifecycle::{
+        CallContext, ErrorClass, ExecutionRequest, JobCreation, LookupOutcome, PollOutcome,
+        SubmitOutcome,
+    };
+    let mut o = CatalogOptions::from_env();
+    o.missing_credentials_fail_executions = true;
+    let keys = [
+        "OPENAI_API_KEY",
+        "RUNWAYML_API_SECRET",
+        "REPLICATE_API_TOKEN",
+        "STABILITY_API_KEY",
+        "ELEVENLABS_API_KEY",
+        "LUMAAI_API_KEY",
+        "MINIMAX_API_KEY",
+    ];
+    o.secrets = std::sync::Arc::new(executor_bundles::catalog::MapSecrets(
+        keys.iter()
+            .map(|k| (k.to_string(), "k".to_string()))
+            .collect(),
+    ));
+    let catalog = BundleCatalog::load(&repo().join("bundles"), o).unwrap();
+    assert_eq!(
+        catalog.missing_credentials(),
+        [("fal-ai/flux-dev".to_string(), "FAL_KEY".to_string())]
+    );
+    let fal = catalog.get("fal-ai/flux-dev").unwrap();
+    let ctx = CallContext {
+        request: ExecutionRequest {
+            id: "ex_nokey".into(),
+            tenant: "t".into(),
+            model: "fal-ai/flux-dev".into(),
+            input: fal.validate(&serde_json::json!({"prompt": "x"})).unwrap(),
+            webhook_url: None,
+            idempotency_key: None,
+            max_duration_ms: 60_000,
+            created_at_ms: 0,
+        },
+        attempt: 1,
+        job_id: Some("job".into()),
+        // Unreachable: a call would fail differently (provider_unavailable).
+        callback_url: "http://127.0.0.1:9/cb".into(),
+        deadline_ms: i64::MAX,
+    };
+    let check = |f: &executor_lifecycle::Failure| {
+        assert_eq!(f.class, ErrorClass::PipelineConfiguration, "{f:?}");
+        assert_eq!(f.provider_code.as_deref(), Some("missing_credential"));
+        assert!(f.message.contains("FAL_KEY"), "{}", f.message);
+    };
+    let reply = fal.submit(&ctx).await;
+    assert!(reply.calls.is_empty());
+    match reply.outcome {
+        SubmitOutcome::Rejected {
+            failure, creation, ..
+        } => {
+            check(&failure);
+            assert_eq!(creation, JobCreation::NotCreated);
+        }
+        other => panic!("{other:?}"),
+    }
+    match fal.poll(&ctx).await.outcome {
+        PollOutcome::CallFailed(f) => check(&f),
+        other => panic!("{other:?}"),
+    }
+    check(&fal.cancel(&ctx).await.outcome.unwrap_err());
+    match fal.lookup(&ctx).await.outcome {
+        LookupOutcome::Failed(f) => check(&f),
+        LookupOutcome::Unsupported => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        catalog
+            .drivers()
+            .filter(|d| d.bundle().id != "fal-ai/flux-dev")
+            .all(|d| d.missing_credentials().is_empty())
+    );
+}
+
 #[test]
 fn a_broken_bundle_is_refused_with_file_field_and_hint() {
     let dir = tempfile::tempdir().unwrap();

@@ -256,6 +256,9 @@ impl App {
             .map(|(n, t)| (PathBuf::from(format!("bundles/{n}")), t.to_string()))
             .collect();
         let mut catalog = catalog;
+        // One provider's missing key fails that provider's executions (pipeline_configuration,
+        // naming it), not the function's start.
+        catalog.missing_credentials_fail_executions = true;
         catalog.media_store = Some(Arc::new(executor_bundles::media::BlobMediaStore::new(
             backend.blobs.clone(),
             &lifecycle.public_base_url,
@@ -265,6 +268,13 @@ impl App {
             sources.clone(),
             with_secret(catalog.clone(), values.as_ref()),
         )?;
+        for (model, credential) in loaded.missing_credentials() {
+            tracing::error!(
+                model,
+                credential,
+                "credential missing: this model's executions fail with pipeline_configuration until the secret (EXECUTOR_SECRET_ARN) or the environment has it"
+            );
+        }
         if let Some(limiter) = &backend.dynamo_limiter {
             use executor_lifecycle::Catalog as _;
             limiter.plan(
@@ -337,7 +347,20 @@ impl App {
         ) {
             Ok(c) => {
                 if let Ok(mut slot) = r.catalog_in_use.0.write() {
-                    *slot = Arc::new(c);
+                    // A rotation that drops a credential keeps the catalog in use (its key
+                    // still works until retired); one that adds a missing key is taken.
+                    let before: std::collections::BTreeSet<_> =
+                        slot.missing_credentials().into_iter().collect();
+                    let lost: Vec<_> = c
+                        .missing_credentials()
+                        .into_iter()
+                        .filter(|m| !before.contains(m))
+                        .collect();
+                    if lost.is_empty() {
+                        *slot = Arc::new(c);
+                    } else {
+                        tracing::warn!(lost = ?lost, "rotated secret lacks credentials in use; keeping the catalog in use");
+                    }
                 }
             }
             Err(e) => {
@@ -370,7 +393,17 @@ impl App {
 
     /// Routes one Lambda event: SQS batch → partial batch response; API Gateway request → HTTP
     /// response; scheduled event → reconcile report.
+    ///
+    /// A response larger than Lambda's synchronous payload limit is an error, as the invocation
+    /// would fail on AWS (`Function.ResponseSizeTooLarge`); an API answer that large is stored
+    /// and redirected instead ([`apigw::serve`]).
     pub async fn dispatch(&self, event: Value) -> anyhow::Result<Value> {
+        let resp = self.dispatch_unchecked(event).await?;
+        apigw::check_response_size(serde_json::to_vec(&resp)?.len())?;
+        Ok(resp)
+    }
+
+    async fn dispatch_unchecked(&self, event: Value) -> anyhow::Result<Value> {
         self.refresh_secrets(executor_aws::secrets::REFRESH_AFTER)
             .await;
         if event.get("Records").is_some() {
@@ -381,7 +414,12 @@ impl App {
             return Ok(serde_json::to_value(resp)?);
         }
         if event.get("requestContext").is_some() {
-            let resp = apigw::serve(self.router.clone(), event).await?;
+            let resp = apigw::serve(
+                self.router.clone(),
+                event,
+                Some(self.backend.blobs.as_ref()),
+            )
+            .await?;
             return Ok(serde_json::to_value(resp)?);
         }
         if event.get("source").and_then(Value::as_str) == Some("aws.events")

@@ -27,7 +27,9 @@ pub fn document(id: &str, model: &str, provider: &str, record: &TransitionRecord
             "Timestamp": record.at_ms,
             "CloudWatchMetrics": [{
                 "Namespace": "executor",
-                "Dimensions": [["action", "provider"], ["provider", "error_class"]],
+                // `[error_class]` alone: one alarm per class across providers
+                // (`PipelineConfigurationAlarm` in template.yaml).
+                "Dimensions": [["action", "provider"], ["provider", "error_class"], ["error_class"]],
                 "Metrics": metrics,
             }],
         },
@@ -165,5 +167,12 @@ mod tests {
         assert_eq!(failed["ProviderLatency"], 120);
         assert_eq!(failed["error_class"], "rate_limited");
         assert_eq!(failed["Failures"], 1);
+        // The alarm on misconfigured providers reads Failures by error_class alone.
+        assert!(
+            failed["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(["error_class"]))
+        );
     }
 }

@@ -437,12 +437,55 @@ async fn functions_read_their_secrets_from_secrets_manager() {
             .await
         }
     };
-    let e = build(&arns[1])
-        .await
-        .err()
-        .expect("FAL_KEY is missing")
-        .to_string();
-    assert!(e.contains("FAL_KEY"), "{e}");
+    // Without FAL_KEY the function starts (before: its start failed, `secret FAL_KEY is not
+    // set`, and with it every provider); fal's executions fail with pipeline_configuration
+    // naming the key, without a call to fal, and the other providers work.
+    let partial_app = std::sync::Arc::new(build(&arns[1]).await.unwrap());
+    for q in executor_lifecycle::QueueName::ALL {
+        w.start_mapping(q, partial_app.clone());
+    }
+    let fal_creates = w.sims.stats().provider("fal").creates;
+    let run = |model: &'static str, input: serde_json::Value| {
+        let app = partial_app.clone();
+        async move {
+            let mut ev = event("api-create.json");
+            ev["body"] = json!(json!({"model": model, "input": input}).to_string());
+            ev["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
+            let resp = app.dispatch(ev).await.unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+            let id = body["id"].as_str().unwrap().to_string();
+            for _ in 0..300 {
+                let mut ev = event("api-get.json");
+                let path = format!("/v1/executions/{id}");
+                ev["rawPath"] = json!(path);
+                ev["requestContext"]["http"]["path"] = json!(path);
+                let resp = app.dispatch(ev).await.unwrap();
+                let v: serde_json::Value =
+                    serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+                if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+                    return v;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("{id} did not finish")
+        }
+    };
+    let fal = run("fal-ai/flux-dev", json!({"prompt": "no key"})).await;
+    assert_eq!(fal["outcome"], "failed", "{fal}");
+    assert_eq!(fal["error"]["class"], "pipeline_configuration", "{fal}");
+    assert_eq!(fal["error"]["fault"], "platform", "{fal}");
+    assert!(
+        fal["error"]["detail"].as_str().unwrap().contains("FAL_KEY"),
+        "the failure names the credential: {fal}"
+    );
+    assert_eq!(
+        w.sims.stats().provider("fal").creates,
+        fal_creates,
+        "fal was not called"
+    );
+    let openai = run("openai/gpt-image-1", json!({"prompt": "has a key"})).await;
+    assert_eq!(openai["outcome"], "succeeded", "{openai}");
     let app = build(&arns[0]).await.unwrap();
     assert!(
         !app.refresh_secrets(std::time::Duration::ZERO).await,
@@ -512,5 +555,179 @@ async fn media_on_aws_is_a_redirect_to_a_presigned_url() {
     ev["requestContext"]["http"]["path"] = json!(missing);
     let resp = w.app.dispatch(ev).await.unwrap();
     assert_eq!(resp["statusCode"], 404, "{resp}");
+    let _ = w.shutdown.send(true);
+}
+
+/// API Gateway and Lambda refuse requests they cannot carry before the function runs: a body
+/// over API Gateway's 10 MB payload, and an event over Lambda's 6 MB (here a 7 MB body, within
+/// API Gateway's limit), both `413 {"message":"Request Entity Too Large"}`. Below them the
+/// router's own limit (`api.max_body_bytes`, 1 MiB) answers with a problem. Before, the
+/// adapter served any size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_requests_are_refused_as_api_gateway_and_lambda_refuse_them() {
+    let w = world().await;
+    let with_body = |n: usize| {
+        let mut ev = event("api-create.json");
+        ev["body"] = json!(format!(
+            "{{\"model\":\"openai/gpt-image-1\",\"input\":{{\"prompt\":\"{}\"}}}}",
+            "x".repeat(n)
+        ));
+        ev
+    };
+    for size in [11 * 1024 * 1024, 7 * 1024 * 1024] {
+        let resp = w.app.dispatch(with_body(size)).await.unwrap();
+        assert_eq!(resp["statusCode"], 413, "{size}");
+        assert_eq!(
+            resp["body"], r#"{"message":"Request Entity Too Large"}"#,
+            "{size}"
+        );
+    }
+    let resp = w.app.dispatch(with_body(2 * 1024 * 1024)).await.unwrap();
+    assert_eq!(resp["statusCode"], 413);
+    assert_eq!(
+        resp["headers"]["content-type"], "application/problem+json",
+        "the router's own limit: {resp}"
+    );
+    let _ = w.shutdown.send(true);
+}
+
+/// A response too large for Lambda (6 MB) fails the invocation, as on AWS (where API Gateway
+/// then answers 500): `serve` returns an error for an error response that large, and for a
+/// success when no store can take it; with the S3 store a success is stored under
+/// `responses/` and answered `303` to a presigned URL that serves the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_too_large_for_lambda_fails_or_is_redirected_to_s3() {
+    use executor_lambda::apigw;
+    let w = world().await;
+    let big = "y".repeat(7 * 1024 * 1024);
+    let router = |status: u16| {
+        let body = big.clone();
+        axum::Router::new().route(
+            "/v1/executions/{id}",
+            axum::routing::get(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    format!("\"{body}\""),
+                )
+            }),
+        )
+    };
+    let e = apigw::serve(router(200), event("api-get.json"), None)
+        .await
+        .expect_err("no store: the invocation fails");
+    assert!(e.to_string().contains("ResponseSizeTooLarge"), "{e}");
+    let e = apigw::serve(
+        router(500),
+        event("api-get.json"),
+        Some(w.app.backend.blobs.as_ref()),
+    )
+    .await
+    .expect_err("an error response is never stored");
+    assert!(e.to_string().contains("ResponseSizeTooLarge"), "{e}");
+    let resp = apigw::serve(
+        router(200),
+        event("api-get.json"),
+        Some(w.app.backend.blobs.as_ref()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status_code, 303);
+    let location = resp.headers["location"].to_str().unwrap().to_string();
+    assert!(location.contains("/responses/"), "{location}");
+    // S3 answers with the content type the URL names (moto ignores the override).
+    assert!(
+        location.contains("response-content-type=application%2Fjson"),
+        "{location}"
+    );
+    let got = reqwest::get(&location).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.unwrap(), format!("\"{big}\""));
+    let _ = w.shutdown.send(true);
+}
+
+/// Real-size media never makes an API answer large: a four-image OpenAI generation (≈ 6.5 MB
+/// of PNGs in `b64_json`) is answered with the outputs by URL, and its raw provider answer
+/// keeps placeholders for the images, so both are a few hundred bytes through the Lambda
+/// adapter (whose dispatch fails on anything over 6 MB). Answers that could still be large
+/// (a provider's raw answer with `data:` URIs) are stored and redirected, as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_four_image_generation_answers_within_lambdas_response_limit() {
+    let w = world().await;
+    w.start_mappings();
+    let id = w
+        .create(
+            "openai/gpt-image-1",
+            json!({"prompt": "four lighthouses", "n": 4}),
+        )
+        .await;
+    let v = w.wait_final(&id).await;
+    assert_eq!(v["outcome"], "succeeded", "{v}");
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 4, "{v}");
+    for path in [
+        format!("/v1/executions/{id}"),
+        format!("/v1/executions/{id}/raw"),
+    ] {
+        let mut ev = event("api-get.json");
+        ev["rawPath"] = json!(path);
+        ev["requestContext"]["http"]["path"] = json!(path);
+        let resp = w.app.dispatch(ev).await.unwrap();
+        assert_eq!(resp["statusCode"], 200, "{path}: {}", resp["body"]);
+        let size = resp.to_string().len();
+        assert!(size < 64 * 1024, "{path}: {size} bytes");
+    }
+    let _ = w.shutdown.send(true);
+}
+
+/// The rehost path on the AWS backend at a real video's size: a Runway execution's output (a
+/// 5 s 1280x720 MP4 of ≈ 3.75 MB, served by URL like Runway's CDN) is fetched with the media
+/// client and stored in S3 by the media store, as a bundle's `rehost` step does, then served
+/// by the media route as a presigned redirect, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_size_video_is_rehosted_into_s3() {
+    use executor_bundles::media::{BlobMediaStore, MediaClient, MediaStore as _};
+    let w = world().await;
+    w.start_mappings();
+    let id = w
+        .create(
+            "runway/gen4-turbo",
+            json!({"promptImage": "https://example.com/f.png", "promptText": "waves"}),
+        )
+        .await;
+    let v = w.wait_final(&id).await;
+    assert_eq!(v["outcome"], "succeeded", "{v}");
+    let source = v["outputs"][0]["url"].as_str().unwrap().to_string();
+    let media = MediaClient::new(executor_lifecycle::netguard::OutboundPolicy::dev()).unwrap();
+    let (mime, bytes) = media
+        .fetch_bytes(
+            &source,
+            100 * 1024 * 1024,
+            &["video/".to_string()],
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mime, "video/mp4");
+    assert!(bytes.len() > 3_000_000, "{} bytes", bytes.len());
+    assert_eq!(&bytes[4..8], b"ftyp");
+    let store = BlobMediaStore::new(w.app.backend.blobs.clone(), &w.lifecycle.public_base_url);
+    let stable = store.put(&id, bytes.clone(), &mime).await.unwrap();
+    let path = stable
+        .split_once("/v1/media/")
+        .map(|(_, p)| format!("/v1/media/{p}"))
+        .unwrap();
+    let mut ev = event("api-get.json");
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    let resp = w.app.dispatch(ev).await.unwrap();
+    assert_eq!(resp["statusCode"], 307, "{resp}");
+    let got = reqwest::get(resp["headers"]["location"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), bytes.len());
+    assert!(got == bytes, "the same bytes");
     let _ = w.shutdown.send(true);
 }

@@ -6,7 +6,9 @@
 //! - SQS message: 256 KiB (262,144 bytes) of body and attributes, the queues' default
 //!   `MaximumMessageSize` (docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html).
 //! - Outcome event: 256 KiB, an SQS message (the outcome queue) and an EventBridge entry alike.
-//! - Lambda synchronous response: 6 MB (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+//! - Lambda synchronous invocation: 6 MB request (the event) and 6 MB response
+//!   (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html; the Invoke API refuses an
+//!   event over 6,291,456 bytes and a response over 6,291,556: the stricter is used for both).
 //! - API Gateway HTTP API request: 10 MB (docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html).
 
 use crate::ports::StoreError;
@@ -19,6 +21,8 @@ pub const SQS_MESSAGE_MAX_BYTES: usize = 256 * 1024;
 pub const OUTCOME_EVENT_MAX_BYTES: usize = 256 * 1024;
 /// Lambda's synchronous response payload limit.
 pub const LAMBDA_RESPONSE_MAX_BYTES: usize = 6 * 1024 * 1024;
+/// Lambda's synchronous request payload (event) limit.
+pub const LAMBDA_REQUEST_MAX_BYTES: usize = 6 * 1024 * 1024;
 /// API Gateway HTTP API's request payload limit.
 pub const API_GATEWAY_PAYLOAD_MAX_BYTES: usize = 10 * 1024 * 1024;
 

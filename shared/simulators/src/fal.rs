@@ -187,7 +187,7 @@ async fn submit(
             count,
             image_size(&input),
         ) {
-            Ok(outputs) => job.outputs = outputs,
+            Ok(outputs) => job.set_outputs(outputs),
             Err(_) => {
                 return reject(error(
                     StatusCode::INTERNAL_SERVER_ERROR,

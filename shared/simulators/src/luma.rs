@@ -188,16 +188,22 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
     if job.outcome == Outcome::Success {
         let base = state.base_url(P);
         let size = ratio_size(&body);
+        // `duration`: "5s" or "9s", 5 s when absent.
+        let seconds = body
+            .get("duration")
+            .and_then(Value::as_str)
+            .and_then(|d| d.trim_end_matches('s').parse().ok())
+            .unwrap_or(5);
         let video = state
             .files
-            .generate(&base, &id, "video", MediaKind::Video, 1, size);
+            .generate_video(&base, &id, "video", 1, size, seconds);
         let thumb = state
             .files
             .generate(&base, &id, "thumb", MediaKind::Image, 1, size);
         match (video, thumb) {
             (Ok(mut outputs), Ok(thumb)) => {
                 outputs.extend(thumb);
-                job.outputs = outputs;
+                job.set_outputs(outputs);
             }
             _ => {
                 return reject(error(

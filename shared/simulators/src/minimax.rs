@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use crate::clock::unix_seconds;
 use crate::directives::{Directives, prompt_key};
 use crate::faults::{Rejection, admit};
-use crate::files::{self, MediaKind};
+use crate::files;
 use crate::jobs::{Job, Outcome, Phase};
 use crate::provider::Provider;
 use crate::reply::{Auth, check_auth, json, parse_body};
@@ -172,15 +172,17 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
         .to_owned();
     job.variant = "video_generation".to_owned();
     if job.outcome == Outcome::Success {
-        match state.files.generate(
+        // `duration`: 6 or 10 seconds, 6 when absent; the size the task will report.
+        let seconds = body.get("duration").and_then(Value::as_u64).unwrap_or(6);
+        match state.files.generate_video(
             &state.base_url(P),
             &id,
             "output",
-            MediaKind::Video,
             1,
-            (0, 0),
+            video_size(&job),
+            u32::try_from(seconds).unwrap_or(6),
         ) {
-            Ok(outputs) => job.outputs = outputs,
+            Ok(outputs) => job.set_outputs(outputs),
             Err(_) => return reject(failure(1024, "internal error")),
         }
     }

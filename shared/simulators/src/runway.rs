@@ -156,16 +156,29 @@ async fn create(
         .to_owned();
     job.variant = task_type.clone();
     if job.outcome == Outcome::Success {
-        let kind = if task_type == "text_to_image" {
-            MediaKind::Image
+        let made = if task_type == "text_to_image" {
+            state.files.generate(
+                &state.base_url(P),
+                &id,
+                "out",
+                MediaKind::Image,
+                1,
+                ratio_size(&body),
+            )
         } else {
-            MediaKind::Video
+            // `duration`: 5 or 10 seconds (gen4_turbo), 5 when absent.
+            let seconds = body.get("duration").and_then(Value::as_u64).unwrap_or(5);
+            state.files.generate_video(
+                &state.base_url(P),
+                &id,
+                "out",
+                1,
+                ratio_size(&body),
+                u32::try_from(seconds).unwrap_or(5),
+            )
         };
-        match state
-            .files
-            .generate(&state.base_url(P), &id, "out", kind, 1, ratio_size(&body))
-        {
-            Ok(outputs) => job.outputs = outputs,
+        match made {
+            Ok(outputs) => job.set_outputs(outputs),
             Err(_) => return reject(unavailable()),
         }
     }

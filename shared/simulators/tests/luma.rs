@@ -81,6 +81,9 @@ async fn generation_runs_to_completed_with_served_assets() {
     let video = done["assets"]["video"].as_str().unwrap();
     let resp = reqwest::get(video).await.unwrap();
     assert_eq!(resp.headers()["content-type"], "video/mp4");
+    let bytes = resp.bytes().await.unwrap();
+    assert!(bytes.len() > 3_000_000, "{} bytes", bytes.len());
+    assert_eq!(&bytes[4..8], b"ftyp");
     assert_png(done["assets"]["image"].as_str().unwrap()).await;
 
     // The older create path answers the same object.

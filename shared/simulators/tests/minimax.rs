@@ -94,6 +94,11 @@ async fn task_succeeds_and_its_file_downloads() {
     let bytes = video.bytes().await.unwrap();
     assert_eq!(file["file"]["bytes"].as_u64(), Some(bytes.len() as u64));
     assert_eq!(&bytes[4..8], b"ftyp");
+    assert!(
+        bytes.len() > 4_000_000,
+        "6 s of real-size video: {} bytes",
+        bytes.len()
+    );
 
     let stats = sim.stats().provider("minimax");
     assert_eq!((stats.creates, stats.result_fetches), (1, 1));

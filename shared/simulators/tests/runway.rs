@@ -77,6 +77,10 @@ async fn task_runs_to_succeeded() {
     let video = done["output"][0].as_str().unwrap();
     let resp = reqwest::get(video).await.unwrap();
     assert_eq!(resp.headers()["content-type"], "video/mp4");
+    // A real-size MP4 (5 s at ≈ 6 Mbit/s), not a stub.
+    let bytes = resp.bytes().await.unwrap();
+    assert!(bytes.len() > 3_000_000, "{} bytes", bytes.len());
+    assert_eq!(&bytes[4..8], b"ftyp");
 }
 
 #[tokio::test]

@@ -189,7 +189,7 @@ async fn create(
             count,
             (dim("width"), dim("height")),
         ) {
-            Ok(outputs) => job.outputs = outputs,
+            Ok(outputs) => job.set_outputs(outputs),
             Err(_) => {
                 return reject(problem(
                     StatusCode::INTERNAL_SERVER_ERROR,
