@@ -9,7 +9,10 @@ fn main() {
     // from another checkout once embedded an empty list and every model was "unknown").
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(e) => fail(&format!("cannot read the bundles directory {}: {e}", dir.display())),
+        Err(e) => fail(&format!(
+            "cannot read the bundles directory {}: {e}",
+            dir.display()
+        )),
     };
     files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
     files.sort();

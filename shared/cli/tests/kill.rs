@@ -186,7 +186,10 @@ async fn accepted_executions_survive_sigkill() {
             };
             let client = client.clone();
             creates.spawn(async move {
-                match client.create(model, &input, &CreateOptions::default()).await {
+                match client
+                    .create(model, &input, &CreateOptions::default())
+                    .await
+                {
                     Ok((status, body)) if status < 300 => body["id"].as_str().map(str::to_string),
                     _ => None,
                 }
