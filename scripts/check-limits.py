@@ -153,7 +153,7 @@ def main() -> int:
     tpl = load_template(a.template)
     settings = http_settings(tpl)
     default_timeout = rust_default(ROOT / "shared/bundles/src/format.rs", r"fn default_timeout\(\) -> u64 \{\s*(\d+)\s*\}", "the default step timeout")
-    delivery_s = rust_default(ROOT / "shared/bundles/src/sender.rs", r"\.timeout\(Duration::from_secs\((\d+)\)\)", "the customer webhook timeout")
+    delivery_s = rust_default(ROOT / "shared/bundles/src/sender.rs", r"with_timeout\(secret, policy, Duration::from_secs\((\d+)\)\)", "the customer webhook timeout")
     cost = Cost(settings["http"], default_timeout)
     watchdog_margin_s = settings["lifecycle"]["watchdog_margin_ms"] / 1000
     errors: list[str] = []
