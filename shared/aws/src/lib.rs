@@ -18,7 +18,7 @@ pub use config::LimiterChoice;
 pub use config::{AwsConfig, AwsSetupError};
 pub use dynamo::DynamoGuardStore;
 pub use dynamo_limiter::DynamoLimiter;
-pub use limiter::RedisLimiter;
+pub use limiter::{RedisLimiter, RedisMode};
 pub use metering::RequestMeter;
 pub use s3::S3BlobStore;
 pub use sink::SqsOutcomeSink;

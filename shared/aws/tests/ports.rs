@@ -582,6 +582,98 @@ async fn redis_over_tls() {
     );
 }
 
+fn test_ca() -> Vec<u8> {
+    let ca_path = std::env::var("EXECUTOR_TEST_REDIS_CA").unwrap_or_else(|_| {
+        format!(
+            "{}/executor-services/redis-tls/ca.crt",
+            std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into())
+        )
+    });
+    std::fs::read(&ca_path)
+        .unwrap_or_else(|e| panic!("{ca_path}: {e}: run scripts/services.sh (TLS redis)"))
+}
+
+/// ElastiCache Serverless is cluster mode enabled (and TLS only): scripts/services.sh runs a
+/// TLS-only Redis Cluster of three masters on 127.0.0.1:7000-7002. A plain client connected to
+/// one node gets `MOVED` for every scope whose slot another node owns (what the limiter did
+/// before: it used one connection whatever the server); the limiter sees `cluster_enabled:1`
+/// and uses the cluster client, which passes the limiter contract and serves scopes on every
+/// node; a scope's keys share one slot (hash tag), as the Lua scripts require.
+#[tokio::test]
+async fn redis_cluster_over_tls() {
+    use executor_aws::{RedisLimiter, RedisMode};
+    let url = std::env::var("EXECUTOR_TEST_REDIS_CLUSTER_URL")
+        .unwrap_or_else(|_| "rediss://127.0.0.1:7000".into());
+    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let scopes: Vec<String> = (0..12)
+        .map(|i| format!("p{i}-{}", ulid::Ulid::new()))
+        .collect();
+
+    let plain =
+        RedisLimiter::connect_with(&url, Some(test_ca()), RedisMode::Standalone, clock.clone())
+            .await
+            .unwrap();
+    assert!(!plain.is_cluster());
+    let mut moved = 0;
+    for scope in &scopes {
+        match plain.acquire(scope, "l", 5, 10_000).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().to_lowercase().contains("moved"), "{e}");
+                moved += 1;
+            }
+        }
+    }
+    assert!(moved > 0, "some of 12 scopes live on the other two nodes");
+
+    let l = RedisLimiter::connect_with_ca(&url, Some(test_ca()), clock.clone())
+        .await
+        .unwrap();
+    assert!(
+        l.is_cluster(),
+        "cluster_enabled:1 selects the cluster client"
+    );
+    for scope in &scopes {
+        assert!(l.acquire(scope, "l", 5, 10_000).await.unwrap(), "{scope}");
+        assert_eq!(l.inflight(scope).await.unwrap(), 1, "{scope}");
+        l.release(scope, "l").await.unwrap();
+    }
+    let l = Arc::new(l);
+    limiter_contract(l.clone(), &clock, 3, 20, true).await;
+
+    let client = redis::Client::build_with_tls(
+        url.as_str(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(test_ca()),
+        },
+    )
+    .unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for scope in &scopes {
+        let mut slots = std::collections::BTreeSet::new();
+        for k in executor_aws::limiter::keys(scope)
+            .iter()
+            .chain([&format!("{{{scope}}}")])
+        {
+            let slot: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            slots.insert(slot);
+        }
+        assert_eq!(slots.len(), 1, "{scope}: one slot for all its keys");
+    }
+
+    // A plain server stays on the plain client.
+    let standalone = RedisLimiter::connect_with_ca(&redis_url(), None, clock)
+        .await
+        .unwrap();
+    assert!(!standalone.is_cluster());
+}
+
 async fn dynamo_limiter(cfg: &AwsConfig, clock: Arc<TestClock>) -> executor_aws::DynamoLimiter {
     let sdk = cfg.sdk_config().await;
     executor_aws::DynamoLimiter::new(
