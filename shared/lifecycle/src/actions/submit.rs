@@ -411,6 +411,15 @@ pub(crate) fn found_by_lookup(
     Ok(step)
 }
 
+/// Whether the lease a lost intent took is free to release: the execution as committed now
+/// does not hold it. A duplicate message of the same version takes the same lease id; when
+/// its intent won, the winner's create runs under that lease, and releasing it would let one
+/// more job run than the provider's capacity (the chaos suite measured 11 Runway jobs at once
+/// on a capacity of 8 at the simulator).
+pub(crate) fn lost_lease_is_free(lease: &Lease, current: Option<&Guard>) -> bool {
+    current.is_none_or(|g| g.hot.lease.as_ref().is_none_or(|held| held.id != lease.id))
+}
+
 /// Whether a job id that came back after its intent lost the commit race belongs to nobody
 /// now: the execution moved on to another attempt, or was resolved without a job (the
 /// watchdog failed it as ambiguous, a cancel ended it).
@@ -467,13 +476,18 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         Committed::Won(g) => *g,
         Committed::Lost => {
             // The intent lost the race (a cancel or another worker committed first): the
-            // lease taken for it is nobody's. Release it now instead of leaving it to its
-            // expiry. (An error is different: the commit may have happened — a crash after
-            // it — and the redelivered message takes the same lease id again.)
-            if let Some(l) = &lease
-                && let Err(e) = engine.ports.limiter.release(&l.scope, &l.id).await
-            {
-                tracing::warn!(execution_id = %guard.id, error = %e, "could not release the lease of a lost intent");
+            // lease taken for it is nobody's — unless the winner is a duplicate of this very
+            // message, which took the same lease id and runs the create under it. Release it
+            // now only when the execution as committed does not hold it, instead of leaving
+            // it to its expiry. (An error is different: the commit may have happened — a
+            // crash after it — and the redelivered message takes the same lease id again.)
+            if let Some(l) = &lease {
+                let current = engine.ports.guards.get(&guard.id).await?;
+                if lost_lease_is_free(l, current.as_ref())
+                    && let Err(e) = engine.ports.limiter.release(&l.scope, &l.id).await
+                {
+                    tracing::warn!(execution_id = %guard.id, error = %e, "could not release the lease of a lost intent");
+                }
             }
             return Ok(Handled::Stale);
         }
@@ -788,6 +802,28 @@ mod tests {
             "a duplicate of our own commit"
         );
         assert!(!orphaned(&intent, Some(&intent)));
+    }
+
+    // Item 4: a lost intent frees its lease only when the winner does not hold it.
+    #[test]
+    fn a_lost_intent_keeps_the_lease_a_duplicate_winner_runs_under_and_frees_it_otherwise() {
+        let cfg = config();
+        let c = ctx(&cfg, 2_000);
+        let s = spec(Shape::Polling, AmbiguousPolicy::Fail);
+        let queued = queued("runway", Shape::Polling);
+        let lease = lease_at(&queued);
+        // A duplicate of the same message won: its intent holds the same lease id.
+        let winner = intent(&queued, &c, &s, Some(lease.clone()), "a".into())
+            .unwrap()
+            .next;
+        assert!(!lost_lease_is_free(&lease, Some(&winner)));
+        // A cancel won: the execution holds no lease.
+        let mut canceled = queued.clone();
+        canceled.cancel_requested = true;
+        let (e, f) = precheck(&canceled, 2_000).unwrap();
+        let ended = end_early(&canceled, &c, e, f).unwrap().next;
+        assert!(lost_lease_is_free(&lease, Some(&ended)));
+        assert!(lost_lease_is_free(&lease, None));
     }
 
     // Item 4: every acquisition's lease id is unique, and released by the step that ends it.
