@@ -53,8 +53,16 @@ const WEBHOOK_SECRET: &str = "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0
 /// The sender gives up on an attempt after this; a slow receiver answers after `SLOW_MS`.
 const WEBHOOK_TIMEOUT_MS: u64 = 1_000;
 const SLOW_MS: u64 = 1_500;
-/// Capacity of each limited provider (the bundles leave them unlimited).
+/// Capacity of each limited provider at CI size (the bundles leave them unlimited).
 const CAPACITY: [(&str, u32); 3] = [("runway", 8), ("fal", 6), ("replicate", 8)];
+
+/// The capacities of a run of `n` executions: the CI size's, grown with the square root of
+/// the size beyond it (x4 at 10,000), so a long run is still capacity-bound at its peaks yet
+/// drains within the suite's deadline (at x1, 10,000 executions queue behind 22 slots).
+fn capacities(n: usize) -> Vec<(&'static str, u32)> {
+    let factor = ((n / 600).max(1) as f64).sqrt().floor() as u32;
+    CAPACITY.iter().map(|(p, c)| (*p, c * factor)).collect()
+}
 
 const MODELS: [(&str, &str, &str); 4] = [
     ("openai/gpt-image-1", "openai", "immediate"),
@@ -293,7 +301,7 @@ async fn invariants_hold_under_chaos() {
         }));
         o.crash = Some(Arc::new(ChaosCrashes(cc)));
         o.clock = Arc::new(SkewedClock(skew_ms));
-        for (p, cap) in CAPACITY {
+        for (p, cap) in capacities(n) {
             o.capacity_overrides.insert(p.into(), cap);
         }
         o.worker_concurrency = 16;
@@ -734,7 +742,7 @@ async fn invariants_hold_under_chaos() {
     // the orphans of ambiguous creates, which no lease covers).
     let sims = h.sys.simulators.as_ref().unwrap();
     let mut high_water = Vec::new();
-    for (p, cap) in CAPACITY {
+    for (p, cap) in capacities(n) {
         let sim = executor_simulators::Provider::parse(p).unwrap();
         let all = stats.provider(p).max_inflight;
         let own = sims
