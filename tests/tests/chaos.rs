@@ -754,9 +754,16 @@ async fn invariants_hold_under_chaos() {
             own <= u64::from(cap),
             "{p}: {own} of its executions' jobs ran at once on a capacity of {cap} (seed {seed})"
         );
+        // Beyond the executions' own jobs, only orphans: jobs an ambiguous create made after
+        // its execution was failed `submit_ambiguous` (or a late job id, canceled), which no
+        // lease covers — the watchdog's terminal step released it (docs/chaos.md).
+        let orphans = sims
+            .state()
+            .jobs
+            .max_concurrent(sim, |j| !owned_jobs.contains(&j.id));
         assert!(
-            all <= u64::from(cap),
-            "{p}: {all} jobs ran at once on a capacity of {cap} ({own} the executions' own) (seed {seed})"
+            all <= u64::from(cap) + orphans,
+            "{p}: {all} jobs ran at once on a capacity of {cap} ({own} the executions' own, at most {orphans} orphans at once) (seed {seed})"
         );
     }
 
