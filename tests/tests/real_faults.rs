@@ -641,6 +641,8 @@ async fn a_parked_execution_is_a_pile_and_survives_a_restart() {
 struct LateJobCommits {
     inner: Arc<dyn executor_lifecycle::GuardStore>,
     delay_ms: u64,
+    /// The commits held back: those into this status (`submitted`: the created job's).
+    status: executor_lifecycle::Status,
 }
 
 #[async_trait]
@@ -667,7 +669,7 @@ impl executor_lifecycle::GuardStore for LateJobCommits {
         expected: u64,
         next: &executor_lifecycle::Guard,
     ) -> Result<(), executor_lifecycle::CommitError> {
-        if next.status() == executor_lifecycle::Status::Submitted && next.hot.poll_count == 0 {
+        if next.status() == self.status && next.hot.poll_count == 0 {
             tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
         }
         self.inner.commit(expected, next).await
@@ -728,6 +730,7 @@ async fn a_job_id_arriving_after_the_ambiguous_verdict_is_recorded_and_canceled(
             Arc::new(LateJobCommits {
                 inner,
                 delay_ms: 1_500,
+                status: executor_lifecycle::Status::Submitted,
             }) as Arc<dyn executor_lifecycle::GuardStore>
         }));
     })
@@ -788,4 +791,180 @@ async fn an_ambiguous_create_is_resolved_by_looking_the_job_up() {
         assert_eq!(created.detail["lookup"]["lookup"], "found", "{created:?}");
         assert_eq!(created.detail["lookup"]["job_id"], v["provider_job_id"]);
     }
+}
+
+/// Known, not fixed here (docs/chaos.md, "What the long run found"): executions waiting for a
+/// provider's capacity each commit a `capacity_wait` and send a submit message every backoff
+/// (at most 16 × 1 s scaled, plus jitter), on the submit queue every provider shares. With
+/// thousands waiting, those commits fill the submit workers and another provider's submits
+/// queue behind them. Measured on this 2-core machine (shared with other builds): 20 fal
+/// executions took 1.3 s beside 500 waiting runway executions and 21.8 s beside 2,500. The
+/// fix belongs to submit (a longer capacity backoff, a wait that needs no commit, or a
+/// submit queue per provider), which is being reworked elsewhere; ignored until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known: capacity waits of one provider slow the others' submits (docs/chaos.md)"]
+async fn a_provider_at_capacity_does_not_hold_up_the_others() {
+    let h = Harness::start_with(|o| {
+        o.capacity_overrides.insert("runway".into(), 1);
+        o.worker_concurrency = 16;
+    })
+    .await;
+    let runway = schema(&h, POLLING).await;
+    let fal = schema(&h, "fal-ai/flux-dev").await;
+    h.client
+        .create(
+            POLLING,
+            &Harness::input(&runway, "holds the slot sim:duration=120000"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..2_500 {
+        h.client
+            .create(
+                POLLING,
+                &Harness::input(&runway, &format!("waits {i}")),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (_, body) = h
+            .client
+            .create(
+                "fal-ai/flux-dev",
+                &Harness::input(&fal, &format!("fal {i}")),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        h.wait(id).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "20 fal executions took {took:?} beside 2,500 runway executions waiting for capacity"
+    );
+}
+
+/// Known, not fixed here (docs/chaos.md): a create whose answer was lost may have created a
+/// job, and that job occupies one of the provider's slots for as long as it runs; but the
+/// execution, failed `submit_ambiguous` (the bundles' policy), releases its lease at once,
+/// so the next execution takes the slot while the orphan still runs: the provider runs more
+/// jobs than the capacity. The chaos suites measured it (fal: 9 jobs at once on a capacity of
+/// 8, 5 of them the executions' own). A fix keeps the lease of an ambiguous create until its
+/// job may have ended (a bound the bundle declares, at most the deadline), in submit and
+/// finalize, which are being reworked elsewhere; ignored until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known: an ambiguous create's orphan job runs outside the capacity (docs/chaos.md)"]
+async fn an_ambiguous_create_keeps_its_capacity_until_its_job_may_have_ended() {
+    let h = Harness::start_with(|o| {
+        o.capacity_overrides.insert("fal".into(), 1);
+    })
+    .await;
+    let fal = schema(&h, "fal-ai/flux-dev").await;
+    let (_, a) = h
+        .client
+        .create(
+            "fal-ai/flux-dev",
+            &Harness::input(&fal, "orphan sim:drop_after_create sim:duration=4000"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let a = h.wait(a["id"].as_str().unwrap()).await;
+    assert_eq!(a["error"]["class"], "submit_ambiguous", "{a:#}");
+    let (_, b) = h
+        .client
+        .create(
+            "fal-ai/flux-dev",
+            &Harness::input(&fal, "next"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let b = h.wait(b["id"].as_str().unwrap()).await;
+    assert_eq!(b["outcome"], "succeeded", "{b:#}");
+    let stats = h.sys.simulators.as_ref().unwrap().stats();
+    assert!(
+        stats.provider("fal").max_inflight <= 1,
+        "fal ran {} jobs at once on a capacity of 1",
+        stats.provider("fal").max_inflight
+    );
+}
+
+/// Two copies of one submit message (a duplicate, a redelivery after a lost ack) handled at
+/// once take the same lease (its id is the version's, so a crash between the acquire and the
+/// intent commit does not leak a second slot); the copy whose intent commit loses to the other
+/// must not release it: it is the winner's, held for the job the winner creates. Before: the
+/// loser released it, the job ran without a lease, and the next execution took the slot —
+/// found by the chaos suite's concurrency invariant (runway: 20 of the executions' own jobs at
+/// once on a capacity of 12, seed 20261202).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_submit_that_loses_the_intent_does_not_free_the_winners_lease() {
+    let h = Harness::start_with(|o| {
+        o.capacity_overrides.insert("runway".into(), 1);
+        o.wrap_queue = Some(Arc::new(|inner| {
+            Arc::new(executor_tests::DuplicatingQueue(inner)) as Arc<dyn Queue>
+        }));
+        // Both copies acquire before either commits its intent.
+        o.wrap_guards = Some(Arc::new(|inner| {
+            Arc::new(LateJobCommits {
+                inner,
+                delay_ms: 300,
+                status: executor_lifecycle::Status::Submitting,
+            }) as Arc<dyn executor_lifecycle::GuardStore>
+        }));
+    })
+    .await;
+    let schema = schema(&h, POLLING).await;
+    let (_, a) = h
+        .client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "first sim:duration=3000"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let a = a["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        if h.client.get(&a).await.unwrap()["provider_job_id"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the other copy's intent commit (held back 300 ms like the winner's).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = executor_lifecycle::InflightLimiter::inflight(h.sys.limiter.as_ref(), "runway")
+        .await
+        .unwrap();
+    assert_eq!(held, 1, "the running job's lease is not held");
+    let (_, b) = h
+        .client
+        .create(
+            POLLING,
+            &Harness::input(&schema, "second"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    for id in [a, b["id"].as_str().unwrap().to_string()] {
+        let v = h.wait(&id).await;
+        assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    }
+    let stats = h.sys.simulators.as_ref().unwrap().stats();
+    assert_eq!(
+        stats.provider("runway").max_inflight,
+        1,
+        "runway ran two jobs at once on a capacity of 1"
+    );
 }
