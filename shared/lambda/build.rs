@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bundles");
+    let providers = dir.join("providers");
+    println!("cargo:rerun-if-changed={}", providers.display());
     println!("cargo:rerun-if-changed={}", dir.display());
     // A zip without bundles serves nothing: refuse to build one (a stale build-script output
     // from another checkout once embedded an empty list and every model was "unknown").
@@ -14,6 +16,10 @@ fn main() {
             dir.display()
         )),
     };
+    // Provider files (bundles/providers/*.yaml), which the model files extend.
+    if let Ok(rd) = std::fs::read_dir(&providers) {
+        files.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+    }
     files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "yaml" || x == "yml"));
     files.sort();
     if files.is_empty() {
@@ -25,7 +31,7 @@ fn main() {
     for f in files {
         println!("cargo:rerun-if-changed={}", f.display());
         let name = f
-            .file_name()
+            .strip_prefix(&dir)
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         let _ = writeln!(

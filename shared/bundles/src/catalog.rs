@@ -144,7 +144,8 @@ pub struct BundleCatalog {
     models: BTreeMap<String, Arc<BundleDriver>>,
 }
 
-const ROOTS: [&str; 8] = [
+const ROOTS: [&str; 9] = [
+    "model",
     "input",
     "secrets",
     "base_url",
@@ -423,8 +424,25 @@ pub fn check_file(file: &Path) -> Result<Bundle, Vec<BundleIssue>> {
     check_text(file, &text)
 }
 
-/// Parses and checks one bundle's text (`file` names it in messages).
+/// Parses and checks one bundle's text (`file` names it in messages). A model file
+/// (`extends:`) is resolved over its provider file, found in a `providers` directory beside the
+/// file or above it.
 pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
+    if let Some(name) = crate::compose::extends_of(text) {
+        let Some(pfile) = crate::compose::find_provider_file(file, &name) else {
+            return Err(vec![issue(
+                file,
+                "extends",
+                format!("no provider file for `{name}`"),
+                format!("write bundles/providers/{name}.yaml"),
+            )]);
+        };
+        let ptext = std::fs::read_to_string(&pfile)
+            .map_err(|e| vec![issue(&pfile, "(file)", e.to_string(), "is the file readable?")])?;
+        let p = crate::compose::parse_provider(&pfile, &ptext)?;
+        let providers = BTreeMap::from([(name, p)]);
+        return check_model(file, text, &providers);
+    }
     let bundle: Bundle = serde_yaml_ng::from_str(text).map_err(|e| {
         let path = e
             .location()
@@ -437,14 +455,46 @@ pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
             "compare with docs/bundle.schema.json; unknown fields are refused",
         )]
     })?;
+    check_bundle(file, bundle)
+}
+
+/// Resolves and checks a model file over the given provider files.
+pub fn check_model(
+    file: &Path,
+    text: &str,
+    providers: &BTreeMap<String, crate::compose::LoadedProvider>,
+) -> Result<Bundle, Vec<BundleIssue>> {
+    let value = crate::compose::resolve(file, text, providers)?;
+    let bundle: Bundle = serde_json::from_value(value).map_err(|e| {
+        vec![issue(
+            file,
+            "(resolved over its provider)",
+            e.to_string(),
+            "compare with docs/model.schema.json and the provider file",
+        )]
+    })?;
+    check_bundle(file, bundle)
+}
+
+/// Checks a parsed bundle.
+pub fn check_bundle(file: &Path, bundle: Bundle) -> Result<Bundle, Vec<BundleIssue>> {
     let mut out = Vec::new();
-    let adapter = adapters::by_name(&bundle.adapter);
+    let adapter = adapters::for_bundle(&bundle, &BTreeMap::new());
+    for (i, r) in bundle.errors.iter().enumerate() {
+        crate::compose::check_rule(file, &format!("errors[{i}]"), r, &mut out);
+    }
+    if bundle.adapter == "declared" {
+        check_declared(file, &bundle, &mut out);
+    }
     match &adapter {
         None => out.push(issue(
             file,
             "adapter",
             format!("unknown adapter `{}`", bundle.adapter),
-            format!("known adapters: {}", adapters::NAMES.join(", ")),
+            format!(
+                "known adapters: declared, {}",
+                adapters::NAMES.join(", ")
+            ),
         )),
         Some(a) => {
             if bundle.shape == BundleShape::Callback && !a.supports_callbacks() {
@@ -529,14 +579,108 @@ pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
     if out.is_empty() { Ok(bundle) } else { Err(out) }
 }
 
-/// The `.yaml`/`.yml` files of a directory, sorted.
-pub fn bundle_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
+/// What the `declared` adapter needs to read a provider's answers.
+fn check_declared(file: &Path, bundle: &Bundle, out: &mut Vec<BundleIssue>) {
+    let Some(i) = &bundle.interpret else {
+        out.push(issue(
+            file,
+            "interpret",
+            "adapter `declared` without `interpret`",
+            "say where the job id, status and outputs are (see docs/bundles.md)",
+        ));
+        return;
+    };
+    if bundle.shape != BundleShape::Immediate {
+        if i.job_id.is_none() {
+            out.push(issue(
+                file,
+                "interpret.job_id",
+                "a polling or callback model needs the job id's pointer",
+                "e.g. job_id: /id",
+            ));
+        }
+        if i.status.is_none() || i.statuses.is_empty() {
+            out.push(issue(
+                file,
+                "interpret.statuses",
+                "a polling or callback model needs the status pointer and its values",
+                "e.g. status: /status, statuses: {queued: pending, succeeded: succeeded}",
+            ));
+        }
+        use crate::declared::JobState;
+        for needed in [JobState::Succeeded, JobState::Failed] {
+            if !i.statuses.values().any(|s| *s == needed) && i.failed_if_present.is_none() {
+                out.push(issue(
+                    file,
+                    "interpret.statuses",
+                    format!("no status value means {needed:?}"),
+                    "map every status the provider documents",
+                ));
+            }
+        }
+    }
+    if i.outputs.is_empty() {
+        out.push(issue(
+            file,
+            "interpret.outputs",
+            "no output rule: nothing could be returned",
+            "e.g. outputs: [{kind: image, url: /url}]",
+        ));
+    }
+    let pointers = i
+        .outputs
+        .iter()
+        .flat_map(|o| {
+            [
+                &o.each, &o.url, &o.base64, &o.hex, &o.text, &o.json, &o.mime_type_at, &o.width,
+                &o.height, &o.duration_seconds,
+            ]
+        })
+        .chain([&i.job_id, &i.status, &i.failed_if_present])
+        .flatten();
+    for p in pointers {
+        if !p.is_empty() && !p.starts_with('/') {
+            out.push(issue(
+                file,
+                "interpret",
+                format!("`{p}` is not a JSON pointer"),
+                "pointers start with `/`: /data/0/url",
+            ));
+        }
+    }
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), BundleError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| BundleError::Dir(dir.display().to_string(), e.to_string()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.is_dir() {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+            if depth < 4 && name.as_deref() != Some("fixtures") {
+                yaml_files(&p, out, depth + 1)?;
+            }
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The model and bundle files under a directory (recursively, without provider files and
+/// fixtures), sorted.
+pub fn bundle_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
+    let mut files = Vec::new();
+    yaml_files(dir, &mut files, 0)?;
+    files.retain(|f| !crate::compose::is_provider_file(f));
+    files.sort();
+    Ok(files)
+}
+
+/// The provider files under a directory, sorted.
+pub fn provider_files(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
+    let mut files = Vec::new();
+    yaml_files(dir, &mut files, 0)?;
+    files.retain(|f| crate::compose::is_provider_file(f));
     files.sort();
     Ok(files)
 }
@@ -545,7 +689,7 @@ impl BundleCatalog {
     /// Loads and checks every bundle in `dir`.
     pub fn load(dir: &Path, opts: CatalogOptions) -> Result<BundleCatalog, BundleError> {
         let mut sources = Vec::new();
-        for file in bundle_files(dir)? {
+        for file in provider_files(dir)?.into_iter().chain(bundle_files(dir)?) {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| BundleError::Dir(file.display().to_string(), e.to_string()))?;
             sources.push((file, text));
@@ -566,8 +710,25 @@ impl BundleCatalog {
         };
         let mut issues = Vec::new();
         let mut models = BTreeMap::new();
+        let (provider_sources, sources): (Vec<_>, Vec<_>) = sources
+            .into_iter()
+            .partition(|(f, _)| crate::compose::is_provider_file(f));
+        let mut providers = BTreeMap::new();
+        for (file, text) in provider_sources {
+            match crate::compose::parse_provider(&file, &text) {
+                Ok(p) => {
+                    providers.insert(p.typed.provider.clone(), p);
+                }
+                Err(mut i) => issues.append(&mut i),
+            }
+        }
         for (file, text) in sources {
-            let bundle = match check_text(&file, &text) {
+            let checked = if crate::compose::extends_of(&text).is_some() {
+                check_model(&file, &text, &providers)
+            } else {
+                check_text(&file, &text)
+            };
+            let bundle = match checked {
                 Ok(b) => b,
                 Err(mut i) => {
                     issues.append(&mut i);
@@ -603,7 +764,7 @@ impl BundleCatalog {
                 continue;
             }
             let (Some(adapter), Ok(validator)) = (
-                adapters::by_name(&bundle.adapter),
+                adapters::for_bundle(&bundle, &secrets),
                 jsonschema::validator_for(&bundle.input_schema),
             ) else {
                 continue;

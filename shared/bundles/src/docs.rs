@@ -57,6 +57,10 @@ fn pricing_words(p: &Pricing) -> String {
         Pricing::PerOutputSecond { usd_per_second } => {
             format!("per second of output: ${usd_per_second} × `usage.duration_seconds`")
         }
+        Pricing::PerUsage {
+            field,
+            usd_per_unit,
+        } => format!("per unit of `usage.{field}`: ${usd_per_unit} each"),
     }
 }
 
@@ -159,7 +163,16 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
     );
     let _ = writeln!(o, "{}\n", bundle.description);
     let _ = writeln!(o, "| | |\n|---|---|");
+    if let Some(m) = bundle.modality {
+        let _ = writeln!(o, "| Modality | {} |", m.as_str());
+    }
     let _ = writeln!(o, "| Provider | `{}` |", bundle.provider);
+    if let Some(m) = &bundle.provider_model {
+        let _ = writeln!(o, "| Provider's model name | `{m}` |");
+    }
+    if let Some(d) = &bundle.docs_url {
+        let _ = writeln!(o, "| Provider docs | <{d}> |");
+    }
     let _ = writeln!(o, "| Adapter | `{}` |", bundle.adapter);
     let _ = writeln!(o, "| Shape | {} |", shape_words(bundle.shape));
     let _ = writeln!(o, "| Base URL | `{}` |", bundle.base_url);
@@ -241,13 +254,27 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
         o,
         "Input that fails the schema above is refused at submit with `validation_error` naming the field; the provider is not called.\n"
     );
+    let mut rows: Vec<(String, String, String)> = crate::rules::table(&bundle.errors);
     if let Some(a) = adapters::by_name(&bundle.adapter) {
-        let table = a.error_table();
-        if !table.is_empty() {
-            let _ = writeln!(o, "| Provider answer | Error class | Note |\n|---|---|---|");
-            for (signal, class, note) in table {
-                let _ = writeln!(o, "| {signal} | `{class}` | {note} |");
-            }
+        rows.extend(
+            a.error_table()
+                .iter()
+                .map(|(s, c, n)| (s.to_string(), c.to_string(), n.to_string())),
+        );
+    }
+    if !rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "The first matching row applies (the provider file's `errors`, which the system runs, then the adapter's own rules).\n"
+        );
+        let _ = writeln!(o, "| Provider answer | Error class | Note |\n|---|---|---|");
+        for (signal, class, note) in rows {
+            let _ = writeln!(
+                o,
+                "| {} | `{class}` | {} |",
+                signal.replace('|', "\\|"),
+                note.replace('|', "\\|")
+            );
         }
     }
     let _ = writeln!(
@@ -300,7 +327,7 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
 /// The index page of all bundles.
 pub fn index(bundles: &[(String, Bundle)]) -> String {
     let mut o = String::from(
-        "# Model catalogue\n\n<!-- Generated from bundles/ by executor-bundles' docs generator; do not edit. -->\n\n| Model | Provider | Shape | Pricing |\n|---|---|---|---|\n",
+        "# Model catalogue\n\n<!-- Generated from bundles/ by executor-bundles' docs generator; do not edit. -->\n\n| Model | Modality | Provider | Shape | Pricing |\n|---|---|---|---|---|\n",
     );
     for (file, b) in bundles {
         let stem = file.trim_end_matches(".yaml").trim_end_matches(".yml");
@@ -310,8 +337,12 @@ pub fn index(bundles: &[(String, Bundle)]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             o,
-            "| [{}]({stem}.md) | {} | {:?} | {} |",
-            b.id, b.provider, b.shape, unit
+            "| [{}]({stem}.md) | {} | {} | {:?} | {} |",
+            b.id,
+            b.modality.map(|m| m.as_str()).unwrap_or(""),
+            b.provider,
+            b.shape,
+            unit
         );
     }
     o

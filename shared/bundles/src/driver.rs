@@ -181,6 +181,7 @@ impl BundleDriver {
         (200..300).contains(&status)
             || ((400..500).contains(&status) && status != 408)
             || self.bundle.not_created.iter().any(|n| n.status == status)
+            || crate::rules::not_created(&self.bundle, status)
     }
 
     /// Moves inline media out of a result at ingestion: binary outputs (OpenAI `b64_json`,
@@ -262,6 +263,13 @@ impl BundleDriver {
             "execution": {"id": ctx.request.id, "attempt": ctx.attempt},
             "job": {"id": ctx.job_id},
             "callback_url": ctx.callback_url,
+            "model": {
+                "id": self.bundle.id,
+                "name": self.bundle.provider_model,
+                "endpoint": self.bundle.endpoint,
+                "params": if self.bundle.params.is_null() { json!({}) } else { self.bundle.params.clone() },
+                "duration_input": self.bundle.duration_input,
+            },
             "steps": {},
             "vars": {},
         })
@@ -445,7 +453,11 @@ impl ModelDriver for BundleDriver {
                 raw: Value::Null,
             },
             RunEnd::HttpFailed { response, step } => SubmitOutcome::Rejected {
-                failure: self.adapter.classify_error(response),
+                failure: crate::rules::apply_http(
+                    &self.bundle,
+                    response,
+                    self.adapter.classify_error(response),
+                ),
                 creation: if self.creates(step) && !self.refusal(response.status) {
                     JobCreation::Unknown
                 } else {
@@ -509,6 +521,16 @@ impl ModelDriver for BundleDriver {
         }
         let run = self.run(&self.bundle.steps.poll, ctx).await;
         let outcome = match self.adapter.interpret_poll(&run) {
+            PollOutcome::CallFailed(f) => match &run.end {
+                RunEnd::HttpFailed { response, .. } => {
+                    PollOutcome::CallFailed(crate::rules::apply_http(&self.bundle, response, f))
+                }
+                _ => PollOutcome::CallFailed(f),
+            },
+            PollOutcome::Failed { failure, raw } => PollOutcome::Failed {
+                failure: crate::rules::apply_job(&self.bundle, failure),
+                raw,
+            },
             PollOutcome::Succeeded(r) => {
                 match self
                     .ingest(&ctx.request.id, rehosted(r, &run.rehosted))
@@ -548,7 +570,11 @@ impl ModelDriver for BundleDriver {
         let run = self.run(&self.bundle.steps.cancel, ctx).await;
         let outcome = match &run.end {
             RunEnd::Completed => Ok(()),
-            RunEnd::HttpFailed { response, .. } => Err(self.adapter.classify_error(response)),
+            RunEnd::HttpFailed { response, .. } => Err(crate::rules::apply_http(
+                &self.bundle,
+                response,
+                self.adapter.classify_error(response),
+            )),
             RunEnd::Transport { error, .. } => Err(transport_failure(error)),
             RunEnd::Stopped { class, message } => Err(Failure::new(*class, message.clone())),
             RunEnd::Template(m) => Err(Failure::new(ErrorClass::PipelineConfiguration, m.clone())),

@@ -54,6 +54,148 @@ pub struct Bundle {
     pub pricing: Pricing,
     /// The steps of each action.
     pub steps: Steps,
+    /// What the model makes (listed by `GET /v1/models`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modality: Option<Modality>,
+    /// The provider's documentation of this model or endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
+    /// The provider's own name of the model (`{{ model.name }}` in templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_model: Option<String>,
+    /// The endpoint path of the create call (`{{ model.endpoint }}` in templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Constants of the model the steps read at `model.params`.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub params: Value,
+    /// The input field holding the requested output duration (a number of seconds, or a
+    /// string such as `5s`); adapters that cannot read the duration from the provider's answer
+    /// (Runway, Luma, MiniMax) take it from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_input: Option<String>,
+    /// Where the provider's error answers keep their code and message (JSON pointers, first
+    /// present wins), read by the error rules.
+    #[serde(default, skip_serializing_if = "ErrorFields::is_empty")]
+    pub error_fields: ErrorFields,
+    /// The provider's errors as data: the first matching rule gives the class (and whether
+    /// nothing was created); the generated docs page shows the same table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorRule>,
+    /// How the `declared` adapter reads the provider's answers (providers that need no Rust).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpret: Option<crate::declared::Interpret>,
+}
+
+/// What a model makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    /// Text (chat and reasoning LLMs).
+    Text,
+    /// Image generation.
+    Image,
+    /// Image editing (an image in, an image out).
+    ImageEdit,
+    /// Video.
+    Video,
+    /// Text to speech.
+    Speech,
+    /// Speech to text.
+    Transcription,
+    /// Music and sound effects.
+    Audio,
+    /// 3D models.
+    #[serde(rename = "3d")]
+    ThreeD,
+}
+
+impl Modality {
+    /// The name as written in bundles and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Text => "text",
+            Modality::Image => "image",
+            Modality::ImageEdit => "image_edit",
+            Modality::Video => "video",
+            Modality::Speech => "speech",
+            Modality::Transcription => "transcription",
+            Modality::Audio => "audio",
+            Modality::ThreeD => "3d",
+        }
+    }
+}
+
+/// Where error answers keep their code and message.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorFields {
+    /// JSON pointers to the provider's error code (e.g. `/error/code`, `/error/type`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code: Vec<String>,
+    /// JSON pointers to the provider's error message (e.g. `/error/message`, `/detail`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message: Vec<String>,
+}
+
+impl ErrorFields {
+    /// No pointers declared.
+    pub fn is_empty(&self) -> bool {
+        self.code.is_empty() && self.message.is_empty()
+    }
+}
+
+/// One documented provider error.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRule {
+    /// The HTTP status (absent: any status; a job that failed has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The provider's error code, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// A prefix of the provider's error code (`SAFETY.`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_prefix: Option<String>,
+    /// Text the message contains (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Where the rule applies: `http` (an error answer to a call), `job` (a job that ended
+    /// failed), or `any`.
+    #[serde(default, skip_serializing_if = "RuleScope::is_any")]
+    pub on: RuleScope,
+    /// The class in the failure taxonomy (`rate_limited`, `content_policy`, ...).
+    pub class: String,
+    /// The provider documents that this answer to a create call created nothing (only with
+    /// `status` alone): the submit may be repeated without paying twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_created: bool,
+    /// One line for the docs page.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Where the provider documents it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Where an error rule applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleScope {
+    /// Both.
+    #[default]
+    Any,
+    /// Error answers (non-2xx, or a 2xx the provider marks as an error).
+    Http,
+    /// Jobs that ended failed.
+    Job,
+}
+
+impl RuleScope {
+    fn is_any(&self) -> bool {
+        *self == RuleScope::Any
+    }
 }
 
 /// Provider shape.
@@ -198,6 +340,13 @@ pub enum Pricing {
         /// USD per second of output.
         usd_per_second: f64,
     },
+    /// Per unit of a usage figure the provider returns (credits, audio seconds, megapixels).
+    PerUsage {
+        /// The usage field (`usage.<field>`), e.g. `credits` or `audio_seconds`.
+        field: String,
+        /// USD per unit of the field.
+        usd_per_unit: f64,
+    },
 }
 
 /// The steps of each action.
@@ -301,6 +450,18 @@ pub struct HttpRequestStep {
     /// Per-call timeout in seconds.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Send the provider file's `auth` headers with this call (false: a call to another host,
+    /// e.g. a signed download URL).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub auth: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn default_timeout() -> u64 {

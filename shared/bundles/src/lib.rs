@@ -11,6 +11,8 @@
 
 pub mod adapters;
 pub mod catalog;
+pub mod compose;
+pub mod declared;
 pub mod docs;
 pub mod driver;
 pub mod engine;
@@ -21,6 +23,7 @@ pub mod http;
 pub mod media;
 pub mod pricing;
 pub mod resilience;
+pub mod rules;
 pub mod sender;
 pub mod standard_webhooks;
 pub mod template;

@@ -120,6 +120,15 @@ pub fn compute(pricing: &Pricing, result: &ProviderResult) -> Cost {
             *usd_per_second,
             "usage.duration_seconds",
         )],
+        Pricing::PerUsage {
+            field,
+            usd_per_unit,
+        } => vec![line(
+            field,
+            num(u, field),
+            *usd_per_unit,
+            &format!("usage.{field}"),
+        )],
     };
     Cost {
         provider_usd_micros: lines.iter().map(|l| l.amount_usd_micros).sum(),

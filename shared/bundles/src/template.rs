@@ -13,6 +13,31 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut e = Environment::new();
         e.set_undefined_behavior(UndefinedBehavior::Strict);
+        // `input | merge({'model': model.name})`: a map with the second map's keys added (its
+        // null values dropped) — the input as is, plus what the provider also needs.
+        e.add_filter("merge", |a: minijinja::Value, b: minijinja::Value| {
+            let mut base = serde_json::to_value(&a).unwrap_or(Value::Null);
+            let over = serde_json::to_value(&b).unwrap_or(Value::Null);
+            if let (Value::Object(m), Value::Object(o)) = (&mut base, over) {
+                for (k, v) in o {
+                    if !v.is_null() {
+                        m.insert(k, v);
+                    }
+                }
+            }
+            minijinja::Value::from_serialize(&base)
+        });
+        // `input | omit('voice_id')`: the map without the named keys (fields that go in the
+        // URL or a header rather than the body).
+        e.add_filter("omit", |a: minijinja::Value, keys: minijinja::value::Rest<String>| {
+            let mut base = serde_json::to_value(&a).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut base {
+                for k in keys.iter() {
+                    m.remove(k);
+                }
+            }
+            minijinja::Value::from_serialize(&base)
+        });
         e
     })
 }

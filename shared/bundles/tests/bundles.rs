@@ -17,6 +17,24 @@ fn dev_options() -> CatalogOptions {
     o
 }
 
+/// The provider-file and model-file schemas (docs/provider.schema.json, docs/model.schema.json).
+#[test]
+fn committed_provider_and_model_schemas_match_the_format() {
+    let (provider, model) = executor_bundles::compose::json_schemas();
+    for (name, schema) in [("provider", provider), ("model", model)] {
+        let path = repo().join(format!("docs/{name}.schema.json"));
+        let rendered = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap_or_default(),
+            rendered,
+            "docs/{name}.schema.json drifted; run UPDATE_DOCS=1 cargo test -p executor-bundles"
+        );
+    }
+}
+
 #[test]
 fn committed_schema_matches_the_format() {
     let path = repo().join("docs/bundle.schema.json");
@@ -220,37 +238,67 @@ async fn a_missing_credential_fails_only_its_models_calls() {
 #[test]
 fn a_broken_bundle_is_refused_with_file_field_and_hint() {
     let dir = tempfile::tempdir().unwrap();
-    let good = std::fs::read_to_string(repo().join("bundles/runway-gen4-turbo.yaml")).unwrap();
+    let model = std::fs::read_to_string(repo().join("bundles/runway-gen4-turbo.yaml")).unwrap();
+    let provider =
+        std::fs::read_to_string(repo().join("bundles/providers/runway.yaml")).unwrap();
+    // (file, model file text, provider file text, expected message)
     let cases = [
         (
             "unknown-field.yaml",
-            good.replace("provider: runway", "provider: runway\nprovder: typo"),
-            "unknown field `provder`",
+            model.replace("id: runway/gen4-turbo", "id: runway/gen4-turbo
+modle: typo"),
+            provider.clone(),
+            "unknown field `modle`",
         ),
         (
             "bad-adapter.yaml",
-            good.replace("adapter: runway", "adapter: nosuch"),
+            model.clone(),
+            provider.replace("adapter: runway", "adapter: nosuch"),
             "unknown adapter `nosuch`",
         ),
         (
             "undefined-var.yaml",
-            good.replace("{{ job.id }}", "{{ jobb.id }}"),
+            model.clone(),
+            provider.replace("{{ job.id }}", "{{ jobb.id }}"),
             "undefined variable `jobb`",
         ),
         (
             "bad-template.yaml",
-            good.replace("{{ job.id }}", "{{ job.id "),
+            model.clone(),
+            provider.replace("{{ job.id }}", "{{ job.id "),
             "bad template",
         ),
         (
             "no-poll.yaml",
-            good.replace("  poll:\n", "  pol_removed:\n"),
+            model.clone(),
+            provider.replace("  poll:\n", "  pol_removed:\n"),
             "unknown field",
         ),
+        (
+            "conflict.yaml",
+            model.replace("extends: runway", "extends: runway\nbase_url: https://elsewhere"),
+            provider.clone(),
+            "conflicting override: `base_url` belongs to the provider file",
+        ),
+        (
+            "no-provider.yaml",
+            model.replace("extends: runway", "extends: runwai"),
+            provider.clone(),
+            "no provider file for `runwai`",
+        ),
+        (
+            "unused-endpoint.yaml",
+            model.clone(),
+            provider.replace("{{ model.endpoint }}", "/v1/image_to_video"),
+            "the endpoint is not used",
+        ),
     ];
-    for (name, text, expected) in cases {
-        let file = dir.path().join(name);
-        std::fs::write(&file, text).unwrap();
+    for (i, (name, model_text, provider_text, expected)) in cases.into_iter().enumerate() {
+        let case = dir.path().join(format!("case{i}"));
+        std::fs::create_dir_all(case.join("providers")).unwrap();
+        std::fs::write(case.join("providers/runway.yaml"), provider_text).unwrap();
+        let file = case.join(name);
+        std::fs::write(&file, model_text).unwrap();
         let issues = check_file(&file).expect_err(name);
         let all = issues
             .iter()
@@ -258,14 +306,17 @@ fn a_broken_bundle_is_refused_with_file_field_and_hint() {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(all.contains(expected), "{name}: {all}");
-        assert!(all.contains(name), "names the file: {all}");
+        assert!(all.contains(name) || all.contains("runway.yaml"), "names the file: {all}");
         assert!(all.contains("hint"), "gives a hint: {all}");
+        // The catalog refuses the whole directory.
+        assert!(
+            matches!(
+                BundleCatalog::load(&case, dev_options()),
+                Err(BundleError::Invalid(_))
+            ),
+            "{name}"
+        );
     }
-    // The catalog refuses the whole directory.
-    assert!(matches!(
-        BundleCatalog::load(dir.path(), dev_options()),
-        Err(BundleError::Invalid(_))
-    ));
 }
 
 #[test]

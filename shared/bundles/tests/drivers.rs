@@ -256,15 +256,21 @@ async fn a_refused_connection_is_unavailable_and_certainly_not_created() {
 async fn a_create_that_times_out_after_sending_is_ambiguous() {
     let (sims, _) = setup().await;
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(common::repo().join("bundles/runway-gen4-turbo.yaml"))
+    let provider = std::fs::read_to_string(common::repo().join("bundles/providers/runway.yaml"))
         .unwrap()
         .replacen(
-            "        seed: \"{{ input.seed | default(none) }}\"\n",
-            "        seed: \"{{ input.seed | default(none) }}\"\n      timeout_seconds: 1\n",
+            "    json: \"{{ input | merge({'model': model.name}) }}\"\n",
+            "    json: \"{{ input | merge({'model': model.name}) }}\"\n    timeout_seconds: 1\n",
             1,
         );
-    assert!(text.contains("timeout_seconds: 1"));
-    std::fs::write(dir.path().join("runway.yaml"), text).unwrap();
+    assert!(provider.contains("timeout_seconds: 1"));
+    std::fs::create_dir_all(dir.path().join("providers")).unwrap();
+    std::fs::write(dir.path().join("providers/runway.yaml"), provider).unwrap();
+    std::fs::copy(
+        common::repo().join("bundles/runway-gen4-turbo.yaml"),
+        dir.path().join("runway.yaml"),
+    )
+    .unwrap();
     let catalog =
         BundleCatalog::load(dir.path(), common::sim_options(&sims, HashMap::new())).unwrap();
     let d = driver(&catalog, "runway/gen4-turbo");

@@ -485,6 +485,9 @@ pub enum OutputKind {
     Text,
     /// Structured JSON.
     Json,
+    /// A 3D model (GLB, FBX, OBJ, USDZ).
+    #[serde(rename = "3d")]
+    Model3d,
 }
 
 /// One normalized output.

@@ -195,7 +195,7 @@ impl Adapter for Luma {
             Ok(b) => b,
             Err(o) => return o,
         };
-        interpret_generation(g, seconds(&run.ctx["input"]["duration"]))
+        interpret_generation(g, super::requested_duration(&run.ctx))
     }
 
     fn supports_callbacks(&self) -> bool {

@@ -153,7 +153,7 @@ impl Adapter for MiniMax {
                     o.mime_type.get_or_insert_with(|| "video/mp4".into());
                     o.width = task["video_width"].as_u64().map(|w| w as u32);
                     o.height = task["video_height"].as_u64().map(|h| h as u32);
-                    o.duration_seconds = run.ctx["input"]["duration"].as_f64();
+                    o.duration_seconds = super::requested_duration(&run.ctx);
                     outputs.push(o);
                 }
                 PollOutcome::Succeeded(ProviderResult {

@@ -114,6 +114,25 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Adapter>> {
     }
 }
 
+/// The adapter of a bundle: a Rust adapter by name, or the `declared` adapter built from the
+/// bundle's `interpret` and `errors` (with its secrets, for callback verification).
+pub fn for_bundle(
+    bundle: &crate::format::Bundle,
+    secrets: &std::collections::BTreeMap<String, String>,
+) -> Option<Arc<dyn Adapter>> {
+    if bundle.adapter == "declared" {
+        return Some(Arc::new(crate::declared::Declared::new(bundle, secrets)));
+    }
+    by_name(&bundle.adapter)
+}
+
+/// The output duration a model's input asks for (the field its model file names in
+/// `duration_input`; a number of seconds or a string such as `5s`), from a step context.
+pub fn requested_duration(ctx: &Value) -> Option<f64> {
+    let field = ctx["model"]["duration_input"].as_str()?;
+    crate::declared::number(&ctx["input"][field])
+}
+
 /// Names of all adapters.
 pub const NAMES: [&str; 8] = [
     "openai",

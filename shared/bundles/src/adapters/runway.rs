@@ -106,7 +106,7 @@ impl Adapter for Runway {
             Ok(b) => b,
             Err(o) => return o,
         };
-        interpret_task(task, run.ctx["input"]["duration"].as_f64())
+        interpret_task(task, super::requested_duration(&run.ctx))
     }
 }
 
