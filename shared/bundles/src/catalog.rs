@@ -429,18 +429,15 @@ pub fn check_file(file: &Path) -> Result<Bundle, Vec<BundleIssue>> {
 /// file or above it.
 pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
     if let Some(name) = crate::compose::extends_of(text) {
-        let Some(pfile) = crate::compose::find_provider_file(file, &name) else {
+        let Some(pdir) = crate::compose::find_providers_dir(file) else {
             return Err(vec![issue(
                 file,
                 "extends",
-                format!("no provider file for `{name}`"),
+                format!("no provider file for `{name}` (no providers directory)"),
                 format!("write bundles/providers/{name}.yaml"),
             )]);
         };
-        let ptext = std::fs::read_to_string(&pfile)
-            .map_err(|e| vec![issue(&pfile, "(file)", e.to_string(), "is the file readable?")])?;
-        let p = crate::compose::parse_provider(&pfile, &ptext)?;
-        let providers = BTreeMap::from([(name, p)]);
+        let providers = load_providers(&pdir)?;
         return check_model(file, text, &providers);
     }
     let bundle: Bundle = serde_yaml_ng::from_str(text).map_err(|e| {
@@ -456,6 +453,38 @@ pub fn check_text(file: &Path, text: &str) -> Result<Bundle, Vec<BundleIssue>> {
         )]
     })?;
     check_bundle(file, bundle)
+}
+
+/// Parses every provider file of a `providers` directory, by provider name.
+pub fn load_providers(
+    dir: &Path,
+) -> Result<BTreeMap<String, crate::compose::LoadedProvider>, Vec<BundleIssue>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| vec![issue(dir, "(directory)", e.to_string(), "is it readable?")])?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut out = BTreeMap::new();
+    let mut issues = Vec::new();
+    for f in files {
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                issues.push(issue(&f, "(file)", e.to_string(), "is the file readable?"));
+                continue;
+            }
+        };
+        match crate::compose::parse_providers(&f, &text) {
+            Ok(ps) => {
+                for p in ps {
+                    out.insert(p.typed.provider.clone(), p);
+                }
+            }
+            Err(mut i) => issues.append(&mut i),
+        }
+    }
+    if issues.is_empty() { Ok(out) } else { Err(issues) }
 }
 
 /// Resolves and checks a model file over the given provider files.
@@ -715,9 +744,22 @@ impl BundleCatalog {
             .partition(|(f, _)| crate::compose::is_provider_file(f));
         let mut providers = BTreeMap::new();
         for (file, text) in provider_sources {
-            match crate::compose::parse_provider(&file, &text) {
-                Ok(p) => {
-                    providers.insert(p.typed.provider.clone(), p);
+            match crate::compose::parse_providers(&file, &text) {
+                Ok(ps) => {
+                    for p in ps {
+                        if let Some(prev) = providers.insert(p.typed.provider.clone(), p) {
+                            issues.push(issue(
+                                &file,
+                                "provider",
+                                format!(
+                                    "provider `{}` is also defined in {}",
+                                    prev.typed.provider,
+                                    prev.file.display()
+                                ),
+                                "one provider, one file",
+                            ));
+                        }
+                    }
                 }
                 Err(mut i) => issues.append(&mut i),
             }

@@ -88,7 +88,26 @@ pub struct ProviderFile {
     /// The poll, cancel and lookup steps.
     #[serde(default)]
     pub steps: ProviderSteps,
+    /// One file, several providers of the same API shape (OpenAI-compatible hosts): each
+    /// host is a provider of its own (its own name, base URL, key, limiter scope) that takes
+    /// everything above and overrides what differs (`base_url`, `credentials`, `auth`,
+    /// `error_fields`, `errors` (checked first), `limits`, `docs_url`, `description`, `submit`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, Value>,
 }
+
+/// What a host of a multi-host provider file may override.
+const HOST_KEYS: [&str; 9] = [
+    "base_url",
+    "credentials",
+    "auth",
+    "error_fields",
+    "errors",
+    "limits",
+    "docs_url",
+    "description",
+    "submit",
+];
 
 /// The steps a provider file shares.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -228,7 +247,78 @@ pub fn is_provider_file(file: &Path) -> bool {
         .is_some_and(|n| n == "providers")
 }
 
-/// Parses and checks a provider file.
+/// Parses and checks a provider file: one provider, or one per host of a multi-host file.
+pub fn parse_providers(file: &Path, text: &str) -> Result<Vec<LoadedProvider>, Vec<BundleIssue>> {
+    let typed: ProviderFile =
+        serde_yaml_ng::from_str(text).map_err(|e| vec![yaml_issue(file, e, "provider")])?;
+    if typed.hosts.is_empty() {
+        return parse_provider(file, text).map(|p| vec![p]);
+    }
+    let value: Value =
+        serde_yaml_ng::from_str(text).map_err(|e| vec![yaml_issue(file, e, "provider")])?;
+    let mut out = Vec::new();
+    let mut issues = Vec::new();
+    for (host, over) in &typed.hosts {
+        let Value::Object(o) = over else {
+            issues.push(issue(
+                file,
+                &format!("hosts.{host}"),
+                "a host is a map of overrides".into(),
+                "e.g. {base_url: ..., credentials: [...]}",
+            ));
+            continue;
+        };
+        for k in o.keys() {
+            if !HOST_KEYS.contains(&k.as_str()) {
+                issues.push(issue(
+                    file,
+                    &format!("hosts.{host}.{k}"),
+                    format!("a host cannot override `{k}`"),
+                    &format!("hosts override: {}", HOST_KEYS.join(", ")),
+                ));
+            }
+        }
+        let mut v = value.clone();
+        if let Value::Object(m) = &mut v {
+            m.remove("hosts");
+            m.insert("provider".into(), Value::String(host.clone()));
+            for (k, x) in o {
+                if k == "errors" {
+                    let mut rules = x.as_array().cloned().unwrap_or_default();
+                    rules.extend(m.get("errors").and_then(Value::as_array).cloned().unwrap_or_default());
+                    m.insert(k.clone(), Value::Array(rules));
+                } else if k == "limits" && m.get("limits").is_some_and(Value::is_object) {
+                    if let Some(l) = m.get_mut("limits") {
+                        merge(l, x);
+                    }
+                } else {
+                    m.insert(k.clone(), x.clone());
+                }
+            }
+        }
+        match serde_json::from_value::<ProviderFile>(v.clone()) {
+            Ok(t) => {
+                for (i, r) in t.errors.iter().enumerate() {
+                    check_rule(file, &format!("hosts.{host}.errors[{i}]"), r, &mut issues);
+                }
+                out.push(LoadedProvider {
+                    file: file.to_path_buf(),
+                    typed: t,
+                    value: v,
+                })
+            }
+            Err(e) => issues.push(issue(
+                file,
+                &format!("hosts.{host}"),
+                e.to_string(),
+                "compare with docs/provider.schema.json",
+            )),
+        }
+    }
+    if issues.is_empty() { Ok(out) } else { Err(issues) }
+}
+
+/// Parses and checks a single-provider file.
 pub fn parse_provider(file: &Path, text: &str) -> Result<LoadedProvider, Vec<BundleIssue>> {
     let typed: ProviderFile =
         serde_yaml_ng::from_str(text).map_err(|e| vec![yaml_issue(file, e, "provider")])?;
@@ -545,13 +635,13 @@ pub fn resolve(
     }
 }
 
-/// The provider file a model file extends, found next to it: `providers/<name>.yaml` in the
-/// file's directory or one of its ancestors (for checking one model file alone).
-pub fn find_provider_file(model_file: &Path, name: &str) -> Option<PathBuf> {
+/// The provider files a model file may extend, found next to it: the `providers` directory in
+/// the file's directory or the nearest of its ancestors (for checking one model file alone).
+pub fn find_providers_dir(model_file: &Path) -> Option<PathBuf> {
     let mut dir = model_file.parent();
     while let Some(d) = dir {
-        let candidate = d.join("providers").join(format!("{name}.yaml"));
-        if candidate.is_file() {
+        let candidate = d.join("providers");
+        if candidate.is_dir() {
             return Some(candidate);
         }
         dir = d.parent();
