@@ -28,6 +28,23 @@ pub struct ModelView {
     pub description: String,
     /// Longest an execution may run.
     pub max_duration_seconds: u64,
+    /// What it makes: `text`, `image`, `image_edit`, `video`, `speech`, `transcription`,
+    /// `audio`, `3d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modality: Option<String>,
+    /// How it is priced: the billing `unit`, its prices, and a `summary` line.
+    #[schema(value_type = Object)]
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub pricing: Value,
+    /// Whether this deployment can run it (its provider's credentials are configured).
+    pub available: bool,
+    /// The credentials it lacks when it is not available (the environment variables or
+    /// secret keys to set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_credentials: Vec<String>,
+    /// The provider's documentation of the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
     /// The JSON Schema (draft 2020-12) its `input` is validated against.
     #[schema(value_type = Object)]
     pub input_schema: Value,
@@ -43,7 +60,10 @@ pub struct ModelList {
     pub data: Vec<ModelView>,
 }
 
-fn view(s: &ModelSpec) -> ModelView {
+fn view(d: &dyn executor_lifecycle::ModelDriver) -> ModelView {
+    let s: &ModelSpec = d.spec();
+    let l = d.listing();
+    let text = |k: &str| l[k].as_str().map(str::to_string);
     ModelView {
         id: s.id.clone(),
         object: "model",
@@ -51,6 +71,14 @@ fn view(s: &ModelSpec) -> ModelView {
         shape: s.shape,
         description: s.description.clone(),
         max_duration_seconds: s.max_duration_ms / 1000,
+        modality: text("modality"),
+        pricing: l["pricing"].clone(),
+        available: l["available"].as_bool().unwrap_or(true),
+        missing_credentials: l["missing_credentials"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        docs_url: text("docs_url"),
         input_schema: s.input_schema.clone(),
     }
 }
@@ -79,7 +107,7 @@ pub async fn list(
         .catalog
         .list()
         .iter()
-        .map(|d| view(d.spec()))
+        .map(|d| view(d.as_ref()))
         .collect();
     Ok(Json(ModelList {
         object: "list",
@@ -114,7 +142,7 @@ pub async fn get_one(
     authorize(&state, &headers).await?;
     let id = format!("{owner}/{name}");
     match state.engine.ports().catalog.get(&id) {
-        Some(d) => Ok(Json(view(d.spec()))),
+        Some(d) => Ok(Json(view(d.as_ref()))),
         None => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "not-found",

@@ -17,6 +17,11 @@ fn shape_words(s: BundleShape) -> &'static str {
     }
 }
 
+/// One line saying how a model is priced (the docs pages and `GET /v1/models`).
+pub fn pricing_summary(p: &Pricing) -> String {
+    pricing_words(p)
+}
+
 fn pricing_words(p: &Pricing) -> String {
     match p {
         Pricing::PerToken {

@@ -390,6 +390,24 @@ fn apply_defaults(schema: &Value, input: &Value) -> Value {
 
 #[async_trait]
 impl ModelDriver for BundleDriver {
+    fn listing(&self) -> Value {
+        let mut pricing = serde_json::to_value(&self.bundle.pricing).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut pricing {
+            m.insert(
+                "summary".into(),
+                Value::String(crate::docs::pricing_summary(&self.bundle.pricing)),
+            );
+        }
+        json!({
+            "modality": self.bundle.modality.map(|m| m.as_str()),
+            "pricing": pricing,
+            "available": self.missing_credentials.is_empty(),
+            "missing_credentials": self.missing_credentials,
+            "docs_url": self.bundle.docs_url,
+            "provider_model": self.bundle.provider_model,
+        })
+    }
+
     fn spec(&self) -> &ModelSpec {
         &self.spec
     }

@@ -27,6 +27,15 @@ fn env() -> &'static Environment<'static> {
             }
             minijinja::Value::from_serialize(&base)
         });
+        // `jwt_hs256(secrets.ACCESS_KEY, secrets.SECRET_KEY)`: a JSON Web Token signed with
+        // HMAC-SHA256 (`{"iss": issuer, "exp": now + ttl, "nbf": now - 5}`), as Kling's API
+        // takes for its Bearer auth; `ttl` defaults to 1800 s.
+        e.add_function(
+            "jwt_hs256",
+            |issuer: String, secret: String, ttl: Option<i64>| -> Result<String, minijinja::Error> {
+                Ok(jwt_hs256(&issuer, &secret, ttl.unwrap_or(1800), now_s()))
+            },
+        );
         // `input | omit('voice_id')`: the map without the named keys (fields that go in the
         // URL or a header rather than the body).
         e.add_filter("omit", |a: minijinja::Value, keys: minijinja::value::Rest<String>| {
@@ -40,6 +49,30 @@ fn env() -> &'static Environment<'static> {
         });
         e
     })
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An HS256 JSON Web Token for `issuer`, valid from `now - 5` to `now + ttl`.
+pub fn jwt_hs256(issuer: &str, secret: &str, ttl: i64, now: i64) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = b64(serde_json::json!({"iss": issuer, "exp": now + ttl, "nbf": now - 5})
+        .to_string()
+        .as_bytes());
+    let signing_input = format!("{header}.{claims}");
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return signing_input;
+    };
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
 }
 
 /// A template or expression error.
@@ -181,7 +214,11 @@ pub fn referenced_roots(s: &str, is_expression: bool) -> Vec<String> {
     guarded(&source, || {
         Ok(match env().template_from_str(&source) {
             Ok(t) => {
-                let mut v: Vec<String> = t.undeclared_variables(false).into_iter().collect();
+                let mut v: Vec<String> = t
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|name| env().globals().all(|(g, _)| g != name.as_str()))
+                    .collect();
                 v.sort();
                 v
             }
@@ -223,5 +260,37 @@ mod tests {
             vec!["base_url", "job"]
         );
         assert!(check_syntax("{{ unclosed", false).is_err());
+    }
+}
+
+#[cfg(test)]
+mod jwt_tests {
+    #[test]
+    fn jwt_matches_a_known_hs256_signature() {
+        // Verified independently: HMAC-SHA256 over `header.claims` with key "secret".
+        let t = super::jwt_hs256("ak", "secret", 1800, 1_700_000_000);
+        let parts: Vec<&str> = t.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9");
+        use base64::Engine as _;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&claims).unwrap_or_default();
+        assert_eq!(v["iss"], "ak");
+        assert_eq!(v["exp"], 1_700_001_800);
+        assert_eq!(v["nbf"], 1_699_999_995);
+        // The whole token, as Python's hmac/hashlib computes it over the same header and claims.
+        assert_eq!(
+            t,
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhayIsImV4cCI6MTcwMDAwMTgwMCwibmJmIjoxNjk5OTk5OTk1fQ.NPPQ6Wixv88NO9wHzxP_0YLgZGx6z5KWv3Zdi9MSpds"
+        );
+        assert!(super::referenced_roots("{{ jwt_hs256(secrets.A, secrets.B) }}", false) == vec!["secrets".to_string()]);
+        let rendered = super::render_str(
+            "Bearer {{ jwt_hs256('ak', 'secret') }}",
+            &serde_json::json!({}),
+        )
+        .unwrap_or_default();
+        assert!(rendered.starts_with("Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
     }
 }

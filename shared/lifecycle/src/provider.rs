@@ -207,6 +207,12 @@ pub enum LookupOutcome {
 pub trait ModelDriver: Send + Sync {
     /// The spec.
     fn spec(&self) -> &ModelSpec;
+    /// What the catalogue shows of the model beyond its spec (a JSON object: `modality`,
+    /// `pricing`, `available`, `missing_credentials`, `docs_url`); `null` when the driver has
+    /// nothing to add.
+    fn listing(&self) -> Value {
+        Value::Null
+    }
     /// Validates (and normalizes) the input; errors name the field.
     fn validate(&self, input: &Value) -> Result<Value, Failure>;
     /// Creates the job (or runs it, for immediate models).
