@@ -311,6 +311,10 @@ impl LocalSystem {
             catalog_opts.secrets = Arc::new(executor_bundles::catalog::MapSecrets(map.clone()));
             catalog_opts.allow_missing_credentials = false;
         }
+        // Against real providers, a provider whose key is not set does not stop the others:
+        // its models load, are listed by GET /v1/models as unavailable with the missing
+        // variable, and their executions fail with pipeline_configuration naming it.
+        catalog_opts.missing_credentials_fail_executions = !catalog_opts.allow_missing_credentials;
         catalog_opts.resilience = opts.resilience.clone();
         catalog_opts.media_policy = opts.lifecycle.webhook_targets;
         catalog_opts
@@ -329,6 +333,19 @@ impl LocalSystem {
         )));
         let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
             .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
+        let missing = catalog.missing_credentials();
+        if !missing.is_empty() {
+            let mut vars: Vec<&str> = missing.iter().map(|(_, c)| c.as_str()).collect();
+            vars.sort();
+            vars.dedup();
+            let models: std::collections::BTreeSet<&str> =
+                missing.iter().map(|(m, _)| m.as_str()).collect();
+            eprintln!(
+                "note: {} model(s) unavailable until these are set: {} (GET /v1/models lists them as unavailable)",
+                models.len(),
+                vars.join(", ")
+            );
+        }
 
         let ports = ports(&opts, &backend, catalog)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
