@@ -81,6 +81,9 @@ pub struct ProviderFile {
     /// How the `declared` adapter reads answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpret: Option<crate::declared::Interpret>,
+    /// Where the provider documents that jobs cannot be canceled (no cancel steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cancel: Option<String>,
     /// The default create call (its templates may use `model.endpoint`, `model.name`,
     /// `model.params`); a model's `request` replaces the body of its `create` step.
     #[serde(default)]
@@ -179,6 +182,9 @@ pub struct ModelFile {
     /// Reading the answers, merged key by key over the provider's `interpret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpret: Option<Value>,
+    /// Where the provider documents that this model's jobs cannot be canceled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cancel: Option<String>,
     /// More error rules, checked before the provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ErrorRule>>,
@@ -562,7 +568,7 @@ pub fn resolve(
             b.insert(key.into(), v);
         }
     }
-    for key in ["ambiguous_submit", "lookup", "error_fields", "docs_url"] {
+    for key in ["ambiguous_submit", "lookup", "error_fields", "docs_url", "no_cancel"] {
         if let Some(v) = model.get(key).or(pv.get(key)) {
             b.insert(key.into(), v.clone());
         }

@@ -82,6 +82,10 @@ pub struct Bundle {
     /// nothing was created); the generated docs page shows the same table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ErrorRule>,
+    /// Where the provider documents that a job cannot be canceled (a URL or a note): a
+    /// polling or callback model without cancel steps says so, or conformance fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cancel: Option<String>,
     /// How the `declared` adapter reads the provider's answers (providers that need no Rust).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpret: Option<crate::declared::Interpret>,

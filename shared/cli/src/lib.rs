@@ -5,6 +5,7 @@
 pub mod aws_dev;
 pub mod bench;
 pub mod client;
+pub mod conformance;
 pub use executor_lambda::config;
 pub mod demo;
 pub mod keys;

@@ -52,6 +52,22 @@ enum BundleCommand {
         #[arg(long)]
         bless: bool,
     },
+    /// Check an integration against what the lifecycle expects of its shape, from its bundle
+    /// and its fixtures: a job id from the create answer, every status mapped, cancel steps
+    /// (or a documented `no_cancel`), each documented error class covered by a fixture, the
+    /// pricing unit reading a usage figure the provider returns, callback verification for
+    /// callback shapes, bad input refused before a call, and success / drift / empty-output
+    /// fixtures. Prints a pass/fail checklist per model; exits 1 on any failure.
+    Conformance {
+        /// A model id or `all`.
+        model: String,
+        /// Fixtures directory (`bundles/fixtures` by default).
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Bundles directory.
+        #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
+        bundles: Option<PathBuf>,
+    },
     /// Record a fixture: run one execution through a recording proxy against the simulators
     /// (default) or the real provider (`--against provider`, credentials from the
     /// environment), and write the interactions, callbacks and outcome to
@@ -668,6 +684,58 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("ok  {m}");
             }
             println!("{} bundle(s) valid", models.len());
+            Ok(0)
+        }
+        Command::Bundle {
+            command:
+                BundleCommand::Conformance {
+                    model,
+                    fixtures,
+                    bundles,
+                },
+        } => {
+            use executor_cli::replay;
+            let bundles_dir = bundles.unwrap_or_else(executor_cli::local::default_bundles_dir);
+            let fixtures_dir = fixtures.unwrap_or_else(|| bundles_dir.join("fixtures"));
+            let all = replay::bundles_by_id(&bundles_dir)?;
+            let chosen: Vec<&String> = if model == "all" {
+                all.keys().collect()
+            } else if all.contains_key(&model) {
+                vec![all.keys().find(|k| **k == model).unwrap_or(&model)]
+            } else {
+                bail!(
+                    "{model}: not a model id in {} (or `all`)",
+                    bundles_dir.display()
+                );
+            };
+            let mut failures = 0;
+            for id in chosen {
+                let (file, bundle) = &all[id];
+                let dir = replay::fixtures_of(&fixtures_dir, file);
+                let mut fixtures = Vec::new();
+                if dir.is_dir() {
+                    for f in replay::fixture_files(&dir)? {
+                        fixtures.push(replay::read_fixture(&f)?);
+                    }
+                }
+                println!("{id} ({})", file.display());
+                for c in executor_cli::conformance::checklist(bundle, &fixtures) {
+                    if !c.pass {
+                        failures += 1;
+                    }
+                    println!(
+                        "  {}  {}: {}",
+                        if c.pass { "pass" } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
+                }
+            }
+            if failures > 0 {
+                println!("{failures} check(s) failed");
+                return Ok(1);
+            }
+            println!("all checks pass");
             Ok(0)
         }
         Command::Bundle {
