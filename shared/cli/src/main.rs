@@ -68,6 +68,15 @@ enum BundleCommand {
         #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
         bundles: Option<PathBuf>,
     },
+    /// Propose how a provider's answers are read, from recorded conversations (fixture
+    /// files): the job id, the status values and their meaning, the outputs (URLs, base64 or
+    /// hex data, text, MIME types, dimensions, durations), usage figures for pricing, and
+    /// error rules. Prints a model-file patch (YAML) to review, not to paste unread.
+    Infer {
+        /// A directory of fixture files (e.g. `bundles/fixtures/<model>`).
+        #[arg(long)]
+        fixtures: PathBuf,
+    },
     /// Record a fixture: run one execution through a recording proxy against the simulators
     /// (default) or the real provider (`--against provider`, credentials from the
     /// environment), and write the interactions, callbacks and outcome to
@@ -684,6 +693,25 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("ok  {m}");
             }
             println!("{} bundle(s) valid", models.len());
+            Ok(0)
+        }
+        Command::Bundle {
+            command: BundleCommand::Infer { fixtures },
+        } => {
+            let mut list = Vec::new();
+            for f in executor_cli::replay::fixture_files(&fixtures)? {
+                list.push(executor_cli::replay::read_fixture(&f)?);
+            }
+            if list.is_empty() {
+                bail!("{}: no fixture files", fixtures.display());
+            }
+            let patch = executor_cli::infer::propose(&list);
+            println!(
+                "# Proposed by `executor bundle infer` from {} fixture(s) in {}: review before use.",
+                list.len(),
+                fixtures.display()
+            );
+            print!("{}", serde_yaml_ng::to_string(&patch)?);
             Ok(0)
         }
         Command::Bundle {
