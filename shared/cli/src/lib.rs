@@ -8,6 +8,7 @@ pub mod client;
 pub mod conformance;
 pub use executor_lambda::config;
 pub mod demo;
+pub mod import;
 pub mod infer;
 pub mod keys;
 pub mod local;

@@ -68,6 +68,40 @@ enum BundleCommand {
         #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
         bundles: Option<PathBuf>,
     },
+    /// Draft a model file from a platform model's published OpenAPI schema: `import
+    /// replicate OWNER/NAME` (the model or version JSON, whose `openapi_schema` has
+    /// `components.schemas.Input`) or `import fal ENDPOINT` (the endpoint's OpenAPI document),
+    /// read from `--schema FILE` or stdin (`-`, the default). Writes `<bundles>/<name>.yaml`
+    /// (or prints it with `--stdout`) with the input schema, defaults, endpoint and a pricing
+    /// stub to confirm.
+    Import {
+        /// `replicate` or `fal`.
+        platform: String,
+        /// `OWNER/NAME` (Replicate) or the endpoint id (fal, e.g. `fal-ai/flux/schnell`).
+        model: String,
+        /// The schema document (`-`: stdin).
+        #[arg(long, default_value = "-")]
+        schema: PathBuf,
+        /// Print the model file instead of writing it.
+        #[arg(long)]
+        stdout: bool,
+        /// Bundles directory.
+        #[arg(long, env = "EXECUTOR_BUNDLES_DIR")]
+        bundles: Option<PathBuf>,
+    },
+    /// Draft a model file for any provider from one operation of its OpenAPI document (an
+    /// `operationId` or `POST /path`): endpoint, input schema from the request body, modality
+    /// guessed from the response, pricing stub. Prints the model file.
+    Scaffold {
+        /// The provider file it extends.
+        #[arg(long)]
+        provider: String,
+        /// The OpenAPI document (JSON or YAML; `-`: stdin).
+        #[arg(long)]
+        from_openapi: PathBuf,
+        /// The operation.
+        operation: String,
+    },
     /// Propose how a provider's answers are read, from recorded conversations (fixture
     /// files): the job id, the status values and their meaning, the outputs (URLs, base64 or
     /// hex data, text, MIME types, dimensions, durations), usage figures for pricing, and
@@ -696,6 +730,50 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Bundle {
+            command:
+                BundleCommand::Import {
+                    platform,
+                    model,
+                    schema,
+                    stdout,
+                    bundles,
+                },
+        } => {
+            let doc = read_document(&schema)?;
+            let text = match platform.as_str() {
+                "replicate" => executor_cli::import::import_replicate(&model, &doc)?,
+                "fal" => executor_cli::import::import_fal(&model, &doc)?,
+                other => bail!("import {other}: platforms are replicate and fal (any provider: executor bundle scaffold)"),
+            };
+            if stdout {
+                print!("{text}");
+                return Ok(0);
+            }
+            let dir = bundles.unwrap_or_else(executor_cli::local::default_bundles_dir);
+            let file = dir.join(format!(
+                "{platform}-{}.yaml",
+                model.trim_start_matches('/').replace(['/', '.'], "-")
+            ));
+            if file.exists() {
+                bail!("{} exists; not overwritten (use --stdout)", file.display());
+            }
+            std::fs::write(&file, text)?;
+            println!("wrote {} (confirm the pricing, then write its fixtures)", file.display());
+            Ok(0)
+        }
+        Command::Bundle {
+            command:
+                BundleCommand::Scaffold {
+                    provider,
+                    from_openapi,
+                    operation,
+                },
+        } => {
+            let doc = read_document(&from_openapi)?;
+            print!("{}", executor_cli::import::scaffold(&provider, &doc, &operation)?);
+            Ok(0)
+        }
+        Command::Bundle {
             command: BundleCommand::Infer { fixtures },
         } => {
             let mut list = Vec::new();
@@ -1167,4 +1245,18 @@ async fn keys(command: KeysCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// A JSON or YAML document from a file, or stdin for `-`.
+fn read_document(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
+        t
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?
+    };
+    serde_json::from_str(&text)
+        .or_else(|_| serde_yaml_ng::from_str(&text))
+        .with_context(|| format!("{}: neither JSON nor YAML", path.display()))
 }
