@@ -61,6 +61,16 @@ pub struct CatalogOptions {
     pub media_policy: executor_lifecycle::netguard::OutboundPolicy,
     /// Where `file-handler` `rehost` stores provider outputs (None: rehost steps fail).
     pub media_store: Option<Arc<dyn crate::media::MediaStore>>,
+    /// Platforms whose models run without a model file (`replicate`, `fal`): any
+    /// `replicate/OWNER/NAME`, `replicate/VERSION` or `fal/ENDPOINT` id
+    /// (`EXECUTOR_PASSTHROUGH=replicate,fal`).
+    pub passthrough: Vec<String>,
+    /// USD per second of predict time of a Replicate pass-through model
+    /// (`EXECUTOR_PASSTHROUGH_REPLICATE_USD_PER_SECOND`; default: Nvidia A100 (80GB), $0.0014).
+    pub passthrough_replicate_usd_per_second: f64,
+    /// USD per output of a fal pass-through model (`EXECUTOR_PASSTHROUGH_FAL_USD_PER_OUTPUT`;
+    /// default 0: fal's answers carry no price, set your endpoint's).
+    pub passthrough_fal_usd_per_output: f64,
 }
 
 impl CatalogOptions {
@@ -95,6 +105,24 @@ impl CatalogOptions {
             capacity_overrides: HashMap::new(),
             media_policy: Default::default(),
             media_store: None,
+            passthrough: std::env::var("EXECUTOR_PASSTHROUGH")
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_lowercase())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            passthrough_replicate_usd_per_second: std::env::var(
+                "EXECUTOR_PASSTHROUGH_REPLICATE_USD_PER_SECOND",
+            )
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0014),
+            passthrough_fal_usd_per_output: std::env::var("EXECUTOR_PASSTHROUGH_FAL_USD_PER_OUTPUT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0),
         }
     }
 }
@@ -142,6 +170,147 @@ pub enum BundleError {
 /// The loaded models.
 pub struct BundleCatalog {
     models: BTreeMap<String, Arc<BundleDriver>>,
+    providers: BTreeMap<String, crate::compose::LoadedProvider>,
+    factory: Factory,
+    /// Pass-through models built on first use.
+    dynamic: std::sync::Mutex<BTreeMap<String, Arc<BundleDriver>>>,
+}
+
+/// What building a driver needs.
+struct Factory {
+    transport: Transport,
+    media: crate::media::MediaClient,
+    keys: CallbackKeys,
+    opts: CatalogOptions,
+}
+
+impl Factory {
+    fn driver(&self, file: &Path, mut bundle: Bundle) -> Result<BundleDriver, Vec<BundleIssue>> {
+        let opts = &self.opts;
+        let mut issues = Vec::new();
+        let mut secrets = BTreeMap::new();
+        let mut missing = Vec::new();
+        for name in &bundle.credentials {
+            match opts.secrets.get(name) {
+                Some(v) => {
+                    secrets.insert(name.clone(), v);
+                }
+                None if opts.allow_missing_credentials => {
+                    secrets.insert(name.clone(), format!("sim-{}", name.to_lowercase()));
+                }
+                None if opts.missing_credentials_fail_executions => missing.push(name.clone()),
+                None => issues.push(issue(
+                    file,
+                    "credentials",
+                    format!("secret {name} is not set"),
+                    format!("export {name}=... (or run executor dev with the simulators)"),
+                )),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        let (Some(adapter), Ok(validator)) = (
+            adapters::for_bundle(&bundle, &secrets),
+            jsonschema::validator_for(&bundle.input_schema),
+        ) else {
+            return Err(vec![issue(
+                file,
+                "adapter",
+                "no adapter or no valid input schema",
+                "run executor bundle check",
+            )]);
+        };
+        let base_url = opts
+            .base_url_overrides
+            .get(&bundle.provider)
+            .cloned()
+            .unwrap_or_else(|| bundle.base_url.clone());
+        if let Some(c) = opts.capacity_overrides.get(&bundle.provider) {
+            bundle.limits.capacity = (*c > 0).then_some(*c);
+        }
+        let driver = BundleDriver::new(
+            bundle,
+            adapter,
+            self.transport.clone(),
+            self.media.clone(),
+            opts.media_store.clone(),
+            base_url.trim_end_matches('/').to_string(),
+            secrets,
+            self.keys.clone(),
+            validator,
+        );
+        Ok(driver.with_missing_credentials(missing))
+    }
+}
+
+/// The model file of a pass-through model id (`replicate/OWNER/NAME`, `replicate/VERSION`,
+/// `fal/ENDPOINT`), or `None` when the id is not one.
+pub fn passthrough_model(id: &str, opts: &CatalogOptions) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let (platform, rest) = id.split_once('/')?;
+    if !opts.passthrough.iter().any(|p| p == platform) || rest.is_empty() {
+        return None;
+    }
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            })
+    };
+    if !safe(rest) {
+        return None;
+    }
+    let description = format!("{rest} on {platform}, by pass-through: the input is forwarded as it is");
+    match platform {
+        "replicate" => {
+            let version = rest.len() == 64 && rest.chars().all(|c| c.is_ascii_hexdigit());
+            let mut m = json!({
+                "extends": "replicate",
+                "id": id,
+                "description": description,
+                "input_schema": {"type": "object"},
+                "pricing": {"unit": "per_second", "usd_per_second": opts.passthrough_replicate_usd_per_second},
+            });
+            if version {
+                m["endpoint"] = json!("/v1/predictions");
+                m["request"] = json!({
+                    "version": rest,
+                    "input": "{{ input }}",
+                    "webhook": "{{ callback_url }}",
+                    "webhook_events_filter": ["start", "completed"],
+                });
+            } else {
+                let (owner, name) = rest.split_once('/')?;
+                if name.contains('/') {
+                    return None;
+                }
+                m["endpoint"] = json!(format!("/v1/models/{owner}/{name}/predictions"));
+            }
+            Some(m)
+        }
+        "fal" => {
+            let app: Vec<&str> = rest.split('/').take(2).collect();
+            if app.len() < 2 {
+                return None;
+            }
+            Some(json!({
+                "extends": "fal",
+                "id": id,
+                "description": description,
+                "endpoint": format!("/{rest}"),
+                "params": {"app": app.join("/")},
+                "input_schema": {"type": "object"},
+                "pricing": {"unit": "per_output", "usd_per_output": opts.passthrough_fal_usd_per_output},
+            }))
+        }
+        _ => None,
+    }
 }
 
 const ROOTS: [&str; 9] = [
@@ -764,6 +933,12 @@ impl BundleCatalog {
                 Err(mut i) => issues.append(&mut i),
             }
         }
+        let factory = Factory {
+            transport,
+            media,
+            keys,
+            opts,
+        };
         for (file, text) in sources {
             let checked = if crate::compose::extends_of(&text).is_some() {
                 check_model(&file, &text, &providers)
@@ -777,25 +952,6 @@ impl BundleCatalog {
                     continue;
                 }
             };
-            let mut secrets = BTreeMap::new();
-            let mut missing = Vec::new();
-            for name in &bundle.credentials {
-                match opts.secrets.get(name) {
-                    Some(v) => {
-                        secrets.insert(name.clone(), v);
-                    }
-                    None if opts.allow_missing_credentials => {
-                        secrets.insert(name.clone(), format!("sim-{}", name.to_lowercase()));
-                    }
-                    None if opts.missing_credentials_fail_executions => missing.push(name.clone()),
-                    None => issues.push(issue(
-                        &file,
-                        "credentials",
-                        format!("secret {name} is not set"),
-                        format!("export {name}=... (or run executor dev with the simulators)"),
-                    )),
-                }
-            }
             if models.contains_key(&bundle.id) {
                 issues.push(issue(
                     &file,
@@ -805,39 +961,32 @@ impl BundleCatalog {
                 ));
                 continue;
             }
-            let (Some(adapter), Ok(validator)) = (
-                adapters::for_bundle(&bundle, &secrets),
-                jsonschema::validator_for(&bundle.input_schema),
-            ) else {
-                continue;
-            };
-            let base_url = opts
-                .base_url_overrides
-                .get(&bundle.provider)
-                .cloned()
-                .unwrap_or_else(|| bundle.base_url.clone());
-            let id = bundle.id.clone();
-            let mut bundle = bundle;
-            if let Some(c) = opts.capacity_overrides.get(&bundle.provider) {
-                bundle.limits.capacity = (*c > 0).then_some(*c);
+            match factory.driver(&file, bundle) {
+                Ok(d) => {
+                    models.insert(d.bundle().id.clone(), Arc::new(d));
+                }
+                Err(mut i) => issues.append(&mut i),
             }
-            let driver = BundleDriver::new(
-                bundle,
-                adapter,
-                transport.clone(),
-                media.clone(),
-                opts.media_store.clone(),
-                base_url.trim_end_matches('/').to_string(),
-                secrets,
-                keys.clone(),
-                validator,
-            );
-            models.insert(id, Arc::new(driver.with_missing_credentials(missing)));
         }
         if !issues.is_empty() {
             return Err(BundleError::Invalid(issues));
         }
-        Ok(BundleCatalog { models })
+        for p in &factory.opts.passthrough {
+            if !providers.contains_key(p) || !["replicate", "fal"].contains(&p.as_str()) {
+                return Err(BundleError::Invalid(vec![issue(
+                    Path::new("EXECUTOR_PASSTHROUGH"),
+                    p.as_str(),
+                    format!("no pass-through for `{p}`"),
+                    "pass-through is for replicate and fal (with their provider files)",
+                )]));
+            }
+        }
+        Ok(BundleCatalog {
+            models,
+            providers,
+            factory,
+            dynamic: std::sync::Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// The drivers.
@@ -860,11 +1009,32 @@ impl BundleCatalog {
     }
 }
 
+impl BundleCatalog {
+    /// A pass-through model, built on first use from its id and the provider file.
+    fn passthrough(&self, model: &str) -> Option<Arc<BundleDriver>> {
+        let mut cache = self.dynamic.lock().ok()?;
+        if let Some(d) = cache.get(model) {
+            return Some(d.clone());
+        }
+        let value = passthrough_model(model, &self.factory.opts)?;
+        let text = serde_yaml_ng::to_string(&value).ok()?;
+        let file = PathBuf::from(format!("(pass-through {model})"));
+        let bundle = check_model(&file, &text, &self.providers).ok()?;
+        let d = Arc::new(self.factory.driver(&file, bundle).ok()?);
+        if cache.len() < 10_000 {
+            cache.insert(model.to_string(), d.clone());
+        }
+        Some(d)
+    }
+}
+
 impl Catalog for BundleCatalog {
     fn get(&self, model: &str) -> Option<Arc<dyn ModelDriver>> {
         self.models
             .get(model)
-            .map(|d| d.clone() as Arc<dyn ModelDriver>)
+            .cloned()
+            .or_else(|| self.passthrough(model))
+            .map(|d| d as Arc<dyn ModelDriver>)
     }
 
     fn list(&self) -> Vec<Arc<dyn ModelDriver>> {

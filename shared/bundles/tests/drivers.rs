@@ -309,3 +309,48 @@ async fn credentials_never_appear_in_records_or_messages() {
     let everything = format!("{f:?} {calls:?}");
     assert!(!everything.contains("TOPSECRET"), "{everything}");
 }
+
+/// Pass-through: a Replicate model by name, one by version id, and a fal endpoint run with
+/// no model file once the operator enables their platforms; the same ids without it are
+/// unknown; a path-like id is not a model.
+#[tokio::test]
+async fn passthrough_models_run_without_a_model_file() {
+    let (sims, _) = setup().await;
+    let mut o = common::sim_options(&sims, HashMap::new());
+    let closed = BundleCatalog::load(&common::repo().join("bundles"), o.clone()).unwrap();
+    assert!(closed.get("replicate/acme/painter").is_none(), "off by default");
+    o.passthrough = vec!["replicate".into(), "fal".into()];
+    let catalog = BundleCatalog::load(&common::repo().join("bundles"), o).unwrap();
+    for bad in ["replicate/../x", "replicate/a/b/c", "fal/solo", "stability/x/y", "replicate/"] {
+        assert!(catalog.get(bad).is_none(), "{bad}");
+    }
+    let version = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637";
+    for id in [
+        "replicate/acme/painter".to_string(),
+        format!("replicate/{version}"),
+        "fal/fal-ai/flux/schnell".to_string(),
+    ] {
+        let d = catalog.get(&id).unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(d.spec().id, id);
+        let ctx = context(d.as_ref(), json!({"prompt": "a lighthouse"}), "");
+        let (end, calls) = run_to_end(d.as_ref(), ctx).await;
+        let create = &calls[0];
+        match &end {
+            End::Succeeded(r) => {
+                assert!(!r.outputs.is_empty(), "{id}: {r:?}");
+                let cost = d.cost(r);
+                if id.starts_with("replicate/") {
+                    assert!(cost.provider_usd_micros > 0, "{id}: predict time priced: {cost:?}");
+                }
+            }
+            other => panic!("{id}: {other:?} after {calls:?}"),
+        }
+        if id.contains(version) {
+            assert!(create.url.ends_with("/v1/predictions"), "{}", create.url);
+        } else if id.starts_with("replicate/") {
+            assert!(create.url.ends_with("/v1/models/acme/painter/predictions"), "{}", create.url);
+        } else {
+            assert!(create.url.ends_with("/fal-ai/flux/schnell"), "{}", create.url);
+        }
+    }
+}
