@@ -331,7 +331,7 @@ pub async fn cancel(
     operation_id = "execution_events",
     params(("id" = String, Path, description = "Execution id")),
     responses(
-        (status = 200, description = "The timeline, oldest first", body = Timeline),
+        (status = 200, description = "The timeline, oldest first (JSON); with `Accept: text/event-stream`, the same as Server-Sent Events (`transition` events whose id resumes with `Last-Event-ID`, then `end` with the execution), until the execution is final", body = Timeline),
         (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
@@ -348,6 +348,14 @@ pub async fn events(
 ) -> Result<Response, Problem> {
     let tenant = authorize(&state, &headers).await?;
     let guard = state.engine.get(&tenant, &id).await?;
+    if wants_event_stream(&headers) {
+        let after = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        return Ok(event_stream(state, tenant, id, guard.created_at_ms, after).into_response());
+    }
     let records = state.engine.transitions(&id).await?;
     let data = records
         .into_iter()
@@ -365,6 +373,105 @@ pub async fn events(
         late_jobs,
     })
     .into_response())
+}
+
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// The timeline as Server-Sent Events: one `transition` event per committed transition (its id
+/// is the transition's position, 1-based, so `Last-Event-ID` resumes after it), then an `end`
+/// event with the execution once it is final, and the stream closes. A stream lasts at most
+/// `inline_max_seconds` when that is set (API Gateway buffers a Lambda's answer and cuts it
+/// at 29 s: there the stream is a long poll that the client resumes with `Last-Event-ID`, as
+/// `EventSource` does by itself after `retry`), else ten minutes.
+fn event_stream(
+    state: Arc<ApiState>,
+    tenant: String,
+    id: String,
+    created_at_ms: i64,
+    after: usize,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let budget = match state.config.inline_max_seconds {
+        0 => Duration::from_secs(600),
+        s => Duration::from_secs(s.saturating_sub(5).max(1)),
+    };
+    let until = tokio::time::Instant::now() + budget;
+    struct Cursor {
+        sent: usize,
+        pending: std::collections::VecDeque<Event>,
+        done: bool,
+    }
+    let start = Cursor {
+        sent: after,
+        pending: Default::default(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(start, move |mut c| {
+        let state = state.clone();
+        let tenant = tenant.clone();
+        let id = id.clone();
+        async move {
+            loop {
+                if let Some(e) = c.pending.pop_front() {
+                    return Some((Ok(e), c));
+                }
+                if c.done {
+                    return None;
+                }
+                let guard = state.engine.get(&tenant, &id).await.ok();
+                let records = state.engine.transitions(&id).await.unwrap_or_default();
+                for (i, record) in records.into_iter().enumerate().skip(c.sent) {
+                    let entry = TimelineEntry {
+                        at: crate::view::rfc3339(record.at_ms),
+                        since_created_ms: record.at_ms - created_at_ms,
+                        record,
+                    };
+                    let data = serde_json::to_string(&entry).unwrap_or_default();
+                    c.pending
+                        .push_back(Event::default().event("transition").id((i + 1).to_string()).data(data));
+                    c.sent = i + 1;
+                }
+                match guard {
+                    Some(g) if g.status().is_final() && c.pending.is_empty() => {
+                        let result = state.engine.result(&g).await.ok().flatten();
+                        let view = crate::view::ExecutionView::new(&g, result.as_ref());
+                        c.pending.push_back(
+                            Event::default()
+                                .event("end")
+                                .data(serde_json::to_string(&view).unwrap_or_default()),
+                        );
+                        c.done = true;
+                    }
+                    None => {
+                        c.pending
+                            .push_back(Event::default().event("error").data("{\"detail\":\"execution not readable\"}"));
+                        c.done = true;
+                    }
+                    _ if c.pending.is_empty() => {
+                        if tokio::time::Instant::now() >= until {
+                            // Resume with Last-Event-ID (EventSource reconnects after `retry`).
+                            c.pending.push_back(
+                                Event::default().retry(Duration::from_millis(500)).comment("resume with Last-Event-ID"),
+                            );
+                            c.done = true;
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 /// The provider's raw final response: what the adapter normalized the outputs, usage and error
