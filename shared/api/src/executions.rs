@@ -435,8 +435,12 @@ fn event_stream(
                         record,
                     };
                     let data = serde_json::to_string(&entry).unwrap_or_default();
-                    c.pending
-                        .push_back(Event::default().event("transition").id((i + 1).to_string()).data(data));
+                    c.pending.push_back(
+                        Event::default()
+                            .event("transition")
+                            .id((i + 1).to_string())
+                            .data(data),
+                    );
                     c.sent = i + 1;
                 }
                 match guard {
@@ -451,15 +455,20 @@ fn event_stream(
                         c.done = true;
                     }
                     None => {
-                        c.pending
-                            .push_back(Event::default().event("error").data("{\"detail\":\"execution not readable\"}"));
+                        c.pending.push_back(
+                            Event::default()
+                                .event("error")
+                                .data("{\"detail\":\"execution not readable\"}"),
+                        );
                         c.done = true;
                     }
                     _ if c.pending.is_empty() => {
                         if tokio::time::Instant::now() >= until {
                             // Resume with Last-Event-ID (EventSource reconnects after `retry`).
                             c.pending.push_back(
-                                Event::default().retry(Duration::from_millis(500)).comment("resume with Last-Event-ID"),
+                                Event::default()
+                                    .retry(Duration::from_millis(500))
+                                    .comment("resume with Last-Event-ID"),
                             );
                             c.done = true;
                         } else {

@@ -76,7 +76,11 @@ fn view(d: &dyn executor_lifecycle::ModelDriver) -> ModelView {
         available: l["available"].as_bool().unwrap_or(true),
         missing_credentials: l["missing_credentials"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         docs_url: text("docs_url"),
         input_schema: s.input_schema.clone(),

@@ -181,6 +181,11 @@ pub struct DeclaredCallback {
     pub verify: CallbackVerify,
     /// JSON pointer to the job id in the callback body.
     pub job_id: String,
+    /// Read an authenticated callback body as the job's state (its status and outputs, by
+    /// the same pointers as a poll answer). False (the default): a callback is a notice, and
+    /// the job is read by a poll (AssemblyAI's webhook carries only `{transcript_id, status}`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_body: bool,
 }
 
 /// Callback authentication.
@@ -226,7 +231,12 @@ impl Declared {
     }
 
     fn state(&self, body: &Value) -> (String, Option<JobState>) {
-        let raw = match self.interpret.status.as_deref().and_then(|p| body.pointer(p)) {
+        let raw = match self
+            .interpret
+            .status
+            .as_deref()
+            .and_then(|p| body.pointer(p))
+        {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
@@ -243,9 +253,10 @@ impl Declared {
         {
             state = Some(JobState::Failed);
         }
-        let progress = self.interpret.progress.as_ref().and_then(|p| {
-            number(body.pointer(&p.pointer)?).map(|n| (n / p.scale).clamp(0.0, 1.0))
-        });
+        let progress =
+            self.interpret.progress.as_ref().and_then(|p| {
+                number(body.pointer(&p.pointer)?).map(|n| (n / p.scale).clamp(0.0, 1.0))
+            });
         match state {
             Some(JobState::Pending) => PollOutcome::Pending {
                 provider_status: raw,
@@ -309,7 +320,7 @@ impl Declared {
         }
         if outputs.is_empty() {
             return Err(Failure::new(
-                ErrorClass::ProviderFatal,
+                ErrorClass::PartialResult,
                 "the provider answered success with no output",
             )
             .with_code("empty_output"));
@@ -597,12 +608,20 @@ impl Adapter for Declared {
         match self.interpret.callback.as_ref().map(|c| &c.verify) {
             // A body authenticated by its header is the job's state when it names one the
             // provider file maps; otherwise (a bare "done" notice) it is read by a poll.
-            Some(CallbackVerify::Header { .. }) => match self.state(payload) {
-                (_, Some(_)) if self.interpret.status.is_some() => {
-                    CallbackVerdict::Outcome(self.interpret_job(payload, &Value::Null))
+            Some(CallbackVerify::Header { .. })
+                if self
+                    .interpret
+                    .callback
+                    .as_ref()
+                    .is_some_and(|c| c.trust_body) =>
+            {
+                match self.state(payload) {
+                    (_, Some(_)) if self.interpret.status.is_some() => {
+                        CallbackVerdict::Outcome(self.interpret_job(payload, &Value::Null))
+                    }
+                    _ => CallbackVerdict::NeedsPoll,
                 }
-                _ => CallbackVerdict::NeedsPoll,
-            },
+            }
             _ => CallbackVerdict::NeedsPoll,
         }
     }

@@ -203,6 +203,67 @@ impl Client {
         Ok(resp.json().await?)
     }
 
+    /// Follows the execution's timeline as Server-Sent Events (`GET .../events`,
+    /// `Accept: text/event-stream`), calling `on_transition` for each committed transition,
+    /// reconnecting with `Last-Event-ID` when a stream closes early (behind API Gateway every
+    /// stream is a bounded long poll), until the `end` event; returns the final execution.
+    pub async fn follow_events(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut on_transition: impl FnMut(&Value),
+    ) -> Result<Value> {
+        let until = tokio::time::Instant::now() + timeout;
+        let mut last: Option<String> = None;
+        loop {
+            if tokio::time::Instant::now() > until {
+                bail!("execution {id} not final after {timeout:?}");
+            }
+            let mut req = self
+                .http
+                .get(format!("{}/v1/executions/{id}/events", self.base))
+                .bearer_auth(&self.key)
+                .header("Accept", "text/event-stream");
+            if let Some(l) = &last {
+                req = req.header("Last-Event-ID", l);
+            }
+            let mut resp = req.send().await?;
+            if !resp.status().is_success() {
+                let status = resp.status();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                bail!("events of {id}: {status} {body}");
+            }
+            let mut buf = String::new();
+            while let Some(chunk) = resp.chunk().await? {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let (mut event, mut eid, mut data) = (String::new(), None, String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event:") {
+                            event = v.trim().to_string();
+                        } else if let Some(v) = line.strip_prefix("id:") {
+                            eid = Some(v.trim().to_string());
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim_start());
+                        }
+                    }
+                    let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                    match event.as_str() {
+                        "transition" => {
+                            on_transition(&value);
+                            last = eid.or(last);
+                        }
+                        "end" => return Ok(value),
+                        "error" => bail!("events of {id}: {data}"),
+                        _ => {}
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Polls until the execution is final (`finalized` or `finalized_degraded`), calling
     /// `on_change` whenever status or progress changes. Fails after `timeout`.
     pub async fn wait_final(

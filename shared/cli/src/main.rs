@@ -6,7 +6,7 @@ use comfy_table::Table;
 use executor_cli::client::{Client, CreateOptions};
 use executor_cli::demo;
 use executor_cli::local::{LocalOptions, LocalSystem};
-use executor_cli::render::{outcome_json, outcome_of, progress_line};
+use executor_cli::render::{outcome_json, outcome_of};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -600,13 +600,14 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("execution {id} ({model})");
             }
             let color = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+            // Live progress from the timeline's event stream (one line per transition).
             let v = client
-                .wait_final(&id, Duration::from_secs(900), |v| {
+                .follow_events(&id, Duration::from_secs(900), |t| {
                     if !json {
                         println!(
                             "  {:>7.2}s  {}",
                             started.elapsed().as_secs_f64(),
-                            progress_line(v, color)
+                            transition_line(t, color)
                         );
                     }
                 })
@@ -743,7 +744,9 @@ async fn run(cli: Cli) -> Result<i32> {
             let text = match platform.as_str() {
                 "replicate" => executor_cli::import::import_replicate(&model, &doc)?,
                 "fal" => executor_cli::import::import_fal(&model, &doc)?,
-                other => bail!("import {other}: platforms are replicate and fal (any provider: executor bundle scaffold)"),
+                other => bail!(
+                    "import {other}: platforms are replicate and fal (any provider: executor bundle scaffold)"
+                ),
             };
             if stdout {
                 print!("{text}");
@@ -758,7 +761,10 @@ async fn run(cli: Cli) -> Result<i32> {
                 bail!("{} exists; not overwritten (use --stdout)", file.display());
             }
             std::fs::write(&file, text)?;
-            println!("wrote {} (confirm the pricing, then write its fixtures)", file.display());
+            println!(
+                "wrote {} (confirm the pricing, then write its fixtures)",
+                file.display()
+            );
             Ok(0)
         }
         Command::Bundle {
@@ -770,7 +776,10 @@ async fn run(cli: Cli) -> Result<i32> {
                 },
         } => {
             let doc = read_document(&from_openapi)?;
-            print!("{}", executor_cli::import::scaffold(&provider, &doc, &operation)?);
+            print!(
+                "{}",
+                executor_cli::import::scaffold(&provider, &doc, &operation)?
+            );
             Ok(0)
         }
         Command::Bundle {
@@ -1259,4 +1268,27 @@ fn read_document(path: &std::path::Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text)
         .or_else(|_| serde_yaml_ng::from_str(&text))
         .with_context(|| format!("{}: neither JSON nor YAML", path.display()))
+}
+
+/// One line of `executor run`'s live progress: a transition of the timeline.
+fn transition_line(t: &serde_json::Value, _color: bool) -> String {
+    let mut line = format!(
+        "{} → {}",
+        t["action"].as_str().unwrap_or("?"),
+        t["to"].as_str().unwrap_or("?")
+    );
+    if let Some(p) = t["detail"]["progress"].as_f64() {
+        line.push_str(&format!(" {:.0}%", p * 100.0));
+    }
+    if let Some(c) = t["failure"]["class"].as_str() {
+        line.push_str(&format!(
+            " ({c}: {})",
+            t["failure"]["message"].as_str().unwrap_or("")
+        ));
+    }
+    let calls = t["calls"].as_array().map(|a| a.len()).unwrap_or(0);
+    if calls > 0 {
+        line.push_str(&format!(" [{calls} provider call(s)]"));
+    }
+    line
 }
