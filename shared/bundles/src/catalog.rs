@@ -119,10 +119,12 @@ impl CatalogOptions {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0014),
-            passthrough_fal_usd_per_output: std::env::var("EXECUTOR_PASSTHROUGH_FAL_USD_PER_OUTPUT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0),
+            passthrough_fal_usd_per_output: std::env::var(
+                "EXECUTOR_PASSTHROUGH_FAL_USD_PER_OUTPUT",
+            )
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
         }
     }
 }
@@ -266,7 +268,8 @@ pub fn passthrough_model(id: &str, opts: &CatalogOptions) -> Option<serde_json::
     if !safe(rest) {
         return None;
     }
-    let description = format!("{rest} on {platform}, by pass-through: the input is forwarded as it is");
+    let description =
+        format!("{rest} on {platform}, by pass-through: the input is forwarded as it is");
     match platform {
         "replicate" => {
             let version = rest.len() == 64 && rest.chars().all(|c| c.is_ascii_hexdigit());
@@ -653,7 +656,11 @@ pub fn load_providers(
             Err(mut i) => issues.append(&mut i),
         }
     }
-    if issues.is_empty() { Ok(out) } else { Err(issues) }
+    if issues.is_empty() {
+        Ok(out)
+    } else {
+        Err(issues)
+    }
 }
 
 /// Resolves and checks a model file over the given provider files.
@@ -689,10 +696,7 @@ pub fn check_bundle(file: &Path, bundle: Bundle) -> Result<Bundle, Vec<BundleIss
             file,
             "adapter",
             format!("unknown adapter `{}`", bundle.adapter),
-            format!(
-                "known adapters: declared, {}",
-                adapters::NAMES.join(", ")
-            ),
+            format!("known adapters: declared, {}", adapters::NAMES.join(", ")),
         )),
         Some(a) => {
             if bundle.shape == BundleShape::Callback && !a.supports_callbacks() {
@@ -830,8 +834,16 @@ fn check_declared(file: &Path, bundle: &Bundle, out: &mut Vec<BundleIssue>) {
         .iter()
         .flat_map(|o| {
             [
-                &o.each, &o.url, &o.base64, &o.hex, &o.text, &o.json, &o.mime_type_at, &o.width,
-                &o.height, &o.duration_seconds,
+                &o.each,
+                &o.url,
+                &o.base64,
+                &o.hex,
+                &o.text,
+                &o.json,
+                &o.mime_type_at,
+                &o.width,
+                &o.height,
+                &o.duration_seconds,
             ]
         })
         .chain([&i.job_id, &i.status, &i.failed_if_present])

@@ -291,7 +291,12 @@ pub fn parse_providers(file: &Path, text: &str) -> Result<Vec<LoadedProvider>, V
             for (k, x) in o {
                 if k == "errors" {
                     let mut rules = x.as_array().cloned().unwrap_or_default();
-                    rules.extend(m.get("errors").and_then(Value::as_array).cloned().unwrap_or_default());
+                    rules.extend(
+                        m.get("errors")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
                     m.insert(k.clone(), Value::Array(rules));
                 } else if k == "limits" && m.get("limits").is_some_and(Value::is_object) {
                     if let Some(l) = m.get_mut("limits") {
@@ -321,7 +326,11 @@ pub fn parse_providers(file: &Path, text: &str) -> Result<Vec<LoadedProvider>, V
             )),
         }
     }
-    if issues.is_empty() { Ok(out) } else { Err(issues) }
+    if issues.is_empty() {
+        Ok(out)
+    } else {
+        Err(issues)
+    }
 }
 
 /// Parses and checks a single-provider file.
@@ -348,7 +357,11 @@ pub fn parse_provider(file: &Path, text: &str) -> Result<LoadedProvider, Vec<Bun
         check_rule(file, &format!("errors[{i}]"), r, &mut out);
     }
     if out.is_empty() {
-        Ok(LoadedProvider { file: file.to_path_buf(), typed, value })
+        Ok(LoadedProvider {
+            file: file.to_path_buf(),
+            typed,
+            value,
+        })
     } else {
         Err(out)
     }
@@ -365,7 +378,10 @@ pub fn check_rule(file: &Path, path: &str, r: &ErrorRule, out: &mut Vec<BundleIs
         ));
     }
     if r.not_created
-        && (r.status.is_none() || r.code.is_some() || r.code_prefix.is_some() || r.message.is_some())
+        && (r.status.is_none()
+            || r.code.is_some()
+            || r.code_prefix.is_some()
+            || r.message.is_some())
     {
         out.push(issue(
             file,
@@ -519,12 +535,7 @@ pub fn resolve(
             ),
         )]);
     };
-    if typed.request.is_some()
-        && typed
-            .steps
-            .as_ref()
-            .is_some_and(|s| s.submit.is_some())
-    {
+    if typed.request.is_some() && typed.steps.as_ref().is_some_and(|s| s.submit.is_some()) {
         out.push(issue(
             file,
             "request",
@@ -553,7 +564,9 @@ pub fn resolve(
     b.insert("base_url".into(), pv["base_url"].clone());
     b.insert(
         "credentials".into(),
-        pv.get("credentials").cloned().unwrap_or(Value::Array(vec![])),
+        pv.get("credentials")
+            .cloned()
+            .unwrap_or(Value::Array(vec![])),
     );
     for key in ["limits", "polling", "callback", "interpret", "params"] {
         let mut v = pv.get(key).cloned().unwrap_or(Value::Null);
@@ -568,7 +581,13 @@ pub fn resolve(
             b.insert(key.into(), v);
         }
     }
-    for key in ["ambiguous_submit", "lookup", "error_fields", "docs_url", "no_cancel"] {
+    for key in [
+        "ambiguous_submit",
+        "lookup",
+        "error_fields",
+        "docs_url",
+        "no_cancel",
+    ] {
         if let Some(v) = model.get(key).or(pv.get(key)) {
             b.insert(key.into(), v.clone());
         }
@@ -590,7 +609,12 @@ pub fn resolve(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    errors.extend(pv.get("errors").and_then(Value::as_array).cloned().unwrap_or_default());
+    errors.extend(
+        pv.get("errors")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    );
     if !errors.is_empty() {
         b.insert("errors".into(), Value::Array(errors));
     }
@@ -620,7 +644,11 @@ pub fn resolve(
             steps.insert(action.into(), v.clone());
         }
     }
-    if typed.endpoint.is_some() && !Value::Object(steps.clone()).to_string().contains("model.endpoint") {
+    if typed.endpoint.is_some()
+        && !Value::Object(steps.clone())
+            .to_string()
+            .contains("model.endpoint")
+    {
         out.push(issue(
             file,
             "endpoint",
@@ -717,12 +745,14 @@ pricing: {unit: per_output, usd_per_output: 0.01}
         assert_eq!(b["limits"]["max_duration_seconds"], 60);
         assert_eq!(b["limits"]["capacity"], 4, "provider limits kept");
         assert_eq!(b["interpret"]["job_id"], "/id");
-        assert_eq!(b["interpret"]["outputs"][0]["kind"], "video", "lists replace");
+        assert_eq!(
+            b["interpret"]["outputs"][0]["kind"], "video",
+            "lists replace"
+        );
         assert_eq!(b["errors"][0]["code"], "nsfw", "the model's rules first");
         assert_eq!(b["errors"][1]["status"], 429);
         assert_eq!(
-            b["steps"]["poll"][0]["headers"]["Authorization"],
-            "Bearer {{ secrets.ACME_KEY }}",
+            b["steps"]["poll"][0]["headers"]["Authorization"], "Bearer {{ secrets.ACME_KEY }}",
             "auth declared once, sent on every call"
         );
         let bundle: crate::format::Bundle =
@@ -745,7 +775,10 @@ pricing: {unit: per_output, usd_per_output: 0.01}
 "#;
         let issues = resolve(Path::new("m.yaml"), bad, &providers()).unwrap_err();
         let text = format!("{issues:?}");
-        assert!(text.contains("`base_url` belongs to the provider file"), "{text}");
+        assert!(
+            text.contains("`base_url` belongs to the provider file"),
+            "{text}"
+        );
         assert!(text.contains("`request` and `steps.submit`"), "{text}");
         let orphan = bad
             .replace("extends: acme", "extends: nobody")
@@ -753,7 +786,8 @@ pricing: {unit: per_output, usd_per_output: 0.01}
         let issues = resolve(Path::new("m.yaml"), &orphan, &providers()).unwrap_err();
         assert!(issues[0].message.contains("no provider file for `nobody`"));
         assert!(issues[0].hint.contains("acme"));
-        let unknown = "extends: acme\nid: a/b\ndescription: x\ninput_schema: {}\npricing: {}\nbogus: 1\n";
+        let unknown =
+            "extends: acme\nid: a/b\ndescription: x\ninput_schema: {}\npricing: {}\nbogus: 1\n";
         let issues = resolve(Path::new("m.yaml"), unknown, &providers()).unwrap_err();
         assert!(issues[0].message.contains("bogus"), "{issues:?}");
     }

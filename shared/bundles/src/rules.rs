@@ -51,9 +51,10 @@ pub fn matching<'r>(
             .code_prefix
             .as_deref()
             .is_none_or(|p| code.is_some_and(|c| c.starts_with(p)));
-        let message_ok = r.message.as_deref().is_none_or(|m| {
-            message.is_some_and(|x| x.to_lowercase().contains(&m.to_lowercase()))
-        });
+        let message_ok = r
+            .message
+            .as_deref()
+            .is_none_or(|m| message.is_some_and(|x| x.to_lowercase().contains(&m.to_lowercase())));
         scope_ok && status_ok && code_ok && prefix_ok && message_ok
     })
 }

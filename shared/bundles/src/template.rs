@@ -32,21 +32,27 @@ fn env() -> &'static Environment<'static> {
         // takes for its Bearer auth; `ttl` defaults to 1800 s.
         e.add_function(
             "jwt_hs256",
-            |issuer: String, secret: String, ttl: Option<i64>| -> Result<String, minijinja::Error> {
+            |issuer: String,
+             secret: String,
+             ttl: Option<i64>|
+             -> Result<String, minijinja::Error> {
                 Ok(jwt_hs256(&issuer, &secret, ttl.unwrap_or(1800), now_s()))
             },
         );
         // `input | omit('voice_id')`: the map without the named keys (fields that go in the
         // URL or a header rather than the body).
-        e.add_filter("omit", |a: minijinja::Value, keys: minijinja::value::Rest<String>| {
-            let mut base = serde_json::to_value(&a).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut base {
-                for k in keys.iter() {
-                    m.remove(k);
+        e.add_filter(
+            "omit",
+            |a: minijinja::Value, keys: minijinja::value::Rest<String>| {
+                let mut base = serde_json::to_value(&a).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut base {
+                    for k in keys.iter() {
+                        m.remove(k);
+                    }
                 }
-            }
-            minijinja::Value::from_serialize(&base)
-        });
+                minijinja::Value::from_serialize(&base)
+            },
+        );
         e
     })
 }
@@ -64,9 +70,11 @@ pub fn jwt_hs256(issuer: &str, secret: &str, ttl: i64, now: i64) -> String {
     use hmac::Mac as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = b64(serde_json::json!({"iss": issuer, "exp": now + ttl, "nbf": now - 5})
-        .to_string()
-        .as_bytes());
+    let claims = b64(
+        serde_json::json!({"iss": issuer, "exp": now + ttl, "nbf": now - 5})
+            .to_string()
+            .as_bytes(),
+    );
     let signing_input = format!("{header}.{claims}");
     let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
         return signing_input;
@@ -285,7 +293,10 @@ mod jwt_tests {
             t,
             "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhayIsImV4cCI6MTcwMDAwMTgwMCwibmJmIjoxNjk5OTk5OTk1fQ.NPPQ6Wixv88NO9wHzxP_0YLgZGx6z5KWv3Zdi9MSpds"
         );
-        assert!(super::referenced_roots("{{ jwt_hs256(secrets.A, secrets.B) }}", false) == vec!["secrets".to_string()]);
+        assert!(
+            super::referenced_roots("{{ jwt_hs256(secrets.A, secrets.B) }}", false)
+                == vec!["secrets".to_string()]
+        );
         let rendered = super::render_str(
             "Bearer {{ jwt_hs256('ak', 'secret') }}",
             &serde_json::json!({}),

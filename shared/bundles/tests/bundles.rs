@@ -239,14 +239,16 @@ async fn a_missing_credential_fails_only_its_models_calls() {
 fn a_broken_bundle_is_refused_with_file_field_and_hint() {
     let dir = tempfile::tempdir().unwrap();
     let model = std::fs::read_to_string(repo().join("bundles/runway-gen4-turbo.yaml")).unwrap();
-    let provider =
-        std::fs::read_to_string(repo().join("bundles/providers/runway.yaml")).unwrap();
+    let provider = std::fs::read_to_string(repo().join("bundles/providers/runway.yaml")).unwrap();
     // (file, model file text, provider file text, expected message)
     let cases = [
         (
             "unknown-field.yaml",
-            model.replace("id: runway/gen4-turbo", "id: runway/gen4-turbo
-modle: typo"),
+            model.replace(
+                "id: runway/gen4-turbo",
+                "id: runway/gen4-turbo
+modle: typo",
+            ),
             provider.clone(),
             "unknown field `modle`",
         ),
@@ -276,7 +278,10 @@ modle: typo"),
         ),
         (
             "conflict.yaml",
-            model.replace("extends: runway", "extends: runway\nbase_url: https://elsewhere"),
+            model.replace(
+                "extends: runway",
+                "extends: runway\nbase_url: https://elsewhere",
+            ),
             provider.clone(),
             "conflicting override: `base_url` belongs to the provider file",
         ),
@@ -306,7 +311,10 @@ modle: typo"),
             .collect::<Vec<_>>()
             .join("\n");
         assert!(all.contains(expected), "{name}: {all}");
-        assert!(all.contains(name) || all.contains("runway.yaml"), "names the file: {all}");
+        assert!(
+            all.contains(name) || all.contains("runway.yaml"),
+            "names the file: {all}"
+        );
         assert!(all.contains("hint"), "gives a hint: {all}");
         // The catalog refuses the whole directory.
         assert!(

@@ -318,10 +318,19 @@ async fn passthrough_models_run_without_a_model_file() {
     let (sims, _) = setup().await;
     let mut o = common::sim_options(&sims, HashMap::new());
     let closed = BundleCatalog::load(&common::repo().join("bundles"), o.clone()).unwrap();
-    assert!(closed.get("replicate/acme/painter").is_none(), "off by default");
+    assert!(
+        closed.get("replicate/acme/painter").is_none(),
+        "off by default"
+    );
     o.passthrough = vec!["replicate".into(), "fal".into()];
     let catalog = BundleCatalog::load(&common::repo().join("bundles"), o).unwrap();
-    for bad in ["replicate/../x", "replicate/a/b/c", "fal/solo", "stability/x/y", "replicate/"] {
+    for bad in [
+        "replicate/../x",
+        "replicate/a/b/c",
+        "fal/solo",
+        "stability/x/y",
+        "replicate/",
+    ] {
         assert!(catalog.get(bad).is_none(), "{bad}");
     }
     let version = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637";
@@ -340,7 +349,10 @@ async fn passthrough_models_run_without_a_model_file() {
                 assert!(!r.outputs.is_empty(), "{id}: {r:?}");
                 let cost = d.cost(r);
                 if id.starts_with("replicate/") {
-                    assert!(cost.provider_usd_micros > 0, "{id}: predict time priced: {cost:?}");
+                    assert!(
+                        cost.provider_usd_micros > 0,
+                        "{id}: predict time priced: {cost:?}"
+                    );
                 }
             }
             other => panic!("{id}: {other:?} after {calls:?}"),
@@ -348,9 +360,17 @@ async fn passthrough_models_run_without_a_model_file() {
         if id.contains(version) {
             assert!(create.url.ends_with("/v1/predictions"), "{}", create.url);
         } else if id.starts_with("replicate/") {
-            assert!(create.url.ends_with("/v1/models/acme/painter/predictions"), "{}", create.url);
+            assert!(
+                create.url.ends_with("/v1/models/acme/painter/predictions"),
+                "{}",
+                create.url
+            );
         } else {
-            assert!(create.url.ends_with("/fal-ai/flux/schnell"), "{}", create.url);
+            assert!(
+                create.url.ends_with("/fal-ai/flux/schnell"),
+                "{}",
+                create.url
+            );
         }
     }
 }

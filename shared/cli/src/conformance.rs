@@ -115,7 +115,11 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
 
     // 2. Every status the provider answers is mapped.
     if bundle.shape != BundleShape::Immediate {
-        match bundle.interpret.as_ref().filter(|_| bundle.adapter == "declared") {
+        match bundle
+            .interpret
+            .as_ref()
+            .filter(|_| bundle.adapter == "declared")
+        {
             Some(i) => {
                 let pointer = i.status.clone().unwrap_or_default();
                 let seen: BTreeSet<String> = fixtures
@@ -131,8 +135,10 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
                         })
                     })
                     .collect();
-                let unmapped: Vec<&String> =
-                    seen.iter().filter(|s| !i.statuses.contains_key(*s)).collect();
+                let unmapped: Vec<&String> = seen
+                    .iter()
+                    .filter(|s| !i.statuses.contains_key(*s))
+                    .collect();
                 out.push(check(
                     "every status is mapped",
                     unmapped.is_empty() && !i.statuses.is_empty(),
@@ -183,7 +189,8 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
         .flat_map(|f| f.interactions.iter())
         .map(|i| response_of(&i.response))
         .filter(|r| {
-            !(200..300).contains(&r.status) || adapter.as_ref().is_some_and(|a| a.is_error_answer(r))
+            !(200..300).contains(&r.status)
+                || adapter.as_ref().is_some_and(|a| a.is_error_answer(r))
         })
         .collect();
     let first_matches: BTreeSet<usize> = answers
@@ -217,13 +224,22 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
             format!(
                 "errors[{i}] ({}{}{} → {})",
                 r.status.map(|s| format!("HTTP {s}")).unwrap_or_default(),
-                r.code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
-                r.code_prefix.as_deref().map(|c| format!(" {c}*")).unwrap_or_default(),
+                r.code
+                    .as_deref()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default(),
+                r.code_prefix
+                    .as_deref()
+                    .map(|c| format!(" {c}*"))
+                    .unwrap_or_default(),
                 r.class
             )
         })
         .collect();
-    let failure_fixtures = fixtures.iter().filter(|f| f.expect.outcome != "succeeded" || !answers.is_empty()).count();
+    let failure_fixtures = fixtures
+        .iter()
+        .filter(|f| f.expect.outcome != "succeeded" || !answers.is_empty())
+        .count();
     out.push(check(
         "each documented error has a class and a fixture",
         uncovered.is_empty() && failure_fixtures > 0,
@@ -233,7 +249,11 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
             format!(
                 "{} rule(s), each matched by a recorded answer; fixtures end with {}",
                 bundle.errors.len(),
-                fixture_classes.iter().copied().collect::<Vec<_>>().join(", ")
+                fixture_classes
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         } else {
             format!("no fixture shows {}", uncovered.join(", "))
@@ -243,7 +263,11 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
     // 5. The pricing unit reads a usage figure the provider returns.
     let fields = priced_fields(&bundle.pricing);
     out.push(match success {
-        None => check("pricing reads what the provider returns", false, "no success fixture"),
+        None => check(
+            "pricing reads what the provider returns",
+            false,
+            "no success fixture",
+        ),
         Some(f) => {
             let missing: Vec<&String> = fields
                 .iter()
@@ -301,11 +325,15 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
     // 8. The fixture set: a success, a drifted answer, an empty output.
     let names: Vec<&str> = fixtures.iter().map(|f| f.name.as_str()).collect();
     let has = |w: &str| names.iter().any(|n| n.contains(w));
-    let missing: Vec<&str> = [("success", success.is_some()), ("drift", has("drift")), ("empty", has("empty"))]
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| *n)
-        .collect();
+    let missing: Vec<&str> = [
+        ("success", success.is_some()),
+        ("drift", has("drift")),
+        ("empty", has("empty")),
+    ]
+    .iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(n, _)| *n)
+    .collect();
     out.push(check(
         "fixtures: success, drifted answer, empty output",
         missing.is_empty(),
