@@ -30,7 +30,14 @@ fn clean(doc: &Value, name: &str, prop: &Value, depth: usize) -> Value {
         }
     }
     if let Value::Object(m) = &mut p {
-        for k in ["x-order", "title", "nullable", "x-fal-order-properties", "examples", "example"] {
+        for k in [
+            "x-order",
+            "title",
+            "nullable",
+            "x-fal-order-properties",
+            "examples",
+            "example",
+        ] {
             m.remove(k);
         }
         if let Some(items) = m.get("items").cloned()
@@ -75,7 +82,10 @@ pub fn input_schema(doc: &Value, schema: &Value) -> Value {
         })
         .unwrap_or_default();
     let mut out = json!({"type": "object", "additionalProperties": false, "properties": props});
-    if let Some(r) = s.get("required").filter(|r| r.as_array().is_some_and(|a| !a.is_empty())) {
+    if let Some(r) = s
+        .get("required")
+        .filter(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+    {
         out["required"] = r.clone();
     }
     out
@@ -153,9 +163,9 @@ pub fn import_replicate(model: &str, schema_doc: &Value) -> Result<String> {
         bail!("{model}: expected OWNER/NAME (e.g. black-forest-labs/flux-schnell)");
     };
     let doc = replicate_openapi(schema_doc);
-    let input = doc
-        .pointer("/components/schemas/Input")
-        .context("the schema has no components.schemas.Input (is this a Replicate model or version JSON?)")?;
+    let input = doc.pointer("/components/schemas/Input").context(
+        "the schema has no components.schemas.Input (is this a Replicate model or version JSON?)",
+    )?;
     let description = schema_doc["description"]
         .as_str()
         .map(str::to_string)
@@ -204,21 +214,27 @@ fn operation<'a>(doc: &'a Value, op: &str) -> Result<(String, &'a Value, &'a Val
 /// `executor bundle import fal ENDPOINT` from the endpoint's OpenAPI document.
 pub fn import_fal(endpoint: &str, doc: &Value) -> Result<String> {
     let path = format!("/{}", endpoint.trim_start_matches('/'));
-    let (path, schema, output) = operation(doc, &format!("POST {path}"))
-        .or_else(|_| {
-            // fal's documents name the queue submit operation by the endpoint path alone.
-            let first = doc["paths"]
-                .as_object()
-                .and_then(|p| p.iter().find(|(_, i)| i.get("post").is_some()))
-                .map(|(k, _)| k.clone())
-                .context("no POST operation in the document")?;
-            operation(doc, &format!("POST {first}"))
-        })?;
-    let app: Vec<&str> = endpoint.trim_start_matches('/').split('/').take(2).collect();
+    let (path, schema, output) = operation(doc, &format!("POST {path}")).or_else(|_| {
+        // fal's documents name the queue submit operation by the endpoint path alone.
+        let first = doc["paths"]
+            .as_object()
+            .and_then(|p| p.iter().find(|(_, i)| i.get("post").is_some()))
+            .map(|(k, _)| k.clone())
+            .context("no POST operation in the document")?;
+        operation(doc, &format!("POST {first}"))
+    })?;
+    let app: Vec<&str> = endpoint
+        .trim_start_matches('/')
+        .split('/')
+        .take(2)
+        .collect();
     model_file(
         "fal",
         endpoint.trim_start_matches('/'),
-        &format!("{} on fal.ai's queue API.", endpoint.trim_start_matches('/')),
+        &format!(
+            "{} on fal.ai's queue API.",
+            endpoint.trim_start_matches('/')
+        ),
         &modality_of(doc, Some(output), endpoint),
         &path,
         Some(json!({"app": app.join("/")})),
@@ -275,8 +291,14 @@ mod tests {
         assert_eq!(v["extends"], "replicate");
         assert_eq!(v["endpoint"], "/v1/models/acme/painter/predictions");
         assert_eq!(v["modality"], "image");
-        let props = v["input_schema"]["properties"].as_object().cloned().unwrap_or_default();
-        assert_eq!(props.keys().cloned().collect::<Vec<_>>(), ["prompt", "aspect_ratio", "seed", "image"]);
+        let props = v["input_schema"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            props.keys().cloned().collect::<Vec<_>>(),
+            ["prompt", "aspect_ratio", "seed", "image"]
+        );
         assert_eq!(props["aspect_ratio"]["enum"], json!(["1:1", "16:9"]));
         assert_eq!(props["aspect_ratio"]["default"], "1:1");
         assert!(props["prompt"].get("title").is_none());

@@ -54,8 +54,7 @@ fn kind_of_key(key: &str) -> Option<&'static str> {
 
 fn looks_base64(s: &str) -> bool {
     s.len() >= 256
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
@@ -65,7 +64,15 @@ fn looks_hex(s: &str) -> bool {
 
 const TEXT_KEYS: [&str; 4] = ["text", "content", "transcript", "output_text"];
 const USAGE_WORDS: [&str; 10] = [
-    "token", "duration", "credit", "cost", "character", "second", "seconds", "unit", "megapixel",
+    "token",
+    "duration",
+    "credit",
+    "cost",
+    "character",
+    "second",
+    "seconds",
+    "unit",
+    "megapixel",
     "predict_time",
 ];
 
@@ -84,7 +91,10 @@ fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
             if s.starts_with("data:") && s.contains(";base64,") {
                 let mime = s[5..].split(';').next().unwrap_or("");
                 let kind = mime.split('/').next().unwrap_or("image");
-                rule.insert("kind".into(), json!(if kind == "model" { "3d" } else { kind }));
+                rule.insert(
+                    "kind".into(),
+                    json!(if kind == "model" { "3d" } else { kind }),
+                );
                 rule.insert("base64".into(), json!(pointer));
             } else if s.starts_with("http://") || s.starts_with("https://") {
                 let (kind, mime) = match (media_of_url(s), kind_of_key(key)) {
@@ -93,9 +103,16 @@ fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
                     (None, None) => return,
                 };
                 // Links to the provider's own API are not outputs.
-                if ["poll", "status", "callback", "webhook", "cancel", "result_url"]
-                    .iter()
-                    .any(|w| key.contains(w))
+                if [
+                    "poll",
+                    "status",
+                    "callback",
+                    "webhook",
+                    "cancel",
+                    "result_url",
+                ]
+                .iter()
+                .any(|w| key.contains(w))
                 {
                     return;
                 }
@@ -181,10 +198,11 @@ fn usage_in(v: &Value, pointer: &str, under_usage: bool, out: &mut BTreeMap<Stri
         Value::Number(_) | Value::String(_) => {
             let name = pointer.rsplit('/').next().unwrap_or("").to_string();
             let lower = name.to_ascii_lowercase();
-            let numeric = v.is_number()
-                || v.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok());
+            let numeric =
+                v.is_number() || v.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok());
             if numeric
-                && (under_usage && !lower.ends_with("_id") || USAGE_WORDS.iter().any(|w| lower.contains(w)))
+                && (under_usage && !lower.ends_with("_id")
+                    || USAGE_WORDS.iter().any(|w| lower.contains(w)))
                 && !lower.contains("limit")
             {
                 let canonical = match lower.as_str() {
@@ -194,7 +212,8 @@ fn usage_in(v: &Value, pointer: &str, under_usage: bool, out: &mut BTreeMap<Stri
                     }
                     _ => &lower,
                 };
-                out.entry(canonical.to_string()).or_insert_with(|| pointer.to_string());
+                out.entry(canonical.to_string())
+                    .or_insert_with(|| pointer.to_string());
             }
         }
         _ => {}
@@ -212,9 +231,19 @@ const STATUS_KEYS: [&str; 6] = [
 
 fn state_word(v: &str) -> &'static str {
     let s = v.to_ascii_lowercase();
-    if ["succeed", "success", "completed", "complete", "ready", "done", "finished", "true", "ended"]
-        .iter()
-        .any(|w| s.contains(w))
+    if [
+        "succeed",
+        "success",
+        "completed",
+        "complete",
+        "ready",
+        "done",
+        "finished",
+        "true",
+        "ended",
+    ]
+    .iter()
+    .any(|w| s.contains(w))
         && !s.contains("fail")
     {
         "succeeded"
@@ -225,9 +254,16 @@ fn state_word(v: &str) -> &'static str {
         "failed"
     } else if s.contains("cancel") || s.contains("abort") {
         "canceled"
-    } else if ["process", "running", "progress", "dreaming", "generating", "starting"]
-        .iter()
-        .any(|w| s.contains(w))
+    } else if [
+        "process",
+        "running",
+        "progress",
+        "dreaming",
+        "generating",
+        "starting",
+    ]
+    .iter()
+    .any(|w| s.contains(w))
     {
         "running"
     } else {
@@ -253,7 +289,15 @@ fn find_status(v: &Value, pointer: &str, out: &mut BTreeMap<String, BTreeSet<Str
     }
 }
 
-const ID_KEYS: [&str; 7] = ["id", "task_id", "request_id", "name", "result", "generation_id", "prediction_id"];
+const ID_KEYS: [&str; 7] = [
+    "id",
+    "task_id",
+    "request_id",
+    "name",
+    "result",
+    "generation_id",
+    "prediction_id",
+];
 
 fn find_id(v: &Value, pointer: &str, depth: usize) -> Option<String> {
     let m = v.as_object()?;
@@ -278,13 +322,39 @@ fn find_id(v: &Value, pointer: &str, depth: usize) -> Option<String> {
 fn error_pointers(body: &Value) -> (Vec<String>, Vec<String>) {
     let mut code = Vec::new();
     let mut message = Vec::new();
-    for p in ["/error/code", "/error/type", "/code", "/name", "/error_type", "/detail/status", "/base_resp/status_code", "/err_code", "/category"] {
-        if body.pointer(p).is_some_and(|v| v.is_string() || v.is_number()) {
+    for p in [
+        "/error/code",
+        "/error/type",
+        "/code",
+        "/name",
+        "/error_type",
+        "/detail/status",
+        "/base_resp/status_code",
+        "/err_code",
+        "/category",
+    ] {
+        if body
+            .pointer(p)
+            .is_some_and(|v| v.is_string() || v.is_number())
+        {
             code.push(p.to_string());
         }
     }
-    for p in ["/error/message", "/message", "/detail", "/detail/message", "/errors", "/error", "/base_resp/status_msg", "/err_msg", "/msg"] {
-        if body.pointer(p).is_some_and(|v| v.is_string() || v.is_array()) {
+    for p in [
+        "/error/message",
+        "/message",
+        "/detail",
+        "/detail/message",
+        "/errors",
+        "/error",
+        "/base_resp/status_msg",
+        "/err_msg",
+        "/msg",
+    ] {
+        if body
+            .pointer(p)
+            .is_some_and(|v| v.is_string() || v.is_array())
+        {
             message.push(p.to_string());
         }
     }
@@ -326,7 +396,12 @@ pub fn propose(fixtures: &[Fixture]) -> Value {
             outputs_in(&body, "", "", &mut found);
             if last.response.body_base64.is_some() {
                 let mut rule = Map::new();
-                let ct = last.response.headers.get("content-type").cloned().unwrap_or_default();
+                let ct = last
+                    .response
+                    .headers
+                    .get("content-type")
+                    .cloned()
+                    .unwrap_or_default();
                 let kind = ct.split('/').next().unwrap_or("audio").to_string();
                 rule.insert("kind".into(), json!(kind));
                 rule.insert("base64".into(), json!("/body_base64"));
@@ -407,7 +482,10 @@ pub fn propose(fixtures: &[Fixture]) -> Value {
                     r.insert("code".into(), json!(code));
                 }
                 r.insert("class".into(), json!(class));
-                r.insert("note".into(), json!("proposed from a recorded answer: confirm in the provider's docs"));
+                r.insert(
+                    "note".into(),
+                    json!("proposed from a recorded answer: confirm in the provider's docs"),
+                );
                 Value::Object(r)
             })
             .collect();
@@ -464,10 +542,16 @@ mod tests {
             vec![
                 (200, json!({"data": {"task_id": "t1"}})),
                 (200, json!({"data": {"task_status": "processing"}})),
-                (200, json!({"data": {"task_status": "succeed", "task_result": {"videos": [{"url": "https://cdn.example/x.mp4", "duration": "5.1"}]}}})),
+                (
+                    200,
+                    json!({"data": {"task_status": "succeed", "task_result": {"videos": [{"url": "https://cdn.example/x.mp4", "duration": "5.1"}]}}}),
+                ),
             ],
         );
-        let failed = fixture("failed", vec![(429, json!({"code": 1302, "message": "rate limit"}))]);
+        let failed = fixture(
+            "failed",
+            vec![(429, json!({"code": 1302, "message": "rate limit"}))],
+        );
         let p = propose(&[f, failed]);
         let i = &p["interpret"];
         assert_eq!(i["job_id"], "/data/task_id");
@@ -487,14 +571,23 @@ mod tests {
     fn chat_text_and_usage_are_read_back() {
         let f = fixture(
             "succeeded",
-            vec![(200, json!({"choices": [{"message": {"role": "assistant", "content": "hi"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}))],
+            vec![(
+                200,
+                json!({"choices": [{"message": {"role": "assistant", "content": "hi"}}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}),
+            )],
         );
         let p = propose(&[f]);
         assert_eq!(
             p["interpret"]["outputs"][0],
             json!({"each": "/choices", "kind": "text", "text": "/message/content"})
         );
-        assert_eq!(p["interpret"]["usage"]["input_tokens"], "/usage/prompt_tokens");
-        assert_eq!(p["interpret"]["usage"]["output_tokens"], "/usage/completion_tokens");
+        assert_eq!(
+            p["interpret"]["usage"]["input_tokens"],
+            "/usage/prompt_tokens"
+        );
+        assert_eq!(
+            p["interpret"]["usage"]["output_tokens"],
+            "/usage/completion_tokens"
+        );
     }
 }

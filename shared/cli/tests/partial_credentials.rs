@@ -43,17 +43,24 @@ async fn only_the_providers_with_keys_are_available() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(bin);
-    cmd.args(["dev", "--no-simulators", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data.path())
-        .env(
-            "EXECUTOR_BUNDLES_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../bundles"),
-        );
+    cmd.args([
+        "dev",
+        "--no-simulators",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data.path())
+    .env(
+        "EXECUTOR_BUNDLES_DIR",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../bundles"),
+    );
     for c in credentials() {
         cmd.env_remove(c);
     }
     // fal's key only (pointed at a closed port: nothing here calls fal).
-    cmd.env("FAL_KEY", "k").env("EXECUTOR_FAL_BASE_URL", "http://127.0.0.1:9");
+    cmd.env("FAL_KEY", "k")
+        .env("EXECUTOR_FAL_BASE_URL", "http://127.0.0.1:9");
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -95,13 +102,17 @@ async fn only_the_providers_with_keys_are_available() {
         )
         .await
         .unwrap();
-    assert!(status == 201 || status == 202 || status == 200, "{status} {created}");
+    assert!(
+        status == 201 || status == 202 || status == 200,
+        "{status} {created}"
+    );
     let id = created["id"].as_str().unwrap().to_string();
     let until = Instant::now() + Duration::from_secs(30);
     let done = loop {
         let v = client.get(&id).await.unwrap();
         let terminal = v["error"].is_object()
-            && ["failed", "finalized", "finalized_degraded"].contains(&v["status"].as_str().unwrap_or(""));
+            && ["failed", "finalized", "finalized_degraded"]
+                .contains(&v["status"].as_str().unwrap_or(""));
         if terminal {
             break v;
         }
@@ -110,7 +121,10 @@ async fn only_the_providers_with_keys_are_available() {
     };
     assert_eq!(done["error"]["class"], "pipeline_configuration", "{done}");
     assert!(
-        done["error"]["detail"].as_str().unwrap().contains("OPENAI_API_KEY"),
+        done["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("OPENAI_API_KEY"),
         "{done}"
     );
     let _ = child.kill();
