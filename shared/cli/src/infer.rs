@@ -63,6 +63,16 @@ fn looks_hex(s: &str) -> bool {
 }
 
 const TEXT_KEYS: [&str; 4] = ["text", "content", "transcript", "output_text"];
+/// Keys whose value is a structured output (tool calls, word timings), kept as JSON.
+const STRUCTURED_KEYS: [&str; 7] = [
+    "tool_calls",
+    "function_call",
+    "functionCall",
+    "words",
+    "segments",
+    "utterances",
+    "tool_use",
+];
 const USAGE_WORDS: [&str; 10] = [
     "token",
     "duration",
@@ -85,6 +95,22 @@ struct Found {
 
 /// Walks a value and proposes output rules (`pointer` is where `v` sits).
 fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
+    outputs_under(v, pointer, key, None, out)
+}
+
+/// As [`outputs_in`], `parent` the media kind an enclosing key names (`video: {uri}`).
+fn outputs_under(
+    v: &Value,
+    pointer: &str,
+    key: &str,
+    parent: Option<&'static str>,
+    out: &mut Vec<Found>,
+) {
+    let key_kind = kind_of_key(key).or(parent);
+    let binary_key = {
+        let k = key.to_ascii_lowercase();
+        k.contains("base64") || k.contains("b64")
+    };
     match v {
         Value::String(s) => {
             let mut rule = Map::new();
@@ -97,7 +123,7 @@ fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
                 );
                 rule.insert("base64".into(), json!(pointer));
             } else if s.starts_with("http://") || s.starts_with("https://") {
-                let (kind, mime) = match (media_of_url(s), kind_of_key(key)) {
+                let (kind, mime) = match (media_of_url(s), key_kind) {
                     (Some((k, m)), _) => (k, Some(m)),
                     (None, Some(k)) => (k, None),
                     (None, None) => return,
@@ -121,11 +147,16 @@ fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
                 if let Some(m) = mime {
                     rule.insert("mime_type".into(), json!(m));
                 }
-            } else if looks_hex(s) {
-                rule.insert("kind".into(), json!(kind_of_key(key).unwrap_or("audio")));
+            } else if looks_hex(s)
+                || key_kind.is_some()
+                    && s.len() >= 8
+                    && s.len() % 2 == 0
+                    && s.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                rule.insert("kind".into(), json!(key_kind.unwrap_or("audio")));
                 rule.insert("hex".into(), json!(pointer));
-            } else if looks_base64(s) {
-                rule.insert("kind".into(), json!(kind_of_key(key).unwrap_or("image")));
+            } else if looks_base64(s) || binary_key && !s.is_empty() {
+                rule.insert("kind".into(), json!(key_kind.unwrap_or("image")));
                 rule.insert("base64".into(), json!(pointer));
             } else if TEXT_KEYS.contains(&key) && !s.is_empty() {
                 rule.insert("kind".into(), json!("text"));
@@ -135,11 +166,25 @@ fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
             }
             out.push(Found { each: None, rule });
         }
+        Value::Array(items) if STRUCTURED_KEYS.contains(&key) => {
+            if !items.is_empty() {
+                let mut rule = Map::new();
+                rule.insert("kind".into(), json!("json"));
+                rule.insert("json".into(), json!(pointer));
+                out.push(Found { each: None, rule });
+            }
+        }
+        Value::Object(_) if STRUCTURED_KEYS.contains(&key) => {
+            let mut rule = Map::new();
+            rule.insert("kind".into(), json!("json"));
+            rule.insert("json".into(), json!(pointer));
+            out.push(Found { each: None, rule });
+        }
         Value::Array(items) => {
             // An array of like items: one rule over `each`, pointers relative to the item.
             let mut inner: Vec<Found> = Vec::new();
             if let Some(first) = items.first() {
-                outputs_in(first, "", key, &mut inner);
+                outputs_under(first, "", key, key_kind, &mut inner);
             }
             for mut f in inner {
                 if f.each.is_none() {
@@ -160,7 +205,7 @@ fn outputs_in(v: &Value, pointer: &str, key: &str, out: &mut Vec<Found>) {
             }
             let before = out.len();
             for (k, x) in m {
-                outputs_in(x, &format!("{pointer}/{}", escape(k)), k, out);
+                outputs_under(x, &format!("{pointer}/{}", escape(k)), k, key_kind, out);
             }
             // Siblings that describe the media: mime type, dimensions, duration.
             for f in out[before..].iter_mut() {
