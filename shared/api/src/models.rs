@@ -5,10 +5,11 @@ use crate::ApiState;
 use crate::auth::authorize;
 use crate::problem::Problem;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use executor_lifecycle::{ModelSpec, Shape};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -87,12 +88,26 @@ fn view(d: &dyn executor_lifecycle::ModelDriver) -> ModelView {
     }
 }
 
+/// Filters of the model list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModelFilter {
+    /// Only models that make this (`text`, `image`, `image_edit`, `video`, `speech`,
+    /// `transcription`, `audio`, `3d`).
+    pub modality: Option<String>,
+    /// Only this provider's models.
+    pub provider: Option<String>,
+    /// Only models this deployment can run (`true`) or cannot (`false`).
+    pub available: Option<bool>,
+}
+
 /// Lists the models served.
 #[utoipa::path(
     get,
     path = "/v1/models",
     tag = "models",
     operation_id = "list_models",
+    params(ModelFilter),
     responses(
         (status = 200, description = "Every model", body = ModelList),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
@@ -103,8 +118,11 @@ fn view(d: &dyn executor_lifecycle::ModelDriver) -> ModelView {
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
+    filter: Result<Query<ModelFilter>, QueryRejection>,
 ) -> Result<Json<ModelList>, Problem> {
     authorize(&state, &headers).await?;
+    let Query(filter) =
+        filter.map_err(|e| Problem::bad_query("available", format!("query: {}", e.body_text())))?;
     let data = state
         .engine
         .ports()
@@ -112,6 +130,14 @@ pub async fn list(
         .list()
         .iter()
         .map(|d| view(d.as_ref()))
+        .filter(|m| {
+            filter
+                .modality
+                .as_deref()
+                .is_none_or(|x| m.modality.as_deref() == Some(x))
+                && filter.provider.as_deref().is_none_or(|p| m.provider == p)
+                && filter.available.is_none_or(|a| m.available == a)
+        })
         .collect();
     Ok(Json(ModelList {
         object: "list",

@@ -89,10 +89,51 @@ async fn only_the_providers_with_keys_are_available() {
     assert_eq!(openai["missing_credentials"], json!(["OPENAI_API_KEY"]));
     assert!(openai["pricing"]["unit"].is_string(), "{openai}");
     assert_eq!(openai["modality"], "image");
+    for m in all {
+        assert_eq!(
+            m["available"] == true,
+            m["provider"] == "fal",
+            "only fal has its key: {m}"
+        );
+    }
+
+    // Filters: what this deployment can run, and one modality.
+    let get = |q: &'static str| {
+        let key = key.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/v1/models?{q}"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, runnable) = get("available=true").await;
+    assert_eq!(s, 200);
+    let runnable: Vec<&str> = runnable["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["provider"].as_str().unwrap())
+        .collect();
     assert!(
-        all.iter().filter(|m| m["available"] == false).count() >= all.len() - 1,
-        "every other provider lacks its key"
+        !runnable.is_empty() && runnable.iter().all(|p| *p == "fal"),
+        "{runnable:?}"
     );
+    let (_, video) = get("modality=video").await;
+    assert!(
+        video["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["modality"] == "video")
+    );
+    assert!(!video["data"].as_array().unwrap().is_empty());
+    let (s, bad) = get("available=maybe").await;
+    assert_eq!(s, 400, "{bad}");
+    assert_eq!(bad["field"], "/query/available");
 
     let (status, created) = client
         .create(
