@@ -1,4 +1,5 @@
-//! Generated media served by the simulator itself: real (tiny) PNGs and real-size MP4 videos
+//! Generated media served by the simulator itself: real-size PNGs (megabytes, see
+//! [`crate::media`]; [`png`] still makes tiny ones for callers that want them) and real-size MP4 videos
 //! (a few megabytes: what the video providers serve by URL), stored per job and served at
 //! `{provider base}/files/{id}/{name}` without authentication, like the providers' CDNs
 //! (`replicate.delivery`, fal media, Runway's signed URLs).
@@ -163,7 +164,6 @@ impl FileStore {
         count: usize,
         size: (u32, u32),
     ) -> Result<Vec<FileRef>, image::ImageError> {
-        let (w, h) = shrink(size.0, size.1);
         (0..count)
             .map(|i| {
                 Ok(match kind {
@@ -179,13 +179,14 @@ impl FileStore {
                         )
                     }
                     _ => {
-                        let png = png(w, h, seed_of(id, i))?;
-                        self.put(
+                        // Real size: a 1024x1024 generated PNG weighs megabytes.
+                        let (w, h) = crate::media::photo_size(size.0.max(1), size.1.max(1));
+                        self.put_shared(
                             base,
                             id,
                             &format!("{stem}-{i}.png"),
                             "image/png",
-                            png,
+                            crate::media::photo(w, h, crate::media::ImageKind::Png)?,
                             (w, h),
                         )
                     }
@@ -216,15 +217,6 @@ pub fn shrink(width: u32, height: u32) -> (u32, u32) {
             .max(1)
     };
     (scale(w), scale(h))
-}
-
-fn seed_of(id: &str, index: usize) -> u32 {
-    id.bytes().fold(
-        u32::try_from(index)
-            .unwrap_or(0)
-            .wrapping_mul(2_654_435_761),
-        |acc, b| acc.rotate_left(5) ^ u32::from(b),
-    )
 }
 
 /// A real PNG of `width`×`height` with a gradient seeded by `seed`.
