@@ -137,7 +137,7 @@ pub fn message(params: &Value, d: &Directives, tier: &str) -> Value {
 }
 
 async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
-    if let Err(resp) = version(&headers) {
+    if let Err(resp) = SPEC.authorize(&headers).and_then(|()| version(&headers)) {
         state.stats.bump(P, Counter::CreateRejection);
         return resp;
     }
@@ -163,7 +163,7 @@ async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: B
 }
 
 async fn create_batch(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
-    if let Err(resp) = version(&headers) {
+    if let Err(resp) = SPEC.authorize(&headers).and_then(|()| version(&headers)) {
         state.stats.bump(P, Counter::CreateRejection);
         return resp;
     }

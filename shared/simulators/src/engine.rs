@@ -138,9 +138,14 @@ pub struct Call {
 }
 
 impl Spec {
-    /// A fresh request id in the provider's style.
+    /// A fresh request id in the provider's style (Anthropic `req_011…`, Groq `req_…`,
+    /// others a UUID).
     pub fn request_id(&self) -> String {
-        crate::clock::uuid_v4()
+        match self.provider {
+            Provider::Anthropic => format!("req_011{}", ulid::Ulid::new()),
+            Provider::Groq => format!("req_{}", ulid::Ulid::new().to_string().to_lowercase()),
+            _ => crate::clock::uuid_v4(),
+        }
     }
 
     /// An error answer, counted as a create rejection.

@@ -66,7 +66,7 @@ async fn task(State(state): State<Arc<SimState>>, Path(model): Path<String>, hea
         if state.faults.take(P, "model_loading", &prompt_key(&call.body), times) {
             let body = json!({"error": format!("Model {model} is currently loading"), "estimated_time": 20.0});
             state.stats.bump(P, crate::stats::Counter::CreateRejection);
-            return SPEC.stamp(crate::reply::json(StatusCode::SERVICE_UNAVAILABLE, &[], &body), &call.rid);
+            return SPEC.decorate(crate::reply::json(StatusCode::SERVICE_UNAVAILABLE, &[], &body), &call.rid);
         }
     } else if call.directives.has("model_loading") && state.faults.take(P, "model_loading", &prompt_key(&call.body), 1) {
         let body = json!({"error": format!("Model {model} is currently loading"), "estimated_time": 20.0});

@@ -129,7 +129,7 @@ pub fn svg(width: u32, height: u32) -> Bytes {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">"
     );
-    for i in 0..600u32 {
+    for i in 0..1200u32 {
         let (x, y) = ((i * 37) % width.max(1), (i * 53) % height.max(1));
         s.push_str(&format!(
             "<path fill=\"#{:06x}\" d=\"M{x} {y}l{} {}l-{} {}z\"/>",
