@@ -44,14 +44,49 @@ pub static SPEC: Spec = Spec {
     provider: P,
     auth: AuthScheme::Header("x-api-key"),
     errors: &Errors {
-        unauthorized: Answer { status: 401, body: r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"{request_id}"}"#, headers: &[] },
-        rate_limited: Answer { status: 429, body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later. You may also contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase."},"request_id":"{request_id}"}"#, headers: &[("retry-after", "1"), ("anthropic-ratelimit-requests-remaining", "0")] },
-        server_error: Answer { status: 500, body: r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"},"request_id":"{request_id}"}"#, headers: &[] },
-        quota: Answer { status: 400, body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."},"request_id":"{request_id}"}"#, headers: &[] },
-        invalid: Answer { status: 400, body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: Field required (sim:invalid)"},"request_id":"{request_id}"}"#, headers: &[] },
-        content_policy: Answer { status: 400, body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"Output blocked by content filtering policy"},"request_id":"{request_id}"}"#, headers: &[] },
-        not_found: Answer { status: 404, body: r#"{"type":"error","error":{"type":"not_found_error","message":"Not found"},"request_id":"{request_id}"}"#, headers: &[] },
-        poll_error: Answer { status: 529, body: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"{request_id}"}"#, headers: &[] },
+        unauthorized: Answer {
+            status: 401,
+            body: r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        rate_limited: Answer {
+            status: 429,
+            body: r#"{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later. You may also contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase."},"request_id":"{request_id}"}"#,
+            headers: &[
+                ("retry-after", "1"),
+                ("anthropic-ratelimit-requests-remaining", "0"),
+            ],
+        },
+        server_error: Answer {
+            status: 500,
+            body: r#"{"type":"error","error":{"type":"api_error","message":"Internal server error"},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        quota: Answer {
+            status: 400,
+            body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        invalid: Answer {
+            status: 400,
+            body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: Field required (sim:invalid)"},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        content_policy: Answer {
+            status: 400,
+            body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"Output blocked by content filtering policy"},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        not_found: Answer {
+            status: 404,
+            body: r#"{"type":"error","error":{"type":"not_found_error","message":"Not found"},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        poll_error: Answer {
+            status: 529,
+            body: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"{request_id}"}"#,
+            headers: &[],
+        },
     },
     ok_headers: &[
         ("anthropic-ratelimit-requests-limit", "50"),
@@ -61,8 +96,22 @@ pub static SPEC: Spec = Spec {
     ],
     request_id_header: Some("request-id"),
     extra: &[
-        ("overloaded", Answer { status: 529, body: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"{request_id}"}"#, headers: &[] }),
-        ("too_large", Answer { status: 413, body: r#"{"type":"error","error":{"type":"request_too_large","message":"Request exceeds the maximum allowed number of bytes."},"request_id":"{request_id}"}"#, headers: &[] }),
+        (
+            "overloaded",
+            Answer {
+                status: 529,
+                body: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"{request_id}"}"#,
+                headers: &[],
+            },
+        ),
+        (
+            "too_large",
+            Answer {
+                status: 413,
+                body: r#"{"type":"error","error":{"type":"request_too_large","message":"Request exceeds the maximum allowed number of bytes."},"request_id":"{request_id}"}"#,
+                headers: &[],
+            },
+        ),
     ],
 };
 
@@ -77,7 +126,10 @@ pub fn router() -> Router<Arc<SimState>> {
     Router::new()
         .route("/v1/messages", post(messages))
         .route("/v1/messages/batches", post(create_batch))
-        .route("/v1/messages/batches/{id}", get(get_batch).delete(delete_batch))
+        .route(
+            "/v1/messages/batches/{id}",
+            get(get_batch).delete(delete_batch),
+        )
         .route("/v1/messages/batches/{id}/cancel", post(cancel_batch))
         .route("/v1/messages/batches/{id}/results", get(results))
 }
@@ -98,15 +150,20 @@ fn request_id() -> String {
 pub fn message(params: &Value, d: &Directives, tier: &str) -> Value {
     let model = text(params, "model").unwrap_or("claude-sonnet-4-5");
     let input_tokens = (params.to_string().len() / 4) as u64 + 8;
-    let tools = params.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty());
+    let tools = params
+        .get("tools")
+        .and_then(Value::as_array)
+        .filter(|t| !t.is_empty());
     let choice = params.pointer("/tool_choice/type").and_then(Value::as_str);
     let forced = matches!(choice, Some("any" | "tool")) || d.has("tool_call");
-    let tool = tools.filter(|_| forced && choice != Some("none")).and_then(|t| {
-        params
-            .pointer("/tool_choice/name")
-            .and_then(Value::as_str)
-            .or_else(|| t.first()?.get("name")?.as_str())
-    });
+    let tool = tools
+        .filter(|_| forced && choice != Some("none"))
+        .and_then(|t| {
+            params
+                .pointer("/tool_choice/name")
+                .and_then(Value::as_str)
+                .or_else(|| t.first()?.get("name")?.as_str())
+        });
     let (content, stop, output_tokens) = if d.content_policy {
         (json!([]), "refusal", 1u64)
     } else if let Some(name) = tool {
@@ -148,7 +205,10 @@ async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: B
     let body = &call.body;
     let valid = text(body, "model").is_some()
         && body.get("max_tokens").is_some_and(Value::is_u64)
-        && body.get("messages").and_then(Value::as_array).is_some_and(|m| !m.is_empty());
+        && body
+            .get("messages")
+            .and_then(Value::as_array)
+            .is_some_and(|m| !m.is_empty());
     if !valid {
         return SPEC.reject(&state, &SPEC.errors.invalid, &call.rid);
     }
@@ -159,10 +219,18 @@ async fn messages(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: B
         return SPEC.reject(&state, &SPEC.errors.server_error, &call.rid);
     }
     SPEC.accept(&state, &call).await;
-    SPEC.ok(StatusCode::OK, &call.rid, &message(body, &call.directives, "standard"))
+    SPEC.ok(
+        StatusCode::OK,
+        &call.rid,
+        &message(body, &call.directives, "standard"),
+    )
 }
 
-async fn create_batch(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
+async fn create_batch(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     if let Err(resp) = SPEC.authorize(&headers).and_then(|()| version(&headers)) {
         state.stats.bump(P, Counter::CreateRejection);
         return resp;
@@ -171,9 +239,16 @@ async fn create_batch(State(state): State<Arc<SimState>>, headers: HeaderMap, ra
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let valid = call.body.get("requests").and_then(Value::as_array).is_some_and(|r| {
-        !r.is_empty() && r.iter().all(|x| text(x, "custom_id").is_some() && x.get("params").is_some_and(Value::is_object))
-    });
+    let valid = call
+        .body
+        .get("requests")
+        .and_then(Value::as_array)
+        .is_some_and(|r| {
+            !r.is_empty()
+                && r.iter().all(|x| {
+                    text(x, "custom_id").is_some() && x.get("params").is_some_and(Value::is_object)
+                })
+        });
     if !valid {
         return SPEC.reject(&state, &SPEC.errors.invalid, &call.rid);
     }
@@ -190,13 +265,21 @@ async fn create_batch(State(state): State<Arc<SimState>>, headers: HeaderMap, ra
 }
 
 fn requests(job: &Job) -> Vec<Value> {
-    job.input.get("requests").and_then(Value::as_array).cloned().unwrap_or_default()
+    job.input
+        .get("requests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// How one batch request ends: `succeeded`, `errored` (its `sim:fail` / `sim:invalid`).
 fn line_kind(request: &Value) -> &'static str {
     let d = Directives::scan(request);
-    if d.fail || d.invalid { "errored" } else { "succeeded" }
+    if d.fail || d.invalid {
+        "errored"
+    } else {
+        "succeeded"
+    }
 }
 
 /// The `MessageBatch` at `now`.
@@ -233,15 +316,27 @@ pub fn render(state: &SimState, job: &Job, now: Instant) -> Value {
     })
 }
 
-async fn get_batch(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn get_batch(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let job = match SPEC.read(&state, &headers, &id) {
         Ok(j) => j,
         Err(resp) => return resp,
     };
-    SPEC.ok(StatusCode::OK, &request_id(), &render(&state, &job, Instant::now()))
+    SPEC.ok(
+        StatusCode::OK,
+        &request_id(),
+        &render(&state, &job, Instant::now()),
+    )
 }
 
-async fn cancel_batch(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn cancel_batch(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let (job, changed) = match SPEC.cancel(&state, &headers, &id) {
         Ok(x) => x,
         Err(resp) => return resp,
@@ -256,7 +351,11 @@ async fn cancel_batch(State(state): State<Arc<SimState>>, Path(id): Path<String>
     SPEC.ok(StatusCode::OK, &request_id(), &out)
 }
 
-async fn delete_batch(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn delete_batch(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(resp) = SPEC.authorize(&headers) {
         return resp;
     }
@@ -265,10 +364,18 @@ async fn delete_batch(State(state): State<Arc<SimState>>, Path(id): Path<String>
     match state.jobs.get(P, &id) {
         Some(job) if job.phase(now).is_terminal() && !job.deleted => {
             state.jobs.update(P, &id, |j| j.deleted = true);
-            SPEC.ok(StatusCode::OK, &rid, &json!({"id": id, "type": "message_batch_deleted"}))
+            SPEC.ok(
+                StatusCode::OK,
+                &rid,
+                &json!({"id": id, "type": "message_batch_deleted"}),
+            )
         }
         Some(job) if !job.deleted => {
-            let answer = Answer { status: 400, body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"Batch is still in progress; cancel it before deleting."},"request_id":"{request_id}"}"#, headers: &[] };
+            let answer = Answer {
+                status: 400,
+                body: r#"{"type":"error","error":{"type":"invalid_request_error","message":"Batch is still in progress; cancel it before deleting."},"request_id":"{request_id}"}"#,
+                headers: &[],
+            };
             SPEC.stamp(answer.render(&rid), &rid)
         }
         _ => SPEC.stamp(SPEC.errors.not_found.render(&rid), &rid),
@@ -277,13 +384,21 @@ async fn delete_batch(State(state): State<Arc<SimState>>, Path(id): Path<String>
 
 /// `GET …/results`: JSONL (`application/x-jsonl`), in reverse order of the requests (the
 /// order is not guaranteed by the API, so clients must key on `custom_id`).
-async fn results(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn results(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(resp) = SPEC.authorize(&headers) {
         return resp;
     }
     let rid = request_id();
     let now = Instant::now();
-    let Some(job) = state.jobs.get(P, &id).filter(|j| j.phase(now).is_terminal() && !j.deleted) else {
+    let Some(job) = state
+        .jobs
+        .get(P, &id)
+        .filter(|j| j.phase(now).is_terminal() && !j.deleted)
+    else {
         return SPEC.stamp(SPEC.errors.not_found.render(&rid), &rid);
     };
     state.stats.bump(P, Counter::ResultFetch);
@@ -296,10 +411,15 @@ async fn results(State(state): State<Arc<SimState>>, Path(id): Path<String>, hea
             (true, _) => json!({"type": "canceled"}),
             (false, "errored") => json!({"type": "errored", "error": {"type": "error",
                 "error": {"type": "api_error", "message": "Internal server error"}, "request_id": request_id()}}),
-            _ => json!({"type": "succeeded", "message": message(&params, &Directives::scan(&params), "batch")}),
+            _ => {
+                json!({"type": "succeeded", "message": message(&params, &Directives::scan(&params), "batch")})
+            }
         };
         out.push_str(&json!({"custom_id": custom_id, "result": result}).to_string());
         out.push('\n');
     }
-    SPEC.stamp(([("content-type", "application/x-jsonl")], out).into_response(), &rid)
+    SPEC.stamp(
+        ([("content-type", "application/x-jsonl")], out).into_response(),
+        &rid,
+    )
 }

@@ -39,14 +39,46 @@ pub static SPEC: Spec = Spec {
     provider: P,
     auth: AuthScheme::RawAuthorization,
     errors: &Errors {
-        unauthorized: Answer { status: 401, body: r#"{"error":"Authentication error, API token missing/invalid."}"#, headers: &[] },
-        rate_limited: Answer { status: 429, body: r#"{"error":"Too Many Requests"}"#, headers: &[("retry-after", "1")] },
-        server_error: Answer { status: 500, body: r#"{"error":"Server error, developers have been alerted."}"#, headers: &[] },
-        quota: Answer { status: 400, body: r#"{"error":"Your current account balance is negative. Please top up to continue using the API."}"#, headers: &[] },
-        invalid: Answer { status: 400, body: r#"{"error":"The following models are not available in this language: speaker_labels (sim:invalid)"}"#, headers: &[] },
-        content_policy: Answer { status: 400, body: r#"{"error":"Request rejected (sim:content_policy)"}"#, headers: &[] },
-        not_found: Answer { status: 400, body: LOOKUP, headers: &[] },
-        poll_error: Answer { status: 503, body: r#"{"error":"Service Unavailable"}"#, headers: &[] },
+        unauthorized: Answer {
+            status: 401,
+            body: r#"{"error":"Authentication error, API token missing/invalid."}"#,
+            headers: &[],
+        },
+        rate_limited: Answer {
+            status: 429,
+            body: r#"{"error":"Too Many Requests"}"#,
+            headers: &[("retry-after", "1")],
+        },
+        server_error: Answer {
+            status: 500,
+            body: r#"{"error":"Server error, developers have been alerted."}"#,
+            headers: &[],
+        },
+        quota: Answer {
+            status: 400,
+            body: r#"{"error":"Your current account balance is negative. Please top up to continue using the API."}"#,
+            headers: &[],
+        },
+        invalid: Answer {
+            status: 400,
+            body: r#"{"error":"The following models are not available in this language: speaker_labels (sim:invalid)"}"#,
+            headers: &[],
+        },
+        content_policy: Answer {
+            status: 400,
+            body: r#"{"error":"Request rejected (sim:content_policy)"}"#,
+            headers: &[],
+        },
+        not_found: Answer {
+            status: 400,
+            body: LOOKUP,
+            headers: &[],
+        },
+        poll_error: Answer {
+            status: 503,
+            body: r#"{"error":"Service Unavailable"}"#,
+            headers: &[],
+        },
     },
     ok_headers: &[],
     request_id_header: None,
@@ -67,7 +99,14 @@ async fn upload(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
         return resp;
     }
     let id = crate::clock::uuid_v4();
-    let f = state.files.put_shared(&state.base_url(P), &id, "upload", "application/octet-stream", raw, (0, 0));
+    let f = state.files.put_shared(
+        &state.base_url(P),
+        &id,
+        "upload",
+        "application/octet-stream",
+        raw,
+        (0, 0),
+    );
     SPEC.ok(StatusCode::OK, "", &json!({"upload_url": f.url}))
 }
 
@@ -77,7 +116,10 @@ fn audio_seconds(state: &SimState, url: &str) -> u64 {
         return 42;
     };
     let (id, name) = rest.split_once('/').unwrap_or((rest, ""));
-    state.files.get(id, name).map_or(42, |(_, b)| (b.len() as u64 / 16_000).max(1))
+    state
+        .files
+        .get(id, name)
+        .map_or(42, |(_, b)| (b.len() as u64 / 16_000).max(1))
 }
 
 async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
@@ -86,16 +128,32 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
         Err(resp) => return resp,
     };
     let Some(audio_url) = text(&call.body, "audio_url").filter(|u| !u.is_empty()) else {
-        return SPEC.reject(&state, &Answer { status: 400, body: r#"{"error":"audio_url is required"}"#, headers: &[] }, &call.rid);
+        return SPEC.reject(
+            &state,
+            &Answer {
+                status: 400,
+                body: r#"{"error":"audio_url is required"}"#,
+                headers: &[],
+            },
+            &call.rid,
+        );
     };
     if let Some(resp) = SPEC.directed(&state, &call, false) {
         return resp;
     }
     let seconds = audio_seconds(&state, audio_url);
-    let model = call.body.pointer("/speech_models/0").and_then(Value::as_str).or_else(|| text(&call.body, "speech_model")).unwrap_or("universal").to_owned();
+    let model = call
+        .body
+        .pointer("/speech_models/0")
+        .and_then(Value::as_str)
+        .or_else(|| text(&call.body, "speech_model"))
+        .unwrap_or("universal")
+        .to_owned();
     let mut job = SPEC.job(&state, &call, crate::clock::uuid_v4(), &model);
     job.variant = seconds.to_string();
-    job.webhook = text(&call.body, "webhook_url").filter(|u| !u.is_empty()).map(str::to_owned);
+    job.webhook = text(&call.body, "webhook_url")
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
     let created = render(&job, Instant::now());
     if let Some(gateway) = SPEC.created(&state, job, Some(webhooks)).await {
         return gateway;
@@ -119,7 +177,11 @@ pub fn render(job: &Job, now: Instant) -> Value {
         Phase::Queued => "queued",
         Phase::Running => "processing",
         Phase::Done(o) if o.is_success() => {
-            let said = if o == Outcome::Success { "This is a simulated transcript." } else { "" };
+            let said = if o == Outcome::Success {
+                "This is a simulated transcript."
+            } else {
+                ""
+            };
             let words: Vec<Value> = said.split_whitespace().enumerate().map(|(i, w)| {
                 let start = i as u64 * 400;
                 json!({"text": w, "start": start, "end": start + 350, "confidence": 0.98, "speaker": null})
@@ -132,8 +194,13 @@ pub fn render(job: &Job, now: Instant) -> Value {
             "completed"
         }
         Phase::Done(_) | Phase::Canceled => {
-            let url = b.get("audio_url").and_then(Value::as_str).unwrap_or_default();
-            out["error"] = json!(format!("Download error, unable to download {url}. Please make sure the file exists and is accessible from the internet."));
+            let url = b
+                .get("audio_url")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            out["error"] = json!(format!(
+                "Download error, unable to download {url}. Please make sure the file exists and is accessible from the internet."
+            ));
             "error"
         }
     };
@@ -146,14 +213,31 @@ fn webhooks(_: &SimState, job: &Job, _: Option<Phase>, to: Phase, now: Instant) 
         return Vec::new();
     };
     let status = render(job, now)["status"].clone();
-    let signing = match (text(&job.input, "webhook_auth_header_name"), text(&job.input, "webhook_auth_header_value")) {
-        (Some(name), Some(value)) => Signing::Header { name: name.to_owned(), value: value.to_owned() },
+    let signing = match (
+        text(&job.input, "webhook_auth_header_name"),
+        text(&job.input, "webhook_auth_header_value"),
+    ) {
+        (Some(name), Some(value)) => Signing::Header {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        },
         _ => Signing::None,
     };
-    vec![Delivery { provider: P, url, body: json!({"transcript_id": job.id, "status": status}).to_string().into_bytes(), signing }]
+    vec![Delivery {
+        provider: P,
+        url,
+        body: json!({"transcript_id": job.id, "status": status})
+            .to_string()
+            .into_bytes(),
+        signing,
+    }]
 }
 
-async fn read(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn read(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match SPEC.read(&state, &headers, &id) {
         Ok(job) if !job.deleted => SPEC.ok(StatusCode::OK, "", &render(&job, Instant::now())),
         Ok(_) => SPEC.errors.not_found.render(""),
@@ -161,7 +245,11 @@ async fn read(State(state): State<Arc<SimState>>, Path(id): Path<String>, header
     }
 }
 
-async fn delete(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn delete(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(resp) = SPEC.authorize(&headers) {
         return resp;
     }
@@ -174,7 +262,15 @@ async fn delete(State(state): State<Arc<SimState>>, Path(id): Path<String>, head
             out["audio_url"] = json!("http://deleted_by_user");
             SPEC.ok(StatusCode::OK, "", &out)
         }
-        Some(job) if !job.deleted => SPEC.stamp(Answer { status: 400, body: r#"{"error":"Transcript is still processing and cannot be deleted."}"#, headers: &[] }.render(""), ""),
+        Some(job) if !job.deleted => SPEC.stamp(
+            Answer {
+                status: 400,
+                body: r#"{"error":"Transcript is still processing and cannot be deleted."}"#,
+                headers: &[],
+            }
+            .render(""),
+            "",
+        ),
         _ => SPEC.errors.not_found.render(""),
     }
 }

@@ -58,14 +58,46 @@ pub static SPEC: Spec = Spec {
     provider: P,
     auth: AuthScheme::Header("x-key"),
     errors: &Errors {
-        unauthorized: Answer { status: 401, body: r#"{"detail":"Invalid or missing API key"}"#, headers: &[] },
-        rate_limited: Answer { status: 429, body: r#"{"detail":"You have exceeded the number of active tasks (24). Please wait for some tasks to finish."}"#, headers: &[("retry-after", "1")] },
-        server_error: Answer { status: 500, body: r#"{"detail":"Internal Server Error"}"#, headers: &[] },
-        quota: Answer { status: 402, body: r#"{"detail":"Insufficient credits. Please add credits at https://api.bfl.ai"}"#, headers: &[] },
-        invalid: Answer { status: 422, body: r#"{"detail":[{"loc":["body","prompt"],"msg":"Input should be a valid string (sim:invalid)","type":"string_type"}]}"#, headers: &[] },
-        content_policy: Answer { status: 400, body: r#"{"detail":"Request moderated"}"#, headers: &[] },
-        not_found: Answer { status: 404, body: r#"{"detail":"Not Found"}"#, headers: &[] },
-        poll_error: Answer { status: 503, body: r#"{"detail":"Service Unavailable"}"#, headers: &[] },
+        unauthorized: Answer {
+            status: 401,
+            body: r#"{"detail":"Invalid or missing API key"}"#,
+            headers: &[],
+        },
+        rate_limited: Answer {
+            status: 429,
+            body: r#"{"detail":"You have exceeded the number of active tasks (24). Please wait for some tasks to finish."}"#,
+            headers: &[("retry-after", "1")],
+        },
+        server_error: Answer {
+            status: 500,
+            body: r#"{"detail":"Internal Server Error"}"#,
+            headers: &[],
+        },
+        quota: Answer {
+            status: 402,
+            body: r#"{"detail":"Insufficient credits. Please add credits at https://api.bfl.ai"}"#,
+            headers: &[],
+        },
+        invalid: Answer {
+            status: 422,
+            body: r#"{"detail":[{"loc":["body","prompt"],"msg":"Input should be a valid string (sim:invalid)","type":"string_type"}]}"#,
+            headers: &[],
+        },
+        content_policy: Answer {
+            status: 400,
+            body: r#"{"detail":"Request moderated"}"#,
+            headers: &[],
+        },
+        not_found: Answer {
+            status: 404,
+            body: r#"{"detail":"Not Found"}"#,
+            headers: &[],
+        },
+        poll_error: Answer {
+            status: 503,
+            body: r#"{"detail":"Service Unavailable"}"#,
+            headers: &[],
+        },
     },
     ok_headers: &[],
     request_id_header: None,
@@ -84,18 +116,32 @@ pub fn router() -> Router<Arc<SimState>> {
 fn output_kind(endpoint: &str, body: &Value) -> ImageKind {
     text(body, "output_format")
         .and_then(ImageKind::parse)
-        .unwrap_or(if endpoint.contains("kontext") { ImageKind::Png } else { ImageKind::Jpeg })
+        .unwrap_or(if endpoint.contains("kontext") {
+            ImageKind::Png
+        } else {
+            ImageKind::Jpeg
+        })
 }
 
 fn size(body: &Value) -> (u32, u32) {
-    let dim = |k: &str| body.get(k).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0);
+    let dim = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v > 0)
+    };
     match (dim("width"), dim("height")) {
         (Some(w), Some(h)) => (w, h),
         _ => ratio_to_size(text(body, "aspect_ratio"), 1024, (1024, 768)),
     }
 }
 
-async fn create(State(state): State<Arc<SimState>>, Path(endpoint): Path<String>, headers: HeaderMap, raw: Bytes) -> Response {
+async fn create(
+    State(state): State<Arc<SimState>>,
+    Path(endpoint): Path<String>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let Some(&(_, first, per_mp)) = ENDPOINTS.iter().find(|(e, _, _)| *e == endpoint) else {
         return SPEC.errors.not_found.render("");
     };
@@ -120,7 +166,14 @@ async fn create(State(state): State<Arc<SimState>>, Path(endpoint): Path<String>
     if job.outcome == Outcome::Success {
         match photo(w, h, kind) {
             Ok(bytes) => {
-                let f = state.files.put_shared(&state.base_url(P), &id, &format!("sample.{}", kind.extension()), kind.content_type(), bytes, (w, h));
+                let f = state.files.put_shared(
+                    &state.base_url(P),
+                    &id,
+                    &format!("sample.{}", kind.extension()),
+                    kind.content_type(),
+                    bytes,
+                    (w, h),
+                );
                 job.set_outputs(vec![f]);
             }
             Err(_) => return SPEC.reject(&state, &SPEC.errors.server_error, &call.rid),
@@ -128,12 +181,18 @@ async fn create(State(state): State<Arc<SimState>>, Path(endpoint): Path<String>
     }
     let mp = f64::from(w) * f64::from(h) / 1_000_000.0;
     let cost = ((first + (mp - 1.0).max(0.0) * per_mp) * 100.0).round() / 100.0;
-    let webhook = text(&call.body, "webhook_url").filter(|u| !u.is_empty()).map(str::to_owned);
+    let webhook = text(&call.body, "webhook_url")
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
     job.webhook = webhook.clone();
     let polling_url = format!("{}/v1/get_result?id={id}", state.base_url(P));
     let answer = match &webhook {
-        Some(url) => json!({"id": id, "status": "Pending", "webhook_url": url, "cost": cost, "input_mp": 0, "output_mp": mp}),
-        None => json!({"id": id, "polling_url": polling_url, "cost": cost, "input_mp": 0, "output_mp": mp}),
+        Some(url) => {
+            json!({"id": id, "status": "Pending", "webhook_url": url, "cost": cost, "input_mp": 0, "output_mp": mp})
+        }
+        None => {
+            json!({"id": id, "polling_url": polling_url, "cost": cost, "input_mp": 0, "output_mp": mp})
+        }
     };
     if let Some(gateway) = SPEC.created(&state, job, Some(webhooks)).await {
         return gateway;
@@ -143,8 +202,13 @@ async fn create(State(state): State<Arc<SimState>>, Path(endpoint): Path<String>
 
 /// The result object at `now`.
 pub fn render(job: &Job, now: Instant) -> Value {
-    let seed = job.input.get("seed").and_then(Value::as_u64).unwrap_or(1_234_567);
-    let mut out = json!({"id": job.id, "result": null, "progress": null, "details": null, "preview": null});
+    let seed = job
+        .input
+        .get("seed")
+        .and_then(Value::as_u64)
+        .unwrap_or(1_234_567);
+    let mut out =
+        json!({"id": job.id, "result": null, "progress": null, "details": null, "preview": null});
     let status = match job.phase(now) {
         Phase::Queued => {
             out["progress"] = json!(0.0);
@@ -161,7 +225,8 @@ pub fn render(job: &Job, now: Instant) -> Value {
             "Ready"
         }
         Phase::Done(Outcome::EmptyOutput) => {
-            out["result"] = json!({"sample": null, "prompt": job.input.get("prompt"), "seed": seed});
+            out["result"] =
+                json!({"sample": null, "prompt": job.input.get("prompt"), "seed": seed});
             "Ready"
         }
         Phase::Done(Outcome::ContentPolicy) => {
@@ -183,19 +248,33 @@ fn webhooks(_: &SimState, job: &Job, _: Option<Phase>, to: Phase, now: Instant) 
         return Vec::new();
     };
     let signing = match text(&job.input, "webhook_secret") {
-        Some(secret) => Signing::HmacHex { header: "x-bfl-signature".to_owned(), secret: secret.to_owned() },
+        Some(secret) => Signing::HmacHex {
+            header: "x-bfl-signature".to_owned(),
+            secret: secret.to_owned(),
+        },
         None => Signing::None,
     };
-    vec![Delivery { provider: P, url, body: render(job, now).to_string().into_bytes(), signing }]
+    vec![Delivery {
+        provider: P,
+        url,
+        body: render(job, now).to_string().into_bytes(),
+        signing,
+    }]
 }
 
-async fn get_result(State(state): State<Arc<SimState>>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn get_result(
+    State(state): State<Arc<SimState>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let id = q.get("id").cloned().unwrap_or_default();
     match SPEC.read(&state, &headers, &id) {
         Ok(job) => SPEC.ok(StatusCode::OK, "", &render(&job, Instant::now())),
-        Err(resp) if resp.status() == StatusCode::NOT_FOUND => {
-            crate::reply::json(StatusCode::NOT_FOUND, &[], &json!({"id": id, "status": "Task not found", "result": null, "progress": null, "details": null, "preview": null}))
-        }
+        Err(resp) if resp.status() == StatusCode::NOT_FOUND => crate::reply::json(
+            StatusCode::NOT_FOUND,
+            &[],
+            &json!({"id": id, "status": "Task not found", "result": null, "progress": null, "details": null, "preview": null}),
+        ),
         Err(resp) => resp,
     }
 }

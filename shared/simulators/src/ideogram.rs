@@ -36,14 +36,46 @@ pub static SPEC: Spec = Spec {
     provider: P,
     auth: AuthScheme::Header("api-key"),
     errors: &Errors {
-        unauthorized: Answer { status: 401, body: r#"{"error":"Not authorized."}"#, headers: &[] },
-        rate_limited: Answer { status: 429, body: r#"{"error":"Too many requests."}"#, headers: &[] },
-        server_error: Answer { status: 500, body: r#"{"error":"Internal server error."}"#, headers: &[] },
-        quota: Answer { status: 402, body: r#"{"error":"Insufficient credits. Please top up your API balance."}"#, headers: &[] },
-        invalid: Answer { status: 400, body: r#"{"error":"Invalid input provided."}"#, headers: &[] },
-        content_policy: Answer { status: 422, body: r#"{"error":"Prompt provided failed safety check due to the inclusion of prohibited content."}"#, headers: &[] },
-        not_found: Answer { status: 404, body: r#"{"error":"Not found."}"#, headers: &[] },
-        poll_error: Answer { status: 503, body: r#"{"error":"Service unavailable."}"#, headers: &[] },
+        unauthorized: Answer {
+            status: 401,
+            body: r#"{"error":"Not authorized."}"#,
+            headers: &[],
+        },
+        rate_limited: Answer {
+            status: 429,
+            body: r#"{"error":"Too many requests."}"#,
+            headers: &[],
+        },
+        server_error: Answer {
+            status: 500,
+            body: r#"{"error":"Internal server error."}"#,
+            headers: &[],
+        },
+        quota: Answer {
+            status: 402,
+            body: r#"{"error":"Insufficient credits. Please top up your API balance."}"#,
+            headers: &[],
+        },
+        invalid: Answer {
+            status: 400,
+            body: r#"{"error":"Invalid input provided."}"#,
+            headers: &[],
+        },
+        content_policy: Answer {
+            status: 422,
+            body: r#"{"error":"Prompt provided failed safety check due to the inclusion of prohibited content."}"#,
+            headers: &[],
+        },
+        not_found: Answer {
+            status: 404,
+            body: r#"{"error":"Not found."}"#,
+            headers: &[],
+        },
+        poll_error: Answer {
+            status: 503,
+            body: r#"{"error":"Service unavailable."}"#,
+            headers: &[],
+        },
     },
     ok_headers: &[],
     request_id_header: None,
@@ -57,11 +89,17 @@ pub fn router() -> Router<Arc<SimState>> {
         .route("/files/{id}/{name}", get(crate::files::serve))
 }
 
-async fn generate(State(state): State<Arc<SimState>>, Path(version): Path<String>, headers: HeaderMap, raw: Bytes) -> Response {
+async fn generate(
+    State(state): State<Arc<SimState>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     if version != "ideogram-v3" && version != "ideogram-v4" {
         return SPEC.errors.not_found.render("");
     }
-    let multipart = header(&headers, "content-type").is_some_and(|c| c.starts_with("multipart/form-data"));
+    let multipart =
+        header(&headers, "content-type").is_some_and(|c| c.starts_with("multipart/form-data"));
     let call = if multipart {
         if let Err(resp) = SPEC.authorize(&headers) {
             return resp;
@@ -79,7 +117,10 @@ async fn generate(State(state): State<Arc<SimState>>, Path(version): Path<String
         Err(resp) => return resp,
     };
     let b = &call.body;
-    let Some(prompt) = text(b, "prompt").filter(|p| !p.is_empty()).map(str::to_owned) else {
+    let Some(prompt) = text(b, "prompt")
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+    else {
         return SPEC.reject(&state, &SPEC.errors.invalid, &call.rid);
     };
     if let Some(resp) = SPEC.directed(&state, &call, true) {
@@ -90,13 +131,20 @@ async fn generate(State(state): State<Arc<SimState>>, Path(version): Path<String
         Some(r) => size_of(Some(r), (1024, 1024)),
         None => crate::engine::ratio_to_size(text(b, "aspect_ratio"), 1024, (1024, 1024)),
     };
-    let n = b.get("num_images").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(1).clamp(1, 8);
+    let n = b
+        .get("num_images")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(1)
+        .clamp(1, 8);
     let Ok(bytes) = photo(w, h, ImageKind::Png) else {
         return SPEC.reject(&state, &SPEC.errors.server_error, &call.rid);
     };
     let id = crate::clock::lower_id();
     let exp = crate::clock::unix_seconds(SystemTime::now()) + 3600;
-    let seed = b.get("seed").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(12345);
+    let seed = b
+        .get("seed")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(12345);
     let unsafe_image = call.directives.has("unsafe_image");
     let data: Vec<Value> = if call.directives.empty_output {
         Vec::new()
@@ -108,5 +156,9 @@ async fn generate(State(state): State<Arc<SimState>>, Path(version): Path<String
                 "seed": seed, "style_type": text(b, "style_type").unwrap_or("GENERAL")})
         }).collect()
     };
-    SPEC.ok(StatusCode::OK, &call.rid, &json!({"created": rfc3339(SystemTime::now(), 6), "data": data}))
+    SPEC.ok(
+        StatusCode::OK,
+        &call.rid,
+        &json!({"created": rfc3339(SystemTime::now(), 6), "data": data}),
+    )
 }

@@ -41,8 +41,15 @@ use crate::webhook::{Delivery, Signing};
 
 const P: Provider = Provider::Kling;
 const MODELS: [&str; 9] = [
-    "kling-v1", "kling-v1-5", "kling-v1-6", "kling-v2-master", "kling-v2-1", "kling-v2-1-master",
-    "kling-v2-5-turbo", "kling-v2-6", "kling-v3",
+    "kling-v1",
+    "kling-v1-5",
+    "kling-v1-6",
+    "kling-v2-master",
+    "kling-v2-1",
+    "kling-v2-1-master",
+    "kling-v2-5-turbo",
+    "kling-v2-6",
+    "kling-v3",
 ];
 
 /// The Kling spec.
@@ -50,18 +57,57 @@ pub static SPEC: Spec = Spec {
     provider: P,
     auth: AuthScheme::Custom,
     errors: &Errors {
-        unauthorized: Answer { status: 401, body: r#"{"code":1002,"message":"Authorization is invalid","request_id":"{request_id}"}"#, headers: &[] },
-        rate_limited: Answer { status: 429, body: r#"{"code":1302,"message":"The API request is too fast, please slow down the request frequency","request_id":"{request_id}"}"#, headers: &[] },
-        server_error: Answer { status: 500, body: r#"{"code":5000,"message":"Server internal error","request_id":"{request_id}"}"#, headers: &[] },
-        quota: Answer { status: 429, body: r#"{"code":1102,"message":"Account balance not enough","request_id":"{request_id}"}"#, headers: &[] },
-        invalid: Answer { status: 400, body: r#"{"code":1201,"message":"Invalid request parameters (sim:invalid)","request_id":"{request_id}"}"#, headers: &[] },
-        content_policy: Answer { status: 400, body: r#"{"code":1301,"message":"Failure to pass the risk control system","request_id":"{request_id}"}"#, headers: &[] },
-        not_found: Answer { status: 404, body: r#"{"code":1203,"message":"The requested resource does not exist","request_id":"{request_id}"}"#, headers: &[] },
-        poll_error: Answer { status: 500, body: r#"{"code":5000,"message":"Server internal error","request_id":"{request_id}"}"#, headers: &[] },
+        unauthorized: Answer {
+            status: 401,
+            body: r#"{"code":1002,"message":"Authorization is invalid","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        rate_limited: Answer {
+            status: 429,
+            body: r#"{"code":1302,"message":"The API request is too fast, please slow down the request frequency","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        server_error: Answer {
+            status: 500,
+            body: r#"{"code":5000,"message":"Server internal error","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        quota: Answer {
+            status: 429,
+            body: r#"{"code":1102,"message":"Account balance not enough","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        invalid: Answer {
+            status: 400,
+            body: r#"{"code":1201,"message":"Invalid request parameters (sim:invalid)","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        content_policy: Answer {
+            status: 400,
+            body: r#"{"code":1301,"message":"Failure to pass the risk control system","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        not_found: Answer {
+            status: 404,
+            body: r#"{"code":1203,"message":"The requested resource does not exist","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+        poll_error: Answer {
+            status: 500,
+            body: r#"{"code":5000,"message":"Server internal error","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
     },
     ok_headers: &[],
     request_id_header: None,
-    extra: &[("concurrency", Answer { status: 429, body: r#"{"code":1303,"message":"parallel task over resource pack limit","request_id":"{request_id}"}"#, headers: &[] })],
+    extra: &[(
+        "concurrency",
+        Answer {
+            status: 429,
+            body: r#"{"code":1303,"message":"parallel task over resource pack limit","request_id":"{request_id}"}"#,
+            headers: &[],
+        },
+    )],
 };
 
 /// Routes under `/kling`.
@@ -74,7 +120,11 @@ pub fn router() -> Router<Arc<SimState>> {
 
 fn auth_error(code: u32, message: &str) -> Response {
     let rid = crate::clock::uuid_v4();
-    crate::reply::json(StatusCode::UNAUTHORIZED, &[], &json!({"code": code, "message": message, "request_id": rid}))
+    crate::reply::json(
+        StatusCode::UNAUTHORIZED,
+        &[],
+        &json!({"code": code, "message": message, "request_id": rid}),
+    )
 }
 
 /// Verifies the JWT: signature (HS256, secret key), `iss` (access key), `nbf`, `exp`.
@@ -96,18 +146,31 @@ pub fn verify(state: &SimState, headers: &HeaderMap) -> Result<(), Response> {
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(invalid());
     }
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(state.config.kling_secret_key.as_bytes()) else {
+    let Ok(mut mac) =
+        Hmac::<sha2::Sha256>::new_from_slice(state.config.kling_secret_key.as_bytes())
+    else {
         return Err(invalid());
     };
     mac.update(format!("{h}.{p}").as_bytes());
-    if mac.verify_slice(&sig).is_err() || payload.get("iss").and_then(Value::as_str) != Some(state.config.kling_access_key.as_str()) {
+    if mac.verify_slice(&sig).is_err()
+        || payload.get("iss").and_then(Value::as_str)
+            != Some(state.config.kling_access_key.as_str())
+    {
         return Err(invalid());
     }
     let now = unix_seconds(SystemTime::now());
-    if payload.get("nbf").and_then(Value::as_u64).is_some_and(|nbf| nbf > now) {
+    if payload
+        .get("nbf")
+        .and_then(Value::as_u64)
+        .is_some_and(|nbf| nbf > now)
+    {
         return Err(auth_error(1003, "Authorization is not yet valid"));
     }
-    if payload.get("exp").and_then(Value::as_u64).is_none_or(|exp| exp <= now) {
+    if payload
+        .get("exp")
+        .and_then(Value::as_u64)
+        .is_none_or(|exp| exp <= now)
+    {
         return Err(auth_error(1004, "Authorization has expired"));
     }
     Ok(())
@@ -122,11 +185,15 @@ pub fn token(access_key: &str, secret_key: &str, exp: u64, nbf: u64) -> String {
         Err(_) => return String::new(),
     };
     mac.update(format!("{h}.{p}").as_bytes());
-    format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{h}.{p}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 fn ms(t: SystemTime) -> u128 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 fn invalid_param(kind: &str, body: &Value) -> Option<&'static str> {
@@ -143,7 +210,9 @@ fn invalid_param(kind: &str, body: &Value) -> Option<&'static str> {
     if kind == "image2video" {
         match text(body, "image") {
             None => return Some("image is required"),
-            Some(i) if i.starts_with("data:") => return Some("image: base64 must not carry a data: prefix"),
+            Some(i) if i.starts_with("data:") => {
+                return Some("image: base64 must not carry a data: prefix");
+            }
             _ => {}
         }
     }
@@ -154,7 +223,12 @@ fn invalid_param(kind: &str, body: &Value) -> Option<&'static str> {
     }
 }
 
-async fn create(State(state): State<Arc<SimState>>, Path(kind): Path<String>, headers: HeaderMap, raw: Bytes) -> Response {
+async fn create(
+    State(state): State<Arc<SimState>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     if kind != "text2video" && kind != "image2video" {
         return SPEC.errors.not_found.render(&crate::clock::uuid_v4());
     }
@@ -168,7 +242,11 @@ async fn create(State(state): State<Arc<SimState>>, Path(kind): Path<String>, he
     };
     if let Some(message) = invalid_param(&kind, &call.body) {
         state.stats.bump(P, crate::stats::Counter::CreateRejection);
-        return crate::reply::json(StatusCode::BAD_REQUEST, &[], &json!({"code": 1201, "message": message, "request_id": call.rid}));
+        return crate::reply::json(
+            StatusCode::BAD_REQUEST,
+            &[],
+            &json!({"code": 1201, "message": message, "request_id": call.rid}),
+        );
     }
     if let Some(resp) = SPEC.directed(&state, &call, false) {
         return resp;
@@ -176,19 +254,31 @@ async fn create(State(state): State<Arc<SimState>>, Path(kind): Path<String>, he
     if call.directives.content_policy {
         return SPEC.reject(&state, &SPEC.errors.content_policy, &call.rid);
     }
-    let id = format!("{}", rand::random_range(800_000_000_000_000_000u64..900_000_000_000_000_000));
-    let model = text(&call.body, "model_name").unwrap_or("kling-v1").to_owned();
+    let id = format!(
+        "{}",
+        rand::random_range(800_000_000_000_000_000u64..900_000_000_000_000_000)
+    );
+    let model = text(&call.body, "model_name")
+        .unwrap_or("kling-v1")
+        .to_owned();
     let mut job = SPEC.job(&state, &call, id.clone(), &model);
     job.variant = kind.clone();
-    job.webhook = text(&call.body, "callback_url").filter(|u| !u.is_empty()).map(str::to_owned);
+    job.webhook = text(&call.body, "callback_url")
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
     if job.outcome == Outcome::Success {
-        let seconds = text(&call.body, "duration").and_then(|d| d.parse().ok()).unwrap_or(5);
+        let seconds = text(&call.body, "duration")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(5);
         let size = match text(&call.body, "aspect_ratio") {
             Some("9:16") => (720, 1280),
             Some("1:1") => (960, 960),
             _ => (1280, 720),
         };
-        match state.files.generate_video(&state.base_url(P), &id, "video", 1, size, seconds) {
+        match state
+            .files
+            .generate_video(&state.base_url(P), &id, "video", 1, size, seconds)
+        {
             Ok(out) => job.set_outputs(out),
             Err(_) => return SPEC.reject(&state, &SPEC.errors.server_error, &call.rid),
         }
@@ -198,7 +288,11 @@ async fn create(State(state): State<Arc<SimState>>, Path(kind): Path<String>, he
     if let Some(gateway) = SPEC.created(&state, job, Some(callbacks)).await {
         return gateway;
     }
-    SPEC.ok(StatusCode::OK, &rid, &json!({"code": 0, "message": "SUCCEED", "request_id": rid, "data": data}))
+    SPEC.ok(
+        StatusCode::OK,
+        &rid,
+        &json!({"code": 0, "message": "SUCCEED", "request_id": rid, "data": data}),
+    )
 }
 
 /// The task's `data` object at `now` (also the callback body).
@@ -227,24 +321,42 @@ pub fn render(job: &Job, now: Instant) -> Value {
             "failed"
         }
     };
-    if let Some(after) = job.terminal_after(now).or_else(|| (job.phase(now) == Phase::Running).then_some(job.queue_for)) {
+    if let Some(after) = job
+        .terminal_after(now)
+        .or_else(|| (job.phase(now) == Phase::Running).then_some(job.queue_for))
+    {
         data["updated_at"] = json!(created + after.as_millis());
     }
     data["task_status"] = json!(status);
     data
 }
 
-fn callbacks(_: &SimState, job: &Job, from: Option<Phase>, _to: Phase, now: Instant) -> Vec<Delivery> {
+fn callbacks(
+    _: &SimState,
+    job: &Job,
+    from: Option<Phase>,
+    _to: Phase,
+    now: Instant,
+) -> Vec<Delivery> {
     let Some(url) = job.webhook.clone() else {
         return Vec::new();
     };
     if from.is_none() {
         return Vec::new();
     }
-    vec![Delivery { provider: P, url, body: render(job, now).to_string().into_bytes(), signing: Signing::None }]
+    vec![Delivery {
+        provider: P,
+        url,
+        body: render(job, now).to_string().into_bytes(),
+        signing: Signing::None,
+    }]
 }
 
-async fn query(State(state): State<Arc<SimState>>, Path((kind, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn query(
+    State(state): State<Arc<SimState>>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(resp) = verify(&state, &headers) {
         return resp;
     }

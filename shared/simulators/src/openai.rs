@@ -154,7 +154,14 @@ fn authorize(state: &SimState, headers: &HeaderMap, rid: &str) -> Result<(), Res
     }
     state.stats.bump(P, Counter::CreateRejection);
     let msg = "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
-    Err(error(rid, StatusCode::UNAUTHORIZED, msg, "invalid_request_error", None, Some("invalid_api_key")))
+    Err(error(
+        rid,
+        StatusCode::UNAUTHORIZED,
+        msg,
+        "invalid_request_error",
+        None,
+        Some("invalid_api_key"),
+    ))
 }
 
 /// The admission gate for a parsed body: the requests-per-minute 429 (`sim:rate_limit`,
@@ -199,18 +206,31 @@ async fn admit_body(state: &Arc<SimState>, rid: String, body: Value) -> Result<C
     }
     if let Some(n) = directives.extra("rate_limit_tokens") {
         let times = n.and_then(|v| v.parse().ok()).unwrap_or(1);
-        if state.faults.take(P, "rate_limit_tokens", &prompt_key(&body), times) {
+        if state
+            .faults
+            .take(P, "rate_limit_tokens", &prompt_key(&body), times)
+        {
             let msg = format!(
                 "Rate limit reached for {model} in organization org-sim on tokens per min (TPM): Limit 30000, Used 29100, Requested 1500. Please try again in 1.2s. Visit https://platform.openai.com/account/rate-limits to learn more."
             );
-            let mut resp = error(&rid, StatusCode::TOO_MANY_REQUESTS, &msg, "tokens", None, Some("rate_limit_exceeded"));
-            crate::reply::add_headers(&mut resp, &[
-                ("x-ratelimit-limit-requests", "500".to_owned()),
-                ("x-ratelimit-remaining-requests", "499".to_owned()),
-                ("x-ratelimit-limit-tokens", "30000".to_owned()),
-                ("x-ratelimit-remaining-tokens", "0".to_owned()),
-                ("x-ratelimit-reset-tokens", "1.2s".to_owned()),
-            ]);
+            let mut resp = error(
+                &rid,
+                StatusCode::TOO_MANY_REQUESTS,
+                &msg,
+                "tokens",
+                None,
+                Some("rate_limit_exceeded"),
+            );
+            crate::reply::add_headers(
+                &mut resp,
+                &[
+                    ("x-ratelimit-limit-requests", "500".to_owned()),
+                    ("x-ratelimit-remaining-requests", "499".to_owned()),
+                    ("x-ratelimit-limit-tokens", "30000".to_owned()),
+                    ("x-ratelimit-remaining-tokens", "0".to_owned()),
+                    ("x-ratelimit-reset-tokens", "1.2s".to_owned()),
+                ],
+            );
             return Err(rejected(resp));
         }
     }

@@ -35,14 +35,46 @@ pub static SPEC: Spec = Spec {
     provider: P,
     auth: AuthScheme::Authorization(&["Bearer"]),
     errors: &Errors {
-        unauthorized: Answer { status: 401, body: r#"{"code":"unauthorized","message":"Invalid or missing API token"}"#, headers: &[] },
-        rate_limited: Answer { status: 429, body: r#"{"code":"too_many_requests","message":"Too many requests"}"#, headers: &[("retry-after", "1")] },
-        server_error: Answer { status: 500, body: r#"{"code":"internal_error","message":"Internal server error"}"#, headers: &[] },
-        quota: Answer { status: 402, body: r#"{"code":"not_enough_credits","message":"Not enough credits"}"#, headers: &[] },
-        invalid: Answer { status: 400, body: r#"{"code":"invalid_request","message":"Invalid request (sim:invalid)"}"#, headers: &[] },
-        content_policy: Answer { status: 400, body: r#"{"code":"nsfw","message":"The prompt was flagged as unsafe"}"#, headers: &[] },
-        not_found: Answer { status: 404, body: r#"{"code":"not_found","message":"Not found"}"#, headers: &[] },
-        poll_error: Answer { status: 503, body: r#"{"code":"unavailable","message":"Service unavailable"}"#, headers: &[] },
+        unauthorized: Answer {
+            status: 401,
+            body: r#"{"code":"unauthorized","message":"Invalid or missing API token"}"#,
+            headers: &[],
+        },
+        rate_limited: Answer {
+            status: 429,
+            body: r#"{"code":"too_many_requests","message":"Too many requests"}"#,
+            headers: &[("retry-after", "1")],
+        },
+        server_error: Answer {
+            status: 500,
+            body: r#"{"code":"internal_error","message":"Internal server error"}"#,
+            headers: &[],
+        },
+        quota: Answer {
+            status: 402,
+            body: r#"{"code":"not_enough_credits","message":"Not enough credits"}"#,
+            headers: &[],
+        },
+        invalid: Answer {
+            status: 400,
+            body: r#"{"code":"invalid_request","message":"Invalid request (sim:invalid)"}"#,
+            headers: &[],
+        },
+        content_policy: Answer {
+            status: 400,
+            body: r#"{"code":"nsfw","message":"The prompt was flagged as unsafe"}"#,
+            headers: &[],
+        },
+        not_found: Answer {
+            status: 404,
+            body: r#"{"code":"not_found","message":"Not found"}"#,
+            headers: &[],
+        },
+        poll_error: Answer {
+            status: 503,
+            body: r#"{"code":"unavailable","message":"Service unavailable"}"#,
+            headers: &[],
+        },
     },
     ok_headers: &[],
     request_id_header: None,
@@ -72,10 +104,13 @@ async fn generate(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: B
     }
     SPEC.accept(&state, &call).await;
     let model = text(b, "model").unwrap_or("recraftv3");
-    let vector = model.contains("vector") || text(b, "style").is_some_and(|s| s.starts_with("vector"));
+    let vector =
+        model.contains("vector") || text(b, "style").is_some_and(|s| s.starts_with("vector"));
     let (w, h) = ratio_to_size(text(b, "size"), 1024, (1024, 1024));
     let n = b.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 6);
-    let kind = text(b, "image_format").and_then(ImageKind::parse).unwrap_or(ImageKind::Webp);
+    let kind = text(b, "image_format")
+        .and_then(ImageKind::parse)
+        .unwrap_or(ImageKind::Webp);
     let (bytes, ct, ext) = if vector {
         (svg(w, h), "image/svg+xml", "svg")
     } else {
@@ -86,15 +121,24 @@ async fn generate(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: B
     };
     let b64 = text(b, "response_format") == Some("b64_json");
     let count = if call.directives.empty_output { 0 } else { n };
-    let data: Vec<Value> = (0..count).map(|_| {
-        let id = crate::clock::uuid_v4();
-        if b64 {
-            json!({"image_id": id, "b64_json": STANDARD.encode(&bytes)})
-        } else {
-            let f = state.files.put_shared(&state.base_url(P), &id, &format!("image.{ext}"), ct, bytes.clone(), (w, h));
-            json!({"image_id": id, "url": f.url})
-        }
-    }).collect();
+    let data: Vec<Value> = (0..count)
+        .map(|_| {
+            let id = crate::clock::uuid_v4();
+            if b64 {
+                json!({"image_id": id, "b64_json": STANDARD.encode(&bytes)})
+            } else {
+                let f = state.files.put_shared(
+                    &state.base_url(P),
+                    &id,
+                    &format!("image.{ext}"),
+                    ct,
+                    bytes.clone(),
+                    (w, h),
+                );
+                json!({"image_id": id, "url": f.url})
+            }
+        })
+        .collect();
     let per_image = if vector { 80 } else { 40 };
     SPEC.ok(StatusCode::OK, &call.rid, &json!({"created": unix_seconds(SystemTime::now()), "credits": per_image * count, "data": data}))
 }

@@ -284,6 +284,9 @@ async fn duplicate_callback_repeats_the_same_id() {
     statuses.sort();
     statuses.dedup();
     assert_eq!(statuses, ["processing", "succeeded"]);
-    let output_event = hooks.iter().find(|(_, b)| b["status"] == "processing").unwrap();
+    let output_event = hooks
+        .iter()
+        .find(|(_, b)| b["status"] == "processing")
+        .unwrap();
     assert!(output_event.1["output"].is_array(), "{}", output_event.1);
 }

@@ -25,9 +25,20 @@ use crate::reply::{add_headers, json, parse_body};
 use crate::state::SimState;
 use crate::stats::Counter;
 
-const MODELS: [&str; 6] = ["speech-2.8-hd", "speech-2.8-turbo", "speech-2.6-hd", "speech-2.6-turbo", "speech-02-hd", "speech-02-turbo"];
+const MODELS: [&str; 6] = [
+    "speech-2.8-hd",
+    "speech-2.8-turbo",
+    "speech-2.6-hd",
+    "speech-2.6-turbo",
+    "speech-02-hd",
+    "speech-02-turbo",
+];
 
-pub(super) async fn t2a(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
+pub(super) async fn t2a(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let trace = format!("{:032x}", rand::random::<u128>());
     let reject = |mut resp: Response| {
         state.stats.bump(P, Counter::CreateRejection);
@@ -38,7 +49,10 @@ pub(super) async fn t2a(State(state): State<Arc<SimState>>, headers: HeaderMap, 
         return reject(resp);
     }
     let Ok(body) = parse_body(&raw) else {
-        return reject(failure(2013, "invalid params, request body must be a JSON object"));
+        return reject(failure(
+            2013,
+            "invalid params, request body must be a JSON object",
+        ));
     };
     let d = Directives::scan(&body);
     if let Err(r) = admit(&state, P, &d).await {
@@ -50,15 +64,25 @@ pub(super) async fn t2a(State(state): State<Arc<SimState>>, headers: HeaderMap, 
     if d.insufficient_quota {
         return reject(failure(1008, "insufficient balance"));
     }
-    let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !MODELS.contains(&model) {
         return reject(failure(2013, "invalid params, model is invalid"));
     }
-    let Some(text) = body.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
+    let Some(text) = body
+        .get("text")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    else {
         return reject(failure(2013, "invalid params, text is required"));
     };
     if body.get("stream").and_then(Value::as_bool) == Some(true) || d.invalid {
-        return reject(failure(2013, "invalid params, stream is not supported here"));
+        return reject(failure(
+            2013,
+            "invalid params, stream is not supported here",
+        ));
     }
     if d.content_policy {
         return reject(failure(1026, "input new_sensitive"));
@@ -70,10 +94,24 @@ pub(super) async fn t2a(State(state): State<Arc<SimState>>, headers: HeaderMap, 
     if let Some(ms) = d.duration_ms {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
-    let rate = body.pointer("/audio_setting/sample_rate").and_then(Value::as_u64).and_then(|r| u32::try_from(r).ok()).unwrap_or(32_000);
-    let kbps = body.pointer("/audio_setting/bitrate").and_then(Value::as_u64).map_or(128, |b| u32::try_from(b / 1000).unwrap_or(128));
-    let format = body.pointer("/audio_setting/format").and_then(Value::as_str).unwrap_or("mp3");
-    let seconds = if d.empty_output { 0.0 } else { duration_seconds(text) };
+    let rate = body
+        .pointer("/audio_setting/sample_rate")
+        .and_then(Value::as_u64)
+        .and_then(|r| u32::try_from(r).ok())
+        .unwrap_or(32_000);
+    let kbps = body
+        .pointer("/audio_setting/bitrate")
+        .and_then(Value::as_u64)
+        .map_or(128, |b| u32::try_from(b / 1000).unwrap_or(128));
+    let format = body
+        .pointer("/audio_setting/format")
+        .and_then(Value::as_str)
+        .unwrap_or("mp3");
+    let seconds = if d.empty_output {
+        0.0
+    } else {
+        duration_seconds(text)
+    };
     let bytes = match format {
         "pcm" | "wav" => Format::Pcm { rate: 32_000 }.render(seconds),
         "flac" => {
@@ -81,25 +119,40 @@ pub(super) async fn t2a(State(state): State<Arc<SimState>>, headers: HeaderMap, 
             v.resize(((seconds * 40_000.0) as usize).max(4), 0);
             v
         }
-        _ => Format::Mp3 { rate: 32_000, kbps: 128 }.render(seconds),
+        _ => Format::Mp3 {
+            rate: 32_000,
+            kbps: 128,
+        }
+        .render(seconds),
     };
     let size = bytes.len();
     let audio = if body.get("output_format").and_then(Value::as_str) == Some("url") {
         let id = trace.clone();
-        let f = state.files.put(&state.base_url(P), &id, &format!("speech.{format}"), "audio/mpeg", bytes, (0, 0));
+        let f = state.files.put(
+            &state.base_url(P),
+            &id,
+            &format!("speech.{format}"),
+            "audio/mpeg",
+            bytes,
+            (0, 0),
+        );
         f.url
     } else {
         hex::encode(&bytes)
     };
     let chars = text.chars().count();
-    let mut resp = json(StatusCode::OK, &[("trace-id", trace.clone())], &json!({
-        "data": {"audio": audio, "status": 2},
-        "extra_info": {"audio_length": (seconds * 1000.0).round() as u64, "audio_sample_rate": rate, "audio_size": size,
-            "bitrate": kbps * 1000, "word_count": text.split_whitespace().count(), "invisible_character_ratio": 0,
-            "usage_characters": chars, "audio_format": format, "audio_channel": 1},
-        "trace_id": trace,
-        "base_resp": success(),
-    }));
+    let mut resp = json(
+        StatusCode::OK,
+        &[("trace-id", trace.clone())],
+        &json!({
+            "data": {"audio": audio, "status": 2},
+            "extra_info": {"audio_length": (seconds * 1000.0).round() as u64, "audio_sample_rate": rate, "audio_size": size,
+                "bitrate": kbps * 1000, "word_count": text.split_whitespace().count(), "invisible_character_ratio": 0,
+                "usage_characters": chars, "audio_format": format, "audio_channel": 1},
+            "trace_id": trace,
+            "base_resp": success(),
+        }),
+    );
     add_headers(&mut resp, &[]);
     resp
 }

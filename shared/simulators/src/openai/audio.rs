@@ -22,9 +22,15 @@ use crate::state::SimState;
 use crate::stats::Counter;
 
 const VOICES: [&str; 13] = [
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar",
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
+    "marin", "cedar",
 ];
-const SPEECH_MODELS: [&str; 4] = ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15"];
+const SPEECH_MODELS: [&str; 4] = [
+    "tts-1",
+    "tts-1-hd",
+    "gpt-4o-mini-tts",
+    "gpt-4o-mini-tts-2025-12-15",
+];
 
 /// Silent audio of `seconds` in an OpenAI `response_format`: (content type, bytes).
 fn audio(format: &str, seconds: f64) -> Option<(&'static str, Vec<u8>)> {
@@ -35,7 +41,14 @@ fn audio(format: &str, seconds: f64) -> Option<(&'static str, Vec<u8>)> {
         v
     };
     Some(match format {
-        "mp3" => ("audio/mpeg", Format::Mp3 { rate: 24_000, kbps: 64 }.render(seconds)),
+        "mp3" => (
+            "audio/mpeg",
+            Format::Mp3 {
+                rate: 24_000,
+                kbps: 64,
+            }
+            .render(seconds),
+        ),
         "pcm" => ("audio/pcm", pcm(24_000)),
         "wav" => {
             let data = pcm(24_000);
@@ -63,7 +76,11 @@ fn audio(format: &str, seconds: f64) -> Option<(&'static str, Vec<u8>)> {
     })
 }
 
-pub(in crate::openai) async fn speech(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
+pub(in crate::openai) async fn speech(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let started = SystemTime::now();
     let call = match begin(&state, &headers, &raw).await {
         Ok(c) => c,
@@ -76,16 +93,38 @@ pub(in crate::openai) async fn speech(State(state): State<Arc<SimState>>, header
     };
     let field = |k: &str| body.get(k).and_then(Value::as_str);
     let Some(model) = field("model") else {
-        return reject(invalid(rid, "Missing required parameter: 'model'.", Some("model"), Some("missing_required_parameter")));
+        return reject(invalid(
+            rid,
+            "Missing required parameter: 'model'.",
+            Some("model"),
+            Some("missing_required_parameter"),
+        ));
     };
     if !SPEECH_MODELS.contains(&model) {
-        return reject(invalid(rid, &format!("Invalid value: '{model}'. Supported values are: 'tts-1', 'tts-1-hd' and 'gpt-4o-mini-tts'."), Some("model"), Some("invalid_value")));
+        return reject(invalid(
+            rid,
+            &format!(
+                "Invalid value: '{model}'. Supported values are: 'tts-1', 'tts-1-hd' and 'gpt-4o-mini-tts'."
+            ),
+            Some("model"),
+            Some("invalid_value"),
+        ));
     }
     let Some(input) = field("input") else {
-        return reject(invalid(rid, "Missing required parameter: 'input'.", Some("input"), Some("missing_required_parameter")));
+        return reject(invalid(
+            rid,
+            "Missing required parameter: 'input'.",
+            Some("input"),
+            Some("missing_required_parameter"),
+        ));
     };
     if input.chars().count() > 4096 {
-        return reject(invalid(rid, "[{'type': 'string_too_long', 'loc': ('body', 'input'), 'msg': 'String should have at most 4096 characters'}]", Some("input"), Some("string_above_max_length")));
+        return reject(invalid(
+            rid,
+            "[{'type': 'string_too_long', 'loc': ('body', 'input'), 'msg': 'String should have at most 4096 characters'}]",
+            Some("input"),
+            Some("string_above_max_length"),
+        ));
     }
     let voice_ok = match body.get("voice") {
         Some(Value::String(v)) => VOICES.contains(&v.as_str()),
@@ -93,25 +132,53 @@ pub(in crate::openai) async fn speech(State(state): State<Arc<SimState>>, header
         _ => false,
     };
     if !voice_ok {
-        return reject(invalid(rid, "Invalid value for 'voice'.", Some("voice"), Some("invalid_value")));
+        return reject(invalid(
+            rid,
+            "Invalid value for 'voice'.",
+            Some("voice"),
+            Some("invalid_value"),
+        ));
     }
-    let safety = invalid(rid, "This request has been blocked by our content filters.", None, Some("content_policy_violation"));
+    let safety = invalid(
+        rid,
+        "This request has been blocked by our content filters.",
+        None,
+        Some("content_policy_violation"),
+    );
     if let Some(resp) = directed_failure(&state, &call, safety) {
         return resp;
     }
     accept(&state, &call).await;
     let format = field("response_format").unwrap_or("mp3");
-    let seconds = if call.directives.empty_output { 0.0 } else { duration_seconds(input) };
+    let seconds = if call.directives.empty_output {
+        0.0
+    } else {
+        duration_seconds(input)
+    };
     let Some((content_type, bytes)) = audio(format, seconds) else {
-        return reject(invalid(rid, &format!("Invalid value: '{format}'. Supported values are: 'mp3', 'opus', 'aac', 'flac', 'wav', and 'pcm'."), Some("response_format"), Some("invalid_value")));
+        return reject(invalid(
+            rid,
+            &format!(
+                "Invalid value: '{format}'. Supported values are: 'mp3', 'opus', 'aac', 'flac', 'wav', and 'pcm'."
+            ),
+            Some("response_format"),
+            Some("invalid_value"),
+        ));
     };
     let mut resp = ok(rid, started, &Value::Null);
     *resp.body_mut() = axum::body::Body::from(bytes);
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     resp
 }
 
-pub(in crate::openai) async fn transcriptions(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
+pub(in crate::openai) async fn transcriptions(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let started = SystemTime::now();
     let rid = request_id();
     if let Err(resp) = authorize(&state, &headers, &rid) {
@@ -119,7 +186,12 @@ pub(in crate::openai) async fn transcriptions(State(state): State<Arc<SimState>>
     }
     let Some((fields, file_bytes)) = crate::engine::form_body(&headers, &raw) else {
         state.stats.bump(P, Counter::CreateRejection);
-        return invalid(&rid, "Invalid Content-Type header (application/json), expected multipart/form-data. (HINT: If you're using curl, you can pass -H 'Content-Type: multipart/form-data')", None, None);
+        return invalid(
+            &rid,
+            "Invalid Content-Type header (application/json), expected multipart/form-data. (HINT: If you're using curl, you can pass -H 'Content-Type: multipart/form-data')",
+            None,
+            None,
+        );
     };
     let call = match admit_body(&state, rid, fields).await {
         Ok(c) => c,
@@ -131,18 +203,37 @@ pub(in crate::openai) async fn transcriptions(State(state): State<Arc<SimState>>
         resp
     };
     let Some(model) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
-        return reject(invalid(rid, "you must provide a model parameter", None, None));
+        return reject(invalid(
+            rid,
+            "you must provide a model parameter",
+            None,
+            None,
+        ));
     };
     if file_bytes == 0 {
-        return reject(invalid(rid, "Missing required parameter: 'file'.", Some("file"), Some("missing_required_parameter")));
+        return reject(invalid(
+            rid,
+            "Missing required parameter: 'file'.",
+            Some("file"),
+            Some("missing_required_parameter"),
+        ));
     }
-    let safety = invalid(rid, "This request has been blocked by our content filters.", None, Some("content_policy_violation"));
+    let safety = invalid(
+        rid,
+        "This request has been blocked by our content filters.",
+        None,
+        Some("content_policy_violation"),
+    );
     if let Some(resp) = directed_failure(&state, &call, safety) {
         return resp;
     }
     accept(&state, &call).await;
     let seconds = crate::compat::audio_seconds(file_bytes);
-    let said = if call.directives.empty_output { "" } else { "This is a simulated transcript." };
+    let said = if call.directives.empty_output {
+        ""
+    } else {
+        "This is a simulated transcript."
+    };
     let usage = if model.starts_with("whisper") {
         json!({"type": "duration", "seconds": seconds})
     } else {
@@ -150,25 +241,46 @@ pub(in crate::openai) async fn transcriptions(State(state): State<Arc<SimState>>
         json!({"type": "tokens", "input_tokens": audio_tokens, "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
             "output_tokens": 8, "total_tokens": audio_tokens + 8})
     };
-    let format = body.get("response_format").and_then(Value::as_str).unwrap_or("json");
+    let format = body
+        .get("response_format")
+        .and_then(Value::as_str)
+        .unwrap_or("json");
     let out = match format {
         "json" => json!({"text": said, "usage": usage}),
-        "verbose_json" => json!({"task": "transcribe", "language": "english", "duration": seconds, "text": said,
+        "verbose_json" => {
+            json!({"task": "transcribe", "language": "english", "duration": seconds, "text": said,
             "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": seconds, "text": said, "tokens": [], "temperature": 0.0,
                 "avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}],
-            "usage": {"type": "duration", "seconds": seconds}}),
+            "usage": {"type": "duration", "seconds": seconds}})
+        }
         "text" | "srt" | "vtt" => {
             let text = match format {
-                "srt" => format!("1\n00:00:00,000 --> 00:00:0{},000\n{said}\n\n", seconds.min(9.0) as u64),
-                "vtt" => format!("WEBVTT\n\n00:00:00.000 --> 00:00:0{}.000\n{said}\n\n", seconds.min(9.0) as u64),
+                "srt" => format!(
+                    "1\n00:00:00,000 --> 00:00:0{},000\n{said}\n\n",
+                    seconds.min(9.0) as u64
+                ),
+                "vtt" => format!(
+                    "WEBVTT\n\n00:00:00.000 --> 00:00:0{}.000\n{said}\n\n",
+                    seconds.min(9.0) as u64
+                ),
                 _ => format!("{said}\n"),
             };
             let mut resp = ok(rid, started, &Value::Null);
             *resp.body_mut() = axum::body::Body::from(text);
-            resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             return resp;
         }
-        other => return reject(invalid(rid, &format!("Invalid value: '{other}'."), Some("response_format"), Some("invalid_value"))),
+        other => {
+            return reject(invalid(
+                rid,
+                &format!("Invalid value: '{other}'."),
+                Some("response_format"),
+                Some("invalid_value"),
+            ));
+        }
     };
     ok(rid, started, &out)
 }

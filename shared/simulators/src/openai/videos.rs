@@ -32,12 +32,24 @@ use crate::stats::Counter;
 const SIZES: [&str; 4] = ["720x1280", "1280x720", "1024x1792", "1792x1024"];
 
 fn not_found(rid: &str, id: &str) -> Response {
-    error(rid, StatusCode::NOT_FOUND, &format!("Video with id '{id}' not found."), "invalid_request_error", None, None)
+    error(
+        rid,
+        StatusCode::NOT_FOUND,
+        &format!("Video with id '{id}' not found."),
+        "invalid_request_error",
+        None,
+        None,
+    )
 }
 
-pub(in crate::openai) async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
+pub(in crate::openai) async fn create(
+    State(state): State<Arc<SimState>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
     let started = SystemTime::now();
-    let multipart = header_of(&headers, "content-type").is_some_and(|c| c.starts_with("multipart/"));
+    let multipart =
+        header_of(&headers, "content-type").is_some_and(|c| c.starts_with("multipart/"));
     let call = if multipart {
         let rid = request_id();
         if let Err(resp) = authorize(&state, &headers, &rid) {
@@ -61,40 +73,95 @@ pub(in crate::openai) async fn create(State(state): State<Arc<SimState>>, header
     };
     let field = |k: &str| body.get(k).and_then(Value::as_str);
     if field("prompt").is_none_or(str::is_empty) {
-        return reject(invalid(rid, "Missing required parameter: 'prompt'.", Some("prompt"), Some("missing_required_parameter")));
+        return reject(invalid(
+            rid,
+            "Missing required parameter: 'prompt'.",
+            Some("prompt"),
+            Some("missing_required_parameter"),
+        ));
     }
     let model = field("model").unwrap_or("sora-2").to_owned();
     let seconds = match body.get("seconds") {
         None => "4".to_owned(),
         Some(Value::String(s)) if ["4", "8", "12"].contains(&s.as_str()) => s.clone(),
-        Some(_) => return reject(invalid(rid, "Invalid value for 'seconds': expected one of '4', '8', '12'.", Some("seconds"), Some("invalid_value"))),
+        Some(_) => {
+            return reject(invalid(
+                rid,
+                "Invalid value for 'seconds': expected one of '4', '8', '12'.",
+                Some("seconds"),
+                Some("invalid_value"),
+            ));
+        }
     };
     let size = field("size").unwrap_or("720x1280").to_owned();
     if !SIZES.contains(&size.as_str()) {
-        return reject(invalid(rid, &format!("Invalid value: '{size}'. Supported values are: '720x1280', '1280x720', '1024x1792', and '1792x1024'."), Some("size"), Some("invalid_value")));
+        return reject(invalid(
+            rid,
+            &format!(
+                "Invalid value: '{size}'. Supported values are: '720x1280', '1280x720', '1024x1792', and '1792x1024'."
+            ),
+            Some("size"),
+            Some("invalid_value"),
+        ));
     }
     if call.directives.invalid {
-        return reject(invalid(rid, "Invalid value for 'prompt' (sim:invalid).", Some("prompt"), Some("invalid_value")));
+        return reject(invalid(
+            rid,
+            "Invalid value for 'prompt' (sim:invalid).",
+            Some("prompt"),
+            Some("invalid_value"),
+        ));
     }
     let id = format!("video_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut job = Job::new(P, id.clone(), body.clone(), call.directives.clone(), state.job_duration(call.directives.duration_ms));
+    let mut job = Job::new(
+        P,
+        id.clone(),
+        body.clone(),
+        call.directives.clone(),
+        state.job_duration(call.directives.duration_ms),
+    );
     job.model = model;
     job.variant = format!("{seconds}|{size}");
     if job.outcome == Outcome::Success {
         let dims = crate::engine::size_of(Some(&size), (720, 1280));
-        let made = state.files.generate_video(&state.base_url(P), &id, "video", 1, dims, seconds.parse().unwrap_or(4));
+        let made = state.files.generate_video(
+            &state.base_url(P),
+            &id,
+            "video",
+            1,
+            dims,
+            seconds.parse().unwrap_or(4),
+        );
         let thumb = photo(dims.0 / 2, dims.1 / 2, ImageKind::Webp);
         match (made, thumb) {
             (Ok(mut out), Ok(t)) => {
-                out.push(state.files.put_shared(&state.base_url(P), &id, "thumbnail.webp", "image/webp", t, (dims.0 / 2, dims.1 / 2)));
+                out.push(state.files.put_shared(
+                    &state.base_url(P),
+                    &id,
+                    "thumbnail.webp",
+                    "image/webp",
+                    t,
+                    (dims.0 / 2, dims.1 / 2),
+                ));
                 job.set_outputs(out);
             }
-            _ => return reject(error(rid, StatusCode::INTERNAL_SERVER_ERROR, super::SERVER_ERROR, "server_error", None, None)),
+            _ => {
+                return reject(error(
+                    rid,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    super::SERVER_ERROR,
+                    "server_error",
+                    None,
+                    None,
+                ));
+            }
         }
     }
     let created = render(&job, Instant::now());
     state.jobs.insert(job);
-    state.stats.record_create(P, &crate::directives::prompt_key(body), 0);
+    state
+        .stats
+        .record_create(P, &crate::directives::prompt_key(body), 0);
     if let Some(gateway) = crate::faults::after_create(&state, P, &call.directives) {
         return gateway;
     }
@@ -137,17 +204,32 @@ pub fn render(job: &Job, now: Instant) -> Value {
 fn owned(state: &SimState, headers: &HeaderMap, id: &str) -> Result<Job, Response> {
     let rid = request_id();
     authorize(state, headers, &rid)?;
-    state.jobs.get(P, id).filter(|j| !j.deleted).ok_or_else(|| not_found(&rid, id))
+    state
+        .jobs
+        .get(P, id)
+        .filter(|j| !j.deleted)
+        .ok_or_else(|| not_found(&rid, id))
 }
 
-pub(in crate::openai) async fn read(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(in crate::openai) async fn read(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(resp) = owned(&state, &headers, &id) {
         return resp;
     }
     state.stats.bump(P, Counter::Poll);
     let rid = request_id();
     if state.jobs.take_poll_error(P, &id) {
-        return error(&rid, StatusCode::SERVICE_UNAVAILABLE, "The server is overloaded or not ready yet.", "server_error", None, None);
+        return error(
+            &rid,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is overloaded or not ready yet.",
+            "server_error",
+            None,
+            None,
+        );
     }
     let Some(job) = state.jobs.get(P, &id) else {
         return not_found(&rid, &id);
@@ -157,7 +239,12 @@ pub(in crate::openai) async fn read(State(state): State<Arc<SimState>>, Path(id)
     resp
 }
 
-pub(in crate::openai) async fn content(State(state): State<Arc<SimState>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+pub(in crate::openai) async fn content(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let job = match owned(&state, &headers, &id) {
         Ok(j) => j,
         Err(resp) => return resp,
@@ -165,13 +252,35 @@ pub(in crate::openai) async fn content(State(state): State<Arc<SimState>>, Path(
     let rid = request_id();
     let done = job.phase(Instant::now()) == Phase::Done(Outcome::Success);
     if !done || job.directives.has("content_unavailable") {
-        let msg = if done { format!("Files [file_{}] are not accessible", &job.id[6..]) } else { "Video is not ready yet, use GET /v1/videos/{video_id} to check status.".to_owned() };
-        return error(&rid, if done { StatusCode::FORBIDDEN } else { StatusCode::NOT_FOUND }, &msg, "invalid_request_error", None, None);
+        let msg = if done {
+            format!("Files [file_{}] are not accessible", &job.id[6..])
+        } else {
+            "Video is not ready yet, use GET /v1/videos/{video_id} to check status.".to_owned()
+        };
+        return error(
+            &rid,
+            if done {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::NOT_FOUND
+            },
+            &msg,
+            "invalid_request_error",
+            None,
+            None,
+        );
     }
     let name = match q.get("variant").map(String::as_str) {
         None | Some("video") => "video-0.mp4",
         Some("thumbnail") => "thumbnail.webp",
-        Some(other) => return invalid(&rid, &format!("Invalid value: '{other}'."), Some("variant"), Some("invalid_value")),
+        Some(other) => {
+            return invalid(
+                &rid,
+                &format!("Invalid value: '{other}'."),
+                Some("variant"),
+                Some("invalid_value"),
+            );
+        }
     };
     state.stats.bump(P, Counter::ResultFetch);
     match state.files.get(&id, name) {
@@ -180,16 +289,29 @@ pub(in crate::openai) async fn content(State(state): State<Arc<SimState>>, Path(
     }
 }
 
-pub(in crate::openai) async fn delete(State(state): State<Arc<SimState>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub(in crate::openai) async fn delete(
+    State(state): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let job = match owned(&state, &headers, &id) {
         Ok(j) => j,
         Err(resp) => return resp,
     };
     let rid = request_id();
     if !job.phase(Instant::now()).is_terminal() {
-        return invalid(&rid, "Only completed or failed videos can be deleted.", None, None);
+        return invalid(
+            &rid,
+            "Only completed or failed videos can be deleted.",
+            None,
+            None,
+        );
     }
     state.jobs.update(P, &id, |j| j.deleted = true);
     state.stats.bump(P, Counter::Cancel);
-    ok(&rid, SystemTime::now(), &json!({"id": id, "object": "video.deleted", "deleted": true}))
+    ok(
+        &rid,
+        SystemTime::now(),
+        &json!({"id": id, "object": "video.deleted", "deleted": true}),
+    )
 }
