@@ -232,10 +232,9 @@ pub fn png(width: u32, height: u32, seed: u32) -> Result<Vec<u8>, image::ImageEr
     Ok(out.into_inner())
 }
 
-/// A PNG at the size a real provider returns (a 1024×1024 photo is megabytes): a gradient
-/// under fine-grained noise, which PNG cannot compress much, so its size is that of a real
-/// generated image (≈ 1.5–2 MB at 1024×1024). Made once per size and shared, since encoding
-/// megabytes for every simulated request would dominate the suites' time.
+/// A PNG at the size a real provider returns (a 1024×1024 photo is a megabyte or more):
+/// [`crate::media::stored_png`], uncompressed (≈ 1 MB at 1024×1024). Made once per size and
+/// shared, since making megabytes for every simulated request would dominate the suites' time.
 pub fn photo_png(width: u32, height: u32) -> Result<std::sync::Arc<Vec<u8>>, image::ImageError> {
     use std::collections::HashMap;
     use std::sync::{Arc, OnceLock};
@@ -246,20 +245,7 @@ pub fn photo_png(width: u32, height: u32) -> Result<std::sync::Arc<Vec<u8>>, ima
     if let Some(png) = made.lock().get(&key) {
         return Ok(png.clone());
     }
-    let (w, h) = key;
-    let mut state: u32 = 0x9E37_79B9;
-    let img = RgbImage::from_fn(w, h, |x, y| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let [n0, n1, n2, _] = state.to_le_bytes();
-        let fx = u8::try_from(x * 200 / w).unwrap_or(200);
-        let fy = u8::try_from(y * 200 / h).unwrap_or(200);
-        Rgb([fx + (n0 & 0x37), fy + (n1 & 0x37), 40 + (n2 & 0x37)])
-    });
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png)?;
-    let png = Arc::new(out.into_inner());
+    let png = Arc::new(crate::media::stored_png(key.0, key.1));
     made.lock().insert(key, png.clone());
     Ok(png)
 }

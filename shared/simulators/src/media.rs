@@ -9,7 +9,7 @@ use std::io::Cursor;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use image::{ImageFormat, Rgb, RgbImage};
+use image::{ImageFormat, RgbImage};
 use parking_lot::Mutex;
 
 /// An image encoding a provider can answer in.
@@ -87,22 +87,155 @@ pub fn photo_size(width: u32, height: u32) -> (u32, u32) {
     (scale(w), scale(h))
 }
 
-fn noise(w: u32, h: u32) -> RgbImage {
+/// Photo-like RGB pixels: a gradient under fine noise (one noise row reused at shifting
+/// offsets, so making them costs about a copy of the bytes, even in a debug build).
+pub fn pixels(w: u32, h: u32) -> Vec<u8> {
+    let (wu, hu) = (w.max(1) as usize, h.max(1) as usize);
     let mut state: u32 = 0x9E37_79B9;
-    RgbImage::from_fn(w, h, |x, y| {
+    let mut noise = vec![0u8; 3 * wu + 256];
+    for b in &mut noise {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;
-        let [n0, n1, n2, _] = state.to_le_bytes();
-        let fx = u8::try_from(x * 200 / w).unwrap_or(200);
-        let fy = u8::try_from(y * 200 / h).unwrap_or(200);
-        Rgb([fx + (n0 & 0x37), fy + (n1 & 0x37), 40 + (n2 & 0x37)])
-    })
+        *b = (state & 0x37) as u8;
+    }
+    let gx: Vec<u8> = (0..wu)
+        .map(|x| u8::try_from(x * 200 / wu).unwrap_or(200))
+        .collect();
+    let mut out = vec![0u8; 3 * wu * hu];
+    for (y, row) in out.chunks_mut(3 * wu).enumerate() {
+        let fy = u8::try_from(y * 200 / hu).unwrap_or(200);
+        let off = (y * 97) % 256;
+        for (x, px) in row.chunks_mut(3).enumerate() {
+            let n = &noise[off + 3 * x..off + 3 * x + 3];
+            px[0] = gx[x] + n[0];
+            px[1] = fy + n[1];
+            px[2] = 40 + n[2];
+        }
+    }
+    out
+}
+
+fn crc32(parts: &[&[u8]]) -> u32 {
+    static TABLE: OnceLock<[u32; 256]> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, e) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            *e = c;
+        }
+        t
+    });
+    let mut c = 0xFFFF_FFFFu32;
+    for part in parts {
+        for &b in *part {
+            c = table[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+        }
+    }
+    c ^ 0xFFFF_FFFF
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(&[kind, data]).to_be_bytes());
+}
+
+/// A real PNG of photo-like pixels (8-bit indexed colour: a 256-colour gradient palette
+/// under fine noise), its image data in *stored* (uncompressed) deflate blocks: ≈ 1 MB at
+/// 1024x1024, within the size of a real generated PNG (1–3 MB), made in a fraction of the
+/// time an encoder takes to compress noise — which matters in debug builds, where a create
+/// call that makes its outputs must stay within a client's submit timeout.
+pub fn stored_png(w: u32, h: u32) -> Vec<u8> {
+    let (w, h) = (w.max(1), h.max(1));
+    let (wu, hu) = (w as usize, h as usize);
+    let mut state: u32 = 0x9E37_79B9;
+    let mut noise = vec![0u8; wu + 256];
+    for b in &mut noise {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *b = (state & 0x1F) as u8;
+    }
+    let gx: Vec<u8> = (0..wu)
+        .map(|x| u8::try_from(x * 112 / wu).unwrap_or(112))
+        .collect();
+    let mut raw = vec![0u8; (wu + 1) * hu];
+    for (y, row) in raw.chunks_mut(wu + 1).enumerate() {
+        let gy = u8::try_from(y * 112 / hu).unwrap_or(112);
+        let off = (y * 97) % 256;
+        for (x, px) in row[1..].iter_mut().enumerate() {
+            *px = gx[x] + gy + noise[off + x];
+        }
+    }
+    let palette: Vec<u8> = (0..=255u32)
+        .flat_map(|i| {
+            let v = u8::try_from(i).unwrap_or(255);
+            [v, 255 - v / 2, 40 + v / 4]
+        })
+        .collect();
+    let mut z = Vec::with_capacity(raw.len() + raw.len() / 65_535 * 5 + 16);
+    z.extend_from_slice(&[0x78, 0x01]);
+    let blocks = raw.chunks(65_535).count();
+    for (i, block) in raw.chunks(65_535).enumerate() {
+        z.push(u8::from(i + 1 == blocks));
+        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for block in raw.chunks(5552) {
+        for &x in block {
+            a += u32::from(x);
+            b += a;
+        }
+        a %= 65_521;
+        b %= 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = Vec::with_capacity(z.len() + 64);
+    out.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 3, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"PLTE", &palette);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Makes the photos most requests ask for (1024x1024 PNG and JPEG, 1024x768 JPEG) on a
+/// background thread, so the first simulated create of a process does not pay for them.
+pub fn warm() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    if STARTED.set(()).is_err() {
+        return;
+    }
+    std::thread::spawn(|| {
+        for (w, h, kind) in [
+            (1024, 1024, ImageKind::Png),
+            (1024, 768, ImageKind::Jpeg),
+            (1024, 1024, ImageKind::Jpeg),
+        ] {
+            let _ = photo(w, h, kind);
+        }
+    });
 }
 
 /// A photo-like image (a gradient under fine noise, which compresses like a photo) of
-/// `width`x`height` (see [`photo_size`]) in `kind`: a 1024x1024 PNG is ≈ 2 MB, a JPEG a few
-/// hundred KB.
+/// `width`x`height` (see [`photo_size`]) in `kind`: a 1024x1024 PNG is ≈ 1 MB
+/// ([`stored_png`]), a JPEG a few hundred KB.
 pub fn photo(width: u32, height: u32, kind: ImageKind) -> Result<Bytes, image::ImageError> {
     static MADE: OnceLock<Cache<(u32, u32, ImageKind)>> = OnceLock::new();
     let (w, h) = photo_size(width, height);
@@ -110,7 +243,9 @@ pub fn photo(width: u32, height: u32, kind: ImageKind) -> Result<Bytes, image::I
         if kind == ImageKind::Png {
             return crate::files::photo_png(w, h).map(|b| b.to_vec());
         }
-        let img = noise(w, h);
+        let Some(img) = RgbImage::from_raw(w, h, pixels(w, h)) else {
+            return Ok(Vec::new());
+        };
         let mut out = Cursor::new(Vec::new());
         match kind {
             ImageKind::Jpeg => {
@@ -211,6 +346,16 @@ mod tests {
         let img = image::load_from_memory_with_format(&jpeg, ImageFormat::Jpeg).unwrap();
         assert_eq!((img.width(), img.height()), (512, 512));
         assert!(jpeg.len() > 100_000, "{} bytes", jpeg.len());
+        let png = photo(1024, 1024, ImageKind::Png).unwrap();
+        let img = image::load_from_memory_with_format(&png, ImageFormat::Png).unwrap();
+        assert_eq!((img.width(), img.height()), (1024, 1024));
+        assert!(
+            (1_000_000..4_000_000).contains(&png.len()),
+            "{} bytes",
+            png.len()
+        );
+        let odd = stored_png(3, 70_000);
+        assert_eq!(image::load_from_memory(&odd).unwrap().height(), 70_000);
         let webp = photo(256, 128, ImageKind::Webp).unwrap();
         assert_eq!(&webp[..4], b"RIFF");
         assert_eq!(&webp[8..12], b"WEBP");

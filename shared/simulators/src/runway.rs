@@ -30,13 +30,16 @@ use crate::stats::Counter;
 const P: Provider = Provider::Runway;
 
 /// Task types accepted at `POST /v1/{task_type}` and their required body fields.
-const TASK_TYPES: [(&str, &[&str]); 6] = [
+const TASK_TYPES: [(&str, &[&str]); 8] = [
     ("image_to_video", &["model", "promptImage"]),
     ("text_to_video", &["model", "promptText"]),
     ("video_to_video", &["model", "videoUri", "promptText"]),
     ("text_to_image", &["model", "promptText"]),
     ("character_performance", &["model"]),
     ("video_upscale", &["model", "videoUri"]),
+    // Audio tasks (ElevenLabs models behind Runway's task API): an MP3 in `output`.
+    ("text_to_speech", &["model", "promptText"]),
+    ("sound_effect", &["model", "promptText"]),
 ];
 
 /// Routes under `/runway`.
@@ -162,7 +165,20 @@ async fn create(
         job.outcome = Outcome::Fail;
     }
     if job.outcome == Outcome::Success {
-        let made = if task_type == "text_to_image" {
+        let made = if matches!(task_type.as_str(), "text_to_speech" | "sound_effect") {
+            let text = body
+                .get("promptText")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Ok(vec![state.files.put(
+                &state.base_url(P),
+                &id,
+                "out-0.mp3",
+                "audio/mpeg",
+                crate::media::speech_mp3(text),
+                (0, 0),
+            )])
+        } else if task_type == "text_to_image" {
             state.files.generate(
                 &state.base_url(P),
                 &id,

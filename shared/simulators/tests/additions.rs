@@ -433,4 +433,30 @@ async fn runway_failure_codes() {
         );
         assert!(done["failure"].is_string());
     }
+    let c: Value = client()
+        .post(format!("{base}/v1/sound_effect"))
+        .header("authorization", "Bearer k")
+        .header("x-runway-version", "2024-11-06")
+        .json(&json!({"model": "eleven_text_to_sound_v2", "promptText": "rain on a tin roof"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = c["id"].as_str().unwrap().to_owned();
+    let seen = poll_until(
+        || {
+            client()
+                .get(format!("{base}/v1/tasks/{id}"))
+                .header("authorization", "Bearer k")
+                .header("x-runway-version", "2024-11-06")
+        },
+        |b| b["status"] == "SUCCEEDED",
+    )
+    .await;
+    let mp3 = reqwest::get(seen.last().unwrap()["output"][0].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(mp3.headers()["content-type"], "audio/mpeg");
 }
