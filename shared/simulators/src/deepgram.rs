@@ -144,7 +144,7 @@ async fn listen(
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let fail_now = q.get("callback").is_none();
+    let fail_now = !q.contains_key("callback");
     if let Some(resp) = SPEC.directed(&state, &call, fail_now) {
         return resp;
     }

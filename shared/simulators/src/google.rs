@@ -137,10 +137,10 @@ async fn generate(state: Arc<SimState>, model: String, headers: HeaderMap, raw: 
         Err(resp) => return resp,
     };
     let body = &call.body;
-    if !body
+    if body
         .get("contents")
         .and_then(Value::as_array)
-        .is_some_and(|c| !c.is_empty())
+        .is_none_or(Vec::is_empty)
     {
         return SPEC.reject(&state, &SPEC.errors.invalid, &call.rid);
     }

@@ -3,6 +3,8 @@
 //! (Replicate `aborted`, default webhook events and 429; fal `request_timeout`; Stability
 //! 413/422/403 and `output_format`; Runway failure codes; real-size images).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{client, next_hook, poll_until, receiver, sim};

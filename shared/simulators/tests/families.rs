@@ -2,6 +2,8 @@
 //! paths, auth, status values, error envelopes and directive faults, as documented in
 //! `docs/providers/*.md`. Jobs take 100 ms (the `common::sim` config).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
