@@ -37,6 +37,13 @@ pub struct SimConfig {
     pub webhook_retry_delays_ms: Vec<u64>,
     /// Public root URL to put in generated links instead of `http://{bound address}`.
     pub public_base_url: Option<String>,
+    /// Kling access key: the `iss` its JWTs must carry.
+    pub kling_access_key: String,
+    /// Kling secret key: the HMAC-SHA256 key of its JWTs.
+    pub kling_secret_key: String,
+    /// Seconds Replicate says its rate limit resets in (429 `detail` and `Retry-After`); the
+    /// real API says ~30 s, tests use 1.
+    pub replicate_throttle_seconds: u64,
 }
 
 impl Default for SimConfig {
@@ -54,6 +61,9 @@ impl Default for SimConfig {
             fal_user_id: "sim-user".to_owned(),
             webhook_retry_delays_ms: vec![50, 200, 500],
             public_base_url: None,
+            kling_access_key: DEFAULT_KLING_ACCESS_KEY.to_owned(),
+            kling_secret_key: DEFAULT_KLING_SECRET_KEY.to_owned(),
+            replicate_throttle_seconds: 1,
         }
     }
 }
@@ -61,3 +71,9 @@ impl Default for SimConfig {
 /// Default Replicate webhook secret: `whsec_` + base64 of `executor-simulator-replicate-key!`.
 pub const DEFAULT_REPLICATE_WEBHOOK_SECRET: &str =
     "whsec_ZXhlY3V0b3Itc2ltdWxhdG9yLXJlcGxpY2F0ZS1rZXkh";
+
+/// Default Kling access key (the JWT `iss`).
+pub const DEFAULT_KLING_ACCESS_KEY: &str = "sim-kling-access-key";
+
+/// Default Kling secret key (the JWT HMAC key).
+pub const DEFAULT_KLING_SECRET_KEY: &str = "sim-kling-secret-key";

@@ -150,6 +150,25 @@ impl Directives {
     }
 }
 
+impl Directives {
+    /// A provider-specific directive kept in [`Directives::unknown`]: `Some(None)` for
+    /// `sim:NAME`, `Some(Some(v))` for `sim:NAME=v`, `None` when absent. The directives only
+    /// some providers know (`sim:aborted`, `sim:too_large`, `sim:model_loading=N`, …) are
+    /// read this way, from the provider's own table.
+    pub fn extra(&self, name: &str) -> Option<Option<&str>> {
+        self.unknown.iter().find_map(|u| match u.split_once('=') {
+            Some((n, v)) if n == name => Some(Some(v)),
+            None if u == name => Some(None),
+            _ => None,
+        })
+    }
+
+    /// True when the provider-specific directive `name` is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.extra(name).is_some()
+    }
+}
+
 /// The `(name, value)` tokens in one string.
 fn tokens(s: &str) -> Vec<(&str, Option<&str>)> {
     let mut found = Vec::new();
@@ -236,6 +255,8 @@ mod tests {
         let d = Directives::scan(&json!("xsim:fail sim:bogus=3 sim:duration=10"));
         assert!(!d.fail);
         assert_eq!(d.unknown, vec!["bogus=3".to_owned()]);
+        assert_eq!(d.extra("bogus"), Some(Some("3")));
+        assert!(!d.has("bogu"));
         assert_eq!(d.duration_ms, Some(10));
     }
 

@@ -16,7 +16,7 @@
 //! clients, not in the official docs). Calls are immediate, so `sim:fail` is an immediate
 //! 500; `sim:empty_output` is a 200 with an empty body.
 
-mod audio;
+pub mod audio;
 
 use std::collections::HashMap;
 use std::sync::Arc;

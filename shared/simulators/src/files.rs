@@ -1,4 +1,5 @@
-//! Generated media served by the simulator itself: real (tiny) PNGs and real-size MP4 videos
+//! Generated media served by the simulator itself: real-size PNGs (megabytes, see
+//! [`crate::media`]; [`png`] still makes tiny ones for callers that want them) and real-size MP4 videos
 //! (a few megabytes: what the video providers serve by URL), stored per job and served at
 //! `{provider base}/files/{id}/{name}` without authentication, like the providers' CDNs
 //! (`replicate.delivery`, fal media, Runway's signed URLs).
@@ -163,7 +164,6 @@ impl FileStore {
         count: usize,
         size: (u32, u32),
     ) -> Result<Vec<FileRef>, image::ImageError> {
-        let (w, h) = shrink(size.0, size.1);
         (0..count)
             .map(|i| {
                 Ok(match kind {
@@ -179,13 +179,14 @@ impl FileStore {
                         )
                     }
                     _ => {
-                        let png = png(w, h, seed_of(id, i))?;
-                        self.put(
+                        // Real size: a 1024x1024 generated PNG weighs megabytes.
+                        let (w, h) = crate::media::photo_size(size.0.max(1), size.1.max(1));
+                        self.put_shared(
                             base,
                             id,
                             &format!("{stem}-{i}.png"),
                             "image/png",
-                            png,
+                            crate::media::photo(w, h, crate::media::ImageKind::Png)?,
                             (w, h),
                         )
                     }
@@ -218,15 +219,6 @@ pub fn shrink(width: u32, height: u32) -> (u32, u32) {
     (scale(w), scale(h))
 }
 
-fn seed_of(id: &str, index: usize) -> u32 {
-    id.bytes().fold(
-        u32::try_from(index)
-            .unwrap_or(0)
-            .wrapping_mul(2_654_435_761),
-        |acc, b| acc.rotate_left(5) ^ u32::from(b),
-    )
-}
-
 /// A real PNG of `width`×`height` with a gradient seeded by `seed`.
 pub fn png(width: u32, height: u32, seed: u32) -> Result<Vec<u8>, image::ImageError> {
     let [a, b, c, _] = seed.to_le_bytes();
@@ -240,10 +232,9 @@ pub fn png(width: u32, height: u32, seed: u32) -> Result<Vec<u8>, image::ImageEr
     Ok(out.into_inner())
 }
 
-/// A PNG at the size a real provider returns (a 1024×1024 photo is megabytes): a gradient
-/// under fine-grained noise, which PNG cannot compress much, so its size is that of a real
-/// generated image (≈ 1.5–2 MB at 1024×1024). Made once per size and shared, since encoding
-/// megabytes for every simulated request would dominate the suites' time.
+/// A PNG at the size a real provider returns (a 1024×1024 photo is a megabyte or more):
+/// [`crate::media::stored_png`], uncompressed (≈ 1 MB at 1024×1024). Made once per size and
+/// shared, since making megabytes for every simulated request would dominate the suites' time.
 pub fn photo_png(width: u32, height: u32) -> Result<std::sync::Arc<Vec<u8>>, image::ImageError> {
     use std::collections::HashMap;
     use std::sync::{Arc, OnceLock};
@@ -254,20 +245,7 @@ pub fn photo_png(width: u32, height: u32) -> Result<std::sync::Arc<Vec<u8>>, ima
     if let Some(png) = made.lock().get(&key) {
         return Ok(png.clone());
     }
-    let (w, h) = key;
-    let mut state: u32 = 0x9E37_79B9;
-    let img = RgbImage::from_fn(w, h, |x, y| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let [n0, n1, n2, _] = state.to_le_bytes();
-        let fx = u8::try_from(x * 200 / w).unwrap_or(200);
-        let fy = u8::try_from(y * 200 / h).unwrap_or(200);
-        Rgb([fx + (n0 & 0x37), fy + (n1 & 0x37), 40 + (n2 & 0x37)])
-    });
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png)?;
-    let png = Arc::new(out.into_inner());
+    let png = Arc::new(crate::media::stored_png(key.0, key.1));
     made.lock().insert(key, png.clone());
     Ok(png)
 }

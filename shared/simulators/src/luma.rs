@@ -3,7 +3,7 @@
 //! (`model` required: `ray-1-6`, `ray-2` or `ray-flash-2`; `prompt`, `aspect_ratio`, `loop`,
 //! `keyframes`, `callback_url`, `resolution`, `duration`) and answers **201** with the
 //! Generation object; `GET /generations/{id}` reads it (`state` queued → dreaming →
-//! completed with `assets.video` / `assets.image` served here, or failed with
+//! completed with `assets.video` served here (one output per generation), or failed with
 //! `failure_reason`); `DELETE /generations/{id}` deletes it (204, later reads 404). Auth is
 //! `Authorization: Bearer …`; errors are `{"detail": "<message>"}`.
 //!
@@ -30,7 +30,7 @@ use crate::clock::{rfc3339, uuid_v4};
 use crate::directives::{Directives, prompt_key};
 use crate::driver;
 use crate::faults::{Rejection, admit};
-use crate::files::{self, MediaKind, shrink};
+use crate::files;
 use crate::jobs::{Job, Outcome, Phase};
 use crate::provider::Provider;
 use crate::reply::{Auth, check_auth, json, parse_body};
@@ -116,7 +116,8 @@ fn invalid_field(body: &Value) -> Option<String> {
         .or_else(|| typed("keyframes", Value::is_object, "dictionary"))
 }
 
-/// Pixel size of an `aspect_ratio`, shrunk to the generated size.
+/// Pixel size of an `aspect_ratio` at the requested `resolution` (720p when absent): the
+/// shorter side is the resolution's height.
 fn ratio_size(body: &Value) -> (u32, u32) {
     let (w, h) = body
         .get("aspect_ratio")
@@ -124,7 +125,18 @@ fn ratio_size(body: &Value) -> (u32, u32) {
         .and_then(|r| r.split_once(':'))
         .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
         .unwrap_or((16, 9));
-    shrink(w * 64, h * 64)
+    let short = match body.get("resolution").and_then(Value::as_str) {
+        Some("540p") => 540,
+        Some("1080p") => 1080,
+        Some("4k") => 2160,
+        _ => 720,
+    };
+    let (w, h) = (w.max(1), h.max(1));
+    if w >= h {
+        (short * w / h, short)
+    } else {
+        (short, short * h / w)
+    }
 }
 
 async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Bytes) -> Response {
@@ -194,18 +206,13 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
             .and_then(Value::as_str)
             .and_then(|d| d.trim_end_matches('s').parse().ok())
             .unwrap_or(5);
-        let video = state
+        // One generation, one output: the video (`assets.video`); N clips are N generations.
+        match state
             .files
-            .generate_video(&base, &id, "video", 1, size, seconds);
-        let thumb = state
-            .files
-            .generate(&base, &id, "thumb", MediaKind::Image, 1, size);
-        match (video, thumb) {
-            (Ok(mut outputs), Ok(thumb)) => {
-                outputs.extend(thumb);
-                job.set_outputs(outputs);
-            }
-            _ => {
+            .generate_video(&base, &id, "video", 1, size, seconds)
+        {
+            Ok(outputs) => job.set_outputs(outputs),
+            Err(_) => {
                 return reject(error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Internal server error",
@@ -235,11 +242,7 @@ pub fn render(job: &Job, now: Instant) -> Value {
         Phase::Running => ("dreaming", Value::Null, Value::Null),
         Phase::Done(Outcome::Success) => {
             let url = |i: usize| job.outputs.get(i).map(|f| f.url.clone());
-            (
-                "completed",
-                Value::Null,
-                json!({"video": url(0), "image": url(1)}),
-            )
+            ("completed", Value::Null, json!({"video": url(0)}))
         }
         Phase::Done(Outcome::EmptyOutput) => ("completed", Value::Null, json!({})),
         Phase::Done(Outcome::ContentPolicy) => ("failed", json!(MODERATION_REASON), Value::Null),
@@ -407,6 +410,10 @@ mod tests {
                 .unwrap()
                 .starts_with("loop: ")
         );
-        assert_eq!(ratio_size(&json!({"aspect_ratio": "9:16"})), (9, 16));
+        assert_eq!(ratio_size(&json!({"aspect_ratio": "9:16"})), (720, 1280));
+        assert_eq!(
+            ratio_size(&json!({"aspect_ratio": "16:9", "resolution": "1080p"})),
+            (1920, 1080)
+        );
     }
 }

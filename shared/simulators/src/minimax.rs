@@ -1,4 +1,4 @@
-//! MiniMax video simulator (`/minimax`): `POST /v1/video_generation` (`{model, prompt,
+//! MiniMax simulator (`/minimax`): speech `POST /v1/t2a_v2` (see `speech`) and video: `POST /v1/video_generation` (`{model, prompt,
 //! first_frame_image?, prompt_optimizer?, duration?, resolution?, callback_url?}`) answers
 //! `{task_id, base_resp}`; `GET /v1/query/video_generation?task_id=` reports `status`
 //! Preparing → Queueing → Processing → Success (with `file_id`) or Fail, plus `video_width` /
@@ -18,6 +18,8 @@
 //! MiniMax's file API. `callback_url` is accepted but never called: the verification
 //! handshake MiniMax documents is unverified (see `providers.md`), so the simulator does not
 //! pretend to know it.
+
+mod speech;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +55,7 @@ pub const LOGIN_FAIL: &str = "login fail: Please carry the API secret key in the
 pub fn router() -> Router<Arc<SimState>> {
     Router::new()
         .route("/v1/video_generation", post(create))
+        .route("/v1/t2a_v2", post(speech::t2a))
         .route("/v1/query/video_generation", get(query))
         .route("/v1/files/retrieve", get(retrieve))
         .route("/files/{id}/{name}", get(files::serve))

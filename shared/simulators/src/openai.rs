@@ -1,11 +1,15 @@
-//! OpenAI simulator (`/openai`): `POST /v1/images/generations` (GPT image models answer
+//! OpenAI simulator (`/openai`): text to speech (`POST /v1/audio/speech`, audio bytes),
+//! transcription (`POST /v1/audio/transcriptions`, multipart, two `usage` shapes), Sora
+//! video (`/v1/videos` polled, `/content` download; see `videos`), `POST /v1/images/generations` (GPT image models answer
 //! `b64_json` with token `usage`; dall-e models answer `url`s served here unless
 //! `response_format` is `b64_json`) and `POST /v1/chat/completions`. Errors use the
 //! `{"error":{message,type,param,code}}` envelope; every answer carries `x-request-id` and the
 //! `x-ratelimit-*` headers. Calls are immediate, so `sim:fail` is an immediate 500.
 
+mod audio;
 mod chat;
 mod images;
+mod videos;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,6 +38,11 @@ pub fn router() -> Router<Arc<SimState>> {
     Router::new()
         .route("/v1/images/generations", post(images::images))
         .route("/v1/chat/completions", post(chat::chat))
+        .route("/v1/audio/speech", post(audio::speech))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/videos", post(videos::create))
+        .route("/v1/videos/{id}", get(videos::read).delete(videos::delete))
+        .route("/v1/videos/{id}/content", get(videos::content))
         .route("/files/{id}/{name}", get(files::serve))
 }
 
@@ -48,7 +57,7 @@ fn error(
 ) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": param, "code": code}});
     let mut headers = vec![("x-request-id", rid.to_owned())];
-    if status == StatusCode::TOO_MANY_REQUESTS && code == Some("rate_limit_exceeded") {
+    if status == StatusCode::TOO_MANY_REQUESTS && kind == "requests" {
         headers.extend([
             ("retry-after", "1".to_owned()),
             ("retry-after-ms", "1000".to_owned()),
@@ -135,6 +144,35 @@ async fn begin(state: &Arc<SimState>, headers: &HeaderMap, raw: &[u8]) -> Result
         let msg = "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)";
         return Err(rejected(invalid(&rid, msg, None, None)));
     };
+    admit_body(state, rid, body).await
+}
+
+/// Auth only (multipart endpoints parse their own body, then call [`admit_body`]).
+fn authorize(state: &SimState, headers: &HeaderMap, rid: &str) -> Result<(), Response> {
+    if check_auth(headers, &["Bearer"]) == Auth::Ok {
+        return Ok(());
+    }
+    state.stats.bump(P, Counter::CreateRejection);
+    let msg = "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
+    Err(error(
+        rid,
+        StatusCode::UNAUTHORIZED,
+        msg,
+        "invalid_request_error",
+        None,
+        Some("invalid_api_key"),
+    ))
+}
+
+/// The admission gate for a parsed body: the requests-per-minute 429 (`sim:rate_limit`,
+/// with `retry-after` and the `x-ratelimit-*-requests` headers), the tokens-per-minute 429
+/// (`sim:rate_limit_tokens=N`: `type: "tokens"`, the wait **only in the message**, no
+/// `retry-after`), 5xx, and the quota 429 (no `retry-after`).
+async fn admit_body(state: &Arc<SimState>, rid: String, body: Value) -> Result<Call, Response> {
+    let rejected = |resp: Response| {
+        state.stats.bump(P, Counter::CreateRejection);
+        resp
+    };
     let directives = Directives::scan(&body);
     let model = body
         .get("model")
@@ -165,6 +203,36 @@ async fn begin(state: &Arc<SimState>, headers: &HeaderMap, raw: &[u8]) -> Result
                 None,
             ),
         });
+    }
+    if let Some(n) = directives.extra("rate_limit_tokens") {
+        let times = n.and_then(|v| v.parse().ok()).unwrap_or(1);
+        if state
+            .faults
+            .take(P, "rate_limit_tokens", &prompt_key(&body), times)
+        {
+            let msg = format!(
+                "Rate limit reached for {model} in organization org-sim on tokens per min (TPM): Limit 30000, Used 29100, Requested 1500. Please try again in 1.2s. Visit https://platform.openai.com/account/rate-limits to learn more."
+            );
+            let mut resp = error(
+                &rid,
+                StatusCode::TOO_MANY_REQUESTS,
+                &msg,
+                "tokens",
+                None,
+                Some("rate_limit_exceeded"),
+            );
+            crate::reply::add_headers(
+                &mut resp,
+                &[
+                    ("x-ratelimit-limit-requests", "500".to_owned()),
+                    ("x-ratelimit-remaining-requests", "499".to_owned()),
+                    ("x-ratelimit-limit-tokens", "30000".to_owned()),
+                    ("x-ratelimit-remaining-tokens", "0".to_owned()),
+                    ("x-ratelimit-reset-tokens", "1.2s".to_owned()),
+                ],
+            );
+            return Err(rejected(resp));
+        }
     }
     if directives.insufficient_quota {
         let msg = "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.";

@@ -20,13 +20,43 @@ pub enum Provider {
     ElevenLabs,
     /// `/luma`: Dream Machine generations, polled or with unsigned callbacks.
     Luma,
-    /// `/minimax`: video tasks polled, errors inside HTTP 200 answers.
+    /// `/minimax`: video tasks polled, speech (`t2a_v2`) immediate; errors inside HTTP 200.
     MiniMax,
+    /// `/anthropic`: Messages (immediate) and Message Batches (polled).
+    Anthropic,
+    /// `/google`: Gemini `generateContent`, Imagen `:predict`, Veo `:predictLongRunning`.
+    Google,
+    /// `/bfl`: Black Forest Labs FLUX tasks polled at `polling_url`.
+    Bfl,
+    /// `/ideogram`: immediate image generation.
+    Ideogram,
+    /// `/recraft`: immediate image generation (raster and vector).
+    Recraft,
+    /// `/kling`: JWT-authenticated video tasks, polled or with callbacks.
+    Kling,
+    /// `/assemblyai`: transcripts polled, webhooks with a custom auth header.
+    AssemblyAi,
+    /// `/deepgram`: `/v1/listen` (immediate or callback) and `/v1/speak`.
+    Deepgram,
+    /// `/huggingface`: the Inference Providers router and hf-inference.
+    HuggingFace,
+    /// `/meshy`: 3D tasks polled.
+    Meshy,
+    /// `/together`: OpenAI-compatible chat and images.
+    Together,
+    /// `/fireworks`: OpenAI-compatible chat (`/inference/v1`).
+    Fireworks,
+    /// `/groq`: OpenAI-compatible chat and transcription (`/openai/v1`).
+    Groq,
+    /// `/deepinfra`: OpenAI-compatible chat (`/v1/openai`).
+    DeepInfra,
+    /// `/mistral`: OpenAI-compatible chat with Mistral's error envelope.
+    Mistral,
 }
 
 impl Provider {
     /// Every provider, in a stable order.
-    pub const ALL: [Provider; 8] = [
+    pub const ALL: [Provider; 23] = [
         Provider::OpenAi,
         Provider::Runway,
         Provider::Replicate,
@@ -35,6 +65,21 @@ impl Provider {
         Provider::ElevenLabs,
         Provider::Luma,
         Provider::MiniMax,
+        Provider::Anthropic,
+        Provider::Google,
+        Provider::Bfl,
+        Provider::Ideogram,
+        Provider::Recraft,
+        Provider::Kling,
+        Provider::AssemblyAi,
+        Provider::Deepgram,
+        Provider::HuggingFace,
+        Provider::Meshy,
+        Provider::Together,
+        Provider::Fireworks,
+        Provider::Groq,
+        Provider::DeepInfra,
+        Provider::Mistral,
     ];
 
     /// The URL prefix and stats key of the provider.
@@ -48,6 +93,21 @@ impl Provider {
             Provider::ElevenLabs => "elevenlabs",
             Provider::Luma => "luma",
             Provider::MiniMax => "minimax",
+            Provider::Anthropic => "anthropic",
+            Provider::Google => "google",
+            Provider::Bfl => "bfl",
+            Provider::Ideogram => "ideogram",
+            Provider::Recraft => "recraft",
+            Provider::Kling => "kling",
+            Provider::AssemblyAi => "assemblyai",
+            Provider::Deepgram => "deepgram",
+            Provider::HuggingFace => "huggingface",
+            Provider::Meshy => "meshy",
+            Provider::Together => "together",
+            Provider::Fireworks => "fireworks",
+            Provider::Groq => "groq",
+            Provider::DeepInfra => "deepinfra",
+            Provider::Mistral => "mistral",
         }
     }
 
@@ -61,7 +121,17 @@ impl Provider {
     pub fn is_immediate(self) -> bool {
         matches!(
             self,
-            Provider::OpenAi | Provider::Stability | Provider::ElevenLabs
+            Provider::OpenAi
+                | Provider::Stability
+                | Provider::ElevenLabs
+                | Provider::Ideogram
+                | Provider::Recraft
+                | Provider::HuggingFace
+                | Provider::Together
+                | Provider::Fireworks
+                | Provider::Groq
+                | Provider::DeepInfra
+                | Provider::Mistral
         )
     }
 }

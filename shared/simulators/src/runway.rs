@@ -1,7 +1,9 @@
 //! Runway simulator (`/runway`): `POST /v1/{image_to_video|text_to_image|…}` answers
 //! `{"id": "<uuid>"}`; `GET /v1/tasks/{id}` reports PENDING (or THROTTLED with
 //! `sim:throttled`) → RUNNING with `progress` → SUCCEEDED with `output` URLs, FAILED with
-//! `failure` + `failureCode`, or CANCELLED; `DELETE /v1/tasks/{id}` cancels (204). Every call
+//! `failure` + `failureCode` (`sim:content_policy` → `SAFETY.INPUT.TEXT`, `sim:fail` →
+//! `INTERNAL.BAD_OUTPUT.CODE01`, `sim:fail sim:failure_code=CODE` → any [`FAILURE_CODES`]),
+//! or CANCELLED; `DELETE /v1/tasks/{id}` cancels (204). Every call
 //! needs `Authorization: Bearer …` and `X-Runway-Version`; errors are JSON with an `error`.
 
 use std::sync::Arc;
@@ -28,13 +30,16 @@ use crate::stats::Counter;
 const P: Provider = Provider::Runway;
 
 /// Task types accepted at `POST /v1/{task_type}` and their required body fields.
-const TASK_TYPES: [(&str, &[&str]); 6] = [
+const TASK_TYPES: [(&str, &[&str]); 8] = [
     ("image_to_video", &["model", "promptImage"]),
     ("text_to_video", &["model", "promptText"]),
     ("video_to_video", &["model", "videoUri", "promptText"]),
     ("text_to_image", &["model", "promptText"]),
     ("character_performance", &["model"]),
     ("video_upscale", &["model", "videoUri"]),
+    // Audio tasks (ElevenLabs models behind Runway's task API): an MP3 in `output`.
+    ("text_to_speech", &["model", "promptText"]),
+    ("sound_effect", &["model", "promptText"]),
 ];
 
 /// Routes under `/runway`.
@@ -155,8 +160,25 @@ async fn create(
         .unwrap_or_default()
         .to_owned();
     job.variant = task_type.clone();
+    if directives.has("failure_code") && job.outcome.is_success() {
+        // `sim:failure_code=CODE` alone fails the task with that code.
+        job.outcome = Outcome::Fail;
+    }
     if job.outcome == Outcome::Success {
-        let made = if task_type == "text_to_image" {
+        let made = if matches!(task_type.as_str(), "text_to_speech" | "sound_effect") {
+            let text = body
+                .get("promptText")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Ok(vec![state.files.put(
+                &state.base_url(P),
+                &id,
+                "out-0.mp3",
+                "audio/mpeg",
+                crate::media::speech_mp3(text),
+                (0, 0),
+            )])
+        } else if task_type == "text_to_image" {
             state.files.generate(
                 &state.base_url(P),
                 &id,
@@ -195,6 +217,36 @@ async fn create(
     json(StatusCode::OK, &[], &json!({"id": id}))
 }
 
+/// The documented `failureCode` families (docs.dev.runwayml.com/errors/task-failures) and
+/// the human text that goes with each; suffixes other than `SAFETY.INPUT.TEXT` and
+/// `INTERNAL.BAD_OUTPUT.CODE01` are not enumerated in the docs read (UNCONFIRMED).
+pub const FAILURE_CODES: [&str; 7] = [
+    "SAFETY.INPUT.TEXT",
+    "SAFETY.INPUT.IMAGE",
+    "SAFETY.OUTPUT.VIDEO",
+    "INTERNAL.BAD_OUTPUT.CODE01",
+    "INPUT_PREPROCESSING.SAFETY.TEXT",
+    "INPUT_PREPROCESSING.INTERNAL",
+    "INTERNAL",
+];
+
+/// The `failure` text of a `failureCode` (wording ours: "do not show to users without context").
+pub fn failure_text(code: &str) -> &'static str {
+    if code.starts_with("SAFETY.INPUT") {
+        "Your input did not pass our content moderation. Please revise it and try again."
+    } else if code.starts_with("SAFETY.OUTPUT") {
+        "The generated output did not pass our content moderation."
+    } else if code.starts_with("INTERNAL.BAD_OUTPUT") {
+        "The output was rejected for quality reasons. Inputs with overlaid text or graphics often cause this."
+    } else if code == "INPUT_PREPROCESSING.SAFETY.TEXT" {
+        "Your prompt text did not pass our content moderation."
+    } else if code.starts_with("INPUT_PREPROCESSING.INTERNAL") {
+        "The moderation system failed to process the input. Please retry."
+    } else {
+        "An unexpected error occurred while generating the output."
+    }
+}
+
 /// The task object in Runway's discriminated shape.
 pub fn render(job: &Job, now: Instant) -> Value {
     let mut out = json!({"id": job.id, "createdAt": rfc3339(job.created_wall, 3)});
@@ -214,16 +266,14 @@ pub fn render(job: &Job, now: Instant) -> Value {
             );
             "SUCCEEDED"
         }
-        Phase::Done(Outcome::ContentPolicy) => {
-            out["failure"] = json!(
-                "Your input text did not pass our content moderation. Please revise the prompt and try again."
-            );
-            out["failureCode"] = json!("SAFETY.INPUT.TEXT");
-            "FAILED"
-        }
-        Phase::Done(Outcome::Fail | Outcome::Invalid) => {
-            out["failure"] = json!("An unexpected error occurred while generating the output.");
-            out["failureCode"] = json!("INTERNAL.BAD_OUTPUT.CODE01");
+        Phase::Done(o @ (Outcome::ContentPolicy | Outcome::Fail | Outcome::Invalid)) => {
+            let code = match job.directives.extra("failure_code") {
+                Some(Some(code)) => code,
+                _ if o == Outcome::ContentPolicy => "SAFETY.INPUT.TEXT",
+                _ => "INTERNAL.BAD_OUTPUT.CODE01",
+            };
+            out["failure"] = json!(failure_text(code));
+            out["failureCode"] = json!(code);
             "FAILED"
         }
         Phase::Canceled => "CANCELLED",

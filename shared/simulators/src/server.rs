@@ -17,7 +17,10 @@ use crate::config::SimConfig;
 use crate::provider::Provider;
 use crate::state::SimState;
 use crate::stats::Stats;
-use crate::{elevenlabs, fal, luma, minimax, openai, replicate, runway, stability};
+use crate::{
+    anthropic, assemblyai, bfl, compat, deepgram, elevenlabs, fal, google, huggingface, ideogram,
+    kling, luma, meshy, minimax, openai, recraft, replicate, runway, stability,
+};
 
 /// The whole simulator as a router (for `tower::ServiceExt::oneshot` tests).
 pub fn router(state: Arc<SimState>) -> Router {
@@ -30,6 +33,21 @@ pub fn router(state: Arc<SimState>) -> Router {
         .nest("/elevenlabs", elevenlabs::router())
         .nest("/luma", luma::router())
         .nest("/minimax", minimax::router())
+        .nest("/anthropic", anthropic::router())
+        .nest("/google", google::router())
+        .nest("/bfl", bfl::router())
+        .nest("/ideogram", ideogram::router())
+        .nest("/recraft", recraft::router())
+        .nest("/kling", kling::router())
+        .nest("/assemblyai", assemblyai::router())
+        .nest("/deepgram", deepgram::router())
+        .nest("/huggingface", huggingface::router())
+        .nest("/meshy", meshy::router())
+        .nest("/together", compat::router(&compat::TOGETHER))
+        .nest("/fireworks", compat::router(&compat::FIREWORKS))
+        .nest("/groq", compat::router(&compat::GROQ))
+        .nest("/deepinfra", compat::router(&compat::DEEPINFRA))
+        .nest("/mistral", compat::router(&compat::MISTRAL))
         .route("/_sim/stats", get(stats))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), latency))
         .with_state(state)

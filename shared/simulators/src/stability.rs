@@ -11,9 +11,11 @@
 //! blurred (flat grey) image — a filtered generation, not a result. `sim:empty_output`
 //! answers 200 `SUCCESS` with a 0-byte body (JSON: an empty `image`).
 //!
-//! Only PNG can be encoded here (the `image` crate is built with the `png` feature only), so
-//! every image is a PNG typed `image/png` whatever `output_format` asked for (the field is
-//! still validated). The 401 and 402 bodies are not documented: they use the same envelope
+//! `output_format` is honoured: PNG, JPEG or WebP bytes of the requested size, typed
+//! accordingly (`application/json; type=image/<fmt>` for JSON answers). Directives of its
+//! own: `sim:too_large` → 413 `payload_too_large`, `sim:unprocessable` → 422 `public_figure`,
+//! `sim:moderated` → 403 `content_moderation` [SPEC names; `errors[]` wording UNCONFIRMED].
+//! The 401 and 402 bodies are not documented: they use the same envelope
 //! (`unauthorized`, `payment_required`) with wording of our own.
 
 use std::sync::Arc;
@@ -214,6 +216,33 @@ async fn generate(
     if directives.fail {
         return reject(server_error(&id));
     }
+    // Documented errors of their own: 413 `payload_too_large`, 422 (e.g. `public_figure`),
+    // 403 `content_moderation` (the request flagged, distinct from the 200 CONTENT_FILTERED).
+    // The `errors[]` wording is UNCONFIRMED.
+    if directives.has("too_large") {
+        return reject(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &id,
+            "payload_too_large",
+            &["body: payloads cannot be larger than 10MiB in size".to_owned()],
+        ));
+    }
+    if directives.has("unprocessable") {
+        return reject(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &id,
+            "public_figure",
+            &["Our system detected the likeness of a public figure in your image. To comply with our guidelines, this request cannot be processed. Please upload a different image.".to_owned()],
+        ));
+    }
+    if directives.has("moderated") {
+        return reject(error(
+            StatusCode::FORBIDDEN,
+            &id,
+            "content_moderation",
+            &["Your request was flagged by our content moderation system, as a result your request was denied and you were not charged.".to_owned()],
+        ));
+    }
     let (_guard, _) = state.immediate_request(P);
     state
         .stats
@@ -234,12 +263,17 @@ async fn generate(
         "SUCCESS"
     };
     let (w, h) = ratio_size(&fields);
+    let kind = fields
+        .get("output_format")
+        .and_then(Value::as_str)
+        .and_then(crate::media::ImageKind::parse)
+        .unwrap_or(crate::media::ImageKind::Png);
     let image = if directives.empty_output {
         Ok(Vec::new())
-    } else if directives.content_policy {
+    } else if directives.content_policy && kind == crate::media::ImageKind::Png {
         files::flat_png(w, h)
     } else {
-        files::photo_png(w, h).map(|b| b.to_vec())
+        crate::media::photo(w, h, kind).map(|b| b.to_vec())
     };
     let Ok(image) = image else {
         return server_error(&id);
@@ -255,12 +289,17 @@ async fn generate(
             &mut resp,
             &[(
                 "content-type",
-                "application/json; type=image/png".to_owned(),
+                format!("application/json; type={}", kind.content_type()),
             )],
         );
         return resp;
     }
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "image/png")], image).into_response();
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, kind.content_type())],
+        image,
+    )
+        .into_response();
     add_headers(
         &mut resp,
         &[

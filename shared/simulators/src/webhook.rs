@@ -26,8 +26,24 @@ pub enum Signing {
         /// The request id the webhook is about.
         request_id: String,
     },
-    /// No signature headers at all (Luma callbacks: none documented).
+    /// No signature headers at all (Luma, Kling and Deepgram callbacks: none documented).
     None,
+    /// A header the customer chose, sent as given (AssemblyAI `webhook_auth_header_name` /
+    /// `webhook_auth_header_value`): a shared secret, no signature.
+    Header {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: String,
+    },
+    /// HMAC-SHA256 of the raw body keyed with a secret, hex, as `sha256=<hex>` in `header`
+    /// (BFL `X-BFL-Signature` with `webhook_secret`: UNCONFIRMED, from BFL's skills docs).
+    HmacHex {
+        /// Header name.
+        header: String,
+        /// The secret.
+        secret: String,
+    },
 }
 
 /// One event to deliver.
@@ -113,6 +129,17 @@ async fn attempt_once(state: &SimState, delivery: &Delivery) -> bool {
                 .header("x-fal-webhook-signature", signature);
         }
         Signing::None => {}
+        Signing::Header { name, value } => {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        Signing::HmacHex { header, secret } => {
+            use hmac::{Hmac, Mac};
+            if let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) {
+                mac.update(&delivery.body);
+                let hex = hex::encode(mac.finalize().into_bytes());
+                request = request.header(header.as_str(), format!("sha256={hex}"));
+            }
+        }
     }
     state.stats.bump(delivery.provider, Counter::WebhookSent);
     let ok = match request.send().await {

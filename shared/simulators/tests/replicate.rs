@@ -267,9 +267,26 @@ async fn duplicate_callback_repeats_the_same_id() {
         .send()
         .await
         .unwrap();
-    let a = next_hook(&mut rx).await;
-    let b = next_hook(&mut rx).await;
-    assert_eq!(a.header("webhook-id"), b.header("webhook-id"));
-    assert_eq!(a.json()["status"], "succeeded");
-    verify_standard_webhook(sim.replicate_webhook_secret(), &b);
+    // No `webhook_events_filter`: the API default sends `output` (the prediction as its
+    // output appears, still `processing`) and then `completed`; each twice, same id.
+    let mut hooks = Vec::new();
+    for _ in 0..4 {
+        let h = next_hook(&mut rx).await;
+        verify_standard_webhook(sim.replicate_webhook_secret(), &h);
+        hooks.push((h.header("webhook-id"), h.json()));
+    }
+    let status_of = |id: &str| {
+        let same: Vec<_> = hooks.iter().filter(|(i, _)| i == id).collect();
+        assert_eq!(same.len(), 2, "each event twice with the same id");
+        same[0].1["status"].as_str().unwrap().to_owned()
+    };
+    let mut statuses: Vec<String> = hooks.iter().map(|(id, _)| status_of(id)).collect();
+    statuses.sort();
+    statuses.dedup();
+    assert_eq!(statuses, ["processing", "succeeded"]);
+    let output_event = hooks
+        .iter()
+        .find(|(_, b)| b["status"] == "processing")
+        .unwrap();
+    assert!(output_event.1["output"].is_array(), "{}", output_event.1);
 }

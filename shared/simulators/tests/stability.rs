@@ -322,14 +322,19 @@ async fn raw_multipart_through_the_router() {
         .unwrap();
     let resp = router(state).oneshot(request).await.unwrap();
     assert_eq!(resp.status(), 200);
-    // Only PNG can be encoded: the answer says so instead of claiming webp.
+    // `output_format` is honoured: WebP bytes, typed so.
     assert_eq!(
         resp.headers()["content-type"],
-        "application/json; type=image/png"
+        "application/json; type=image/webp"
     );
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20)
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
         .await
         .unwrap();
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["finish_reason"], "SUCCESS");
+    use base64::Engine as _;
+    let image = base64::engine::general_purpose::STANDARD
+        .decode(body["image"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(&image[8..12], b"WEBP");
 }

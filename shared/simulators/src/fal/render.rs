@@ -74,7 +74,7 @@ pub fn status(state: &SimState, job: &Job, now: Instant, with_logs: bool) -> Val
             out["logs"] = logs();
             let run = job.duration.saturating_sub(job.queue_for).as_secs_f64();
             out["metrics"] = json!({"inference_time": run});
-            if let Some((detail, kind)) = completed_error(phase) {
+            if let Some((detail, kind)) = completed_error(job, phase) {
                 out["error"] = json!(detail);
                 out["error_type"] = json!(kind);
             } else if job.directives.null_error {
@@ -90,7 +90,12 @@ pub fn status(state: &SimState, job: &Job, now: Instant, with_logs: bool) -> Val
 }
 
 /// `error`/`error_type` carried by COMPLETED (the fal trap: COMPLETED is not success).
-fn completed_error(phase: Phase) -> Option<(&'static str, &'static str)> {
+/// `sim:request_timeout` ends the job COMPLETED with `error_type: "request_timeout"` (the
+/// `x-fal-request-timeout` expiry; the result answers 504 with the same error).
+fn completed_error(job: &Job, phase: Phase) -> Option<(&'static str, &'static str)> {
+    if job.directives.has("request_timeout") && matches!(phase, Phase::Done(_)) {
+        return Some(("Request timed out", "request_timeout"));
+    }
     match phase {
         Phase::Done(Outcome::Fail) => Some(("Runner disconnected", "runner_disconnected")),
         Phase::Canceled => Some(("Request was cancelled by the client", "client_cancelled")),
@@ -131,7 +136,9 @@ pub fn output(job: &Job) -> Value {
 pub fn result(job: &Job, now: Instant) -> (StatusCode, Value, Option<&'static str>) {
     let model_error = |kind: &str, msg: &str| json!({"detail": [{"loc": ["body", "prompt"], "msg": msg, "type": kind, "input": job.input.get("prompt")}]});
     match job.phase(now) {
-        Phase::Done(o) if o.is_success() => (StatusCode::OK, output(job), None),
+        Phase::Done(o) if o.is_success() && !job.directives.has("request_timeout") => {
+            (StatusCode::OK, output(job), None)
+        }
         Phase::Done(Outcome::ContentPolicy) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             model_error(
@@ -150,8 +157,12 @@ pub fn result(job: &Job, now: Instant) -> (StatusCode, Value, Option<&'static st
         ),
         phase => {
             let (detail, kind) =
-                completed_error(phase).unwrap_or(("Internal server error", "internal_error"));
-            let status = if kind == "client_cancelled" { 499 } else { 503 };
+                completed_error(job, phase).unwrap_or(("Internal server error", "internal_error"));
+            let status = match kind {
+                "client_cancelled" => 499,
+                "request_timeout" => 504,
+                _ => 503,
+            };
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             (
                 status,

@@ -86,12 +86,14 @@ async fn create(
         return with_rate_headers(
             match rejection {
                 Rejection::RateLimited | Rejection::Capacity => {
+                    // The documented body, exactly (no `status`, no `title`), and Retry-After.
+                    let s = state.config.replicate_throttle_seconds;
                     let mut resp = json(
                         StatusCode::TOO_MANY_REQUESTS,
                         &[("content-type", "application/problem+json".to_owned())],
-                        &json!({"detail": "Request was throttled. Your rate limit resets in ~1s.", "status": 429}),
+                        &json!({"detail": format!("Request was throttled. Your rate limit resets in ~{s}s.")}),
                     );
-                    add_headers(&mut resp, &[("retry-after", "1".to_owned())]);
+                    add_headers(&mut resp, &[("retry-after", s.to_string())]);
                     resp
                 }
                 Rejection::ServerError => problem(
@@ -166,6 +168,10 @@ async fn create(
     job.variant = version;
     job.webhook = webhook;
     job.webhook_events = events;
+    if directives.has("aborted") {
+        // Never starts: queued until its deadline, then `aborted`.
+        job.queue_for = job.duration;
+    }
     if job.outcome == Outcome::Success {
         let count = input
             .get("num_outputs")

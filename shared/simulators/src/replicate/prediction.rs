@@ -1,5 +1,5 @@
 //! The Replicate prediction object as the API renders it (status `starting` → `processing` →
-//! `succeeded` | `failed` | `canceled`, `metrics` only once terminal, `urls{get,cancel,web}`),
+//! `succeeded` | `failed` | `canceled`, or `aborted` under `sim:aborted`, `metrics` only once terminal, `urls{get,cancel,web}`),
 //! and the webhook events a phase change produces (`start`, `output`, `logs`, `completed`).
 
 use std::time::Instant;
@@ -66,7 +66,18 @@ pub fn render(state: &SimState, job: &Job, now: Instant) -> Value {
         Phase::Done(_) => ("failed", Value::Null, logs(job, now), json!(FAIL_MESSAGE)),
         Phase::Canceled => ("canceled", Value::Null, Value::Null, Value::Null),
     };
-    let started = job.started_wall(now).map(|t| rfc3339(t, 6));
+    // `sim:aborted`: terminated before it started running (the job stays queued for its
+    // whole duration, see `create`): terminal `aborted`, no output, never started.
+    let aborted = job.directives.has("aborted") && matches!(phase, Phase::Done(_));
+    let (status, out, logs, error) = if aborted {
+        ("aborted", Value::Null, Value::Null, Value::Null)
+    } else {
+        (status, out, logs, error)
+    };
+    let started = job
+        .started_wall(now)
+        .filter(|_| !job.directives.has("aborted"))
+        .map(|t| rfc3339(t, 6));
     let terminal = job.terminal_after(now);
     let completed = terminal.map(|d| rfc3339(job.created_wall + d, 6));
     let mut p = json!({
@@ -90,7 +101,7 @@ pub fn render(state: &SimState, job: &Job, now: Instant) -> Value {
         },
     });
     if let Some(total) = terminal {
-        p["metrics"] = if phase == Phase::Canceled {
+        p["metrics"] = if phase == Phase::Canceled || aborted {
             json!({"total_time": total.as_secs_f64()})
         } else {
             let predict = total.saturating_sub(job.queue_for).as_secs_f64();
@@ -100,7 +111,10 @@ pub fn render(state: &SimState, job: &Job, now: Instant) -> Value {
     p
 }
 
-/// Webhook events for a phase change, per `webhook_events_filter` (default: `completed`).
+/// Webhook events for a phase change, per `webhook_events_filter`. Without a filter the API
+/// sends "whenever there are new outputs or the prediction has finished": `output` and
+/// `completed`. An `output` event renders the prediction as the output appears: still
+/// `processing`, with `output` set; `completed` follows with the terminal status.
 pub fn webhooks(
     state: &SimState,
     job: &Job,
@@ -113,29 +127,43 @@ pub fn webhooks(
     };
     let wants = |e: &str| {
         if job.webhook_events.is_empty() {
-            e == "completed"
+            e == "completed" || e == "output"
         } else {
             job.webhook_events.iter().any(|w| w == e)
         }
     };
     let early = job.directives.early_output && job.outcome.is_success();
-    let mut events = 0;
+    let current = render(state, job, now);
+    let mut bodies: Vec<Value> = Vec::new();
     if from.is_none() && wants("start") {
-        events += 1;
+        bodies.push(current.clone());
     }
     if to == Phase::Running && (wants("logs") || (wants("output") && early)) {
-        events += 1;
+        bodies.push(current.clone());
     }
-    let has_output = matches!(to, Phase::Done(o) if o.is_success());
-    if to.is_terminal() && (wants("completed") || (wants("output") && has_output)) {
-        events += 1;
+    let has_output = matches!(to, Phase::Done(Outcome::Success))
+        && !job.directives.has("aborted")
+        && !(early && from == Some(Phase::Running));
+    if to.is_terminal() && wants("output") && has_output {
+        let mut appearing = current.clone();
+        appearing["status"] = json!("processing");
+        for k in ["completed_at", "metrics"] {
+            if let Some(o) = appearing.as_object_mut() {
+                o.remove(k);
+            }
+        }
+        appearing["completed_at"] = Value::Null;
+        bodies.push(appearing);
     }
-    let body = render(state, job, now).to_string().into_bytes();
-    (0..events)
-        .map(|_| Delivery {
+    if to.is_terminal() && wants("completed") {
+        bodies.push(current);
+    }
+    bodies
+        .into_iter()
+        .map(|body| Delivery {
             provider: Provider::Replicate,
             url: url.clone(),
-            body: body.clone(),
+            body: body.to_string().into_bytes(),
             signing: Signing::StandardWebhooks {
                 msg_id: message_id(),
             },
