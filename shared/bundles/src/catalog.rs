@@ -198,7 +198,10 @@ impl Factory {
                     secrets.insert(name.clone(), v);
                 }
                 None if opts.allow_missing_credentials => {
-                    secrets.insert(name.clone(), format!("sim-{}", name.to_lowercase()));
+                    secrets.insert(
+                        name.clone(),
+                        format!("sim-{}", name.to_lowercase().replace('_', "-")),
+                    );
                 }
                 None if opts.missing_credentials_fail_executions => missing.push(name.clone()),
                 None => issues.push(issue(

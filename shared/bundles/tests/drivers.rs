@@ -374,3 +374,155 @@ async fn passthrough_models_run_without_a_model_file() {
         }
     }
 }
+
+/// A tiny WAV (8 kHz mono, 800 samples of silence) as a data URI, for audio inputs.
+fn wav_data_uri() -> String {
+    use base64::Engine as _;
+    let samples = 800u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&8000u32.to_le_bytes());
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(samples * 2).to_le_bytes());
+    b.resize(b.len() + samples as usize * 2, 0);
+    format!(
+        "data:audio/wav;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(b)
+    )
+}
+
+/// A valid input from a model's schema: the prompt-like field carries `text`, every required
+/// field gets its first enum value, a media data URI of its kind, or a number at its minimum.
+fn input_for(schema: &Value, text: &str) -> Value {
+    const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    let props = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for k in [
+        "prompt",
+        "promptText",
+        "text",
+        "prompt_text",
+        "text_prompt",
+        "input",
+        "inputs",
+    ] {
+        if props.get(k).is_some_and(|p| p["type"] == "string") {
+            out.insert(k.into(), json!(text));
+            break;
+        }
+    }
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in required {
+        if out.contains_key(&name) {
+            continue;
+        }
+        let p = &props[&name];
+        let media = p["x-media"]["kind"]
+            .as_str()
+            .or(p["items"]["x-media"]["kind"].as_str());
+        let one = |kind: Option<&str>| match kind {
+            Some("audio") => json!(wav_data_uri()),
+            Some(_) => json!(PNG),
+            None => json!(text),
+        };
+        let first_enum = p["enum"]
+            .as_array()
+            .or_else(|| {
+                p["anyOf"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|a| a["enum"].as_array())
+            })
+            .and_then(|a| a.first());
+        let v = if let Some(e) = first_enum {
+            e.clone()
+        } else if name == "messages" {
+            json!([{"role": "user", "content": text}])
+        } else if name == "contents" {
+            json!([{"role": "user", "parts": [{"text": text}]}])
+        } else if p["type"] == "array" {
+            json!([one(media)])
+        } else if media.is_some() || name.to_lowercase().contains("image") {
+            one(media.or(Some("image")))
+        } else {
+            match p["type"].as_str() {
+                Some("integer") | Some("number") => {
+                    json!(p["minimum"].as_f64().unwrap_or(1.0).max(1.0) as i64)
+                }
+                Some("boolean") => json!(false),
+                _ => json!(text),
+            }
+        };
+        out.insert(name, v);
+    }
+    Value::Object(out)
+}
+
+/// Every model of the catalogue against its provider's simulator (written from the
+/// provider's documentation, not from the bundles): the create, the polls or callback, the
+/// outputs of the model's modality, and a cost from the provider's billing figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_catalogue_model_runs_against_its_simulator() {
+    let (_sims, catalog) = setup().await;
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for d in catalog.drivers() {
+        let b = d.bundle();
+        let input = input_for(&b.input_schema, "a lighthouse at dusk");
+        let d: std::sync::Arc<dyn executor_lifecycle::ModelDriver> = d.clone();
+        let input = match d.validate(&input) {
+            Ok(i) => i,
+            Err(f) => {
+                failures.push(format!(
+                    "{}: the test's input is refused: {f:?} ({input})",
+                    b.id
+                ));
+                continue;
+            }
+        };
+        let ctx = context(d.as_ref(), input, "");
+        ran += 1;
+        let (end, calls) = run_to_end(d.as_ref(), ctx).await;
+        match end {
+            End::Succeeded(r) if !r.outputs.is_empty() => {
+                let cost = d.cost(&r);
+                if cost.provider_usd_micros <= 0 {
+                    failures.push(format!("{}: no cost from {:?}", b.id, r.usage));
+                }
+            }
+            other => failures.push(format!(
+                "{}: {other:?} after {:?}",
+                b.id,
+                calls
+                    .iter()
+                    .map(|c| format!("{} {} {:?}", c.method, c.url, c.status))
+                    .collect::<Vec<_>>()
+            )),
+        }
+    }
+    assert!(ran >= 60, "{ran} models ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -33,9 +33,9 @@ pub fn repo() -> PathBuf {
 /// attempts) and the given secrets (placeholders for the missing ones).
 pub fn sim_options(sims: &Simulators, secrets: HashMap<String, String>) -> CatalogOptions {
     let mut o = CatalogOptions::from_env();
-    o.base_url_overrides = PROVIDERS
+    o.base_url_overrides = executor_simulators::Provider::ALL
         .iter()
-        .map(|p| (p.to_string(), sims.base_url(p)))
+        .map(|p| (p.as_str().to_string(), sims.base_url(p.as_str())))
         .collect();
     o.secrets = Arc::new(MapSecrets(secrets)) as Arc<dyn SecretSource>;
     o.allow_missing_credentials = true;
