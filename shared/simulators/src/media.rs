@@ -215,24 +215,6 @@ pub fn stored_png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-/// Makes the photos most requests ask for (1024x1024 PNG and JPEG, 1024x768 JPEG) on a
-/// background thread, so the first simulated create of a process does not pay for them.
-pub fn warm() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    if STARTED.set(()).is_err() {
-        return;
-    }
-    std::thread::spawn(|| {
-        for (w, h, kind) in [
-            (1024, 1024, ImageKind::Png),
-            (1024, 768, ImageKind::Jpeg),
-            (1024, 1024, ImageKind::Jpeg),
-        ] {
-            let _ = photo(w, h, kind);
-        }
-    });
-}
-
 /// A photo-like image (a gradient under fine noise, which compresses like a photo) of
 /// `width`x`height` (see [`photo_size`]) in `kind`: a 1024x1024 PNG is ≈ 1 MB
 /// ([`stored_png`]), a JPEG a few hundred KB.

@@ -42,7 +42,6 @@ pub struct SimState {
 impl SimState {
     /// Builds the state; `root_url` is used unless `config.public_base_url` is set.
     pub fn new(config: SimConfig, root_url: &str) -> anyhow::Result<Arc<SimState>> {
-        crate::media::warm();
         let replicate_key = decode_whsec(&config.replicate_webhook_secret)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
