@@ -69,10 +69,18 @@ pub fn input_for(schema: &Value, text: &str) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let prompt_key = ["prompt", "promptText", "text", "prompt_text"]
-        .into_iter()
-        .find(|k| props.contains_key(*k))
-        .map(str::to_string);
+    let prompt_key = [
+        "prompt",
+        "promptText",
+        "text",
+        "prompt_text",
+        "text_prompt",
+        "input",
+        "inputs",
+    ]
+    .into_iter()
+    .find(|k| props.get(*k).is_some_and(|p| p["type"] == "string"))
+    .map(str::to_string);
     if let Some(k) = &prompt_key {
         out.insert(k.clone(), json!(text));
     }
@@ -81,17 +89,38 @@ pub fn input_for(schema: &Value, text: &str) -> Value {
             continue;
         }
         let p = &props[&name];
-        let v = if let Some(e) = p["enum"].as_array().and_then(|a| a.first()) {
+        let media = p["x-media"]["kind"]
+            .as_str()
+            .or(p["items"]["x-media"]["kind"].as_str());
+        let one = |kind: Option<&str>| match kind {
+            Some("audio") => json!(wav_data_uri()),
+            Some(_) => json!(PNG_DATA_URI),
+            None => json!(text),
+        };
+        let first_enum = p["enum"]
+            .as_array()
+            .or_else(|| {
+                p["anyOf"]
+                    .as_array()?
+                    .iter()
+                    .find_map(|a| a["enum"].as_array())
+            })
+            .and_then(|a| a.first());
+        let v = if let Some(e) = first_enum {
             e.clone()
-        } else if name.to_lowercase().contains("image") {
-            json!(PNG_DATA_URI)
+        } else if name == "messages" {
+            json!([{"role": "user", "content": text}])
+        } else if name == "contents" {
+            json!([{"role": "user", "parts": [{"text": text}]}])
+        } else if p["type"] == "array" {
+            json!([one(media)])
+        } else if media.is_some() || name.to_lowercase().contains("image") {
+            one(media.or(Some("image")))
         } else {
             match p["type"].as_str() {
-                Some("integer") | Some("number") => p["minimum"]
-                    .clone()
-                    .as_f64()
-                    .map(|m| json!(m as i64))
-                    .unwrap_or(json!(1)),
+                Some("integer") | Some("number") => {
+                    json!(p["minimum"].as_f64().unwrap_or(1.0).max(1.0) as i64)
+                }
                 Some("boolean") => json!(false),
                 _ => json!(text),
             }
@@ -100,6 +129,43 @@ pub fn input_for(schema: &Value, text: &str) -> Value {
     }
     Value::Object(out)
 }
+
+/// A tiny WAV (8 kHz mono, 0.1 s of silence) as a data URI, for audio inputs.
+pub fn wav_data_uri() -> String {
+    use base64::Engine as _;
+    let samples = 800u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&8000u32.to_le_bytes());
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(samples * 2).to_le_bytes());
+    b.resize(b.len() + samples as usize * 2, 0);
+    format!(
+        "data:audio/wav;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(b)
+    )
+}
+
+/// The models that get the whole fault suite (one per original provider: every shape, every
+/// fault directive); every other model gets a success and a refused input.
+pub const FAULT_SUITE: [&str; 8] = [
+    "openai/gpt-image-1",
+    "runway/gen4-turbo",
+    "black-forest-labs/flux-schnell",
+    "fal-ai/flux-dev",
+    "stability-ai/stable-image-core",
+    "elevenlabs/eleven-multilingual-v2",
+    "luma/ray-2",
+    "minimax/hailuo-02",
+];
 
 /// The demo plan over the models a system serves.
 pub async fn plan(client: &Client) -> Result<Vec<Case>> {
@@ -125,6 +191,14 @@ pub async fn plan(client: &Client) -> Result<Vec<Case>> {
             expect_classes: classes,
         };
         cases.push(mk("ok", "", "succeeded", &[]));
+        if !FAULT_SUITE.contains(&id.as_str()) {
+            // Every other model: a success and a refused input (every provider is exercised;
+            // the faults of each provider are proven by its fixtures and simulator tests).
+            let mut bad = mk("missing input", "", "rejected", &["validation_error"]);
+            bad.input = json!({});
+            cases.push(bad);
+            continue;
+        }
         cases.push(mk("429 then ok", "sim:rate_limit=1", "succeeded", &[]));
         // A 5xx answering a create may follow a job the provider made: it is an ambiguous
         // submit (never re-sent) unless the bundle cites the provider's documentation that

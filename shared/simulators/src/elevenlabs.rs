@@ -55,6 +55,57 @@ pub fn router() -> Router<Arc<SimState>> {
             "/v1/text-to-speech/{voice_id}/with-timestamps",
             post(with_timestamps),
         )
+        .route("/v1/sound-generation", post(sound_generation))
+}
+
+/// `POST /v1/sound-generation` (text to sound effects): JSON `{text, duration_seconds
+/// (0.5–30, optional), loop, prompt_influence, model_id}` answered with the audio bytes
+/// (`output_format` query, mp3 by default), the same auth, quota and error envelope as text to
+/// speech (https://elevenlabs.io/docs/api-reference/text-to-sound-effects/convert). The
+/// `character-cost` header is not sent: what sound generation reports as its cost is
+/// UNCONFIRMED.
+async fn sound_generation(
+    State(state): State<Arc<SimState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let call = match begin(&state, "sound-generation", &query, &headers, &raw).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let requested = parse_body(&raw)
+        .ok()
+        .and_then(|b| b.get("duration_seconds").and_then(Value::as_f64));
+    if let Some(d) = requested
+        && !(0.5..=30.0).contains(&d)
+    {
+        return unprocessable(
+            "sound",
+            &["body", "duration_seconds"],
+            "Input should be between 0.5 and 30",
+            "value_error",
+        );
+    }
+    let bytes = if call.directives.empty_output {
+        Vec::new()
+    } else {
+        call.format.render(requested.unwrap_or(5.0))
+    };
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, call.format.content_type())],
+        bytes,
+    )
+        .into_response();
+    let headers: Vec<_> = call
+        .headers
+        .iter()
+        .filter(|(k, _)| *k != "character-cost")
+        .cloned()
+        .collect();
+    add_headers(&mut resp, &headers);
+    resp
 }
 
 /// An error in the current envelope `{detail: {type, code, message, status, request_id}}`.

@@ -462,3 +462,45 @@ async fn runway_failure_codes() {
         .unwrap();
     assert_eq!(mp3.headers()["content-type"], "audio/mpeg");
 }
+
+#[tokio::test]
+async fn elevenlabs_sound_generation_answers_audio_of_the_asked_length() {
+    let sim = sim().await;
+    let base = sim.base_url("elevenlabs");
+    let post = |body: Value, key: &str| {
+        client()
+            .post(format!("{base}/v1/sound-generation"))
+            .header("xi-api-key", key)
+            .json(&body)
+            .send()
+    };
+    let short = post(
+        json!({"text": "a door creaks", "duration_seconds": 1.0}),
+        "k",
+    )
+    .await
+    .unwrap();
+    assert_eq!(short.status(), 200);
+    assert_eq!(short.headers()["content-type"], "audio/mpeg");
+    let short = short.bytes().await.unwrap().len();
+    let long = post(
+        json!({"text": "a door creaks", "duration_seconds": 10.0}),
+        "k",
+    )
+    .await
+    .unwrap()
+    .bytes()
+    .await
+    .unwrap()
+    .len();
+    assert!(long > short * 5, "{long} vs {short}");
+    let out_of_range = post(json!({"text": "x", "duration_seconds": 31}), "k")
+        .await
+        .unwrap();
+    assert_eq!(out_of_range.status(), 422);
+    assert_eq!(
+        post(json!({"text": "x"}), "").await.unwrap().status(),
+        401,
+        "the same auth as text to speech"
+    );
+}
