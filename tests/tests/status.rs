@@ -282,7 +282,7 @@ async fn listed(sys: &Sys, query: &str) -> Vec<String> {
 /// the provider run, the outcome and three delivery attempts.
 async fn a_polling_client_never_sees_a_terminal_status_change(sys: Sys) {
     let (ep, url) = endpoint(&sys.webhook_secret, 2).await;
-    let first = create(&sys, "watched sim:duration=800", Some(&url)).await;
+    let first = create(&sys, "watched sim:duration=3000", Some(&url)).await;
     let id = first["id"].as_str().unwrap().to_string();
     let seen = poll(&sys, first, is_settled).await;
     let (statuses, deliveries) = assert_one_outcome(&seen);

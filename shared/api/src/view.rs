@@ -498,3 +498,105 @@ pub struct RawResponse {
     #[schema(value_type = Object)]
     pub raw: Value,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use executor_lifecycle::{Event, ExecutionRequest, Shape};
+
+    fn queued() -> Guard {
+        let req = ExecutionRequest {
+            id: "ex_test".into(),
+            tenant: "acme".into(),
+            model: "runway/gen4-turbo".into(),
+            input: serde_json::json!({"promptText": "waves"}),
+            webhook_url: None,
+            idempotency_key: None,
+            created_at_ms: 1_000,
+            max_duration_ms: 60_000,
+        };
+        Guard::accepted(&req, "runway", Shape::Polling)
+    }
+
+    fn after(g: &Guard, events: &[Event]) -> Guard {
+        let mut g = g.clone();
+        for (i, e) in events.iter().enumerate() {
+            g = g.advance(*e, 2_000 + i as i64).unwrap();
+        }
+        g
+    }
+
+    #[test]
+    fn work_in_progress_reads_queued_starting_processing() {
+        let q = queued();
+        assert_eq!(PublicStatus::of(&q), PublicStatus::Queued);
+        assert_eq!(DeliveryView::of(&q).map(|d| d.state), None);
+        let submitting = after(&q, &[Event::SubmitStarted]);
+        assert_eq!(PublicStatus::of(&submitting), PublicStatus::Starting);
+        let submitted = after(&submitting, &[Event::JobCreated]);
+        assert_eq!(PublicStatus::of(&submitted), PublicStatus::Starting);
+        let running = after(&submitted, &[Event::Started]);
+        assert_eq!(PublicStatus::of(&running), PublicStatus::Processing);
+        // A refused submit steps back to queued: non-terminal statuses may.
+        let retry = after(&submitting, &[Event::SubmitRetry]);
+        assert_eq!(PublicStatus::of(&retry), PublicStatus::Queued);
+    }
+
+    #[test]
+    fn an_outcome_stays_the_status_through_every_finalization() {
+        let running = after(
+            &queued(),
+            &[Event::SubmitStarted, Event::JobCreated, Event::Started],
+        );
+        for (event, public) in [
+            (Event::JobSucceeded, PublicStatus::Succeeded),
+            (Event::JobFailed, PublicStatus::Failed),
+            (Event::Canceled, PublicStatus::Canceled),
+            (Event::DeadlineExceeded, PublicStatus::TimedOut),
+        ] {
+            let terminal = after(&running, &[event]);
+            assert_eq!(PublicStatus::of(&terminal), public);
+            assert_eq!(DeliveryState::of(&terminal), Some(DeliveryState::Pending));
+            let mut retrying = after(&terminal, &[Event::DeliveryRetry]);
+            retrying.hot.delivery_attempts = 1;
+            assert_eq!(PublicStatus::of(&retrying), public);
+            assert_eq!(DeliveryState::of(&retrying), Some(DeliveryState::Pending));
+            // Without a webhook, finalize makes no attempt: nothing to deliver.
+            let none = after(&terminal, &[Event::Delivered]);
+            assert_eq!(PublicStatus::of(&none), public);
+            assert_eq!(DeliveryState::of(&none), Some(DeliveryState::None));
+            let mut delivered = after(&retrying, &[Event::Delivered]);
+            delivered.hot.delivery_attempts = 2;
+            assert_eq!(PublicStatus::of(&delivered), public);
+            assert_eq!(
+                DeliveryState::of(&delivered),
+                Some(DeliveryState::Delivered)
+            );
+            let degraded = after(&retrying, &[Event::DeliveryFailed]);
+            assert_eq!(PublicStatus::of(&degraded), public);
+            assert_eq!(DeliveryState::of(&degraded), Some(DeliveryState::Degraded));
+            let redriven = after(&degraded, &[Event::Redelivered]);
+            assert_eq!(PublicStatus::of(&redriven), public);
+            assert_eq!(DeliveryState::of(&redriven), Some(DeliveryState::Delivered));
+            // The list filter finds it in each of those internal statuses.
+            for g in [&terminal, &none, &delivered, &degraded, &redriven] {
+                let internal = public.internal();
+                let found = internal.contains(&g.status())
+                    || (g.status().is_final() && g.hot.outcome == public.outcome());
+                assert!(found, "{public} filter misses {:?}", g.status());
+            }
+        }
+    }
+
+    #[test]
+    fn every_internal_status_has_a_public_one_and_old_names_a_replacement() {
+        for s in Status::ALL {
+            let p = PublicStatus::of_internal(s, Some(Status::Failed));
+            assert_eq!(p.is_terminal(), s.is_terminal(), "{s}");
+            if PublicStatus::parse(s.as_str()).is_none() {
+                assert!(PublicStatus::replacement_of(s.as_str()).is_some(), "{s}");
+            }
+        }
+    }
+}
