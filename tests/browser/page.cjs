@@ -155,6 +155,23 @@ async function create(model, input) {
     if (failedBadge.text !== "failed" || failedBadge.color !== RED) fail("the failed page's badge reads " + JSON.stringify(failedBadge));
     done.push("a failed execution's page says why it has no outputs");
 
+    // Work in progress: its public status, and no absent section rendered as "null".
+    const slow = await create("runway/gen4-turbo", { promptImage: "https://example.com/a.png", promptText: "slow sim:duration=60000" });
+    await page.evaluate((id) => (location.hash = "#/executions/" + id), slow);
+    await page.waitForFunction(
+      (id) => {
+        const b = document.querySelector("dl.facts span.status");
+        return document.body.textContent.includes(id) && b && b.textContent === "processing";
+      },
+      { timeout: 15000 },
+      slow,
+    );
+    const slowPage = await page.$eval("#view", (v) => v.textContent);
+    if (slowPage.includes("null") || slowPage.includes("Outputs")) fail("the page of a running execution reads: " + slowPage);
+    await fetch(base + "/v1/executions/" + slow + "/cancel", { method: "POST", headers: { Authorization: "Bearer " + key } });
+    await page.waitForFunction(() => (document.querySelector("dl.facts span.status") || {}).textContent === "canceled", { timeout: 15000 });
+    done.push("a running execution reads processing, then canceled");
+
     // Failure piles: a rejected prompt lands in the content_policy pile.
     await page.click("#nav-failures");
     await page.waitForSelector("#piles tr.pile", { timeout: 10000 });

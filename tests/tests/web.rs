@@ -77,5 +77,5 @@ async fn the_page_lists_updates_live_and_shows_the_timeline() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["checks"].as_array().unwrap().len(), 6, "{report}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7, "{report}");
 }

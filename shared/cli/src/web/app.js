@@ -129,8 +129,10 @@ async function fillOutputs(list) {
 }
 
 function show(...nodes) {
+  // replaceChildren turns a null into the text "null": an absent section is left out instead
+  // (a failed execution's missing outputs once read "nullnull").
   const view = document.getElementById("view");
-  view.replaceChildren(...nodes);
+  view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
 }
 
 function showError(err) {
