@@ -158,7 +158,7 @@ async fn filters_by_status_model_error_class_and_created_range() {
     let status = failed["status"].as_str().unwrap();
     let by_status = page_all(&h, &key, &format!("status=queued,{status}"), 10).await;
     assert!(by_status.contains(&failed["id"].as_str().unwrap().to_string()));
-    assert!(page_all(&h, &key, "status=submitting", 10).await.is_empty());
+    assert!(page_all(&h, &key, "status=starting", 10).await.is_empty());
 
     // Created range: everything is after 2020 and before 2100, nothing before 2020.
     let both = page_all(

@@ -1,7 +1,7 @@
 //! Outcome delivery to a customer endpoint: one that fails twice then succeeds gets exactly
 //! one accepted delivery with a valid Standard Webhooks signature; one that always fails
-//! leaves the execution `finalized_degraded` (visible in the failure piles), and a redrive
-//! delivers it later.
+//! leaves the execution's delivery `degraded` (its status the outcome; visible in the failure
+//! piles), and a redrive delivers it later.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use executor_cli::client::CreateOptions;
@@ -44,7 +44,9 @@ async fn an_endpoint_failing_twice_gets_exactly_one_accepted_signed_delivery() {
     let (ep, url) = endpoint(&secret, 2).await;
     let id = create(&h, &url, "deliver me").await;
     let v = h.wait(&id).await;
-    assert_eq!(v["status"], "finalized", "{v}");
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["delivery"]["state"], "delivered", "{v}");
+    assert_eq!(v["delivery"]["attempts"], 3, "{v}");
     let seen = ep.seen.lock().clone();
     assert_eq!(seen.len(), 3, "two failures then one success: {seen:?}");
     assert!(
@@ -59,6 +61,8 @@ async fn an_endpoint_failing_twice_gets_exactly_one_accepted_signed_delivery() {
     assert_eq!(accepted.len(), 1);
     assert_eq!(accepted[0]["execution_id"], id.as_str());
     assert_eq!(accepted[0]["status"], "succeeded");
+    // The payload's status is the API's.
+    assert_eq!(accepted[0]["status"], v["status"]);
     let events = events_of(&h.client.events(&id).await.unwrap());
     assert_eq!(
         events.iter().filter(|e| *e == "delivery_retry").count(),
@@ -76,7 +80,12 @@ async fn an_endpoint_that_always_fails_degrades_and_redrive_delivers_later() {
     let (ep, url) = endpoint(&secret, u32::MAX).await;
     let id = create(&h, &url, "park me").await;
     let v = h.wait(&id).await;
-    assert_eq!(v["status"], "finalized_degraded", "{v}");
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["delivery"]["state"], "degraded", "{v}");
+    assert_eq!(
+        v["delivery"]["error"]["class"], "degraded_finalization",
+        "{v}"
+    );
     assert_eq!(v["outcome"], "succeeded");
     assert_eq!(v["delivery_error"]["class"], "degraded_finalization", "{v}");
     let attempts = ep.seen.lock().len();
@@ -95,15 +104,16 @@ async fn an_endpoint_that_always_fails_degrades_and_redrive_delivers_later() {
     assert_eq!(status, 502, "{problem}");
     assert_eq!(problem["error_class"], "degraded_finalization");
     assert_eq!(
-        h.client.get(&id).await.unwrap()["status"],
-        "finalized_degraded"
+        h.client.get(&id).await.unwrap()["delivery"]["state"],
+        "degraded"
     );
 
     // The endpoint is fixed: redrive delivers, once.
     *ep.fail_next.lock() = 0;
     let (status, after) = h.client.redrive(&id).await.unwrap();
     assert_eq!(status, 200, "{after}");
-    assert_eq!(after["status"], "finalized");
+    assert_eq!(after["status"], "succeeded");
+    assert_eq!(after["delivery"]["state"], "delivered");
     assert!(after.get("delivery_error").is_none(), "{after}");
     let accepted = ep.accepted.lock().clone();
     assert_eq!(accepted.len(), 1);

@@ -72,7 +72,10 @@ async fn the_timeline_streams_until_final_and_resumes_after_the_last_event_id() 
     let end: Value = serde_json::from_str(end).unwrap();
     assert_eq!(end["id"], id.as_str());
     let transitions: Vec<_> = events.iter().filter(|e| e.0 == "transition").collect();
-    assert!(transitions.len() >= 4, "submit, poll(s), outcome, finalize: {events:?}");
+    assert!(
+        transitions.len() >= 4,
+        "submit, poll(s), outcome, finalize: {events:?}"
+    );
     for (i, (_, eid, data)) in transitions.iter().enumerate() {
         assert_eq!(eid, &(i + 1).to_string(), "ids are the positions, in order");
         let v: Value = serde_json::from_str(data).unwrap();
@@ -88,7 +91,10 @@ async fn the_timeline_streams_until_final_and_resumes_after_the_last_event_id() 
             .unwrap();
         (r.status(), r.json::<Value>().await.unwrap())
     };
-    assert_eq!(timeline["data"].as_array().unwrap().len(), transitions.len());
+    assert_eq!(
+        timeline["data"].as_array().unwrap().len(),
+        transitions.len()
+    );
 
     // Resumed after event 2: events 3.. and the end, nothing before.
     let resumed = read_events(&url, &h.sys.dev_key, Some("2")).await;

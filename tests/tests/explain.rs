@@ -177,7 +177,7 @@ async fn explain_shows_every_event_kind() {
         ..Default::default()
     };
     let parked = create(&h, "openai/gpt-image-1", "parked", &broken_opts).await;
-    assert_eq!(h.wait(&parked).await["status"], "finalized_degraded");
+    assert_eq!(h.wait(&parked).await["delivery"]["state"], "degraded");
     *broken.fail_next.lock() = 0;
     let (status, body) = h.client.redrive(&parked).await.unwrap();
     assert_eq!(status, 200, "{body}");

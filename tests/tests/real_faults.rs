@@ -376,7 +376,7 @@ async fn an_accepted_execution_is_never_reported_failed() {
     assert_eq!(status, 202, "{body:#}");
     let v = h.wait(body["id"].as_str().unwrap()).await;
     assert_eq!(v["outcome"], "succeeded", "{v:#}");
-    let listed = h.client.ids_with_status("finalized").await.unwrap();
+    let listed = h.client.ids_with_status("succeeded").await.unwrap();
     assert_eq!(listed.len(), 1, "exactly one execution ran: {listed:?}");
 }
 

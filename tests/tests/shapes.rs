@@ -7,8 +7,9 @@ use executor_tests::Harness;
 use serde_json::json;
 
 fn assert_succeeded(v: &serde_json::Value) {
-    assert_eq!(v["status"], "finalized", "{v:#}");
+    assert_eq!(v["status"], "succeeded", "{v:#}");
     assert_eq!(v["outcome"], "succeeded", "{v:#}");
+    assert_eq!(v["delivery"]["state"], "none", "{v:#}");
     assert!(
         !v["outputs"].as_array().unwrap().is_empty(),
         "no outputs: {v:#}"

@@ -1,6 +1,8 @@
 //! The page `executor dev` serves at `/`, in headless Chromium (tests/browser/page.cjs through
-//! puppeteer-core): load, an existing execution listed, a new one appearing live, its detail
-//! with the timeline and the rendered image, the failure piles. scripts/test.sh installs the
+//! puppeteer-core), asserting what a person sees: load, an existing execution listed, a new one
+//! appearing live with a green `succeeded` badge and a thumbnail, a failed one in red, the
+//! detail with the timeline in public statuses, cost lines as a table and the image at its
+//! real size, a failed execution's page saying why it has no outputs, the failure piles. scripts/test.sh installs the
 //! browser (chromium-headless-shell) and puppeteer-core (under .tools/node).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -75,5 +77,5 @@ async fn the_page_lists_updates_live_and_shows_the_timeline() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["checks"].as_array().unwrap().len(), 4, "{report}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7, "{report}");
 }

@@ -54,12 +54,19 @@ pub struct Timeline {
     pub late_jobs: Vec<executor_lifecycle::LateJob>,
 }
 
-/// One committed transition.
+/// One committed transition. `from` and `to` are the lifecycle's internal statuses
+/// (docs/transitions.md); `status` and `delivery` are what a client read after it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     /// The transition record.
     #[serde(flatten)]
     pub record: TransitionRecord,
+    /// The public status after this transition (`queued`, `starting`, `processing`, or the
+    /// outcome).
+    pub status: crate::view::PublicStatus,
+    /// The outcome delivery's state after this transition (from the terminal one on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::view::DeliveryState>,
     /// RFC 3339 time of the commit.
     pub at: String,
     /// Milliseconds since the execution was accepted.
@@ -359,11 +366,7 @@ pub async fn events(
     let records = state.engine.transitions(&id).await?;
     let data = records
         .into_iter()
-        .map(|record| TimelineEntry {
-            at: crate::view::rfc3339(record.at_ms),
-            since_created_ms: record.at_ms - guard.created_at_ms,
-            record,
-        })
+        .map(|record| timeline_entry(record, guard.created_at_ms, guard.hot.outcome))
         .collect();
     let late_jobs = state.engine.late_jobs(&id).await?;
     Ok(Json(Timeline {
@@ -373,6 +376,24 @@ pub async fn events(
         late_jobs,
     })
     .into_response())
+}
+
+/// A timeline entry: the record, its time, and the public status and delivery after it.
+fn timeline_entry(
+    record: TransitionRecord,
+    created_at_ms: i64,
+    outcome: Option<executor_lifecycle::Status>,
+) -> TimelineEntry {
+    TimelineEntry {
+        at: crate::view::rfc3339(record.at_ms),
+        since_created_ms: record.at_ms - created_at_ms,
+        status: crate::view::PublicStatus::of_internal(
+            record.to,
+            outcome.or(record.from.filter(|s| s.is_terminal() && !s.is_final())),
+        ),
+        delivery: crate::view::DeliveryState::after(&record),
+        record,
+    }
 }
 
 fn wants_event_stream(headers: &HeaderMap) -> bool {
@@ -429,11 +450,8 @@ fn event_stream(
                 let guard = state.engine.get(&tenant, &id).await.ok();
                 let records = state.engine.transitions(&id).await.unwrap_or_default();
                 for (i, record) in records.into_iter().enumerate().skip(c.sent) {
-                    let entry = TimelineEntry {
-                        at: crate::view::rfc3339(record.at_ms),
-                        since_created_ms: record.at_ms - created_at_ms,
-                        record,
-                    };
+                    let outcome = guard.as_ref().and_then(|g| g.hot.outcome);
+                    let entry = timeline_entry(record, created_at_ms, outcome);
                     let data = serde_json::to_string(&entry).unwrap_or_default();
                     c.pending.push_back(
                         Event::default()
@@ -516,7 +534,7 @@ pub async fn raw(
             "not-ended",
             format!(
                 "execution {id} is {}: its provider response is not final yet",
-                guard.status().as_str()
+                crate::view::PublicStatus::of(&guard)
             ),
         ));
     };
@@ -527,14 +545,15 @@ pub async fn raw(
     Ok(Json(crate::view::RawResponse {
         object: "raw_response",
         execution_id: id,
-        status: record.status.as_str().to_string(),
+        status: crate::view::PublicStatus::of_outcome(record.status),
         raw,
     })
     .into_response())
 }
 
-/// Delivers the parked outcome of a `finalized_degraded` execution again (the same event id,
-/// so a receiver that got it after all deduplicates); on success it becomes `finalized`.
+/// Delivers the parked outcome of an execution whose `delivery.state` is `degraded` again (the
+/// same event id, so a receiver that got it after all deduplicates); on success its delivery
+/// becomes `delivered` (its `status`, the outcome, does not change).
 #[utoipa::path(
     post,
     path = "/v1/executions/{id}/redrive",
@@ -542,11 +561,11 @@ pub async fn raw(
     operation_id = "redrive_execution",
     params(("id" = String, Path, description = "Execution id")),
     responses(
-        (status = 200, description = "Delivered: the execution is finalized", body = ExecutionView),
+        (status = 200, description = "Delivered: `delivery.state` is `delivered`", body = ExecutionView),
         (status = 400, description = "The path cannot be decoded", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The execution is not finalized_degraded", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The execution's delivery is not degraded", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 502, description = "The customer endpoint failed again; nothing changed", body = Problem, content_type = "application/problem+json"),
@@ -561,16 +580,20 @@ pub async fn redrive(
 ) -> Result<Response, Problem> {
     use executor_lifecycle::actions::finalize::Redrive;
     let tenant = authorize(&state, &headers).await?;
-    let not_degraded = |status: &str| {
+    let not_degraded = |what: &str| {
         Problem::new(
             StatusCode::CONFLICT,
             "not-degraded",
-            format!("only finalized_degraded executions can be redriven; this one is {status}"),
+            format!("only executions whose delivery is degraded can be redriven; this one {what}"),
         )
     };
     match state.engine.redrive(&tenant, &id).await? {
         Redrive::Delivered(g) => respond(&state, &g, StatusCode::OK).await,
-        Redrive::NotDegraded(status) => Err(not_degraded(status.as_str())),
+        Redrive::NotDegraded(status) => Err(not_degraded(match status {
+            s if !s.is_terminal() => "is not terminal yet",
+            executor_lifecycle::Status::Finalized => "is finalized (delivery delivered or none)",
+            _ => "has its delivery pending",
+        })),
         Redrive::Failed(f) => {
             let mut p = Problem::new(
                 StatusCode::BAD_GATEWAY,
@@ -580,7 +603,7 @@ pub async fn redrive(
             p.error_class = Some("degraded_finalization".into());
             Err(p)
         }
-        Redrive::Raced => Err(not_degraded("being redriven by another request")),
+        Redrive::Raced => Err(not_degraded("is being redriven by another request")),
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::ApiState;
 use crate::auth::authorize;
 use crate::problem::Problem;
-use crate::view::ExecutionView;
+use crate::view::{DeliveryState, ExecutionView, PublicStatus};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -46,6 +46,12 @@ pub struct Params {
     pub limit: usize,
     /// The filters and cursor position.
     pub query: ListQuery,
+    /// The public statuses asked for (`status=`), in the order given.
+    pub statuses: Vec<PublicStatus>,
+    /// The delivery state asked for (`delivery=`).
+    pub delivery: Option<DeliveryState>,
+    /// The filters exclude every execution (e.g. `status=queued&delivery=delivered`).
+    pub matches_nothing: bool,
 }
 
 /// Encodes a cursor position.
@@ -105,12 +111,12 @@ fn rfc3339_ms(name: &str, value: &str) -> Result<i64, Problem> {
     Ok(ms - offset_ms)
 }
 
-/// Parses `limit`, `cursor`, `status`, `model`, `provider`, `error_class`, `created_after`,
+/// Parses `limit`, `cursor`, `status`, `delivery`, `model`, `provider`, `error_class`, `created_after`,
 /// `created_before`; anything else, a repeated parameter or a bad value is a 400 naming it.
 pub fn parse(raw: Option<&str>) -> Result<Params, Problem> {
     let mut p = Params {
         limit: DEFAULT_LIMIT,
-        query: ListQuery::default(),
+        ..Params::default()
     };
     let mut seen: Vec<String> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
@@ -142,17 +148,29 @@ pub fn parse(raw: Option<&str>) -> Result<Params, Problem> {
             }
             "status" => {
                 for s in value.split(',').map(str::trim) {
-                    let status = Status::parse(s).ok_or_else(|| {
-                        let all: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                        Problem::bad_query(
-                            "status",
-                            format!("unknown status '{s}'; one of {}", all.join(", ")),
-                        )
+                    let status = PublicStatus::parse(s).ok_or_else(|| {
+                        let all: Vec<&str> = PublicStatus::ALL.iter().map(|s| s.as_str()).collect();
+                        let hint = PublicStatus::replacement_of(s)
+                            .map(|r| format!("'{s}' is no longer a status: use {r}"))
+                            .unwrap_or_else(|| format!("unknown status '{s}'"));
+                        Problem::bad_query("status", format!("{hint}; one of {}", all.join(", ")))
                     })?;
-                    if !p.query.statuses.contains(&status) {
-                        p.query.statuses.push(status);
+                    if !p.statuses.contains(&status) {
+                        p.statuses.push(status);
                     }
                 }
+            }
+            "delivery" => {
+                p.delivery = Some(DeliveryState::parse(&value).ok_or_else(|| {
+                    let all: Vec<&str> = DeliveryState::ALL.iter().map(|s| s.as_str()).collect();
+                    Problem::bad_query(
+                        "delivery",
+                        format!(
+                            "unknown delivery state '{value}'; one of {}",
+                            all.join(", ")
+                        ),
+                    )
+                })?);
             }
             "model" => p.query.model = Some(non_empty("model", value)?),
             "provider" => p.query.provider = Some(non_empty("provider", value)?),
@@ -171,13 +189,59 @@ pub fn parse(raw: Option<&str>) -> Result<Params, Problem> {
                 return Err(Problem::bad_query(
                     other,
                     format!(
-                        "unknown query parameter '{other}'; known: limit, cursor, status, model, provider, error_class, created_after, created_before"
+                        "unknown query parameter '{other}'; known: limit, cursor, status, delivery, model, provider, error_class, created_after, created_before"
                     ),
                 ));
             }
         }
     }
+    p.internal_filters();
     Ok(p)
+}
+
+impl Params {
+    /// The public `status` and `delivery` filters as the index's internal statuses, outcomes
+    /// and delivery attempts (the mapping of [`PublicStatus`] and [`DeliveryState`]).
+    fn internal_filters(&mut self) {
+        let mut statuses: Vec<Status> = Vec::new();
+        let mut outcomes: Vec<Status> = Vec::new();
+        for p in &self.statuses {
+            statuses.extend(p.internal());
+            if let Some(o) = p.outcome() {
+                // An outcome: in its own status until finalized, then final with it.
+                statuses.extend([Status::Finalized, Status::FinalizedDegraded]);
+                outcomes.push(o);
+            }
+        }
+        if let Some(d) = self.delivery {
+            let (of_delivery, attempted): (&[Status], Option<bool>) = match d {
+                DeliveryState::Pending => (
+                    &[
+                        Status::Succeeded,
+                        Status::Failed,
+                        Status::Canceled,
+                        Status::TimedOut,
+                    ],
+                    None,
+                ),
+                DeliveryState::Delivered => (&[Status::Finalized], Some(true)),
+                DeliveryState::None => (&[Status::Finalized], Some(false)),
+                DeliveryState::Degraded => (&[Status::FinalizedDegraded], None),
+            };
+            statuses = if self.statuses.is_empty() {
+                of_delivery.to_vec()
+            } else {
+                statuses.retain(|s| of_delivery.contains(s));
+                statuses
+            };
+            self.matches_nothing = statuses.is_empty();
+            self.query.delivery_attempted = attempted;
+        }
+        statuses.sort();
+        statuses.dedup();
+        self.query.statuses = statuses;
+        self.query.outcomes = outcomes;
+    }
 }
 
 fn non_empty(name: &str, value: String) -> Result<String, Problem> {
@@ -190,8 +254,10 @@ fn non_empty(name: &str, value: String) -> Result<String, Problem> {
 
 /// Lists the caller's executions, newest first.
 ///
-/// Filters combine with AND; `status` takes a comma-separated list. Pass `next_cursor` back
-/// as `cursor` for the next page; executions created meanwhile never shift later pages.
+/// Filters combine with AND; `status` takes a comma-separated list of public statuses
+/// (`queued`, `starting`, `processing`, `succeeded`, `failed`, `canceled`, `timed_out`) and
+/// `delivery` one delivery state. Pass `next_cursor` back as `cursor` for the next page;
+/// executions created meanwhile never shift later pages.
 #[utoipa::path(
     get,
     path = "/v1/executions",
@@ -200,7 +266,8 @@ fn non_empty(name: &str, value: String) -> Result<String, Problem> {
     params(
         ("limit" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("status" = Option<String>, Query, description = "Comma-separated statuses", example = "failed,timed_out"),
+        ("status" = Option<String>, Query, description = "Comma-separated public statuses: queued, starting, processing, succeeded, failed, canceled, timed_out", example = "failed,timed_out"),
+        ("delivery" = Option<DeliveryState>, Query, description = "Only terminal executions whose outcome delivery is in this state"),
         ("model" = Option<String>, Query, description = "Only this model", example = "openai/gpt-image-1"),
         ("provider" = Option<String>, Query, description = "Only this provider", example = "openai"),
         ("error_class" = Option<ErrorClass>, Query, description = "Only executions failed with this error class"),
@@ -224,6 +291,14 @@ pub async fn list(
 ) -> Result<Json<ExecutionList>, Problem> {
     let tenant = authorize(&state, &headers).await?;
     let mut params = parse(raw.as_deref())?;
+    if params.matches_nothing {
+        return Ok(Json(ExecutionList {
+            object: "list",
+            data: Vec::new(),
+            has_more: false,
+            next_cursor: None,
+        }));
+    }
     // One more than the page tells whether there is a next page.
     params.query.limit = params.limit + 1;
     let mut guards = state.engine.list(&tenant, &params.query).await?;
@@ -275,7 +350,20 @@ mod tests {
         .map_err(|p| p.detail)
         .unwrap_or_else(|d| panic!("{d}"));
         assert_eq!(p.limit, 5);
-        assert_eq!(p.query.statuses, vec![Status::Failed, Status::TimedOut]);
+        assert_eq!(
+            p.statuses,
+            vec![PublicStatus::Failed, PublicStatus::TimedOut]
+        );
+        assert_eq!(
+            p.query.statuses,
+            vec![
+                Status::Failed,
+                Status::TimedOut,
+                Status::Finalized,
+                Status::FinalizedDegraded
+            ]
+        );
+        assert_eq!(p.query.outcomes, vec![Status::Failed, Status::TimedOut]);
         assert_eq!(p.query.model.as_deref(), Some("a/b"));
         assert_eq!(p.query.provider.as_deref(), Some("fal"));
         assert_eq!(p.query.error_class, Some(ErrorClass::RateLimited));
@@ -292,12 +380,51 @@ mod tests {
     }
 
     #[test]
+    fn public_statuses_map_to_internal_filters() {
+        let q = |s: &str| parse(Some(s)).map_err(|p| p.detail).unwrap();
+        let p = q("status=starting,processing");
+        assert_eq!(
+            p.query.statuses,
+            vec![Status::Submitting, Status::Submitted, Status::Running]
+        );
+        assert!(p.query.outcomes.is_empty());
+        let p = q("status=queued,succeeded");
+        assert_eq!(
+            p.query.statuses,
+            vec![
+                Status::Queued,
+                Status::Succeeded,
+                Status::Finalized,
+                Status::FinalizedDegraded
+            ]
+        );
+        assert_eq!(p.query.outcomes, vec![Status::Succeeded]);
+        let p = q("delivery=degraded");
+        assert_eq!(p.query.statuses, vec![Status::FinalizedDegraded]);
+        let p = q("status=failed&delivery=none");
+        assert_eq!(p.query.statuses, vec![Status::Finalized]);
+        assert_eq!(p.query.outcomes, vec![Status::Failed]);
+        assert_eq!(p.query.delivery_attempted, Some(false));
+        let p = q("status=succeeded&delivery=pending");
+        assert_eq!(p.query.statuses, vec![Status::Succeeded]);
+        assert!(!p.matches_nothing);
+        assert!(q("status=queued&delivery=delivered").matches_nothing);
+        // An old name says what to use instead.
+        let e = parse(Some("status=finalized_degraded")).unwrap_err();
+        assert!(e.detail.contains("delivery=degraded"), "{}", e.detail);
+    }
+
+    #[test]
     fn bad_parameters_name_themselves() {
         for (q, field) in [
             ("limit=0", "/query/limit"),
             ("limit=101", "/query/limit"),
             ("limit=abc", "/query/limit"),
-            ("status=running,bogus", "/query/status"),
+            ("status=processing,bogus", "/query/status"),
+            ("status=finalized", "/query/status"),
+            ("status=running", "/query/status"),
+            ("delivery=finalized", "/query/delivery"),
+            ("delivery=pending,none", "/query/delivery"),
             ("error_class=nope", "/query/error_class"),
             ("created_after=yesterday", "/query/created_after"),
             (

@@ -750,6 +750,10 @@ impl GuardStore for DynamoGuardStore {
                 exclusive_hi = Some(sk);
                 let g = guard_of(item)?;
                 let keep = (q.statuses.is_empty() || q.statuses.contains(&g.status()))
+                    && (q.outcomes.is_empty()
+                        || g.hot.outcome.is_none_or(|o| q.outcomes.contains(&o)))
+                    && q.delivery_attempted
+                        .is_none_or(|a| a == (g.hot.delivery_attempts > 0))
                     && q.model.as_ref().is_none_or(|m| &g.model == m)
                     && q.provider.as_ref().is_none_or(|p| &g.provider == p)
                     && q.error_class.is_none_or(|c| g.error_class() == Some(c))

@@ -159,12 +159,21 @@ impl Client {
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
     }
 
-    /// Ids of the caller's executions in `status` (every page).
+    /// Ids of the caller's executions in `status` (a public status, or a comma-separated
+    /// list; every page).
     pub async fn ids_with_status(&self, status: &str) -> Result<Vec<String>> {
+        self.ids_where(&[("status", status)]).await
+    }
+
+    /// Ids of the caller's executions matching list filters such as `("delivery",
+    /// "degraded")` (every page).
+    pub async fn ids_where(&self, filters: &[(&str, &str)]) -> Result<Vec<String>> {
         let mut ids = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut query = vec![("status", status.to_string()), ("limit", "100".to_string())];
+            let mut query: Vec<(&str, String)> =
+                filters.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            query.push(("limit", "100".to_string()));
             if let Some(c) = &cursor {
                 query.push(("cursor", c.clone()));
             }
@@ -264,8 +273,9 @@ impl Client {
         }
     }
 
-    /// Polls until the execution is final (`finalized` or `finalized_degraded`), calling
-    /// `on_change` whenever status or progress changes. Fails after `timeout`.
+    /// Polls until the execution is terminal and its outcome's delivery settled
+    /// (`delivery.state` other than `pending`: cost and outcome event final), calling
+    /// `on_change` whenever status, progress, wait or delivery changes. Fails after `timeout`.
     pub async fn wait_final(
         &self,
         id: &str,
@@ -277,21 +287,34 @@ impl Client {
         loop {
             let v = self.get(id).await?;
             let key = format!(
-                "{}|{}|{}",
-                v["status"], v["progress"], v["waiting"]["reason"]
+                "{}|{}|{}|{}",
+                v["status"], v["progress"], v["waiting"]["reason"], v["delivery"]["state"]
             );
             if key != last {
                 on_change(&v);
                 last = key;
             }
-            let status = v["status"].as_str().unwrap_or("");
-            if status == "finalized" || status == "finalized_degraded" {
+            if is_settled(&v) {
                 return Ok(v);
             }
             if tokio::time::Instant::now() > until {
-                bail!("execution {id} not final after {timeout:?} (status {status})");
+                bail!(
+                    "execution {id} not final after {timeout:?} (status {}, delivery {})",
+                    v["status"].as_str().unwrap_or("?"),
+                    v["delivery"]["state"].as_str().unwrap_or("none yet")
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// True when an execution view is terminal and its delivery settled: `delivery.state` is
+/// `delivered`, `degraded` or `none` (the lifecycle finalized it; nothing changes any more but
+/// a redrive of a degraded delivery).
+pub fn is_settled(v: &Value) -> bool {
+    matches!(
+        v["delivery"]["state"].as_str(),
+        Some("delivered" | "degraded" | "none")
+    )
 }

@@ -337,12 +337,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Deliver parked outcomes again: the given `finalized_degraded` executions, or all of the
+    /// Deliver parked outcomes again: the given executions whose delivery is `degraded`, or all of the
     /// key's with `--all`. Exits 1 if any delivery fails again.
     Redrive {
         /// Execution ids.
         ids: Vec<String>,
-        /// Every finalized_degraded execution of the key's tenant.
+        /// Every execution of the key's tenant whose delivery is degraded.
         #[arg(long)]
         all: bool,
         /// API base URL.
@@ -617,7 +617,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 sys.stop().await;
             }
             let outcome = outcome_of(&v);
-            if outcome == "succeeded" && v["status"] == "finalized" {
+            if outcome == "succeeded" && v["delivery"]["state"] != "degraded" {
                 Ok(0)
             } else {
                 eprintln!(
@@ -1104,7 +1104,7 @@ async fn run(cli: Cli) -> Result<i32> {
         } => {
             let client = Client::new(&server, &key)?;
             let ids = if all {
-                client.ids_with_status("finalized_degraded").await?
+                client.ids_where(&[("delivery", "degraded")]).await?
             } else if ids.is_empty() {
                 bail!("name the executions to redrive, or pass --all");
             } else {
@@ -1115,8 +1115,9 @@ async fn run(cli: Cli) -> Result<i32> {
                 let (status, body) = client.redrive(id).await?;
                 if status == 200 {
                     println!(
-                        "{id}: delivered ({})",
-                        body["status"].as_str().unwrap_or("?")
+                        "{id}: delivered ({}, delivery {})",
+                        body["status"].as_str().unwrap_or("?"),
+                        body["delivery"]["state"].as_str().unwrap_or("?")
                     );
                 } else {
                     failed += 1;

@@ -7,6 +7,12 @@ use serde_json::Value;
 pub fn progress_line(v: &Value, color: bool) -> String {
     let status = v["status"].as_str().unwrap_or("?");
     let mut line = format!("{:<20}", status);
+    if let Some(d) = v["delivery"]["state"].as_str() {
+        line.push_str(&format!(" delivery: {d}"));
+        if let Some(n) = v["delivery"]["attempts"].as_u64().filter(|n| *n > 0) {
+            line.push_str(&format!(" ({n} attempt{})", if n == 1 { "" } else { "s" }));
+        }
+    }
     if let Some(p) = v["progress"].as_f64() {
         line.push_str(&format!(" {:>3.0}%", p * 100.0));
     }
@@ -23,18 +29,19 @@ pub fn progress_line(v: &Value, color: bool) -> String {
         return line;
     }
     match status {
-        "succeeded" | "finalized" => line.green().to_string(),
-        "failed" | "timed_out" | "finalized_degraded" => line.red().to_string(),
+        "succeeded" => line.green().to_string(),
+        "failed" | "timed_out" => line.red().to_string(),
         "canceled" => line.yellow().to_string(),
         _ => line.cyan().to_string(),
     }
 }
 
-/// The terminal status an execution reached (`succeeded`, `failed`, ...), from its view.
+/// The terminal status an execution reached (`succeeded`, `failed`, ...), from its view: its
+/// `status` (once terminal, the outcome).
 pub fn outcome_of(v: &Value) -> String {
-    v["outcome"]
+    v["status"]
         .as_str()
-        .or(v["status"].as_str())
+        .or(v["outcome"].as_str())
         .unwrap_or("?")
         .to_string()
 }
@@ -46,6 +53,7 @@ pub fn outcome_json(v: &Value) -> Value {
         "model": v["model"],
         "status": v["status"],
         "outcome": outcome_of(v),
+        "delivery": v["delivery"],
         "outputs": v["outputs"],
         "usage": v["usage"],
         "error": v["error"],
@@ -73,8 +81,8 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
             return s;
         }
         match status {
-            "succeeded" | "finalized" => s.green().to_string(),
-            "failed" | "timed_out" | "finalized_degraded" => s.red().to_string(),
+            "succeeded" | "delivered" | "none" => s.green().to_string(),
+            "failed" | "timed_out" | "degraded" => s.red().to_string(),
             "canceled" => s.yellow().to_string(),
             _ => s.cyan().to_string(),
         }
@@ -87,11 +95,12 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
         view["provider"].as_str().unwrap_or("?"),
         view["shape"].as_str().unwrap_or("?"),
     ));
-    let outcome = outcome_of(view);
+    let status = view["status"].as_str().unwrap_or("?");
+    let delivery = view["delivery"]["state"].as_str().unwrap_or("-");
     out.push_str(&format!(
-        "status {}  outcome {}  created {}\n",
-        view["status"].as_str().unwrap_or("?"),
-        paint(outcome.clone(), &outcome),
+        "status {}  delivery {}  created {}\n",
+        paint(status.to_string(), status),
+        paint(delivery.to_string(), delivery),
         view["created_at"].as_str().unwrap_or("?")
     ));
     if let Some(e) = view.get("error").filter(|e| !e.is_null()) {
@@ -148,16 +157,24 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
     for r in events["data"].as_array().cloned().unwrap_or_default() {
         let to = r["to"].as_str().unwrap_or("?");
         let from = r["from"].as_str().unwrap_or("(new)");
+        // The public status (and delivery) a client read after it, then the lifecycle's
+        // internal transition.
+        let public = r["status"].as_str().unwrap_or(to);
+        let shown = match r["delivery"].as_str() {
+            Some(d) => format!("{public}/{d}"),
+            None => public.to_string(),
+        };
         let head = format!(
-            "{:>9}  v{:<3} {:<9} {:<18} {} -> {}",
+            "{:>9}  v{:<3} {:<9} {:<18} {:<20} {} -> {}",
             fmt_duration(r["since_created_ms"].as_i64().unwrap_or(0)),
             r["version"].as_u64().unwrap_or(0),
             r["action"].as_str().unwrap_or("?"),
             r["event"].as_str().unwrap_or("?"),
+            shown,
             from,
             to
         );
-        out.push_str(&paint(head, to));
+        out.push_str(&paint(head, public));
         out.push('\n');
         for c in r["calls"].as_array().cloned().unwrap_or_default() {
             out.push_str(&format!(

@@ -134,7 +134,10 @@ async fn accepted_executions_survive_sigkill() {
             for id in &accepted {
                 loop {
                     let v = client.get(id).await.unwrap();
-                    if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+                    if matches!(
+                        v["delivery"]["state"].as_str(),
+                        Some("delivered" | "degraded" | "none")
+                    ) {
                         break;
                     }
                     assert!(Instant::now() < until, "{id} stuck: {v}");

@@ -386,6 +386,24 @@ impl GuardStore for SqliteStore {
                 }
                 sql.push_str(&format!(" AND status IN ({})", marks.join(", ")));
             }
+            if !q.outcomes.is_empty() {
+                let mut marks = Vec::new();
+                for s in &q.outcomes {
+                    args.push(s.as_str().to_string().into());
+                    marks.push(format!("?{}", args.len()));
+                }
+                sql.push_str(&format!(
+                    " AND (json_extract(record, '$.hot.outcome') IS NULL OR json_extract(record, '$.hot.outcome') IN ({}))",
+                    marks.join(", ")
+                ));
+            }
+            if let Some(attempted) = q.delivery_attempted {
+                args.push(i64::from(attempted).into());
+                sql.push_str(&format!(
+                    " AND (COALESCE(json_extract(record, '$.hot.delivery_attempts'), 0) > 0) = ?{}",
+                    args.len()
+                ));
+            }
             if let Some(m) = &q.model {
                 args.push(m.clone().into());
                 sql.push_str(&format!(" AND model = ?{}", args.len()));

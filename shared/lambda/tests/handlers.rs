@@ -463,7 +463,10 @@ async fn functions_read_their_secrets_from_secrets_manager() {
                 let resp = app.dispatch(ev).await.unwrap();
                 let v: serde_json::Value =
                     serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
-                if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+                if matches!(
+                    v["delivery"]["state"].as_str(),
+                    Some("delivered" | "degraded" | "none")
+                ) {
                     return v;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;

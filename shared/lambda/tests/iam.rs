@@ -82,7 +82,10 @@ async fn wait_final(app: &App, id: &str) -> Value {
             path_event("api-get.json", "GET", &format!("/v1/executions/{id}")),
         )
         .await;
-        if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+        if matches!(
+            v["delivery"]["state"].as_str(),
+            Some("delivered" | "degraded" | "none")
+        ) {
             return v;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

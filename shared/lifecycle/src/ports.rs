@@ -101,6 +101,13 @@ pub struct ListQuery {
     pub tenant: Option<String>,
     /// Only these statuses.
     pub statuses: Vec<crate::status::Status>,
+    /// Only executions without an outcome yet or whose outcome ([`crate::HotState::outcome`])
+    /// is one of these (empty: no constraint). The API's public status of a final execution
+    /// is its outcome: with `statuses` this filters on it.
+    pub outcomes: Vec<crate::status::Status>,
+    /// Only executions whose outcome delivery was attempted (`Some(true)`:
+    /// `hot.delivery_attempts > 0`, i.e. there was a webhook) or not (`Some(false)`).
+    pub delivery_attempted: Option<bool>,
     /// Only this model.
     pub model: Option<String>,
     /// Only this provider.

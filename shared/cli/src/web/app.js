@@ -78,13 +78,61 @@ function usd(micros) {
   return "$" + (micros / 1e6).toFixed(4);
 }
 
+// The public status (queued, starting, processing, then the outcome, which never changes),
+// coloured by what it means; the outcome's delivery is a badge of its own.
+const TERMINAL = ["succeeded", "failed", "canceled", "timed_out"];
+
 function statusCell(status) {
-  return el("span", { class: "status " + status, text: status });
+  return el("span", { class: "status " + status, "data-status": status, text: status ? status.replace("_", " ") : "" });
+}
+
+function deliveryCell(d) {
+  if (!d) return el("span", { class: "muted", text: "—" });
+  const attempts = d.attempts ? " (" + d.attempts + (d.attempts === 1 ? " attempt)" : " attempts)") : "";
+  return el("span", { class: "delivery " + d.state, "data-delivery": d.state, title: d.updated_at, text: d.state + attempts });
+}
+
+// Once an execution is terminal its outputs never change: fetched once, kept for the list.
+const outputsCache = new Map();
+
+function mediaUrl(o) {
+  // A URL, a data: URL, or base64 bytes with their media type (OpenAI's b64_json).
+  let url = o.url || null;
+  if (!url && typeof o.data === "string") {
+    if (o.data.startsWith("data:")) url = o.data;
+    else if (o.mime_type && ["image", "audio", "video"].includes(o.kind) && /^[A-Za-z0-9+/=\s]+$/.test(o.data)) url = "data:" + o.mime_type + ";base64," + o.data;
+  }
+  return url && /^(https?:|data:)/.test(url) ? url : null;
+}
+
+function thumbnails(x) {
+  const outputs = outputsCache.get(x.id);
+  if (!outputs) return x.status === "succeeded" ? el("span", { class: "muted", text: "…" }) : el("span", { class: "muted", text: "—" });
+  const nodes = outputs.slice(0, 4).map((o, i) => {
+    const url = mediaUrl(o);
+    if (url && o.kind === "image") return el("img", { class: "thumb", src: url, alt: "output " + i });
+    if (url && o.kind === "video") return el("video", { class: "thumb", src: url, muted: "", preload: "metadata" });
+    return el("span", { class: "thumb-text muted", text: o.kind + (o.mime_type ? " " + o.mime_type : "") });
+  });
+  if (!nodes.length) return el("span", { class: "muted", text: "no outputs" });
+  return el("span", { class: "thumbs" }, ...nodes);
+}
+
+async function fillOutputs(list) {
+  const missing = list.data.filter((x) => x.status === "succeeded" && !outputsCache.has(x.id)).slice(0, 8);
+  await Promise.all(
+    missing.map(async (x) => {
+      const full = await api("/v1/executions/" + encodeURIComponent(x.id));
+      outputsCache.set(x.id, full.outputs || []);
+    }),
+  );
 }
 
 function show(...nodes) {
+  // replaceChildren turns a null into the text "null": an absent section is left out instead
+  // (a failed execution's missing outputs once read "nullnull").
   const view = document.getElementById("view");
-  view.replaceChildren(...nodes);
+  view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
 }
 
 function showError(err) {
@@ -102,6 +150,7 @@ function showError(err) {
 
 async function renderList() {
   const list = await api("/v1/executions?limit=50");
+  await fillOutputs(list);
   setLive(true);
   const rows = list.data.map((x) =>
     el(
@@ -110,16 +159,17 @@ async function renderList() {
       el("td", {}, el("a", { class: "mono", href: "#/executions/" + x.id, text: x.id })),
       el("td", { text: x.model }),
       el("td", {}, statusCell(x.status)),
+      el("td", {}, deliveryCell(x.delivery)),
       el("td", { class: "muted", text: x.shape }),
       el("td", { title: x.created_at, text: ago(x.created_at) }),
-      el("td", { text: x.error ? x.error.class + ": " + x.error.message : x.outcome || "" }),
+      el("td", { class: "outputs-cell" }, x.error ? el("span", { class: "error", text: x.error.class + ": " + x.error.message }) : thumbnails(x)),
       el("td", { text: x.cost ? usd(x.cost.provider_usd_micros) : "" }),
     ),
   );
   const table = el(
     "table",
     { id: "executions" },
-    el("thead", {}, el("tr", {}, ...["execution", "model", "status", "shape", "created", "outcome", "cost"].map((h) => el("th", { text: h })))),
+    el("thead", {}, el("tr", {}, ...["execution", "model", "status", "delivery", "shape", "created", "outputs", "cost"].map((h) => el("th", { text: h })))),
     el("tbody", {}, ...rows),
   );
   show(
@@ -131,19 +181,15 @@ async function renderList() {
 // --- One execution --------------------------------------------------------------------------
 
 function outputNode(o, i) {
-  // A URL, a data: URL, or base64 bytes with their media type (OpenAI's b64_json).
-  let url = o.url || null;
-  if (!url && typeof o.data === "string") {
-    if (o.data.startsWith("data:")) url = o.data;
-    else if (o.mime_type && ["image", "audio", "video"].includes(o.kind) && /^[A-Za-z0-9+/=\s]+$/.test(o.data)) url = "data:" + o.mime_type + ";base64," + o.data;
-  }
-  const safe = url && /^(https?:|data:)/.test(url) ? url : null;
+  // At its real size (the page scrolls sideways for a larger one).
+  const safe = mediaUrl(o);
   let media;
   if (safe && o.kind === "image") media = el("img", { src: safe, alt: "output " + i });
   else if (safe && o.kind === "video") media = el("video", { src: safe, controls: "" });
   else if (safe && o.kind === "audio") media = el("audio", { src: safe, controls: "" });
   else if (o.kind === "text") media = el("pre", { text: typeof o.data === "string" ? o.data : JSON.stringify(o.data) });
-  else media = el("pre", { text: JSON.stringify(o.data ?? o.url, null, 2) });
+  else if (o.data !== null && o.data !== undefined) media = el("pre", { text: JSON.stringify(o.data, null, 2) });
+  else media = el("p", { class: "muted", text: o.url ? "not displayable here: " + o.url : "no content" });
   const caption = [o.kind, o.mime_type, o.width && o.height ? o.width + "×" + o.height : null, o.duration_seconds ? o.duration_seconds + " s" : null]
     .filter(Boolean)
     .join(" · ");
@@ -159,9 +205,35 @@ function detailText(d) {
   if (d === null || d === undefined) return "";
   if (typeof d !== "object") return String(d);
   return Object.entries(d)
-    .filter(([, v]) => v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0))
+    .filter(([k, v]) => k !== "cost_lines" && v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0))
     .map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v))
     .join("  ");
+}
+
+// Cost lines (the timeline's finalize detail, the execution's cost) as a small table.
+function costTable(lines) {
+  if (!Array.isArray(lines) || !lines.length) return null;
+  const num = (n) => (typeof n === "number" ? String(Math.round(n * 1e6) / 1e6) : "");
+  return el(
+    "table",
+    { class: "cost-lines" },
+    el("thead", {}, el("tr", {}, ...["quantity", "unit", "unit price", "amount", "from"].map((h) => el("th", { text: h })))),
+    el(
+      "tbody",
+      {},
+      ...lines.map((l) =>
+        el(
+          "tr",
+          { class: "cost-line" },
+          el("td", { class: "num", text: num(l.quantity) }),
+          el("td", { text: l.unit }),
+          el("td", { class: "num", text: "$" + num(l.unit_price_usd) }),
+          el("td", { class: "num", text: usd(l.amount_usd_micros) }),
+          el("td", { class: "muted mono", text: l.source || "" }),
+        ),
+      ),
+    ),
+  );
 }
 
 function timelineRow(t) {
@@ -173,6 +245,7 @@ function timelineRow(t) {
     ),
   );
   const failure = t.failure ? el("span", { class: "error", text: t.failure.class + ": " + t.failure.message }) : null;
+  const internal = el("span", { class: "internal muted", title: "the lifecycle's internal statuses (docs/transitions.md)", text: (t.from || "new") + " → " + t.to });
   return el(
     "tr",
     { class: "event", "data-event": t.event },
@@ -180,8 +253,8 @@ function timelineRow(t) {
     el("td", { text: "v" + t.version }),
     el("td", { text: t.action }),
     el("td", { text: t.event }),
-    el("td", {}, t.from ? statusCell(t.from) : el("span", { class: "muted", text: "—" }), " → ", statusCell(t.to)),
-    el("td", {}, ...calls, failure, el("span", { class: "muted mono", text: detailText(t.detail) })),
+    el("td", {}, statusCell(t.status), t.delivery ? " " : null, t.delivery ? deliveryCell({ state: t.delivery }) : null, el("br"), internal),
+    el("td", {}, ...calls, failure, el("span", { class: "muted mono", text: detailText(t.detail) }), costTable((t.detail || {}).cost_lines)),
   );
 }
 
@@ -200,12 +273,17 @@ async function renderExecution(id) {
     ["error", x.error ? el("span", { class: "error", text: x.error.class + ": " + x.error.message + (x.error.detail ? " — " + x.error.detail : "") }) : ""],
     ["callbacks", (x.callbacks_received || []).length ? x.callbacks_received.length + " received: " + x.callbacks_received.join(", ") : ""],
     ["refused callbacks", (x.callbacks_rejected || []).length ? el("span", { class: "error", text: x.callbacks_rejected.map((r) => r.at + " " + r.reason).join("; ") }) : ""],
-    ["delivery", x.delivery_error ? el("span", { class: "error", text: x.delivery_error.class + ": " + x.delivery_error.message }) : ""],
-    ["cost", x.cost ? usd(x.cost.provider_usd_micros) + " " + (x.cost.lines || []).map((l) => l.quantity + " " + l.unit + " × $" + l.unit_price_usd).join(", ") : ""],
+    ["delivery", x.delivery ? el("span", {}, deliveryCell(x.delivery), x.delivery.next_attempt_at ? " next attempt " + x.delivery.next_attempt_at : "", x.delivery.last_error ? el("span", { class: "error", text: " — " + x.delivery.last_error }) : null, x.delivery.error ? el("span", { class: "error", text: " — " + x.delivery.error.class + ": " + x.delivery.error.message }) : null) : ""],
+    ["cost", x.cost ? el("span", { id: "cost" }, usd(x.cost.provider_usd_micros) + (x.cost.billable ? " (billable)" : " (not billable)"), costTable(x.cost.lines)) : ""],
   ].filter(([, v]) => v !== "");
   const dl = el("dl", { class: "facts" });
   for (const [k, v] of facts) dl.append(el("dt", { text: k }), el("dd", {}, v));
   const outputs = (x.outputs || []).map(outputNode);
+  // A terminal execution without outputs says why instead of showing nothing (or worse).
+  let noOutputs = null;
+  if (!outputs.length && TERMINAL.includes(x.status)) {
+    noOutputs = el("p", { class: "muted", id: "no-outputs", text: x.status === "succeeded" ? "The provider returned no outputs." : "No outputs: the execution " + x.status.replace("_", " ") + (x.error ? " (" + x.error.class + ": " + x.error.message + ")." : ".") });
+  }
   const timeline = el(
     "table",
     { id: "timeline" },
@@ -216,12 +294,13 @@ async function renderExecution(id) {
     el("p", {}, el("a", { href: "#/", text: "← executions" })),
     el("h2", { text: "Execution" }),
     dl,
-    outputs.length ? el("h2", { text: "Outputs" }) : null,
-    outputs.length ? el("div", { class: "outputs", id: "outputs" }, ...outputs) : null,
+    TERMINAL.includes(x.status) ? el("h2", { text: "Outputs" }) : null,
+    outputs.length ? el("div", { class: "outputs", id: "outputs" }, ...outputs) : noOutputs,
     el("h2", { text: "Timeline" }),
     timeline,
   );
-  return x.status === "finalized" || x.status === "finalized_degraded";
+  // Settled: the outcome is final and its delivery too (only a redrive changes a degraded one).
+  return !!x.delivery && x.delivery.state !== "pending";
 }
 
 // --- Failure piles --------------------------------------------------------------------------

@@ -340,7 +340,10 @@ impl World {
     pub async fn wait_final(&self, id: &str) -> Value {
         for _ in 0..300 {
             let v = self.get(id).await;
-            if v["status"] == "finalized" || v["status"] == "finalized_degraded" {
+            if matches!(
+                v["delivery"]["state"].as_str(),
+                Some("delivered" | "degraded" | "none")
+            ) {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
