@@ -310,3 +310,18 @@ pub mod customer {
         (ep, url)
     }
 }
+
+/// Copies the repository's bundles (model files and `providers/`, not the fixtures) into
+/// `dir`, for tests that run a variation of them.
+pub fn copy_bundles(dir: &std::path::Path) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
+    std::fs::create_dir_all(dir.join("providers")).unwrap();
+    for sub in ["", "providers"] {
+        for entry in std::fs::read_dir(repo.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+}

@@ -19,23 +19,13 @@ use std::time::Duration;
 /// The repository's bundles, with Runway's create call limited to 1 s so that a create the
 /// simulator answers late is ambiguous.
 fn bundles_with_short_runway_timeout(dir: &Path) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
-    for entry in std::fs::read_dir(&repo).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            continue; // bundles/fixtures
-        }
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        if path.file_name().unwrap() == "runway-gen4-turbo.yaml" {
-            text = text.replacen(
-                "        seed: \"{{ input.seed | default(none) }}\"\n",
-                "        seed: \"{{ input.seed | default(none) }}\"\n      timeout_seconds: 1\n",
-                1,
-            );
-            assert!(text.contains("timeout_seconds: 1"), "the create step moved");
-        }
-        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
-    }
+    executor_tests::copy_bundles(dir);
+    let file = dir.join("providers/runway.yaml");
+    let create = "    json: \"{{ input | merge({'model': model.name}) }}\"\n";
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(create), "the create step moved");
+    let text = text.replacen(create, &format!("{create}    timeout_seconds: 1\n"), 1);
+    std::fs::write(file, text).unwrap();
 }
 
 async fn create(h: &Harness, model: &str, prompt: &str, opts: &CreateOptions) -> String {

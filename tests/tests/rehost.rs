@@ -8,19 +8,24 @@ use executor_tests::Harness;
 use serde_json::json;
 use std::path::Path;
 
-/// The repository's bundles, with the Runway bundle re-hosting its outputs.
+/// The repository's bundles, with the Runway model re-hosting its outputs (its model file
+/// replaces the provider's poll steps; the provider's auth headers still apply).
 fn bundles_with_rehost(dir: &Path) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles");
-    for entry in std::fs::read_dir(&repo).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            continue;
-        }
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        if path.file_name().unwrap() == "runway-gen4-turbo.yaml" {
-            let poll = "  poll:\n    - kind: http-request\n      id: task\n      method: GET\n      url: \"{{ base_url }}/v1/tasks/{{ job.id }}\"\n      headers:\n        Authorization: \"Bearer {{ secrets.RUNWAYML_API_SECRET }}\"\n        X-Runway-Version: \"2024-11-06\"\n";
-            assert!(text.contains(poll), "the poll step moved");
-            let rehost = r#"    - kind: conditional
+    executor_tests::copy_bundles(dir);
+    let file = dir.join("runway-gen4-turbo.yaml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains("\nsteps:"),
+        "the model file has steps of its own now"
+    );
+    text.push_str(
+        r#"steps:
+  poll:
+    - kind: http-request
+      id: task
+      method: GET
+      url: "{{ base_url }}/v1/tasks/{{ job.id }}"
+    - kind: conditional
       if: "steps.task.body.status == 'SUCCEEDED'"
       then:
         - kind: for-each
@@ -36,11 +41,9 @@ fn bundles_with_rehost(dir: &Path) {
               url: "{{ output_url }}"
               max_bytes: 104857600
               accept: ["video/", "image/"]
-"#;
-            text = text.replacen(poll, &format!("{poll}{rehost}"), 1);
-        }
-        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
-    }
+"#,
+    );
+    std::fs::write(file, text).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

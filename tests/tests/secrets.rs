@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-const SECRETS: [(&str, &str); 8] = [
+const SECRETS: [(&str, &str); 25] = [
     ("OPENAI_API_KEY", "sk-proj-SCANopenaiQ7f3a9c1d5e"),
     ("RUNWAYML_API_SECRET", "key_SCANrunway8b2e6f0a4c"),
     ("REPLICATE_API_TOKEN", "r8_SCANreplicate3d9a7e1b"),
@@ -23,6 +23,24 @@ const SECRETS: [(&str, &str); 8] = [
     ("ELEVENLABS_API_KEY", "sk_SCANelevenlabs6a3f8e0b5d"),
     ("LUMAAI_API_KEY", "luma-SCANluma2c8d4f6a1e3b"),
     ("MINIMAX_API_KEY", "eyJSCANminimax9e5a3c7b1d"),
+    ("ANTHROPIC_API_KEY", "sk-ant-SCANanthropic4b8e2d"),
+    ("GEMINI_API_KEY", "AIzaSCANgemini7c3e9a1f5b"),
+    ("BFL_API_KEY", "bfl-SCANbfl2d6f8a0c4e7b"),
+    ("IDEOGRAM_API_KEY", "ide-SCANideogram5e1a9c3d"),
+    ("RECRAFT_API_TOKEN", "rec-SCANrecraft8a2c6e4f0b"),
+    // The Kling simulator verifies the JWT against its configured key pair.
+    ("KLING_ACCESS_KEY", "sim-kling-access-key"),
+    ("KLING_SECRET_KEY", "sim-kling-secret-key"),
+    ("ASSEMBLYAI_API_KEY", "aai-SCANassembly3f7b1d9e5c"),
+    ("ASSEMBLYAI_WEBHOOK_SECRET", "whs-SCANassemblyhook8d2f6b"),
+    ("DEEPGRAM_API_KEY", "dg-SCANdeepgram6c0e4a8b2d"),
+    ("TOGETHER_API_KEY", "tgp-SCANtogether1e5c9a3f7b"),
+    ("FIREWORKS_API_KEY", "fw_SCANfireworks4a8e2c6d0f"),
+    ("GROQ_API_KEY", "gsk_SCANgroq9d3f7b1e5a"),
+    ("DEEPINFRA_API_KEY", "di-SCANdeepinfra2b6d0f4a8c"),
+    ("MISTRAL_API_KEY", "mis-SCANmistral7e1c5a9d3b"),
+    ("HF_TOKEN", "hf_SCANhuggingface0c4e8a2f6d"),
+    ("MESHY_API_KEY", "msy_SCANmeshy5f9b3d7a1e"),
 ];
 
 #[derive(Clone)]
