@@ -240,6 +240,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
         out.push_str("no failures\n");
     } else {
         out.push_str(&failure_table(&data, color));
+        out.push_str("rerun a pile after a fix: executor failures rerun PILE [--dry-run]\n");
     }
     let parked = piles["parked_piles"]
         .as_array()
@@ -263,6 +264,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
             "first failure",
             "last failure",
             "example",
+            "pile",
         ]);
         for p in &parked {
             let status = p["status"].as_str().unwrap_or("?");
@@ -280,6 +282,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
                 p["first_failure"].as_str().unwrap_or("").to_string(),
                 p["last_failure"].as_str().unwrap_or("").to_string(),
                 p["example_execution_id"].as_str().unwrap_or("").to_string(),
+                p["id"].as_str().unwrap_or("").to_string(),
             ]);
         }
         out.push_str(&table.to_string());
@@ -301,6 +304,7 @@ fn failure_table(data: &[Value], color: bool) -> String {
         "first seen",
         "last seen",
         "example",
+        "pile",
     ]);
     for p in data {
         let class = p["error_class"].as_str().unwrap_or("?");
@@ -318,6 +322,7 @@ fn failure_table(data: &[Value], color: bool) -> String {
             p["first_seen"].as_str().unwrap_or("").to_string(),
             p["last_seen"].as_str().unwrap_or("").to_string(),
             p["example_execution_id"].as_str().unwrap_or("").to_string(),
+            p["id"].as_str().unwrap_or("").to_string(),
         ]);
     }
     out.push_str(&table.to_string());
