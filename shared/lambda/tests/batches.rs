@@ -140,7 +140,8 @@ async fn batches_on_aws_run_retry_without_duplicates_and_complete_after_a_crash(
     // Retried: nothing new, the same ids.
     let (status, again) = call(&w, "POST", "/v1/batches", Some(&body), &[("idempotency-key", "aws-batch")]).await;
     assert_eq!(status, 200, "{again}");
-    assert_eq!(again["items"], b["items"]);
+    let again_ids: Vec<String> = again["items"].as_array().unwrap().iter().map(|i| i["execution_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(again_ids, ids);
     assert_eq!(all_ids(&w).await.len(), 6);
 
     // Progress until done.
