@@ -108,7 +108,8 @@ pub async fn rerun(
     let parsed: RerunBody = if body.iter().all(u8::is_ascii_whitespace) {
         RerunBody::default()
     } else {
-        parse_body(&headers, &body)?
+        // `null` is the document's "no body" too.
+        parse_body::<Option<RerunBody>>(&headers, &body)?.unwrap_or_default()
     };
     let key = idempotency_key(&headers)?;
     let accepted = state
