@@ -430,8 +430,8 @@ mod tests {
         };
         let mut b = a.clone();
         b.input = json!({"prompt": "b"});
-        assert_ne!(items_hash(&[a.clone()]), items_hash(&[b.clone()]));
+        assert_ne!(items_hash(std::slice::from_ref(&a)), items_hash(std::slice::from_ref(&b)));
         assert_ne!(items_hash(&[a.clone(), b.clone()]), items_hash(&[b, a.clone()]));
-        assert_eq!(items_hash(&[a.clone()]), items_hash(&[a]));
+        assert_eq!(items_hash(std::slice::from_ref(&a)), items_hash(&[a]));
     }
 }
