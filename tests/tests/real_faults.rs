@@ -657,6 +657,12 @@ impl executor_lifecycle::GuardStore for LateJobCommits {
     async fn get(&self, id: &str) -> Result<Option<executor_lifecycle::Guard>, StoreError> {
         self.inner.get(id).await
     }
+    async fn insert_idempotency(
+        &self,
+        item: &executor_lifecycle::IdempotencyItem,
+    ) -> Result<executor_lifecycle::Inserted, StoreError> {
+        self.inner.insert_idempotency(item).await
+    }
     async fn find_idempotency(
         &self,
         tenant: &str,

@@ -74,7 +74,7 @@ pub struct TimelineEntry {
 }
 
 /// Parses a JSON body into `T`, naming the failing field in the problem.
-fn parse_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, Problem> {
@@ -214,6 +214,8 @@ pub async fn create(
         webhook_url: parsed.webhook_url,
         idempotency_key,
         max_duration_seconds: parsed.max_duration_seconds,
+        rerun_of: None,
+        batch: None,
     };
     // Inline submits and the wait are the lifecycle's (executor_lifecycle::inline).
     let accepted = state
@@ -249,7 +251,7 @@ pub async fn create(
     Ok(resp)
 }
 
-async fn respond(state: &ApiState, guard: &Guard, status: StatusCode) -> Result<Response, Problem> {
+pub(crate) async fn respond(state: &ApiState, guard: &Guard, status: StatusCode) -> Result<Response, Problem> {
     let result = state.engine.result(guard).await?;
     Ok((status, Json(ExecutionView::new(guard, result.as_ref()))).into_response())
 }

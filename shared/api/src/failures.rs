@@ -9,8 +9,8 @@ use crate::auth::authorize;
 use crate::problem::Problem;
 use crate::view::rfc3339;
 use axum::Json;
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use executor_lifecycle::ErrorClass;
 use executor_lifecycle::ListQuery;
 use executor_lifecycle::piles::{ParkedPile, Pile, group, group_parked};
@@ -25,6 +25,8 @@ const PAGE: usize = 500;
 /// A pile as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PileView {
+    /// The pile's stable id (`executor failures rerun PILE`; `GET /v1/failures/{pile_id}`).
+    pub id: String,
     /// The error class.
     pub error_class: ErrorClass,
     /// The provider.
@@ -46,6 +48,7 @@ pub struct PileView {
 impl From<Pile> for PileView {
     fn from(p: Pile) -> Self {
         PileView {
+            id: p.id,
             error_class: p.error_class,
             provider: p.provider,
             model: p.model,
@@ -61,6 +64,8 @@ impl From<Pile> for PileView {
 /// A pile of executions the reconciler parked, as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ParkedPileView {
+    /// The pile's stable id (`GET /v1/failures/{pile_id}`).
+    pub id: String,
     /// The provider.
     pub provider: String,
     /// The model.
@@ -84,6 +89,7 @@ pub struct ParkedPileView {
 impl From<ParkedPile> for ParkedPileView {
     fn from(p: ParkedPile) -> Self {
         ParkedPileView {
+            id: p.id,
             provider: p.provider,
             model: p.model,
             status: p.status,
@@ -191,6 +197,24 @@ pub async fn piles(
 ) -> Result<Json<FailurePiles>, Problem> {
     let tenant = authorize(&state, &headers).await?;
     let p = parse(raw.as_deref())?;
+    let (since_ms, failed, parked, truncated) = piles_of(&state, &tenant, p).await?;
+    Ok(Json(FailurePiles {
+        object: "list",
+        since: rfc3339(since_ms),
+        failed: failed.iter().map(|p| p.count).sum(),
+        truncated,
+        data: failed.into_iter().map(PileView::from).collect(),
+        parked: parked.iter().map(|p| p.count).sum(),
+        parked_piles: parked.into_iter().map(ParkedPileView::from).collect(),
+    }))
+}
+
+/// The piles of a window: (since, failure piles, parked piles, truncated).
+async fn piles_of(
+    state: &ApiState,
+    tenant: &str,
+    p: Params,
+) -> Result<(i64, Vec<Pile>, Vec<ParkedPile>, bool), Problem> {
     let now = state.engine.ports().clock.now_ms();
     let since_ms = now - i64::try_from(p.since.as_millis()).unwrap_or(i64::MAX / 2);
     let query = ListQuery {
@@ -201,25 +225,109 @@ pub async fn piles(
         limit: PAGE,
         ..Default::default()
     };
-    let (guards, truncated) = scan(&state, &tenant, query.clone()).await?;
+    let (guards, truncated) = scan(state, tenant, query.clone()).await?;
     let parked_query = ListQuery {
         with_error: false,
         parked: true,
         ..query
     };
-    let (parked, parked_truncated) = scan(&state, &tenant, parked_query).await?;
-    Ok(Json(FailurePiles {
-        object: "list",
-        since: rfc3339(since_ms),
-        failed: guards.len() as u64,
-        truncated: truncated || parked_truncated,
-        data: group(&guards).into_iter().map(PileView::from).collect(),
-        parked: parked.len() as u64,
-        parked_piles: group_parked(&parked)
-            .into_iter()
-            .map(ParkedPileView::from)
-            .collect(),
-    }))
+    let (parked, parked_truncated) = scan(state, tenant, parked_query).await?;
+    Ok((
+        since_ms,
+        group(&guards),
+        group_parked(&parked),
+        truncated || parked_truncated,
+    ))
+}
+
+/// One pile and every execution in it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PileMembers {
+    /// Always `pile`.
+    #[schema(value_type = String, example = "pile")]
+    pub object: &'static str,
+    /// The pile's id.
+    pub id: String,
+    /// `failed` (a pile of `data`) or `parked` (a pile of `parked_piles`).
+    #[schema(example = "failed")]
+    pub kind: String,
+    /// Executions created at or after this time were considered (RFC 3339).
+    pub since: String,
+    /// True when the window held more executions than are read (the pile has the newest).
+    pub truncated: bool,
+    /// The failure pile, when `kind` is `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pile: Option<PileView>,
+    /// The parked pile, when `kind` is `parked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_pile: Option<ParkedPileView>,
+    /// Every execution of the pile, newest first (what `executor failures rerun` reruns).
+    pub execution_ids: Vec<String>,
+}
+
+/// One pile of `GET /v1/failures` (by its `id`, in the same window) with every execution in
+/// it: what `executor failures rerun PILE` reruns.
+#[utoipa::path(
+    get,
+    path = "/v1/failures/{pile_id}",
+    tag = "executions",
+    operation_id = "failure_pile",
+    params(
+        ("pile_id" = String, Path, description = "A pile's `id` from `GET /v1/failures`"),
+        ("since" = Option<String>, Query, description = "Window: a duration such as 90m, 24h, 7d (default 24h, at most 90d)", example = "24h"),
+        ("model" = Option<String>, Query, description = "Only this model"),
+        ("provider" = Option<String>, Query, description = "Only this provider"),
+    ),
+    responses(
+        (status = 200, description = "The pile and its executions", body = PileMembers),
+        (status = 400, description = "A bad query parameter (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No pile with this id in the window", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn pile(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(pile_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<PileMembers>, Problem> {
+    let tenant = authorize(&state, &headers).await?;
+    let p = parse(raw.as_deref())?;
+    let (since_ms, failed, parked, truncated) = piles_of(&state, &tenant, p).await?;
+    let since = rfc3339(since_ms);
+    if let Some(found) = failed.into_iter().find(|p| p.id == pile_id) {
+        return Ok(Json(PileMembers {
+            object: "pile",
+            id: pile_id,
+            kind: "failed".into(),
+            since,
+            truncated,
+            execution_ids: found.execution_ids.clone(),
+            pile: Some(found.into()),
+            parked_pile: None,
+        }));
+    }
+    if let Some(found) = parked.into_iter().find(|p| p.id == pile_id) {
+        return Ok(Json(PileMembers {
+            object: "pile",
+            id: pile_id,
+            kind: "parked".into(),
+            since,
+            truncated,
+            execution_ids: found.execution_ids.clone(),
+            pile: None,
+            parked_pile: Some(found.into()),
+        }));
+    }
+    Err(Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no pile {pile_id} among the failures of the window"),
+    ))
 }
 
 /// Every execution matching `query`, newest first, at most [`MAX_SCANNED`]; true when more

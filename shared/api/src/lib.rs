@@ -4,6 +4,7 @@
 //! ([`openapi`]) and served at `GET /openapi.json`.
 
 pub mod auth;
+pub mod batches;
 pub mod executions;
 pub mod failures;
 pub mod list;

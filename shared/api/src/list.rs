@@ -52,6 +52,8 @@ pub struct Params {
     pub delivery: Option<DeliveryState>,
     /// The filters exclude every execution (e.g. `status=queued&delivery=delivered`).
     pub matches_nothing: bool,
+    /// Only the items of this batch.
+    pub batch_id: Option<String>,
 }
 
 /// Encodes a cursor position.
@@ -111,7 +113,8 @@ fn rfc3339_ms(name: &str, value: &str) -> Result<i64, Problem> {
     Ok(ms - offset_ms)
 }
 
-/// Parses `limit`, `cursor`, `status`, `delivery`, `model`, `provider`, `error_class`, `created_after`,
+/// Parses `limit`, `cursor`, `status`, `delivery`, `model`, `provider`, `error_class`,
+/// `batch_id`, `created_after`,
 /// `created_before`; anything else, a repeated parameter or a bad value is a 400 naming it.
 pub fn parse(raw: Option<&str>) -> Result<Params, Problem> {
     let mut p = Params {
@@ -183,13 +186,14 @@ pub fn parse(raw: Option<&str>) -> Result<Params, Problem> {
                     )
                 })?);
             }
+            "batch_id" => p.batch_id = Some(non_empty("batch_id", value)?),
             "created_after" => p.query.created_after_ms = Some(rfc3339_ms(&name, &value)?),
             "created_before" => p.query.created_before_ms = Some(rfc3339_ms(&name, &value)?),
             other => {
                 return Err(Problem::bad_query(
                     other,
                     format!(
-                        "unknown query parameter '{other}'; known: limit, cursor, status, delivery, model, provider, error_class, created_after, created_before"
+                        "unknown query parameter '{other}'; known: limit, cursor, status, delivery, model, provider, error_class, batch_id, created_after, created_before"
                     ),
                 ));
             }
@@ -271,6 +275,7 @@ fn non_empty(name: &str, value: String) -> Result<String, Problem> {
         ("model" = Option<String>, Query, description = "Only this model", example = "openai/gpt-image-1"),
         ("provider" = Option<String>, Query, description = "Only this provider", example = "openai"),
         ("error_class" = Option<ErrorClass>, Query, description = "Only executions failed with this error class"),
+        ("batch_id" = Option<String>, Query, description = "Only the items of this batch (`POST /v1/batches`)", example = "bat_01jd0000000000000000000000"),
         ("created_after" = Option<String>, Query, format = DateTime, description = "Created at or after (RFC 3339)"),
         ("created_before" = Option<String>, Query, format = DateTime, description = "Created strictly before (RFC 3339)"),
     ),
@@ -301,7 +306,28 @@ pub async fn list(
     }
     // One more than the page tells whether there is a next page.
     params.query.limit = params.limit + 1;
-    let mut guards = state.engine.list(&tenant, &params.query).await?;
+    let mut guards = match &params.batch_id {
+        // A batch's items (at most 100) are found through the batch, on every backend, and
+        // filtered here; an unknown batch (or another tenant's) lists nothing.
+        Some(batch_id) => match state.engine.batch(&tenant, batch_id).await {
+            Ok(batch) => {
+                let mut items: Vec<_> = batch
+                    .executions
+                    .into_iter()
+                    .flatten()
+                    .filter(|g| params.query.matches(g))
+                    .collect();
+                items.sort_by(|a, b| {
+                    (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id))
+                });
+                items.truncate(params.query.limit);
+                items
+            }
+            Err(executor_lifecycle::EngineError::NotFound) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        },
+        None => state.engine.list(&tenant, &params.query).await?,
+    };
     let has_more = guards.len() > params.limit;
     guards.truncate(params.limit);
     let next_cursor = if has_more {

@@ -3,7 +3,7 @@
 //! come from the same list of handlers, so a route cannot exist without being documented.
 //! `docs/openapi.json` is this document, checked by a drift test.
 
-use crate::{ApiState, executions, failures, list, models, problem::Problem, webhooks};
+use crate::{ApiState, batches, executions, failures, list, models, problem::Problem, webhooks};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -39,6 +39,7 @@ impl Modify for BearerAuth {
     components(schemas(Problem)),
     tags(
         (name = "executions", description = "Create, read, list and cancel executions"),
+        (name = "batches", description = "Up to 100 executions created as one, atomic with respect to idempotency, followed as one"),
         (name = "models", description = "The models (bundles) this deployment serves, with their input JSON Schemas"),
         (name = "webhooks", description = "Provider callbacks, authenticated by each provider's signature scheme"),
         (name = "meta", description = "Health and this document"),
@@ -68,7 +69,11 @@ pub fn router_and_doc() -> (Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(executions::events))
         .routes(routes!(executions::raw))
         .routes(routes!(executions::media))
+        .routes(routes!(batches::rerun))
+        .routes(routes!(batches::create))
+        .routes(routes!(batches::get_one))
         .routes(routes!(failures::piles))
+        .routes(routes!(failures::pile))
         .routes(routes!(executions::redrive))
         .routes(routes!(models::list))
         .routes(routes!(models::get_one))
@@ -101,15 +106,37 @@ fn finish(mut doc: Value) -> Value {
             "description": "Where the provider calls back for this execution",
         },
     });
-    for op in ["post"] {
+    let mut with_rerun = links.clone();
+    if let Some(l) = with_rerun.as_object_mut() {
+        l.insert(
+            "RerunExecution".into(),
+            id_link("rerun_execution", "Rerun the execution created"),
+        );
+    }
+    for path in ["/paths/~1v1~1executions/post", "/paths/~1v1~1executions~1{id}~1rerun/post"] {
         if let Some(responses) = doc
-            .pointer_mut(&format!("/paths/~1v1~1executions/{op}/responses"))
+            .pointer_mut(&format!("{path}/responses"))
             .and_then(Value::as_object_mut)
         {
             for code in ["200", "201", "202"] {
                 if let Some(r) = responses.get_mut(code).and_then(Value::as_object_mut) {
-                    r.insert("links".into(), links.clone());
+                    r.insert("links".into(), with_rerun.clone());
                 }
+            }
+        }
+    }
+    let batch_link = json!({"GetBatch": {
+        "operationId": "get_batch",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "Follow the batch created",
+    }});
+    if let Some(responses) = doc
+        .pointer_mut("/paths/~1v1~1batches/post/responses")
+        .and_then(Value::as_object_mut)
+    {
+        for code in ["200", "202"] {
+            if let Some(r) = responses.get_mut(code).and_then(Value::as_object_mut) {
+                r.insert("links".into(), batch_link.clone());
             }
         }
     }

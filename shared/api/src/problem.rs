@@ -141,6 +141,7 @@ impl From<EngineError> for Problem {
                 p.field = Some("/headers/idempotency-key".into());
                 p
             }
+            EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
             EngineError::Unauthorized(f) => {
                 let mut p = Problem::unauthorized(format!("callback rejected: {}", f.message));
                 p.error_class = Some(f.class.as_str().to_string());

@@ -412,6 +412,18 @@ pub struct ExecutionView {
     pub callbacks_rejected: Vec<RejectedCallbackView>,
     /// Related URLs.
     pub urls: ExecutionUrls,
+    /// The execution this one reruns (`POST /v1/executions/{id}/rerun`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// The executions that rerun this one, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reruns: Vec<String>,
+    /// The batch this execution is an item of (`POST /v1/batches`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
+    /// Its index in that batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_index: Option<u32>,
 }
 
 /// A refused callback.
@@ -473,6 +485,10 @@ impl ExecutionView {
                 events: format!("/v1/executions/{}/events", g.id),
                 raw: format!("/v1/executions/{}/raw", g.id),
             },
+            rerun_of: g.rerun_of.clone(),
+            reruns: g.reruns.clone(),
+            batch_id: g.batch.as_ref().map(|b| b.id.clone()),
+            batch_index: g.batch.as_ref().map(|b| b.index),
         }
     }
 

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
 };
 use executor_lifecycle::{
     Clock, CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
@@ -152,6 +152,11 @@ fn guard_of(item: &Item) -> Result<Guard, StoreError> {
                 .filter_map(|s| serde_json::from_str(s).ok())
                 .collect()
         })
+        .unwrap_or_default();
+    g.reruns = item
+        .get("rerun_ids")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|x| x.as_s().ok().cloned()).collect())
         .unwrap_or_default();
     g.reconcile_failures = match get_s(item, "reconcile_failures") {
         Some(s) => Some(serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))?),
@@ -448,6 +453,28 @@ impl GuardStore for DynamoGuardStore {
             );
             tx = tx.transact_items(TransactWriteItem::builder().put(put(it)?).build());
         }
+        if let Some(original) = &guard.rerun_of {
+            // The link both ways in the same transaction: the rerun's `rerun_of` (in its
+            // record) and the original's `rerun_ids` (an attribute commits never write).
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(ex_pk(original)))
+                .update_expression(
+                    "SET rerun_ids = list_append(if_not_exists(rerun_ids, :empty), :one)",
+                )
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(rerun_ids) OR size(rerun_ids) < :max)",
+                )
+                .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+                .expression_attribute_values(":one", AttributeValue::L(vec![s(&guard.id)]))
+                .expression_attribute_values(
+                    ":max",
+                    n(executor_lifecycle::MAX_RERUNS as i64),
+                )
+                .build()
+                .map_err(err)?;
+            tx = tx.transact_items(TransactWriteItem::builder().update(update).build());
+        }
         match tx.send().await {
             Ok(_) => Ok(Inserted::Created),
             Err(e) => {
@@ -469,6 +496,39 @@ impl GuardStore for DynamoGuardStore {
         match self.get_item(ex_pk(id)).await? {
             Some(item) => guard_of(&item).map(Some),
             None => Ok(None),
+        }
+    }
+
+    async fn insert_idempotency(&self, i: &IdempotencyItem) -> Result<Inserted, StoreError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("idem#{}#{}", i.tenant, i.key)))
+            .item("execution_id", s(&i.execution_id))
+            .item("request_hash", s(&i.request_hash))
+            .item(
+                "expires_at",
+                n(self.clock.now_ms() / 1000 + RETENTION_DAYS * 86_400),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Inserted::Created),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                match self.find_idempotency(&i.tenant, &i.key).await? {
+                    Some(existing) => Ok(Inserted::IdempotencyKeyTaken(existing)),
+                    None => Err(StoreError::Unavailable(format!(
+                        "idempotency key {} taken and gone",
+                        i.key
+                    ))),
+                }
+            }
+            Err(e) => Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
         }
     }
 

@@ -147,6 +147,102 @@ impl Client {
         Ok(body)
     }
 
+    /// `POST /v1/executions/{id}/rerun` (optionally on another model): (HTTP status, body).
+    pub async fn rerun(
+        &self,
+        id: &str,
+        model: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/executions/{id}/rerun", self.base))
+            .bearer_auth(&self.key);
+        if let Some(m) = model {
+            req = req.json(&json!({"model": m}));
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("POST {}/v1/executions/{id}/rerun", self.base))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `POST /v1/batches` with a whole body: (HTTP status, body).
+    pub async fn create_batch(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/batches", self.base))
+            .bearer_auth(&self.key)
+            .json(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("POST {}/v1/batches", self.base))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// `GET /v1/batches/{id}`.
+    pub async fn batch(&self, id: &str) -> Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/batches/{id}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("GET /v1/batches/{id}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// `GET /v1/failures/{pile_id}`: one pile with every execution in it.
+    pub async fn failure_pile(
+        &self,
+        pile: &str,
+        since: &str,
+        model: Option<&str>,
+        provider: Option<&str>,
+    ) -> Result<Value> {
+        let mut query = vec![("since", since.to_string())];
+        if let Some(m) = model {
+            query.push(("model", m.to_string()));
+        }
+        if let Some(p) = provider {
+            query.push(("provider", p.to_string()));
+        }
+        let resp = self
+            .http
+            .get(format!("{}/v1/failures/{pile}", self.base))
+            .query(&query)
+            .bearer_auth(&self.key)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "GET /v1/failures/{pile}: {}",
+                body["detail"].as_str().unwrap_or(&status.to_string())
+            );
+        }
+        Ok(body)
+    }
+
     /// `POST /v1/executions/{id}/redrive`: (HTTP status, body).
     pub async fn redrive(&self, id: &str) -> Result<(u16, Value)> {
         let resp = self

@@ -15,4 +15,5 @@ pub mod local;
 pub mod metrics;
 pub mod render;
 pub mod replay;
+pub mod reruns;
 pub mod web;

@@ -177,6 +177,73 @@ impl KeyStoreArgs {
     }
 }
 
+/// Where the API is and the key to use.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// API base URL.
+    #[arg(long, env = "EXECUTOR_URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// API key.
+    #[arg(long, env = "EXECUTOR_API_KEY")]
+    key: String,
+}
+
+#[derive(Subcommand)]
+enum FailuresCommand {
+    /// Rerun every execution of a pile (its `pile` id in `executor failures`) after a fix:
+    /// each as a new execution linked to it (`rerun_of`). Executions rerun already are
+    /// skipped, so running it twice reruns each once. Exits 1 if a rerun is refused.
+    Rerun {
+        /// The pile id (`pile_...`).
+        pile: String,
+        /// List what would be rerun; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rerun on this model instead of each execution's own.
+        #[arg(long = "to-model")]
+        to_model: Option<String>,
+        /// The window the pile is from (as `executor failures --since`).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// The `--model` filter the pile was listed with.
+        #[arg(long)]
+        model: Option<String>,
+        /// The `--provider` filter the pile was listed with.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCommand {
+    /// Create a batch: one execution per `--input` (at most 100), all of `--model`.
+    Create {
+        /// Model id of every item.
+        #[arg(long)]
+        model: String,
+        /// One item's input JSON (repeat for each item).
+        #[arg(long = "input", required = true)]
+        inputs: Vec<String>,
+        /// Idempotency key (a retry with it creates nothing new).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a batch: progress counts and each item's outcome.
+    Get {
+        /// Batch id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Make an API key for a tenant and print it (on stdout, alone, once: only its SHA-256
@@ -317,7 +384,11 @@ enum Command {
     /// Failed and degraded executions grouped into piles (error class, provider, model,
     /// normalized provider message), most frequent first, with counts, first/last seen and an
     /// example execution per pile.
+    #[command(subcommand_negates_reqs = true)]
     Failures {
+        /// `rerun PILE [--dry-run]`: rerun a pile after a fix.
+        #[command(subcommand)]
+        command: Option<FailuresCommand>,
         /// Window: a duration such as 90m, 24h or 7d.
         #[arg(long, default_value = "24h")]
         since: String,
@@ -336,6 +407,25 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Rerun an execution: a new one with the same request (optionally on another model),
+    /// linked to it. Prints the new execution.
+    Rerun {
+        /// Execution id.
+        id: String,
+        /// Another model to run the same input on.
+        #[arg(long)]
+        model: Option<String>,
+        /// Idempotency key.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Batches: up to 100 executions created as one, followed as one.
+    Batch {
+        #[command(subcommand)]
+        command: BatchCommand,
     },
     /// Deliver parked outcomes again: the given executions whose delivery is `degraded`, or all of the
     /// key's with `--all`. Exits 1 if any delivery fails again.
@@ -1030,6 +1120,77 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Failures {
+            command:
+                Some(FailuresCommand::Rerun {
+                    pile,
+                    dry_run,
+                    to_model,
+                    since,
+                    model,
+                    provider,
+                    server,
+                    json,
+                }),
+            ..
+        } => {
+            let client = Client::new(&server.server, &server.key)?;
+            let opts = executor_cli::reruns::RerunPileOptions {
+                since,
+                model,
+                provider,
+                to_model,
+                dry_run,
+            };
+            let report = executor_cli::reruns::rerun_pile(&client, &pile, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(i32::from(report.failed() > 0))
+        }
+        Command::Rerun {
+            id,
+            model,
+            idempotency_key,
+            server,
+        } => {
+            let client = Client::new(&server.server, &server.key)?;
+            let (status, body) = client
+                .rerun(&id, model.as_deref(), idempotency_key.as_deref())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(i32::from(status >= 300))
+        }
+        Command::Batch { command } => match command {
+            BatchCommand::Create {
+                model,
+                inputs,
+                idempotency_key,
+                server,
+            } => {
+                let client = Client::new(&server.server, &server.key)?;
+                let mut items = Vec::new();
+                for (i, input) in inputs.iter().enumerate() {
+                    let input: serde_json::Value = serde_json::from_str(input)
+                        .with_context(|| format!("--input number {} is not JSON", i + 1))?;
+                    items.push(serde_json::json!({"input": input}));
+                }
+                let body = serde_json::json!({"model": model, "items": items});
+                let (status, body) = client
+                    .create_batch(&body, idempotency_key.as_deref())
+                    .await?;
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                Ok(i32::from(status >= 300))
+            }
+            BatchCommand::Get { id, server } => {
+                let client = Client::new(&server.server, &server.key)?;
+                println!("{}", serde_json::to_string_pretty(&client.batch(&id).await?)?);
+                Ok(0)
+            }
+        },
+        Command::Failures {
+            command: None,
             since,
             model,
             provider,

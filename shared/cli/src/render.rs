@@ -257,6 +257,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
         out.push_str("no failures\n");
     } else {
         out.push_str(&failure_table(&data, color));
+        out.push_str("rerun a pile after a fix: executor failures rerun PILE [--dry-run]\n");
     }
     let parked = piles["parked_piles"]
         .as_array()
@@ -280,6 +281,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
             "first failure",
             "last failure",
             "example",
+            "pile",
         ]);
         for p in &parked {
             let status = p["status"].as_str().unwrap_or("?");
@@ -297,6 +299,7 @@ pub fn failures(piles: &Value, color: bool) -> String {
                 p["first_failure"].as_str().unwrap_or("").to_string(),
                 p["last_failure"].as_str().unwrap_or("").to_string(),
                 p["example_execution_id"].as_str().unwrap_or("").to_string(),
+                p["id"].as_str().unwrap_or("").to_string(),
             ]);
         }
         out.push_str(&table.to_string());
@@ -318,6 +321,7 @@ fn failure_table(data: &[Value], color: bool) -> String {
         "first seen",
         "last seen",
         "example",
+        "pile",
     ]);
     for p in data {
         let class = p["error_class"].as_str().unwrap_or("?");
@@ -335,6 +339,7 @@ fn failure_table(data: &[Value], color: bool) -> String {
             p["first_seen"].as_str().unwrap_or("").to_string(),
             p["last_seen"].as_str().unwrap_or("").to_string(),
             p["example_execution_id"].as_str().unwrap_or("").to_string(),
+            p["id"].as_str().unwrap_or("").to_string(),
         ]);
     }
     out.push_str(&table.to_string());

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS callbacks (
     received_at_ms INTEGER NOT NULL,
     PRIMARY KEY (execution_id, callback_id)
 );
+CREATE TABLE IF NOT EXISTS reruns (
+    execution_id TEXT NOT NULL,
+    rerun_id TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, rerun_id)
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     tenant TEXT NOT NULL,
     key TEXT NOT NULL,

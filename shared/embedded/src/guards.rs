@@ -55,6 +55,16 @@ fn load(conn: &Connection, id: &str) -> Result<Option<Guard>, StoreError> {
         .map_err(db_err)?
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT rerun_id FROM reruns WHERE execution_id = ?1 ORDER BY created_at_ms, rowid",
+        )
+        .map_err(db_err)?;
+    g.reruns = stmt
+        .query_map(params![id], |r| r.get::<_, String>(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
     g.reconcile_failures = conn
         .prepare_cached(
             "SELECT version, failures, first_failure_ms, last_failure_ms, reason
@@ -121,6 +131,18 @@ impl GuardStore for SqliteStore {
                 )
                 .map_err(db_err)?;
             }
+            if let Some(original) = &g.rerun_of {
+                // The link both ways in the same transaction: the original must exist.
+                let n = exec(&tx,
+                    "INSERT INTO reruns (execution_id, rerun_id, created_at_ms)
+                     SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM executions WHERE id = ?1)",
+                    params![original, g.id, g.created_at_ms],
+                )
+                .map_err(db_err)?;
+                if n != 1 {
+                    return Err(StoreError::Corrupt(format!("rerun of missing execution {original}")));
+                }
+            }
             exec(&tx,
                 "INSERT INTO executions (id, tenant, model, provider, status, version, created_at_ms, updated_at_ms,
                    next_due_ms, error_class, cost_usd_micros, outbox_pending, is_final, record, cancel_requested)
@@ -152,6 +174,35 @@ impl GuardStore for SqliteStore {
     async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError> {
         let id = id.to_string();
         self.with(move |conn| load(conn, &id)).await
+    }
+
+    async fn insert_idempotency(&self, item: &IdempotencyItem) -> Result<Inserted, StoreError> {
+        let item = item.clone();
+        self.with(move |conn| {
+            let n = exec(
+                conn,
+                "INSERT OR IGNORE INTO idempotency (tenant, key, execution_id, request_hash) VALUES (?1, ?2, ?3, ?4)",
+                params![item.tenant, item.key, item.execution_id, item.request_hash],
+            )
+            .map_err(db_err)?;
+            if n == 1 {
+                return Ok(Inserted::Created);
+            }
+            let (execution_id, request_hash) = conn
+                .query_row(
+                    "SELECT execution_id, request_hash FROM idempotency WHERE tenant = ?1 AND key = ?2",
+                    params![item.tenant, item.key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)?;
+            Ok(Inserted::IdempotencyKeyTaken(IdempotencyItem {
+                tenant: item.tenant,
+                key: item.key,
+                execution_id,
+                request_hash,
+            }))
+        })
+        .await
     }
 
     async fn find_idempotency(

@@ -51,6 +51,10 @@ pub enum EngineError {
     /// The idempotency key was used for a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyConflict,
+    /// The request conflicts with the state of what it names (409), e.g. an execution that
+    /// has as many reruns as it may have.
+    #[error("{0}")]
+    Conflict(String),
     /// A callback failed verification.
     #[error("callback rejected: {0}")]
     Unauthorized(Failure),
@@ -78,6 +82,17 @@ pub struct CreateRequest {
     pub idempotency_key: Option<String>,
     /// Requested maximum duration (bounded by the model's).
     pub max_duration_seconds: Option<u64>,
+    /// The execution this one reruns ([`Engine::rerun`]).
+    pub rerun_of: Option<String>,
+    /// The batch item this execution is ([`Engine::create_batch`]).
+    pub batch: Option<crate::model::BatchMember>,
+}
+
+/// What a valid create request resolves to.
+pub(crate) struct Checked {
+    pub(crate) spec: crate::provider::ModelSpec,
+    pub(crate) input: Value,
+    pub(crate) max_duration_ms: u64,
 }
 
 /// An accepted execution.
@@ -239,32 +254,11 @@ impl Engine {
                 return self.replay(item, &hash).await;
             }
         }
-        let driver = self.ports.catalog.get(&req.model).ok_or_else(|| {
-            EngineError::Invalid(Failure::validation(
-                "/model",
-                format!("unknown model '{}'; GET /v1/models lists them", req.model),
-            ))
-        })?;
-        let spec = driver.spec().clone();
-        let input = driver.validate(&req.input).map_err(EngineError::Invalid)?;
-        if let Some(url) = &req.webhook_url
-            && let Err(why) = self.config.webhook_targets.check_url(url)
-        {
-            return Err(EngineError::Invalid(Failure::validation(
-                "/webhook_url",
-                format!("webhook_url is refused: {why}"),
-            )));
-        }
-        let max_duration_ms = match req.max_duration_seconds {
-            Some(0) => {
-                return Err(EngineError::Invalid(Failure::validation(
-                    "/max_duration_seconds",
-                    "max_duration_seconds must be at least 1",
-                )));
-            }
-            Some(s) => s.saturating_mul(1000).min(spec.max_duration_ms),
-            None => spec.max_duration_ms,
-        };
+        let Checked {
+            spec,
+            input,
+            max_duration_ms,
+        } = self.check(&req).map_err(EngineError::Invalid)?;
         let now = self.now();
         let request = ExecutionRequest {
             id: keys::new_execution_id(),
@@ -287,6 +281,8 @@ impl Engine {
             self.remember_request(&request);
         }
         let mut guard = Guard::accepted(&request, &spec.provider, spec.shape);
+        guard.rerun_of = req.rerun_of.clone();
+        guard.batch = req.batch.clone();
         let delay = if inline {
             self.config.scaled(spec.submit_timeout_ms) + self.config.watchdog_margin_ms
         } else {
@@ -344,6 +340,43 @@ impl Engine {
         Ok(Accepted {
             guard,
             replayed: false,
+        })
+    }
+
+    /// Validates a create request without writing anything: the model exists, the input fits
+    /// its schema, the webhook URL is allowed, the duration is sane. The failure names the
+    /// field as a JSON pointer into the create body.
+    pub(crate) fn check(&self, req: &CreateRequest) -> Result<Checked, Failure> {
+        let driver = self.ports.catalog.get(&req.model).ok_or_else(|| {
+            Failure::validation(
+                "/model",
+                format!("unknown model '{}'; GET /v1/models lists them", req.model),
+            )
+        })?;
+        let spec = driver.spec().clone();
+        let input = driver.validate(&req.input)?;
+        if let Some(url) = &req.webhook_url
+            && let Err(why) = self.config.webhook_targets.check_url(url)
+        {
+            return Err(Failure::validation(
+                "/webhook_url",
+                format!("webhook_url is refused: {why}"),
+            ));
+        }
+        let max_duration_ms = match req.max_duration_seconds {
+            Some(0) => {
+                return Err(Failure::validation(
+                    "/max_duration_seconds",
+                    "max_duration_seconds must be at least 1",
+                ));
+            }
+            Some(s) => s.saturating_mul(1000).min(spec.max_duration_ms),
+            None => spec.max_duration_ms,
+        };
+        Ok(Checked {
+            spec,
+            input,
+            max_duration_ms,
         })
     }
 
@@ -729,11 +762,18 @@ impl ReconcileFailure {
 
 /// Hash of what makes two create requests "the same" for idempotency.
 fn request_hash(req: &CreateRequest) -> String {
-    let canonical = json!({
+    let mut canonical = json!({
         "model": req.model,
         "input": req.input,
         "webhook_url": req.webhook_url,
         "max_duration_seconds": req.max_duration_seconds,
     });
+    // Only when set, so the hashes of plain creates stay what they were.
+    if let Some(of) = &req.rerun_of {
+        canonical["rerun_of"] = json!(of);
+    }
+    if let Some(b) = &req.batch {
+        canonical["batch"] = json!({"id": b.id, "index": b.index});
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }

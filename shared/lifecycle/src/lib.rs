@@ -8,6 +8,7 @@
 //! no AWS, HTTP-framework or SQLite types here.
 
 pub mod actions;
+pub mod batch;
 pub mod blobs;
 pub mod config;
 pub mod crash;

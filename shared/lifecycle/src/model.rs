@@ -228,7 +228,30 @@ pub struct Guard {
     /// [`Guard::parked`] says whether it is current and parks the execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile_failures: Option<ReconcileFailures>,
+    /// The execution this one reruns (`POST /v1/executions/{id}/rerun`): part of the
+    /// immutable acceptance, written with version 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// Executions that rerun this one, oldest first (not versioned: the backend adds each
+    /// link atomically with the rerun's insert, and overlays them on every read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reruns: Vec<String>,
+    /// The batch this execution is an item of (`POST /v1/batches`), with its index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchMember>,
 }
+
+/// An execution's place in a batch.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchMember {
+    /// The batch id (`bat_` + ULID).
+    pub id: String,
+    /// The item's index in the batch (0-based).
+    pub index: u32,
+}
+
+/// Reruns an execution may have (its links must fit its guard item).
+pub const MAX_RERUNS: usize = 100;
 
 /// What the reconciler remembers of an execution it could not re-drive: durable (in the guard
 /// store, beside the guard), so the count, the backoff and the parking survive a restart, and
@@ -303,6 +326,9 @@ impl Guard {
             callbacks_received: Vec::new(),
             callbacks_rejected: Vec::new(),
             reconcile_failures: None,
+            rerun_of: None,
+            reruns: Vec::new(),
+            batch: None,
         }
     }
 

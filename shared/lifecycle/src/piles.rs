@@ -13,6 +13,9 @@ use std::collections::HashMap;
 /// One pile of alike failures.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Pile {
+    /// A stable id of the pile ([`pile_id`] of what groups it): `executor failures rerun` names
+    /// a pile by it.
+    pub id: String,
     /// The error class.
     pub error_class: ErrorClass,
     /// The provider.
@@ -29,11 +32,16 @@ pub struct Pile {
     pub last_seen_ms: i64,
     /// The latest execution of the pile, to explain.
     pub example_execution_id: String,
+    /// Every execution of the pile, in listing order (newest created first).
+    #[serde(skip)]
+    pub execution_ids: Vec<String>,
 }
 
 /// A pile of executions the reconciler parked for alike reasons.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ParkedPile {
+    /// A stable id of the pile ([`pile_id`]).
+    pub id: String,
     /// The provider.
     pub provider: String,
     /// The model.
@@ -52,6 +60,23 @@ pub struct ParkedPile {
     pub last_failure_ms: i64,
     /// The execution that failed last, to explain.
     pub example_execution_id: String,
+    /// Every execution of the pile, in listing order (newest created first).
+    #[serde(skip)]
+    pub execution_ids: Vec<String>,
+}
+
+/// The id of a pile: `pile_` and 12 hex digits of a hash of what groups it (`kind` is
+/// `failed` or `parked`), the same for the same pile in every listing.
+pub fn pile_id(kind: &str, parts: &[&str]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(kind.as_bytes());
+    for p in parts {
+        h.update([0u8]);
+        h.update(p.as_bytes());
+    }
+    let digest = hex::encode(h.finalize());
+    format!("pile_{}", &digest[..12])
 }
 
 /// Groups the parked executions among `guards` ([`Guard::parked`]) into piles, most
@@ -69,6 +94,11 @@ pub fn group_parked<'a>(guards: impl IntoIterator<Item = &'a Guard>) -> Vec<Park
             reason.clone(),
         );
         let pile = piles.entry(key).or_insert_with(|| ParkedPile {
+            id: pile_id(
+                "parked",
+                &[&g.provider, &g.model, g.status().as_str(), &reason],
+            ),
+            execution_ids: Vec::new(),
             provider: g.provider.clone(),
             model: g.model.clone(),
             status: g.status(),
@@ -80,6 +110,7 @@ pub fn group_parked<'a>(guards: impl IntoIterator<Item = &'a Guard>) -> Vec<Park
             example_execution_id: g.id.clone(),
         });
         pile.count += 1;
+        pile.execution_ids.push(g.id.clone());
         pile.failures = pile.failures.max(f.failures);
         pile.first_failure_ms = pile.first_failure_ms.min(f.first_failure_ms);
         if f.last_failure_ms >= pile.last_failure_ms {
@@ -176,6 +207,11 @@ pub fn group<'a>(guards: impl IntoIterator<Item = &'a Guard>) -> Vec<Pile> {
             message.clone(),
         );
         let pile = piles.entry(key).or_insert_with(|| Pile {
+            id: pile_id(
+                "failed",
+                &[failure.class.as_str(), &g.provider, &g.model, &message],
+            ),
+            execution_ids: Vec::new(),
             error_class: failure.class,
             provider: g.provider.clone(),
             model: g.model.clone(),
@@ -186,6 +222,7 @@ pub fn group<'a>(guards: impl IntoIterator<Item = &'a Guard>) -> Vec<Pile> {
             example_execution_id: g.id.clone(),
         });
         pile.count += 1;
+        pile.execution_ids.push(g.id.clone());
         pile.first_seen_ms = pile.first_seen_ms.min(at);
         if at >= pile.last_seen_ms {
             pile.last_seen_ms = at;

@@ -128,6 +128,24 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+impl ListQuery {
+    /// Whether `g` passes the filters and the cursor (the tenant and the page size aside):
+    /// the in-memory form of what the backends' listings select.
+    pub fn matches(&self, g: &Guard) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&g.status()))
+            && self.model.as_ref().is_none_or(|m| &g.model == m)
+            && self.provider.as_ref().is_none_or(|p| &g.provider == p)
+            && self.created_after_ms.is_none_or(|a| g.created_at_ms >= a)
+            && self.created_before_ms.is_none_or(|b| g.created_at_ms < b)
+            && self.error_class.is_none_or(|c| g.error_class() == Some(c))
+            && (!self.with_error || g.error_class().is_some())
+            && (!self.parked || g.parked().is_some())
+            && self.before.as_ref().is_none_or(|(at, id)| {
+                g.created_at_ms < *at || (g.created_at_ms == *at && g.id.as_str() < id.as_str())
+            })
+    }
+}
+
 /// The guard/index store (DynamoDB item per execution, or a SQLite row).
 ///
 /// `commit` is the single commit point: it writes `next` only if the stored version is
@@ -136,7 +154,9 @@ pub struct ListQuery {
 /// `record_rejected_callback` and `set_reconcile_failures` and overlaid on every read.
 #[async_trait]
 pub trait GuardStore: Send + Sync {
-    /// Inserts version 0, atomically with the idempotency item if one is given.
+    /// Inserts version 0, atomically with the idempotency item if one is given, and, when
+    /// the guard is a rerun ([`Guard::rerun_of`]), with the link added to the original's
+    /// `reruns` (overlaid on reads like the callbacks; never written by `commit`).
     async fn insert(
         &self,
         guard: &Guard,
@@ -144,6 +164,9 @@ pub trait GuardStore: Send + Sync {
     ) -> Result<Inserted, StoreError>;
     /// Consistent read of a guard.
     async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError>;
+    /// Inserts an idempotency item of its own (a batch's: the key names the batch, not an
+    /// execution) unless the (tenant, key) is taken; a taken key answers the existing item.
+    async fn insert_idempotency(&self, item: &IdempotencyItem) -> Result<Inserted, StoreError>;
     /// Looks up an idempotency item.
     async fn find_idempotency(
         &self,
