@@ -78,9 +78,11 @@ export CHAOS_SEED=${CHAOS_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
 echo "chaos seed: CHAOS_SEED=$CHAOS_SEED"
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "bundles: executor bundle check, executor bundle test all (replay fixtures)"
+step "bundles: executor bundle check, executor bundle conformance all"
+# (`executor bundle test all`, the replay of every fixture, runs in the tests above:
+# shared/cli/tests/bundle_replay.rs.)
 cargo run --quiet --locked -p executor-cli --bin executor -- bundle check
-cargo run --quiet --locked -p executor-cli --bin executor -- bundle test all
+cargo run --quiet --locked -p executor-cli --bin executor -- bundle conformance all
 
 step "fuzz (cargo-fuzz on nightly: 4 targets, 15 s each; skip with EXECUTOR_SKIP_FUZZ=1)"
 if [ "${EXECUTOR_SKIP_FUZZ:-0}" != 1 ]; then

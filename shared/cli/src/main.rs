@@ -989,8 +989,17 @@ async fn run(cli: Cli) -> Result<i32> {
                     failed += 1;
                     continue;
                 }
-                for f in files {
-                    let r = replay::run_fixture(&f, &all, &bundles_dir).await;
+                // Fixtures replay on their own embedded systems, mostly waiting on scaled
+                // poll delays: a few at a time, reported in order.
+                use futures::StreamExt as _;
+                let all_ref = &all;
+                let dir_ref = &bundles_dir;
+                let mut runs = futures::stream::iter(files.into_iter().map(|f| async move {
+                    let r = replay::run_fixture(&f, all_ref, dir_ref).await;
+                    (f, r)
+                }))
+                .buffered(4);
+                while let Some((f, r)) = runs.next().await {
                     if r.passed {
                         passed += 1;
                         let a = r.actual.as_ref();
