@@ -270,10 +270,7 @@ impl GuardStore for ChaosGuards {
         }
         self.inner.get(id).await
     }
-    async fn insert_idempotency(
-        &self,
-        item: &IdempotencyItem,
-    ) -> Result<Inserted, StoreError> {
+    async fn insert_idempotency(&self, item: &IdempotencyItem) -> Result<Inserted, StoreError> {
         self.inner.insert_idempotency(item).await
     }
     async fn find_idempotency(

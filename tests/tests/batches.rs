@@ -24,14 +24,20 @@ fn outcome(v: &Value) -> Option<String> {
     v["outcome"]
         .as_str()
         .or_else(|| {
-            v["status"].as_str().filter(|s| {
-                ["succeeded", "failed", "canceled", "timed_out"].contains(s)
-            })
+            v["status"]
+                .as_str()
+                .filter(|s| ["succeeded", "failed", "canceled", "timed_out"].contains(s))
         })
         .map(str::to_string)
 }
 
-async fn post(h: &Harness, key: &str, path: &str, body: Option<Value>, idem: Option<&str>) -> (StatusCode, Value) {
+async fn post(
+    h: &Harness,
+    key: &str,
+    path: &str,
+    body: Option<Value>,
+    idem: Option<&str>,
+) -> (StatusCode, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}{path}", h.sys.url))
         .bearer_auth(key);
@@ -90,11 +96,25 @@ async fn a_rerun_is_linked_both_ways_idempotent_and_tenant_scoped() {
     let (model, schema) = h.model_of_shape("polling").await;
     let original = h.run(&model, &Harness::input(&schema, "rerun me")).await;
     let id = original["id"].as_str().unwrap();
-    assert_eq!(outcome(&original).as_deref(), Some("succeeded"), "{original}");
+    assert_eq!(
+        outcome(&original).as_deref(),
+        Some("succeeded"),
+        "{original}"
+    );
 
     // No body: the same request, same model.
-    let (status, rerun) = post(&h, &key, &format!("/v1/executions/{id}/rerun"), None, Some("r-1")).await;
-    assert!(status == StatusCode::ACCEPTED || status == StatusCode::CREATED, "{status} {rerun}");
+    let (status, rerun) = post(
+        &h,
+        &key,
+        &format!("/v1/executions/{id}/rerun"),
+        None,
+        Some("r-1"),
+    )
+    .await;
+    assert!(
+        status == StatusCode::ACCEPTED || status == StatusCode::CREATED,
+        "{status} {rerun}"
+    );
     let rerun_id = rerun["id"].as_str().unwrap().to_string();
     assert_ne!(rerun_id, id);
     assert_eq!(rerun["rerun_of"], id, "{rerun}");
@@ -102,7 +122,10 @@ async fn a_rerun_is_linked_both_ways_idempotent_and_tenant_scoped() {
     let done = h.wait(&rerun_id).await;
     assert_eq!(outcome(&done).as_deref(), Some("succeeded"), "{done}");
     // The same input reached the provider a second time.
-    assert_eq!(h.creates(original["provider"].as_str().unwrap(), "rerun me"), 2);
+    assert_eq!(
+        h.creates(original["provider"].as_str().unwrap(), "rerun me"),
+        2
+    );
     let req_a = h.sys.engine.request(id).await.unwrap().unwrap();
     let req_b = h.sys.engine.request(&rerun_id).await.unwrap().unwrap();
     assert_eq!(req_a.input, req_b.input);
@@ -112,26 +135,72 @@ async fn a_rerun_is_linked_both_ways_idempotent_and_tenant_scoped() {
     let again = h.client.get(id).await.unwrap();
     assert_eq!(again["reruns"], json!([rerun_id]), "{again}");
     // The same Idempotency-Key replays the same rerun and adds no link.
-    let (status, replay) = post(&h, &key, &format!("/v1/executions/{id}/rerun"), None, Some("r-1")).await;
+    let (status, replay) = post(
+        &h,
+        &key,
+        &format!("/v1/executions/{id}/rerun"),
+        None,
+        Some("r-1"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{replay}");
     assert_eq!(replay["id"], rerun_id.as_str());
     // ... and with another request (another model) it is a 409.
-    let (status, p) = post(&h, &key, &format!("/v1/executions/{id}/rerun"), Some(json!({"model": "openai/gpt-image-1"})), Some("r-1")).await;
+    let (status, p) = post(
+        &h,
+        &key,
+        &format!("/v1/executions/{id}/rerun"),
+        Some(json!({"model": "openai/gpt-image-1"})),
+        Some("r-1"),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{p}");
-    assert_eq!(h.client.get(id).await.unwrap()["reruns"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.client.get(id).await.unwrap()["reruns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // The listing shows the links too.
     let (_, page) = get(&h, &key, "/v1/executions?limit=10").await;
-    let listed = page["data"].as_array().unwrap().iter().find(|v| v["id"] == id).unwrap().clone();
+    let listed = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == id)
+        .unwrap()
+        .clone();
     assert_eq!(listed["reruns"], json!([rerun_id]));
 
     // Another tenant: the execution does not exist for it.
     let other = h.sys.add_tenant_key("acme").await.unwrap();
-    let (status, p) = post(&h, &other, &format!("/v1/executions/{id}/rerun"), None, None).await;
+    let (status, p) = post(
+        &h,
+        &other,
+        &format!("/v1/executions/{id}/rerun"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
     assert_eq!(p["status"], 404);
-    let (status, _) = post(&h, &key, "/v1/executions/ex_00000000000000000000000000/rerun", None, None).await;
+    let (status, _) = post(
+        &h,
+        &key,
+        "/v1/executions/ex_00000000000000000000000000/rerun",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(h.client.get(id).await.unwrap()["reruns"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.client.get(id).await.unwrap()["reruns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     h.sys.stop().await;
 }
 
@@ -147,12 +216,26 @@ async fn a_rerun_on_another_model_is_validated_against_it() {
 
     // An unknown model: 422 naming /model, nothing created.
     let before = all_ids(&h).await.len();
-    let (status, p) = post(&h, &key, &path, Some(json!({"model": "nobody/nothing"})), None).await;
+    let (status, p) = post(
+        &h,
+        &key,
+        &path,
+        Some(json!({"model": "nobody/nothing"})),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert_eq!(p["field"], "/model", "{p}");
     // A model whose schema the input does not fit (ElevenLabs wants `text`): 422 naming the
     // field.
-    let (status, p) = post(&h, &key, &path, Some(json!({"model": "elevenlabs/eleven-multilingual-v2"})), None).await;
+    let (status, p) = post(
+        &h,
+        &key,
+        &path,
+        Some(json!({"model": "elevenlabs/eleven-multilingual-v2"})),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert!(p["field"].as_str().unwrap().starts_with("/input"), "{p}");
     assert_eq!(p["error_class"], "validation_error");
@@ -192,7 +275,10 @@ async fn failures_rerun_reruns_a_pile_after_a_dry_run_and_each_execution_once() 
     let mut failed = Vec::new();
     for i in 0..2 {
         let v = h
-            .run(&immediate, &Harness::input(&is, &format!("sim:content_policy pile #{i}")))
+            .run(
+                &immediate,
+                &Harness::input(&is, &format!("sim:content_policy pile #{i}")),
+            )
             .await;
         assert_eq!(v["error"]["class"], "content_policy", "{v}");
         failed.push(v["id"].as_str().unwrap().to_string());
@@ -206,29 +292,56 @@ async fn failures_rerun_reruns_a_pile_after_a_dry_run_and_each_execution_once() 
     let text = executor_cli::render::failures(&piles, false);
     assert!(text.contains(&pile_id), "{text}");
     // The pile's members, through the API.
-    let members = h.client.failure_pile(&pile_id, "1h", None, None).await.unwrap();
+    let members = h
+        .client
+        .failure_pile(&pile_id, "1h", None, None)
+        .await
+        .unwrap();
     assert_eq!(members["kind"], "failed");
-    let ids: HashSet<String> = members["execution_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let ids: HashSet<String> = members["execution_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, failed.iter().cloned().collect::<HashSet<_>>());
     let (status, _) = get(&h, &h.sys.dev_key, "/v1/failures/pile_000000000000").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Dry run: lists both, creates nothing.
     let before = all_ids(&h).await.len();
-    let opts = RerunPileOptions { since: "1h".into(), dry_run: true, ..Default::default() };
+    let opts = RerunPileOptions {
+        since: "1h".into(),
+        dry_run: true,
+        ..Default::default()
+    };
     let dry = rerun_pile(&h.client, &pile_id, &opts).await.unwrap();
     assert_eq!(dry.lines.len(), 2, "{dry:?}");
-    assert!(dry.lines.iter().all(|l| l.action == RerunAction::WouldRerun), "{dry:?}");
-    assert!(dry.render().contains("would be rerun; nothing was changed"), "{}", dry.render());
+    assert!(
+        dry.lines
+            .iter()
+            .all(|l| l.action == RerunAction::WouldRerun),
+        "{dry:?}"
+    );
+    assert!(
+        dry.render().contains("would be rerun; nothing was changed"),
+        "{}",
+        dry.render()
+    );
     assert_eq!(all_ids(&h).await.len(), before);
 
     // For real: both rerun, linked.
-    let opts = RerunPileOptions { since: "1h".into(), ..Default::default() };
+    let opts = RerunPileOptions {
+        since: "1h".into(),
+        ..Default::default()
+    };
     let report = rerun_pile(&h.client, &pile_id, &opts).await.unwrap();
     assert_eq!(report.failed(), 0, "{report:?}");
     let mut reruns = Vec::new();
     for l in &report.lines {
-        let RerunAction::Rerun { rerun_id } = &l.action else { panic!("{report:?}") };
+        let RerunAction::Rerun { rerun_id } = &l.action else {
+            panic!("{report:?}")
+        };
         let v = h.wait(rerun_id).await;
         assert_eq!(v["rerun_of"], l.execution_id.as_str());
         // The simulator fails the same prompt the same way.
@@ -242,7 +355,10 @@ async fn failures_rerun_reruns_a_pile_after_a_dry_run_and_each_execution_once() 
     assert_eq!(again.lines.len(), 4, "{again:?}");
     for l in &again.lines {
         if failed.contains(&l.execution_id) {
-            assert!(matches!(&l.action, RerunAction::AlreadyRerun { reruns } if reruns.len() == 1), "{again:?}");
+            assert!(
+                matches!(&l.action, RerunAction::AlreadyRerun { reruns } if reruns.len() == 1),
+                "{again:?}"
+            );
         } else {
             assert!(reruns.contains(&l.execution_id));
             assert!(matches!(l.action, RerunAction::Rerun { .. }), "{again:?}");
@@ -277,14 +393,28 @@ async fn a_batch_runs_its_items_and_reports_progress_counts_and_outcomes() {
     assert!(batch_id.starts_with("bat_"));
     assert_eq!(b["object"], "batch");
     assert_eq!(b["total"], 3);
-    let ids: Vec<String> = b["items"].as_array().unwrap().iter().map(|i| i["execution_id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["execution_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 3);
     assert_eq!(b["items"][2]["model"], immediate.as_str());
 
     let done = wait_batch(&h, &batch_id).await;
     assert_eq!(done["terminal"], 3, "{done}");
-    assert_eq!(done["outcomes"], json!({"failed": 1, "succeeded": 2}), "{done}");
-    let counted: u64 = done["counts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(
+        done["outcomes"],
+        json!({"failed": 1, "succeeded": 2}),
+        "{done}"
+    );
+    let counted: u64 = done["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(counted, 3, "{done}");
     for (i, item) in done["items"].as_array().unwrap().iter().enumerate() {
         assert_eq!(item["index"], i);
@@ -300,24 +430,51 @@ async fn a_batch_runs_its_items_and_reports_progress_counts_and_outcomes() {
     let done = wait_batch(&h, &batch_id).await;
     let mut sum = 0;
     for id in &ids {
-        sum += h.client.get(id).await.unwrap()["cost"]["provider_usd_micros"].as_i64().unwrap_or(0);
+        sum += h.client.get(id).await.unwrap()["cost"]["provider_usd_micros"]
+            .as_i64()
+            .unwrap_or(0);
     }
     assert_eq!(done["cost_usd_micros"], sum, "{done}");
 
     // The list filter.
     let (status, page) = get(&h, &key, &format!("/v1/executions?batch_id={batch_id}")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let listed: HashSet<String> = page["data"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    let listed: HashSet<String> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(listed, ids.iter().cloned().collect::<HashSet<_>>());
-    let (_, page) = get(&h, &key, &format!("/v1/executions?batch_id={batch_id}&model={immediate}")).await;
+    let (_, page) = get(
+        &h,
+        &key,
+        &format!("/v1/executions?batch_id={batch_id}&model={immediate}"),
+    )
+    .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
-    let (_, page) = get(&h, &key, &format!("/v1/executions?batch_id={batch_id}&limit=2")).await;
+    let (_, page) = get(
+        &h,
+        &key,
+        &format!("/v1/executions?batch_id={batch_id}&limit=2"),
+    )
+    .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert_eq!(page["has_more"], true);
     let next = page["next_cursor"].as_str().unwrap();
-    let (_, rest) = get(&h, &key, &format!("/v1/executions?batch_id={batch_id}&limit=2&cursor={next}")).await;
+    let (_, rest) = get(
+        &h,
+        &key,
+        &format!("/v1/executions?batch_id={batch_id}&limit=2&cursor={next}"),
+    )
+    .await;
     assert_eq!(rest["data"].as_array().unwrap().len(), 1, "{rest}");
-    let (_, none) = get(&h, &key, "/v1/executions?batch_id=bat_00000000000000000000000000").await;
+    let (_, none) = get(
+        &h,
+        &key,
+        "/v1/executions?batch_id=bat_00000000000000000000000000",
+    )
+    .await;
     assert_eq!(none["data"], json!([]));
 
     // Another tenant sees neither the batch nor its items.
@@ -336,13 +493,36 @@ async fn a_retried_batch_creates_nothing_new_and_answers_the_same_ids() {
     let h = Harness::start().await;
     let key = h.sys.dev_key.clone();
     let (polling, ps) = h.model_of_shape("polling").await;
-    let items: Vec<Value> = (0..5).map(|i| json!({"input": Harness::input(&ps, &format!("retry {i}"))})).collect();
+    let items: Vec<Value> = (0..5)
+        .map(|i| json!({"input": Harness::input(&ps, &format!("retry {i}"))}))
+        .collect();
     let body = json!({"model": polling, "items": items});
-    let (status, first) = post(&h, &key, "/v1/batches", Some(body.clone()), Some("same-key")).await;
+    let (status, first) = post(
+        &h,
+        &key,
+        "/v1/batches",
+        Some(body.clone()),
+        Some("same-key"),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let ids_of = |b: &Value| -> Vec<String> { b["items"].as_array().unwrap().iter().map(|i| i["execution_id"].as_str().unwrap().to_string()).collect() };
+    let ids_of = |b: &Value| -> Vec<String> {
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["execution_id"].as_str().unwrap().to_string())
+            .collect()
+    };
     for _ in 0..3 {
-        let (status, again) = post(&h, &key, "/v1/batches", Some(body.clone()), Some("same-key")).await;
+        let (status, again) = post(
+            &h,
+            &key,
+            "/v1/batches",
+            Some(body.clone()),
+            Some("same-key"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{again}");
         assert_eq!(again["id"], first["id"]);
         assert_eq!(ids_of(&again), ids_of(&first));
@@ -355,7 +535,14 @@ async fn a_retried_batch_creates_nothing_new_and_answers_the_same_ids() {
     // A create with the batch's key is another request: 409 too.
     let (status, _) = h
         .client
-        .create(&polling, &Harness::input(&ps, "x"), &executor_cli::client::CreateOptions { idempotency_key: Some("same-key".into()), ..Default::default() })
+        .create(
+            &polling,
+            &Harness::input(&ps, "x"),
+            &executor_cli::client::CreateOptions {
+                idempotency_key: Some("same-key".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(status, 409);
@@ -375,17 +562,44 @@ async fn an_invalid_item_or_too_many_items_create_nothing() {
     let (polling, ps) = h.model_of_shape("polling").await;
     let good = json!({"input": Harness::input(&ps, "fine")});
     let cases = [
-        (json!({"model": polling, "items": [good, {"input": {}}, good]}), 422, "/items/1/input"),
-        (json!({"model": polling, "items": [good, {"input": {"prompt": 7}}]}), 422, "/items/1/input"),
+        (
+            json!({"model": polling, "items": [good, {"input": {}}, good]}),
+            422,
+            "/items/1/input",
+        ),
+        (
+            json!({"model": polling, "items": [good, {"input": {"prompt": 7}}]}),
+            422,
+            "/items/1/input",
+        ),
         (json!({"items": [good]}), 422, "/items/0/model"),
-        (json!({"model": polling, "items": [good, {"model": "nobody/nothing", "input": {}}]}), 422, "/items/1/model"),
+        (
+            json!({"model": polling, "items": [good, {"model": "nobody/nothing", "input": {}}]}),
+            422,
+            "/items/1/model",
+        ),
         (json!({"model": polling, "items": []}), 422, "/items"),
-        (json!({"model": polling, "items": vec![good.clone(); 101]}), 422, "/items"),
-        (json!({"model": polling, "items": [good], "extra": 1}), 400, "/extra"),
+        (
+            json!({"model": polling, "items": vec![good.clone(); 101]}),
+            422,
+            "/items",
+        ),
+        (
+            json!({"model": polling, "items": [good], "extra": 1}),
+            400,
+            "/extra",
+        ),
         (json!({"model": polling}), 400, "/items"),
     ];
     for (body, code, field) in cases {
-        let (status, p) = post(&h, &key, "/v1/batches", Some(body.clone()), Some(&ulid::Ulid::new().to_string())).await;
+        let (status, p) = post(
+            &h,
+            &key,
+            "/v1/batches",
+            Some(body.clone()),
+            Some(&ulid::Ulid::new().to_string()),
+        )
+        .await;
         assert_eq!(status.as_u16(), code, "{body} -> {p}");
         let f = p["field"].as_str().unwrap_or("");
         assert!(f.starts_with(field), "{field} vs {p}");
@@ -409,7 +623,11 @@ struct FailItemInsert {
 
 #[async_trait]
 impl GuardStore for FailItemInsert {
-    async fn insert(&self, guard: &Guard, idem: Option<&IdempotencyItem>) -> Result<Inserted, StoreError> {
+    async fn insert(
+        &self,
+        guard: &Guard,
+        idem: Option<&IdempotencyItem>,
+    ) -> Result<Inserted, StoreError> {
         if *self.armed.lock() && guard.batch.as_ref().is_some_and(|b| b.index == 2) {
             return Err(StoreError::Unavailable("crash before item 2".into()));
         }
@@ -421,7 +639,11 @@ impl GuardStore for FailItemInsert {
     async fn insert_idempotency(&self, item: &IdempotencyItem) -> Result<Inserted, StoreError> {
         self.inner.insert_idempotency(item).await
     }
-    async fn find_idempotency(&self, tenant: &str, key: &str) -> Result<Option<IdempotencyItem>, StoreError> {
+    async fn find_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyItem>, StoreError> {
         self.inner.find_idempotency(tenant, key).await
     }
     async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError> {
@@ -439,10 +661,19 @@ impl GuardStore for FailItemInsert {
     async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
         self.inner.record_callback(id, callback_id).await
     }
-    async fn record_rejected_callback(&self, id: &str, at_ms: i64, reason: &str) -> Result<(), StoreError> {
+    async fn record_rejected_callback(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         self.inner.record_rejected_callback(id, at_ms, reason).await
     }
-    async fn set_reconcile_failures(&self, id: &str, failures: Option<&executor_lifecycle::ReconcileFailures>) -> Result<(), StoreError> {
+    async fn set_reconcile_failures(
+        &self,
+        id: &str,
+        failures: Option<&executor_lifecycle::ReconcileFailures>,
+    ) -> Result<(), StoreError> {
         self.inner.set_reconcile_failures(id, failures).await
     }
     async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
@@ -459,13 +690,18 @@ async fn a_batch_interrupted_mid_way_completes_on_retry_without_duplicates() {
     let flag = armed.clone();
     let h = Harness::start_with(move |o| {
         o.wrap_guards = Some(Arc::new(move |inner| {
-            Arc::new(FailItemInsert { inner, armed: flag.clone() }) as Arc<dyn GuardStore>
+            Arc::new(FailItemInsert {
+                inner,
+                armed: flag.clone(),
+            }) as Arc<dyn GuardStore>
         }));
     })
     .await;
     let key = h.sys.dev_key.clone();
     let (polling, ps) = h.model_of_shape("polling").await;
-    let items: Vec<Value> = (0..12).map(|i| json!({"input": Harness::input(&ps, &format!("crash {i}"))})).collect();
+    let items: Vec<Value> = (0..12)
+        .map(|i| json!({"input": Harness::input(&ps, &format!("crash {i}"))}))
+        .collect();
     let body = json!({"model": polling, "items": items});
     let (status, p) = post(&h, &key, "/v1/batches", Some(body.clone()), Some("crashy")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{p}");
@@ -474,7 +710,11 @@ async fn a_batch_interrupted_mid_way_completes_on_retry_without_duplicates() {
     let piles_of_index: HashSet<u64> = {
         let mut s = HashSet::new();
         for id in &partial {
-            s.insert(h.client.get(id).await.unwrap()["batch_index"].as_u64().unwrap());
+            s.insert(
+                h.client.get(id).await.unwrap()["batch_index"]
+                    .as_u64()
+                    .unwrap(),
+            );
         }
         s
     };
@@ -484,15 +724,28 @@ async fn a_batch_interrupted_mid_way_completes_on_retry_without_duplicates() {
     *armed.lock() = false;
     let (status, b) = post(&h, &key, "/v1/batches", Some(body.clone()), Some("crashy")).await;
     assert_eq!(status, StatusCode::OK, "{b}");
-    let ids: Vec<String> = b["items"].as_array().unwrap().iter().map(|i| i["execution_id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = b["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["execution_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 12);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 12);
     for id in &partial {
-        assert!(ids.contains(id), "an item created before the crash is kept: {id}");
+        assert!(
+            ids.contains(id),
+            "an item created before the crash is kept: {id}"
+        );
     }
     let all = all_ids(&h).await;
     assert_eq!(all.len(), 12, "no duplicates");
-    let (_, again) = get(&h, &key, &format!("/v1/batches/{}", b["id"].as_str().unwrap())).await;
+    let (_, again) = get(
+        &h,
+        &key,
+        &format!("/v1/batches/{}", b["id"].as_str().unwrap()),
+    )
+    .await;
     assert!(again["counts"].get("not_created").is_none(), "{again}");
     let done = wait_batch(&h, b["id"].as_str().unwrap()).await;
     assert_eq!(done["outcomes"]["succeeded"], 12, "{done}");

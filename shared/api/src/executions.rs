@@ -251,7 +251,11 @@ pub async fn create(
     Ok(resp)
 }
 
-pub(crate) async fn respond(state: &ApiState, guard: &Guard, status: StatusCode) -> Result<Response, Problem> {
+pub(crate) async fn respond(
+    state: &ApiState,
+    guard: &Guard,
+    status: StatusCode,
+) -> Result<Response, Problem> {
     let result = state.engine.result(guard).await?;
     Ok((status, Json(ExecutionView::new(guard, result.as_ref()))).into_response())
 }

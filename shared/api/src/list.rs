@@ -317,9 +317,7 @@ pub async fn list(
                     .flatten()
                     .filter(|g| params.query.matches(g))
                     .collect();
-                items.sort_by(|a, b| {
-                    (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id))
-                });
+                items.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
                 items.truncate(params.query.limit);
                 items
             }

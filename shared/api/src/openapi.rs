@@ -113,7 +113,10 @@ fn finish(mut doc: Value) -> Value {
             id_link("rerun_execution", "Rerun the execution created"),
         );
     }
-    for path in ["/paths/~1v1~1executions/post", "/paths/~1v1~1executions~1{id}~1rerun/post"] {
+    for path in [
+        "/paths/~1v1~1executions/post",
+        "/paths/~1v1~1executions~1{id}~1rerun/post",
+    ] {
         if let Some(responses) = doc
             .pointer_mut(&format!("{path}/responses"))
             .and_then(Value::as_object_mut)

@@ -1194,7 +1194,10 @@ async fn run(cli: Cli) -> Result<i32> {
             }
             BatchCommand::Get { id, server } => {
                 let client = Client::new(&server.server, &server.key)?;
-                println!("{}", serde_json::to_string_pretty(&client.batch(&id).await?)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&client.batch(&id).await?)?
+                );
                 Ok(0)
             }
         },

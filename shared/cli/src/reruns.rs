@@ -82,7 +82,8 @@ impl RerunReport {
             };
             out.push_str(&format!("{}: {what}\n", l.execution_id));
         }
-        let count = |f: fn(&RerunAction) -> bool| self.lines.iter().filter(|l| f(&l.action)).count();
+        let count =
+            |f: fn(&RerunAction) -> bool| self.lines.iter().filter(|l| f(&l.action)).count();
         if self.dry_run {
             out.push_str(&format!(
                 "dry run: {} of {} executions of pile {} ({}) would be rerun; nothing was changed\n",
@@ -121,7 +122,11 @@ pub struct RerunPileOptions {
 }
 
 /// Reruns (or, dry, lists) every execution of `pile`.
-pub async fn rerun_pile(client: &Client, pile: &str, opts: &RerunPileOptions) -> Result<RerunReport> {
+pub async fn rerun_pile(
+    client: &Client,
+    pile: &str,
+    opts: &RerunPileOptions,
+) -> Result<RerunReport> {
     let since = if opts.since.is_empty() {
         "24h"
     } else {

@@ -136,9 +136,10 @@ impl Engine {
         slots: &InlineSlots,
     ) -> Result<Accepted, EngineError> {
         let original = self.get(tenant, id).await?;
-        let stored = self.request(id).await?.ok_or_else(|| {
-            StoreError::Corrupt(format!("execution {id} has no stored request"))
-        })?;
+        let stored = self
+            .request(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("execution {id} has no stored request")))?;
         let input = match &model {
             // On another model, the defaults the original's schema filled in are not the
             // customer's input: the other model's own defaults apply instead.
@@ -162,7 +163,13 @@ impl Engine {
         if let Some(key) = &req.idempotency_key {
             check_key(key)?;
             // A replay answers even when the original has no room for more reruns.
-            if self.ports.guards.find_idempotency(tenant, key).await?.is_some() {
+            if self
+                .ports
+                .guards
+                .find_idempotency(tenant, key)
+                .await?
+                .is_some()
+            {
                 return self.accept(tenant, req, slots, None).await;
             }
         }
@@ -235,8 +242,7 @@ impl Engine {
                     items,
                 };
                 // The record first: once the key names the batch, its record exists.
-                blobs::put_json(self.ports.blobs.as_ref(), &batch_key(&record.id), &record)
-                    .await?;
+                blobs::put_json(self.ports.blobs.as_ref(), &batch_key(&record.id), &record).await?;
                 match &idempotency_key {
                     None => record,
                     Some(key) => {
@@ -278,14 +284,12 @@ impl Engine {
         }
         let record: Option<BatchRecord> =
             blobs::get_json(self.ports.blobs.as_ref(), &batch_key(&item.execution_id)).await?;
-        record
-            .filter(|r| r.tenant == item.tenant)
-            .ok_or_else(|| {
-                EngineError::Store(StoreError::Corrupt(format!(
-                    "idempotency item points at missing batch {}",
-                    item.execution_id
-                )))
-            })
+        record.filter(|r| r.tenant == item.tenant).ok_or_else(|| {
+            EngineError::Store(StoreError::Corrupt(format!(
+                "idempotency item points at missing batch {}",
+                item.execution_id
+            )))
+        })
     }
 
     /// Creates (or replays) every item of a batch through its derived idempotency key.
@@ -405,7 +409,10 @@ mod tests {
 
     #[test]
     fn an_item_failure_points_into_the_batch_body() {
-        let f = at_item(3, Failure::validation("/input/prompt", "prompt is required"));
+        let f = at_item(
+            3,
+            Failure::validation("/input/prompt", "prompt is required"),
+        );
         assert_eq!(f.field.as_deref(), Some("/items/3/input/prompt"));
         assert!(f.message.starts_with("items[3]: "));
         let g = at_item(0, Failure::validation("/", "bad"));
@@ -416,7 +423,10 @@ mod tests {
     fn defaults_filled_in_by_a_schema_are_stripped() {
         let schema = json!({"properties": {"prompt": {"type": "string"}, "size": {"default": "1024x1024"}, "n": {"default": 1}}});
         let input = json!({"prompt": "p", "size": "1024x1024", "n": 2});
-        assert_eq!(strip_defaults(&schema, &input), json!({"prompt": "p", "n": 2}));
+        assert_eq!(
+            strip_defaults(&schema, &input),
+            json!({"prompt": "p", "n": 2})
+        );
         assert_eq!(strip_defaults(&json!({}), &input), input);
     }
 
@@ -430,8 +440,14 @@ mod tests {
         };
         let mut b = a.clone();
         b.input = json!({"prompt": "b"});
-        assert_ne!(items_hash(std::slice::from_ref(&a)), items_hash(std::slice::from_ref(&b)));
-        assert_ne!(items_hash(&[a.clone(), b.clone()]), items_hash(&[b, a.clone()]));
+        assert_ne!(
+            items_hash(std::slice::from_ref(&a)),
+            items_hash(std::slice::from_ref(&b))
+        );
+        assert_ne!(
+            items_hash(&[a.clone(), b.clone()]),
+            items_hash(&[b, a.clone()])
+        );
         assert_eq!(items_hash(std::slice::from_ref(&a)), items_hash(&[a]));
     }
 }
