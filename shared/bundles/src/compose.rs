@@ -693,6 +693,7 @@ pub fn json_schemas() -> (Value, Value) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     const PROVIDER: &str = r#"

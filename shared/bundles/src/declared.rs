@@ -462,10 +462,11 @@ impl Adapter for Declared {
             Value::Null => format!("HTTP {}", resp.status),
             other => other.to_string(),
         });
-        let status = (200..300)
-            .contains(&resp.status)
-            .then_some(None)
-            .unwrap_or(Some(resp.status));
+        let status = if (200..300).contains(&resp.status) {
+            None
+        } else {
+            Some(resp.status)
+        };
         let class = crate::rules::matching(&self.errors, status, code.as_deref(), Some(&message))
             .and_then(|r| ErrorClass::parse(&r.class))
             .unwrap_or_else(|| {
@@ -637,7 +638,7 @@ impl Adapter for Declared {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::panic)]
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use serde_json::json;
 

@@ -145,6 +145,7 @@ pub fn table(rules: &[ErrorRule]) -> Vec<(String, String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn rule(yaml: &str) -> ErrorRule {

@@ -238,7 +238,7 @@ pub fn referenced_roots(s: &str, is_expression: bool) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use serde_json::json;
 
@@ -273,6 +273,7 @@ mod tests {
 
 #[cfg(test)]
 mod jwt_tests {
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     #[test]
     fn jwt_matches_a_known_hs256_signature() {
         // Verified independently: HMAC-SHA256 over `header.claims` with key "secret".

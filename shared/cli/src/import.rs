@@ -115,6 +115,7 @@ fn modality_of(doc: &Value, output: Option<&Value>, fallback: &str) -> String {
 }
 
 /// A model file (YAML text) from its parts.
+#[allow(clippy::too_many_arguments)] // the fields of the file, named at each call
 fn model_file(
     extends: &str,
     id: &str,
@@ -271,6 +272,7 @@ pub fn scaffold(provider: &str, doc: &Value, op: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

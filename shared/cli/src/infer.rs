@@ -166,14 +166,13 @@ fn outputs_under(
             }
             out.push(Found { each: None, rule });
         }
-        Value::Array(items) if STRUCTURED_KEYS.contains(&key) => {
-            if !items.is_empty() {
-                let mut rule = Map::new();
-                rule.insert("kind".into(), json!("json"));
-                rule.insert("json".into(), json!(pointer));
-                out.push(Found { each: None, rule });
-            }
+        Value::Array(items) if STRUCTURED_KEYS.contains(&key) && !items.is_empty() => {
+            let mut rule = Map::new();
+            rule.insert("kind".into(), json!("json"));
+            rule.insert("json".into(), json!(pointer));
+            out.push(Found { each: None, rule });
         }
+        Value::Array(_) if STRUCTURED_KEYS.contains(&key) => {}
         Value::Object(_) if STRUCTURED_KEYS.contains(&key) => {
             let mut rule = Map::new();
             rule.insert("kind".into(), json!("json"));
@@ -541,6 +540,7 @@ pub fn propose(fixtures: &[Fixture]) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn fixture(outcome: &str, bodies: Vec<(u16, Value)>) -> Fixture {
