@@ -110,6 +110,7 @@ pub struct ModelFilter {
     params(ModelFilter),
     responses(
         (status = 200, description = "Every model", body = ModelList),
+        (status = 400, description = "A malformed filter (names the parameter)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
