@@ -5,7 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STARTED=$SECONDS
-step() { printf '\n==> %s  [%ss elapsed]\n' "$*" "$((SECONDS - STARTED))"; }
+# Each step prints the time so far and the disk left: CI machines can be small (a cold run
+# writes about ... GB: target/, fuzz/target/, the SAM build).
+step() {
+  printf '\n==> %s  [%ss elapsed, %s free on disk]\n' "$*" "$((SECONDS - STARTED))" \
+    "$(df -h --output=avail . 2>/dev/null | tail -1 | tr -d ' ')"
+}
+# A cold CI build gains nothing from incremental compilation, which doubles the size of
+# target/ (its caches); a developer's own CARGO_INCREMENTAL wins.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step "toolchain"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
@@ -119,3 +127,4 @@ fi
 step "demo"
 cargo run --quiet --locked -p executor-cli --bin executor -- demo
 step "done"
+du -sh target fuzz/target .aws-sam 2>/dev/null || true
