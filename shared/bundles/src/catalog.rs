@@ -720,7 +720,34 @@ pub fn check_bundle(file: &Path, bundle: Bundle) -> Result<Bundle, Vec<BundleIss
             }
         }
     }
-    if bundle.shape != BundleShape::Immediate && bundle.steps.poll.is_empty() {
+    let no_status = bundle.callback.as_ref().and_then(|c| c.no_status.as_ref());
+    if let Some(url) = no_status {
+        let trusted = bundle
+            .interpret
+            .as_ref()
+            .and_then(|i| i.callback.as_ref())
+            .is_some_and(|c| {
+                c.trust_body && !matches!(c.verify, crate::declared::CallbackVerify::Unsigned)
+            });
+        if bundle.shape != BundleShape::Callback || !trusted {
+            out.push(issue(
+                file,
+                "callback.no_status",
+                "with no call to read a job, the callback is the only result",
+                "use shape callback, with interpret.callback authenticated (scheme header or basic) and trust_body: true",
+            ));
+        }
+        if !bundle.steps.poll.is_empty() {
+            out.push(issue(
+                file,
+                "steps.poll",
+                format!("poll steps contradict callback.no_status ({url})"),
+                "remove the poll steps, or no_status",
+            ));
+        }
+    }
+    if bundle.shape != BundleShape::Immediate && bundle.steps.poll.is_empty() && no_status.is_none()
+    {
         out.push(issue(
             file,
             "steps.poll",
@@ -804,7 +831,13 @@ fn check_declared(file: &Path, bundle: &Bundle, out: &mut Vec<BundleIssue>) {
                 "e.g. job_id: /id",
             ));
         }
-        if i.status.is_none() || i.statuses.is_empty() {
+        // A callback-only provider's answer may have no status field (Deepgram's result is
+        // success by its presence: `statuses: {"": succeeded}`).
+        let no_status = bundle
+            .callback
+            .as_ref()
+            .is_some_and(|c| c.no_status.is_some());
+        if (i.status.is_none() && !no_status) || i.statuses.is_empty() {
             out.push(issue(
                 file,
                 "interpret.statuses",

@@ -179,13 +179,34 @@ pub struct OutputRule {
 pub struct DeclaredCallback {
     /// The authentication.
     pub verify: CallbackVerify,
-    /// JSON pointer to the job id in the callback body.
-    pub job_id: String,
+    /// JSON pointer to the job id in the callback body, or a list tried in order (a
+    /// provider whose failure callbacks have another envelope).
+    pub job_id: Pointers,
     /// Read an authenticated callback body as the job's state (its status and outputs, by
     /// the same pointers as a poll answer). False (the default): a callback is a notice, and
     /// the job is read by a poll (AssemblyAI's webhook carries only `{transcript_id, status}`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trust_body: bool,
+}
+
+/// One JSON pointer or several, tried in order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Pointers {
+    /// One pointer.
+    One(String),
+    /// Pointers tried in order.
+    Many(Vec<String>),
+}
+
+impl Pointers {
+    /// The pointers, in order.
+    pub fn all(&self) -> Vec<&str> {
+        match self {
+            Pointers::One(p) => vec![p.as_str()],
+            Pointers::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// Callback authentication.
@@ -202,6 +223,18 @@ pub enum CallbackVerify {
         name: String,
         /// The credential holding the value (one of the provider's `credentials`).
         secret: String,
+    },
+    /// HTTP Basic credentials embedded in the callback URL
+    /// (`https://user:password@host/...`), which the provider sends back as
+    /// `Authorization: Basic` (Deepgram's recommended scheme). The password is
+    /// `derived_secret(secrets.<key>, 'callback')` (an HMAC of the provider credential `key`,
+    /// so no extra secret is configured); the create call builds the URL with
+    /// `callback_url | basic_auth(user, derived_secret(secrets.<key>, 'callback'))`.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The credential the password is derived from (one of the provider's `credentials`).
+        key: String,
     },
 }
 
@@ -220,6 +253,14 @@ impl Declared {
         let interpret = bundle.interpret.clone().unwrap_or_default();
         let header_secret = match interpret.callback.as_ref().map(|c| &c.verify) {
             Some(CallbackVerify::Header { secret, .. }) => secrets.get(secret).cloned(),
+            Some(CallbackVerify::Basic { user, key }) => secrets.get(key).map(|k| {
+                use base64::Engine as _;
+                let password = crate::template::derived_secret(k, "callback");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                )
+            }),
             _ => None,
         };
         Declared {
@@ -555,7 +596,12 @@ impl Adapter for Declared {
                 "the provider file declares no callbacks",
             ));
         };
-        if let CallbackVerify::Header { name, .. } = &cb.verify {
+        let checked = match &cb.verify {
+            CallbackVerify::Header { name, .. } => Some(name.as_str()),
+            CallbackVerify::Basic { .. } => Some("Authorization"),
+            CallbackVerify::Unsigned => None,
+        };
+        if let Some(name) = checked {
             let Some(expected) = &self.header_secret else {
                 return Err(Failure::new(
                     ErrorClass::PipelineConfiguration,
@@ -597,32 +643,36 @@ impl Adapter for Declared {
     }
 
     fn callback_job_id(&self, payload: &Value) -> Option<String> {
-        let p = &self.interpret.callback.as_ref()?.job_id;
-        match payload.pointer(p)? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
+        let pointers = &self.interpret.callback.as_ref()?.job_id;
+        pointers
+            .all()
+            .into_iter()
+            .find_map(|p| match payload.pointer(p)? {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
     }
 
     fn interpret_callback(&self, payload: &Value) -> CallbackVerdict {
-        match self.interpret.callback.as_ref().map(|c| &c.verify) {
-            // A body authenticated by its header is the job's state when it names one the
-            // provider file maps; otherwise (a bare "done" notice) it is read by a poll.
-            Some(CallbackVerify::Header { .. })
-                if self
-                    .interpret
-                    .callback
-                    .as_ref()
-                    .is_some_and(|c| c.trust_body) =>
-            {
-                match self.state(payload) {
-                    (_, Some(_)) if self.interpret.status.is_some() => {
-                        CallbackVerdict::Outcome(self.interpret_job(payload, &Value::Null))
-                    }
-                    _ => CallbackVerdict::NeedsPoll,
-                }
-            }
+        // A body authenticated (by its header or its Basic credentials) is the job's state
+        // when it names one the provider file maps (a status value, or an absent status mapped
+        // from `""`, or a failure present); otherwise (a bare "done" notice) it is read by a
+        // poll. An unsigned one is only ever a hint.
+        let Some(cb) = &self.interpret.callback else {
+            return CallbackVerdict::NeedsPoll;
+        };
+        if !cb.trust_body || matches!(cb.verify, CallbackVerify::Unsigned) {
+            return CallbackVerdict::NeedsPoll;
+        }
+        let failed = self
+            .interpret
+            .failed_if_present
+            .as_ref()
+            .is_some_and(|p| payload.pointer(p).is_some_and(|v| !v.is_null()));
+        match self.state(payload) {
+            (_, Some(_)) => CallbackVerdict::Outcome(self.interpret_job(payload, &Value::Null)),
+            _ if failed => CallbackVerdict::Outcome(self.interpret_job(payload, &Value::Null)),
             _ => CallbackVerdict::NeedsPoll,
         }
     }

@@ -537,6 +537,19 @@ impl ModelDriver for BundleDriver {
                 events: vec![],
             };
         }
+        if self.bundle.steps.poll.is_empty() {
+            // No call reads a job (`callback.no_status`, Deepgram): the callback is the only
+            // result, and without one the execution times out at its deadline.
+            return Reply {
+                outcome: PollOutcome::Pending {
+                    provider_status: "awaiting callback".into(),
+                    progress: None,
+                    started: false,
+                },
+                calls: vec![],
+                events: vec![],
+            };
+        }
         let run = self.run(&self.bundle.steps.poll, ctx).await;
         let outcome = match self.adapter.interpret_poll(&run) {
             PollOutcome::CallFailed(f) => match &run.end {
@@ -671,6 +684,14 @@ impl ModelDriver for BundleDriver {
 
     fn interpret_callback(&self, _ctx: &CallContext, payload: &Value) -> CallbackVerdict {
         self.adapter.interpret_callback(payload)
+    }
+
+    async fn store_outputs(
+        &self,
+        ctx: &CallContext,
+        result: ProviderResult,
+    ) -> Result<ProviderResult, Failure> {
+        self.ingest(&ctx.request.id, result).await
     }
 
     fn cost(&self, result: &ProviderResult) -> Cost {

@@ -257,6 +257,12 @@ pub struct Polling {
 pub struct CallbackSettings {
     /// Safety-poll interval while waiting for the callback, in seconds.
     pub safety_poll_seconds: u64,
+    /// The provider has no call that reads a job (where its documentation says so): the
+    /// callback is the only result. The bundle then has no poll steps, its callbacks must be
+    /// authenticated and trusted (`interpret.callback.trust_body`), and an execution whose
+    /// callback never comes times out at its `max_duration_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_status: Option<String>,
 }
 
 /// Which listed job is this execution's.

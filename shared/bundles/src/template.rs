@@ -39,6 +39,28 @@ fn env() -> &'static Environment<'static> {
                 Ok(jwt_hs256(&issuer, &secret, ttl.unwrap_or(1800), now_s()))
             },
         );
+        // `derived_secret(secrets.KEY, 'callback')`: a secret derived from a credential (hex
+        // HMAC-SHA256 of the label, 32 characters), for callback credentials that need no
+        // configuration of their own (`interpret.callback.verify: {scheme: basic}`).
+        e.add_function("derived_secret", |key: String, label: String| {
+            derived_secret(&key, &label)
+        });
+        // `callback_url | basic_auth('executor', password)`: the URL with HTTP Basic
+        // credentials in it (`https://executor:password@host/...`), percent-encoded; a
+        // provider that calls back sends them as `Authorization: Basic` (Deepgram).
+        e.add_filter(
+            "basic_auth",
+            |u: String, user: String, password: String| -> Result<String, minijinja::Error> {
+                let bad =
+                    |m: String| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m);
+                let mut url =
+                    url::Url::parse(&u).map_err(|e| bad(format!("basic_auth: {u:?}: {e}")))?;
+                url.set_username(&user)
+                    .and_then(|()| url.set_password(Some(&password)))
+                    .map_err(|()| bad(format!("basic_auth: {u:?} cannot carry credentials")))?;
+                Ok(url.to_string())
+            },
+        );
         // `input | omit('voice_id')`: the map without the named keys (fields that go in the
         // URL or a header rather than the body).
         e.add_filter(
@@ -81,6 +103,17 @@ pub fn jwt_hs256(issuer: &str, secret: &str, ttl: i64, now: i64) -> String {
     };
     mac.update(signing_input.as_bytes());
     format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// A secret derived from `key` for `label`: the first 32 hex digits of
+/// HMAC-SHA256(key, label).
+pub fn derived_secret(key: &str, label: &str) -> String {
+    use hmac::Mac as _;
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(label.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 /// A template or expression error.
@@ -250,6 +283,32 @@ mod tests {
             render_value(&t, &ctx).unwrap(),
             json!({"n": 2, "p": "a cat"})
         );
+    }
+
+    #[test]
+    fn basic_auth_puts_credentials_in_the_url_and_derived_secret_is_an_hmac() {
+        let ctx = json!({"callback_url": "https://exec.example/v1/webhooks/deepgram/ex_1", "secrets": {"K": "key"}});
+        let url = render_str(
+            "{{ callback_url | basic_auth('executor', derived_secret(secrets.K, 'callback')) }}",
+            &ctx,
+        )
+        .unwrap();
+        // HMAC-SHA256("key", "callback"), first 16 bytes, as Python's hmac computes it.
+        assert_eq!(
+            derived_secret("key", "callback"),
+            "789674f51a80eca19aa1206c9d730564"
+        );
+        assert_eq!(
+            url,
+            "https://executor:789674f51a80eca19aa1206c9d730564@exec.example/v1/webhooks/deepgram/ex_1"
+        );
+        // A user or password with reserved characters is percent-encoded.
+        let odd = render_str("{{ callback_url | basic_auth('a b', 'p@ss:/') }}", &ctx).unwrap();
+        assert!(
+            odd.starts_with("https://a%20b:p%40ss%3A%2F@exec.example/"),
+            "{odd}"
+        );
+        assert!(render_str("{{ 'not a url' | basic_auth('u', 'p') }}", &ctx).is_err());
     }
 
     #[test]

@@ -498,8 +498,15 @@ async fn every_catalogue_model_runs_against_its_simulator() {
                 continue;
             }
         };
-        let ctx = context(d.as_ref(), input, "");
         ran += 1;
+        if b.callback.as_ref().is_some_and(|c| c.no_status.is_some()) {
+            // No call reads the job: the result is the callback, which must verify.
+            if let Err(f) = callback_only(d.as_ref(), input).await {
+                failures.push(format!("{}: {f}", b.id));
+            }
+            continue;
+        }
+        let ctx = context(d.as_ref(), input, "");
         let (end, calls) = run_to_end(d.as_ref(), ctx).await;
         match end {
             End::Succeeded(r) if !r.outputs.is_empty() => {
@@ -525,4 +532,53 @@ async fn every_catalogue_model_runs_against_its_simulator() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Runs a callback-only model (`callback.no_status`, Deepgram's callback mode) against its
+/// simulator: the create names a job, the simulator calls back with the credentials the
+/// create put in the URL, and the verified callback is the job's priced result; the same
+/// callback with its credentials changed is refused.
+async fn callback_only(
+    d: &dyn executor_lifecycle::ModelDriver,
+    input: Value,
+) -> Result<(), String> {
+    use executor_lifecycle::{CallbackVerdict, PollOutcome, SubmitOutcome};
+    let mut rx = common::receiver(200).await;
+    let mut ctx = context(d, input, &rx.url);
+    let job = match d.submit(&ctx).await.outcome {
+        SubmitOutcome::Created { job_id, .. } => job_id,
+        other => return Err(format!("create: {other:?}")),
+    };
+    ctx.job_id = Some(job.clone());
+    let got = rx.next(20).await;
+    let auth = got.header("authorization").unwrap_or_default().to_string();
+    if !auth.starts_with("Basic ") {
+        return Err(format!(
+            "the callback carries no Basic credentials: {:?}",
+            got.headers
+        ));
+    }
+    let forged: Vec<(String, String)> =
+        vec![("authorization".into(), "Basic ZXhlY3V0b3I6eA==".into())];
+    if d.verify_callback(&forged, &got.body, common::now_ms())
+        .is_ok()
+    {
+        return Err("a callback with other credentials verified".into());
+    }
+    let verified = d
+        .verify_callback(&got.headers, &got.body, common::now_ms())
+        .map_err(|f| format!("the genuine callback is refused: {f}"))?;
+    if d.callback_job_id(&verified.payload).as_deref() != Some(job.as_str()) {
+        return Err(format!("the callback is not about job {job}"));
+    }
+    match d.interpret_callback(&ctx, &verified.payload) {
+        CallbackVerdict::Outcome(PollOutcome::Succeeded(r)) if !r.outputs.is_empty() => {
+            if d.cost(&r).provider_usd_micros <= 0 {
+                return Err(format!("no cost from {:?}", r.usage));
+            }
+            Ok(())
+        }
+        CallbackVerdict::Outcome(o) => Err(format!("callback outcome {o:?}")),
+        CallbackVerdict::NeedsPoll => Err("a trusted callback asks for a poll".into()),
+    }
 }

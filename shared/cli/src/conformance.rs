@@ -121,19 +121,34 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
             .filter(|_| bundle.adapter == "declared")
         {
             Some(i) => {
-                let pointer = i.status.clone().unwrap_or_default();
-                let seen: BTreeSet<String> = fixtures
-                    .iter()
-                    .flat_map(|f| f.interactions.iter().skip(1))
-                    .filter(|x| (200..300).contains(&x.response.status))
-                    .filter_map(|x| {
-                        let body = x.response.body.as_ref()?;
-                        Some(match body.pointer(&pointer) {
+                // A job's answers: the polls' (every answer after a fixture's first), or for a
+                // provider that cannot be asked (`callback.no_status`) its callbacks' bodies.
+                let no_status = bundle
+                    .callback
+                    .as_ref()
+                    .is_some_and(|c| c.no_status.is_some());
+                let bodies: Vec<&Value> = if no_status {
+                    fixtures
+                        .iter()
+                        .flat_map(|f| f.callbacks.iter().map(|c| &c.body))
+                        .collect()
+                } else {
+                    fixtures
+                        .iter()
+                        .flat_map(|f| f.interactions.iter().skip(1))
+                        .filter(|x| (200..300).contains(&x.response.status))
+                        .filter_map(|x| x.response.body.as_ref())
+                        .collect()
+                };
+                let seen: BTreeSet<String> = bodies
+                    .into_iter()
+                    .map(
+                        |body| match i.status.as_deref().and_then(|p| body.pointer(p)) {
                             None | Some(Value::Null) => String::new(),
                             Some(Value::String(s)) => s.clone(),
                             Some(v) => v.to_string(),
-                        })
-                    })
+                        },
+                    )
                     .collect();
                 let unmapped: Vec<&String> = seen
                     .iter()

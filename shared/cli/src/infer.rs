@@ -569,6 +569,7 @@ mod tests {
             input: json!({}),
             interactions,
             callbacks: vec![],
+            max_duration_seconds: None,
             expect: crate::replay::Expect {
                 outcome: outcome.into(),
                 error_class: None,

@@ -53,6 +53,11 @@ pub struct Fixture {
     /// Provider callbacks, each after an interaction.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks: Vec<Callback>,
+    /// The execution's own time limit, as a create may ask (`max_duration_seconds`): a case
+    /// that ends at its deadline (a callback that never comes) sets a short one, since replay
+    /// scales waits but not deadlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_seconds: Option<u64>,
     /// The expected normalized outcome.
     pub expect: Expect,
 }
@@ -532,7 +537,14 @@ async fn replay(
     let result = async {
         let client = Client::new(&sys.url, &sys.dev_key)?;
         let (status, body) = client
-            .create(&fixture.bundle, &fixture.input, &CreateOptions::default())
+            .create(
+                &fixture.bundle,
+                &fixture.input,
+                &CreateOptions {
+                    max_duration_seconds: fixture.max_duration_seconds,
+                    ..CreateOptions::default()
+                },
+            )
             .await?;
         if status >= 300 {
             // Refused at the door: the outcome is the problem's error class.
@@ -851,6 +863,7 @@ pub async fn record(
         input,
         interactions: st.interactions.lock().clone(),
         callbacks: st.callbacks.lock().clone(),
+        max_duration_seconds: None,
         expect,
     };
     // URLs the simulator minted name a loopback port that will not exist at replay: write

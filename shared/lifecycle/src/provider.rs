@@ -221,6 +221,18 @@ pub trait ModelDriver: Send + Sync {
     async fn poll(&self, ctx: &CallContext) -> Reply<PollOutcome>;
     /// Asks the provider to cancel (best effort).
     async fn cancel(&self, ctx: &CallContext) -> Reply<Result<(), Failure>>;
+    /// Stores what a result read from a trusted callback carries inline and is too large to
+    /// travel in the execution's record (a long recording's word timings), as the poll path
+    /// does for what it reads; the result as it is by default. An `Err` leaves the callback
+    /// unconsumed: the message is retried.
+    async fn store_outputs(
+        &self,
+        ctx: &CallContext,
+        result: ProviderResult,
+    ) -> Result<ProviderResult, Failure> {
+        let _ = ctx;
+        Ok(result)
+    }
     /// Looks for this execution's job at the provider after an ambiguous create.
     async fn lookup(&self, ctx: &CallContext) -> Reply<LookupOutcome> {
         let _ = ctx;

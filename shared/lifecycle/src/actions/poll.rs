@@ -323,6 +323,22 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     }
     let end = ending(&guard, ctx.now);
     let looked = match trusted(&callbacks, end.is_some()) {
+        Some(PollOutcome::Succeeded(result)) => {
+            // What the callback carried inline goes to the blob store before the commit (the
+            // poll path's reads do the same in the driver); a failure to store it leaves the
+            // callback unconsumed and the message retried, since a provider with no status
+            // call (Deepgram) could not give the result again.
+            let result = driver
+                .store_outputs(&call, result)
+                .await
+                .map_err(|f| EngineError::Store(crate::ports::StoreError::unavailable(f)))?;
+            Looked {
+                outcome: PollOutcome::Succeeded(result),
+                polled: false,
+                calls: vec![],
+                events: vec![],
+            }
+        }
         Some(outcome) => Looked {
             outcome,
             polled: false,
