@@ -280,6 +280,7 @@ impl BundleDriver {
             transport: &self.transport,
             media: &self.media,
             adapter: self.adapter.as_ref(),
+            bundle: &self.bundle,
             store: self.store.as_deref(),
         };
         engine::run(steps, self.context(ctx), tools).await
@@ -650,9 +651,11 @@ impl ModelDriver for BundleDriver {
                     format!("lookup.job_id: {e}"),
                 )),
             },
-            RunEnd::HttpFailed { response, .. } => {
-                LookupOutcome::Failed(self.adapter.classify_error(response))
-            }
+            RunEnd::HttpFailed { response, .. } => LookupOutcome::Failed(crate::rules::apply_http(
+                &self.bundle,
+                response,
+                self.adapter.classify_error(response),
+            )),
             RunEnd::Transport { error, .. } => LookupOutcome::Failed(transport_failure(error)),
             RunEnd::Stopped { class, message } => {
                 LookupOutcome::Failed(Failure::new(*class, message.clone()))
@@ -683,7 +686,16 @@ impl ModelDriver for BundleDriver {
     }
 
     fn interpret_callback(&self, _ctx: &CallContext, payload: &Value) -> CallbackVerdict {
-        self.adapter.interpret_callback(payload)
+        // A failed job reported by a callback is classified by the same rules as a polled one.
+        match self.adapter.interpret_callback(payload) {
+            CallbackVerdict::Outcome(PollOutcome::Failed { failure, raw }) => {
+                CallbackVerdict::Outcome(PollOutcome::Failed {
+                    failure: crate::rules::apply_job(&self.bundle, failure),
+                    raw,
+                })
+            }
+            other => other,
+        }
     }
 
     async fn store_outputs(

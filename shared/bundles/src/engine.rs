@@ -83,6 +83,9 @@ pub struct Tools<'a> {
     pub media: &'a MediaClient,
     /// The provider's adapter (how non-2xx and error-bearing 2xx answers read).
     pub adapter: &'a dyn Adapter,
+    /// The bundle, whose `errors` rules classify the adapter's failures (what the transport
+    /// retries is what the rules call retryable).
+    pub bundle: &'a crate::format::Bundle,
     /// Where `rehost` puts media (None: not configured).
     pub store: Option<&'a dyn crate::media::MediaStore>,
 }
@@ -374,7 +377,9 @@ impl<'a> Runner<'a> {
             Err(e) => return Some(RunEnd::Template(format!("step {}: {e}", h.id))),
         };
         let adapter = self.tools.adapter;
-        let classify = |r: &HttpResponse| adapter.classify_error(r);
+        let bundle = self.tools.bundle;
+        let classify =
+            |r: &HttpResponse| crate::rules::apply_http(bundle, r, adapter.classify_error(r));
         let (result, records) = self.tools.transport.send(&h.id, req, &classify).await;
         self.calls.extend(records);
         match result {

@@ -60,21 +60,32 @@ pub fn matching<'r>(
 }
 
 /// Applies the bundle's rules to the failure an adapter made of an error answer: a matching
-/// rule sets the class (and the provider code when the adapter found none).
-pub fn apply_http(bundle: &Bundle, resp: &HttpResponse, mut failure: Failure) -> Failure {
-    if bundle.errors.is_empty() {
+/// rule sets the class (and the provider code when the adapter found none). A rule that
+/// changes the adapter's class to one other than `validation_error` drops the field the
+/// adapter named (a 422 the rules call our configuration names no input field).
+pub fn apply_http(bundle: &Bundle, resp: &HttpResponse, failure: Failure) -> Failure {
+    classify_http(&bundle.error_fields, &bundle.errors, resp, failure)
+}
+
+/// [`apply_http`] with the error fields and rules given (a provider file's, in tests).
+pub fn classify_http(
+    fields: &ErrorFields,
+    rules: &[ErrorRule],
+    resp: &HttpResponse,
+    mut failure: Failure,
+) -> Failure {
+    if rules.is_empty() {
         return failure;
     }
-    let (code, message) = code_and_message(&bundle.error_fields, &resp.body);
+    let (code, message) = code_and_message(fields, &resp.body);
     let code = code.or_else(|| failure.provider_code.clone());
     let message = message.unwrap_or_else(|| failure.message.clone());
-    if let Some(rule) = matching(
-        &bundle.errors,
-        Some(resp.status),
-        code.as_deref(),
-        Some(&message),
-    ) && let Some(class) = ErrorClass::parse(&rule.class)
+    if let Some(rule) = matching(rules, Some(resp.status), code.as_deref(), Some(&message))
+        && let Some(class) = ErrorClass::parse(&rule.class)
     {
+        if failure.class != class && class != ErrorClass::ValidationError {
+            failure.field = None;
+        }
         failure.class = class;
         if failure.provider_code.is_none() {
             failure.provider_code = code;
@@ -85,9 +96,14 @@ pub fn apply_http(bundle: &Bundle, resp: &HttpResponse, mut failure: Failure) ->
 
 /// Applies the bundle's rules to a failed job's failure (its code and message as the adapter
 /// read them).
-pub fn apply_job(bundle: &Bundle, mut failure: Failure) -> Failure {
+pub fn apply_job(bundle: &Bundle, failure: Failure) -> Failure {
+    classify_job(&bundle.errors, failure)
+}
+
+/// [`apply_job`] with the rules given.
+pub fn classify_job(rules: &[ErrorRule], mut failure: Failure) -> Failure {
     if let Some(rule) = matching(
-        &bundle.errors,
+        rules,
         None,
         failure.provider_code.as_deref(),
         Some(&failure.message),

@@ -1,6 +1,8 @@
 //! Each adapter's error classification, fed the providers' documented error bodies
 //! (`providers.md`): the taxonomy class, the provider code, the HTTP status, the field of a
-//! validation error and the provider's requested wait.
+//! validation error and the provider's requested wait. The class is what the driver makes
+//! of the adapter's failure with the provider file's `errors` rules
+//! (`bundles/providers/<provider>.yaml`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use executor_bundles::adapters::{by_name, runway};
@@ -20,8 +22,34 @@ fn resp(status: u16, headers: &[(&str, &str)], body: Value) -> HttpResponse {
     }
 }
 
+/// The provider file of an adapter's provider (each adapter is named after its provider).
+fn provider_file(name: &str) -> executor_bundles::compose::ProviderFile {
+    let path = format!(
+        "{}/../../bundles/providers/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 fn classify(adapter: &str, r: HttpResponse) -> Failure {
-    by_name(adapter).unwrap().classify_error(&r)
+    let file = provider_file(adapter);
+    executor_bundles::rules::classify_http(
+        &file.error_fields,
+        &file.errors,
+        &r,
+        by_name(adapter).unwrap().classify_error(&r),
+    )
+}
+
+/// A failed job's failure with the provider file's rules applied.
+fn job_failure(adapter: &str, outcome: PollOutcome) -> PollOutcome {
+    match outcome {
+        PollOutcome::Failed { failure, raw } => PollOutcome::Failed {
+            failure: executor_bundles::rules::classify_job(&provider_file(adapter).errors, failure),
+            raw,
+        },
+        other => other,
+    }
 }
 
 #[test]
@@ -166,7 +194,7 @@ fn runway_http_errors_and_task_failures() {
     ] {
         let task = json!({"id": "t", "status": "FAILED", "createdAt": "2024-11-06T00:00:00Z",
             "failure": "The task failed.", "failureCode": code});
-        match runway::interpret_task(&task, Some(5.0)) {
+        match job_failure("runway", runway::interpret_task(&task, Some(5.0))) {
             PollOutcome::Failed { failure, .. } => {
                 assert_eq!(failure.class, class, "{code}");
                 assert_eq!(failure.provider_code.as_deref(), Some(code));

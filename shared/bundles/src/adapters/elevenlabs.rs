@@ -20,42 +20,17 @@ impl Adapter for ElevenLabs {
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; codes and statuses are the provider file's `errors`.
         &[
             (
-                "HTTP 401 `quota_exceeded`",
-                "pipeline_configuration",
-                "quota is a 401; not retried",
-            ),
-            ("HTTP 401 `invalid_api_key`", "pipeline_configuration", ""),
-            (
-                "HTTP 429 `too_many_concurrent_requests`, `concurrent_limit_exceeded`, `rate_limit_exceeded`, `system_busy`",
-                "rate_limited",
-                "retried",
-            ),
-            (
-                "HTTP 400 `voice_not_found`",
+                "a validation error with `param`",
                 "validation_error",
-                "field `/voice_id`",
-            ),
-            (
-                "HTTP 400 `max_character_limit_exceeded`, `invalid_parameters`",
-                "validation_error",
-                "field from `param`",
+                "the field is `param`; else `/voice_id` for `voice_not_found`, `/text` for `max_character_limit_exceeded`",
             ),
             (
                 "HTTP 422 FastAPI `detail[]`",
                 "validation_error",
-                "field from `loc`",
-            ),
-            (
-                "HTTP 403 `content_against_policy`",
-                "content_policy",
-                "the text was blocked",
-            ),
-            (
-                "HTTP 5xx",
-                "provider_transient / provider_unavailable",
-                "retried",
+                "the field is the `loc` after `body`",
             ),
             ("HTTP 200 with an empty body", "partial_result", ""),
         ]
@@ -99,20 +74,9 @@ impl Adapter for ElevenLabs {
             .as_str()
             .or(d.as_str())
             .unwrap_or("ElevenLabs returned an error");
-        let class = match code.as_str() {
-            "quota_exceeded" | "invalid_api_key" | "only_for_creator+" | "payment_required" => {
-                ErrorClass::PipelineConfiguration
-            }
-            "too_many_concurrent_requests"
-            | "concurrent_limit_exceeded"
-            | "rate_limit_exceeded"
-            | "system_busy" => ErrorClass::RateLimited,
-            "voice_not_found" | "max_character_limit_exceeded" | "invalid_parameters" => {
-                ErrorClass::ValidationError
-            }
-            "content_against_policy" => ErrorClass::ContentPolicy,
-            _ => class_of_status(resp.status),
-        };
+        // The class by status (ElevenLabs' validation codes come with a 400); the provider
+        // file's rules refine it by code.
+        let class = class_of_status(resp.status);
         let mut f = Failure::new(class, short(message))
             .with_status(resp.status)
             .with_retry_after_ms(resp.retry_after_ms());
@@ -225,7 +189,7 @@ mod tests {
             &[],
             json!({"detail": {"status": "quota_exceeded", "message": "This request exceeds your quota of 10000. You have 59 credits remaining, while 10059 credits are required for this request."}}),
         );
-        let f = ElevenLabs.classify_error(&r);
+        let f = crate::adapters::classified(&ElevenLabs, "elevenlabs", &r);
         assert_eq!(f.class, ErrorClass::PipelineConfiguration);
         assert!(!f.class.is_retryable());
     }
@@ -237,13 +201,16 @@ mod tests {
             &[],
             json!({"detail": {"type": "rate_limit_error", "code": "concurrent_limit_exceeded", "message": "Too many concurrent requests.", "status": "too_many_concurrent_requests", "request_id": "r1"}}),
         );
-        assert_eq!(ElevenLabs.classify_error(&c).class, ErrorClass::RateLimited);
+        assert_eq!(
+            crate::adapters::classified(&ElevenLabs, "elevenlabs", &c).class,
+            ErrorClass::RateLimited
+        );
         let v = resp(
             422,
             &[],
             json!({"detail": [{"loc": ["body", "text"], "msg": "Field required", "type": "missing"}]}),
         );
-        let f = ElevenLabs.classify_error(&v);
+        let f = crate::adapters::classified(&ElevenLabs, "elevenlabs", &v);
         assert_eq!(f.class, ErrorClass::ValidationError);
         assert_eq!(f.field.as_deref(), Some("/text"));
         let voice = resp(
@@ -252,7 +219,9 @@ mod tests {
             json!({"detail": {"type": "validation_error", "code": "voice_not_found", "message": "A voice with the voice_id x was not found.", "status": "voice_not_found"}}),
         );
         assert_eq!(
-            ElevenLabs.classify_error(&voice).field.as_deref(),
+            crate::adapters::classified(&ElevenLabs, "elevenlabs", &voice)
+                .field
+                .as_deref(),
             Some("/voice_id")
         );
     }

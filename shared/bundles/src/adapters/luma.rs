@@ -19,30 +19,6 @@ use sha2::Digest;
 /// The Luma adapter.
 pub struct Luma;
 
-fn class_of_failure(reason: &str) -> ErrorClass {
-    let r = reason.to_ascii_lowercase();
-    if [
-        "moderat",
-        "not allowed",
-        "safety",
-        "policy",
-        "nsfw",
-        "inappropriate",
-    ]
-    .iter()
-    .any(|w| r.contains(w))
-    {
-        ErrorClass::ContentPolicy
-    } else if ["invalid", "unsupported", "could not download", "too large"]
-        .iter()
-        .any(|w| r.contains(w))
-    {
-        ErrorClass::ValidationError
-    } else {
-        ErrorClass::ProviderFatal
-    }
-}
-
 /// Seconds of a Luma duration such as `"5s"`.
 fn seconds(d: &Value) -> Option<f64> {
     match d {
@@ -92,7 +68,9 @@ pub fn interpret_generation(g: &Value, requested: Option<f64>) -> PollOutcome {
                 .as_str()
                 .unwrap_or("Luma generation failed");
             PollOutcome::Failed {
-                failure: Failure::new(class_of_failure(reason), short(reason)),
+                // The class comes from the provider file's rules on the reason (the driver
+                // applies them); none matching: provider_fatal.
+                failure: Failure::new(ErrorClass::ProviderFatal, short(reason)),
                 raw: g.clone(),
             }
         }
@@ -109,35 +87,14 @@ impl Adapter for Luma {
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; statuses and failure reasons are the provider file's `errors`.
         &[
             (
-                "HTTP 400 `{detail}` with a moderation message",
-                "content_policy",
-                "",
-            ),
-            (
-                "HTTP 400 / 422 `{detail}`",
+                "a validation error",
                 "validation_error",
-                "names the field mentioned",
+                "the field is the first of `prompt`, `model`, `aspect_ratio`, `keyframes`, `resolution`, `duration` the detail mentions",
             ),
-            (
-                "HTTP 401 / 403",
-                "pipeline_configuration",
-                "`Invalid API key is provided`",
-            ),
-            ("HTTP 402", "pipeline_configuration", "out of credits"),
-            ("HTTP 429", "rate_limited", "retried"),
-            (
-                "HTTP 5xx",
-                "provider_transient / provider_unavailable",
-                "retried",
-            ),
-            (
-                "generation `failed`, moderation reason",
-                "content_policy",
-                "",
-            ),
-            ("generation `failed`, other", "provider_fatal", ""),
+            ("generation `failed`, no rule matches", "provider_fatal", ""),
             (
                 "callback (unsigned)",
                 "(not trusted)",
@@ -156,14 +113,9 @@ impl Adapter for Luma {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| resp.body.to_string());
-        let class = match resp.status {
-            // A refused prompt is a 400 with a moderation message.
-            400 if class_of_failure(&detail) == ErrorClass::ContentPolicy => {
-                ErrorClass::ContentPolicy
-            }
-            402 => ErrorClass::PipelineConfiguration,
-            s => class_of_status(s),
-        };
+        // The class by status; the provider file's rules refine it (a 400 whose detail reads
+        // as moderation is content_policy).
+        let class = class_of_status(resp.status);
         let mut f = Failure::new(class, short(&detail))
             .with_status(resp.status)
             .with_retry_after_ms(resp.retry_after_ms());
@@ -257,12 +209,30 @@ mod tests {
             o => panic!("{o:?}"),
         }
         let failed = json!({"id": "g1", "state": "failed", "failure_reason": "Prompt not allowed because it contains unsafe content (moderation)"});
-        match interpret_generation(&failed, None) {
+        match crate::adapters::job_failed("luma", interpret_generation(&failed, None)) {
             PollOutcome::Failed { failure, .. } => {
                 assert_eq!(failure.class, ErrorClass::ContentPolicy)
             }
             o => panic!("{o:?}"),
         }
+        let other = json!({"id": "g1", "state": "failed", "failure_reason": "Generation failed due to an internal error. Please try again."});
+        match crate::adapters::job_failed("luma", interpret_generation(&other, None)) {
+            PollOutcome::Failed { failure, .. } => {
+                assert_eq!(failure.class, ErrorClass::ProviderFatal)
+            }
+            o => panic!("{o:?}"),
+        }
+        let moderated = crate::adapters::classified(
+            &Luma,
+            "luma",
+            &HttpResponse {
+                status: 400,
+                headers: serde_json::Map::new(),
+                body: json!({"detail": "Prompt not allowed because advanced moderation failed"}),
+            },
+        );
+        assert_eq!(moderated.class, ErrorClass::ContentPolicy);
+        assert_eq!(moderated.field, None);
         assert!(matches!(
             interpret_generation(&json!({"state": "dreaming"}), None),
             PollOutcome::Pending { started: true, .. }

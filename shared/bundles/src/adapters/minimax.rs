@@ -17,18 +17,6 @@ use serde_json::{Value, json};
 pub struct MiniMax;
 
 /// The class of a `base_resp.status_code`.
-pub fn class_of_code(code: i64) -> ErrorClass {
-    match code {
-        1002 | 1039 => ErrorClass::RateLimited,
-        1001 => ErrorClass::Timeout,
-        1004 | 1008 | 2049 => ErrorClass::PipelineConfiguration,
-        1026 | 1027 => ErrorClass::ContentPolicy,
-        2013 => ErrorClass::ValidationError,
-        1000 | 1024 => ErrorClass::ProviderTransient,
-        _ => ErrorClass::ProviderFatal,
-    }
-}
-
 fn code_of(body: &Value) -> Option<i64> {
     body["base_resp"]["status_code"].as_i64()
 }
@@ -39,38 +27,18 @@ impl Adapter for MiniMax {
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; `base_resp.status_code` codes are the provider file's `errors`.
         &[
             (
-                "HTTP 200 `base_resp.status_code` 1002 / 1039",
-                "rate_limited",
-                "errors arrive as HTTP 200",
+                "HTTP 200 with `base_resp.status_code` != 0",
+                "(by code)",
+                "an error answer; a code no rule names is provider_fatal",
             ),
             (
-                "HTTP 200 code 1004",
-                "pipeline_configuration",
-                "authentication",
-            ),
-            (
-                "HTTP 200 code 1008",
-                "pipeline_configuration",
-                "insufficient balance",
-            ),
-            (
-                "HTTP 200 code 1026 / 1027",
-                "content_policy",
-                "input / output sensitive",
-            ),
-            (
-                "HTTP 200 code 2013",
+                "code 2013",
                 "validation_error",
-                "invalid parameters",
+                "the field is the first of `prompt`, `model`, `first_frame_image`, `duration`, `resolution` the message names",
             ),
-            (
-                "HTTP 200 code 1000 / 1024",
-                "provider_transient",
-                "unknown / internal error",
-            ),
-            ("HTTP 200 code 1001", "timeout", ""),
             ("task `Fail`", "provider_fatal", ""),
             ("task `Success` without `file_id`", "partial_result", ""),
         ]
@@ -85,9 +53,12 @@ impl Adapter for MiniMax {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| resp.body.to_string());
-        let (class, code) = match code_of(&resp.body).filter(|c| *c != 0) {
-            Some(c) => (class_of_code(c), Some(c)),
-            None => (class_of_status(resp.status), None),
+        // A code is classed by the provider file's rules (the driver applies them); a code no
+        // rule names is provider_fatal. No code: by status.
+        let code = code_of(&resp.body).filter(|c| *c != 0);
+        let class = match code {
+            Some(_) => ErrorClass::ProviderFatal,
+            None => class_of_status(resp.status),
         };
         let mut f = Failure::new(class, short(&msg))
             .with_status(resp.status)
@@ -95,7 +66,8 @@ impl Adapter for MiniMax {
         if let Some(c) = code {
             f = f.with_code(c.to_string());
         }
-        if class == ErrorClass::ValidationError {
+        // 2013 (invalid parameters) messages name the field.
+        if code == Some(2013) || class == ErrorClass::ValidationError {
             f.field = Some(super::field_in(
                 &msg,
                 &[
@@ -202,22 +174,36 @@ mod tests {
             json!({"task_id": "", "base_resp": {"status_code": 1002, "status_msg": "rate limit"}}),
         );
         assert!(MiniMax.is_error_answer(&rate));
-        assert_eq!(MiniMax.classify_error(&rate).class, ErrorClass::RateLimited);
+        assert_eq!(
+            crate::adapters::classified(&MiniMax, "minimax", &rate).class,
+            ErrorClass::RateLimited
+        );
         let sensitive =
             ok200(json!({"base_resp": {"status_code": 1026, "status_msg": "input new_sensitive"}}));
         assert_eq!(
-            MiniMax.classify_error(&sensitive).class,
+            crate::adapters::classified(&MiniMax, "minimax", &sensitive).class,
             ErrorClass::ContentPolicy
         );
         let balance = ok200(
             json!({"base_resp": {"status_code": 1008, "status_msg": "insufficient balance"}}),
         );
         assert_eq!(
-            MiniMax.classify_error(&balance).class,
+            crate::adapters::classified(&MiniMax, "minimax", &balance).class,
             ErrorClass::PipelineConfiguration
         );
         let fine = ok200(
             json!({"task_id": "106916112212032", "base_resp": {"status_code": 0, "status_msg": "success"}}),
+        );
+        let invalid = ok200(
+            json!({"base_resp": {"status_code": 2013, "status_msg": "invalid params, duration must be 6 or 10"}}),
+        );
+        let f = crate::adapters::classified(&MiniMax, "minimax", &invalid);
+        assert_eq!(f.class, ErrorClass::ValidationError);
+        assert_eq!(f.field.as_deref(), Some("/duration"));
+        let unknown = ok200(json!({"base_resp": {"status_code": 9999, "status_msg": "new"}}));
+        assert_eq!(
+            crate::adapters::classified(&MiniMax, "minimax", &unknown).class,
+            ErrorClass::ProviderFatal
         );
         assert!(!MiniMax.is_error_answer(&fine));
         assert_eq!(MiniMax.job_id(&fine).as_deref(), Some("106916112212032"));

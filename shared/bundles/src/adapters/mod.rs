@@ -228,6 +228,44 @@ pub fn output_from_url(url: &str, default: OutputKind) -> Output {
     }
 }
 
+/// A provider file of the repository (`bundles/providers/<name>.yaml`), for tests of the
+/// rules an adapter's failures go through.
+#[cfg(test)]
+#[allow(clippy::panic)]
+pub(crate) fn provider_file(name: &str) -> crate::compose::ProviderFile {
+    let path = format!(
+        "{}/../../bundles/providers/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An adapter's classification of an error answer, then the provider file's rules (what
+/// the driver does).
+#[cfg(test)]
+pub(crate) fn classified(adapter: &dyn Adapter, provider: &str, resp: &HttpResponse) -> Failure {
+    let file = provider_file(provider);
+    crate::rules::classify_http(
+        &file.error_fields,
+        &file.errors,
+        resp,
+        adapter.classify_error(resp),
+    )
+}
+
+/// A failed job's failure as the driver ends it: the provider file's rules applied.
+#[cfg(test)]
+pub(crate) fn job_failed(provider: &str, outcome: PollOutcome) -> PollOutcome {
+    match outcome {
+        PollOutcome::Failed { failure, raw } => PollOutcome::Failed {
+            failure: crate::rules::classify_job(&provider_file(provider).errors, failure),
+            raw,
+        },
+        other => other,
+    }
+}
+
 /// A short message of a provider body (never the whole body).
 pub fn short(s: &str) -> String {
     let s = s.trim();

@@ -18,34 +18,18 @@ impl Adapter for OpenAi {
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; statuses and codes are the provider file's `errors`.
         &[
-            (
-                "HTTP 429 `rate_limit_exceeded`",
-                "rate_limited",
-                "retried after `retry-after-ms`/`retry-after`",
-            ),
-            (
-                "HTTP 429 `insufficient_quota`",
-                "pipeline_configuration",
-                "our account is out of credit; not retried",
-            ),
-            (
-                "HTTP 400 `content_policy_violation` / `moderation_blocked`",
-                "content_policy",
-                "the safety system refused the prompt",
-            ),
             (
                 "HTTP 400 with `param`",
                 "validation_error",
-                "names the field (`/param`)",
+                "the field is `/param`",
             ),
             (
-                "HTTP 401 / 403",
-                "pipeline_configuration",
-                "bad or unauthorized key",
+                "HTTP 429",
+                "rate_limited",
+                "retried after `retry-after-ms` / `retry-after`",
             ),
-            ("HTTP 500", "provider_transient", "retried"),
-            ("HTTP 502 / 503", "provider_unavailable", "retried"),
         ]
     }
 
@@ -57,12 +41,9 @@ impl Adapter for OpenAi {
             .unwrap_or("")
             .to_string();
         let message = short(e["message"].as_str().unwrap_or("OpenAI returned an error"));
-        let class = match (resp.status, code.as_str()) {
-            (429, "insufficient_quota") => ErrorClass::PipelineConfiguration,
-            (429, _) => ErrorClass::RateLimited,
-            (400, "content_policy_violation" | "moderation_blocked") => ErrorClass::ContentPolicy,
-            (s, _) => class_of_status(s),
-        };
+        // The class by status; the provider file's rules refine it by code
+        // (`insufficient_quota`, `content_policy_violation`, ...).
+        let class = class_of_status(resp.status);
         let mut f = Failure::new(class, message)
             .with_status(resp.status)
             .with_retry_after_ms(resp.retry_after_ms());
@@ -238,7 +219,7 @@ mod tests {
             429,
             json!({"error": {"message": "Rate limit reached. Please try again in 26.604s.", "type": "tokens", "param": null, "code": "rate_limit_exceeded"}}),
         );
-        let f = OpenAi.classify_error(&rate);
+        let f = crate::adapters::classified(&OpenAi, "openai", &rate);
         assert_eq!(f.class, ErrorClass::RateLimited);
         assert_eq!(f.retry_after_ms, Some(2000));
         let quota = resp(
@@ -246,7 +227,7 @@ mod tests {
             json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}),
         );
         assert_eq!(
-            OpenAi.classify_error(&quota).class,
+            crate::adapters::classified(&OpenAi, "openai", &quota).class,
             ErrorClass::PipelineConfiguration
         );
     }
@@ -257,12 +238,15 @@ mod tests {
             400,
             json!({"error": {"message": "Your request was rejected as a result of our safety system.", "type": "invalid_request_error", "param": null, "code": "content_policy_violation"}}),
         );
-        assert_eq!(OpenAi.classify_error(&cp).class, ErrorClass::ContentPolicy);
+        assert_eq!(
+            crate::adapters::classified(&OpenAi, "openai", &cp).class,
+            ErrorClass::ContentPolicy
+        );
         let v = resp(
             400,
             json!({"error": {"message": "Invalid size", "type": "invalid_request_error", "param": "size", "code": null}}),
         );
-        let f = OpenAi.classify_error(&v);
+        let f = crate::adapters::classified(&OpenAi, "openai", &v);
         assert_eq!(f.class, ErrorClass::ValidationError);
         assert_eq!(f.field.as_deref(), Some("/size"));
         let key = resp(
@@ -270,7 +254,7 @@ mod tests {
             json!({"error": {"message": "Incorrect API key provided: kk.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}),
         );
         assert_eq!(
-            OpenAi.classify_error(&key).class,
+            crate::adapters::classified(&OpenAi, "openai", &key).class,
             ErrorClass::PipelineConfiguration
         );
     }

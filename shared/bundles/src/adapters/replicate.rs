@@ -16,12 +16,11 @@ use serde_json::{Value, json};
 /// The Replicate adapter.
 pub struct Replicate;
 
-/// The problem `title` of the 422 Replicate answers a create whose version does not exist or
-/// may not be used by the token: `{"title": "Invalid version or not permitted", "detail": "The
-/// specified version does not exist (or perhaps you don't have permission to use it?)",
-/// "status": 422}` (docs/providers.md §1 Errors; body pasted in replicate/replicate-python
-/// issues). Field errors come as `title: "Input validation failed"` with `invalid_fields`.
-const INVALID_VERSION: &str = "Invalid version or not permitted";
+// The 422 Replicate answers a create whose version does not exist or may not be used by the
+// token, `{"title": "Invalid version or not permitted", "detail": "The specified version does
+// not exist (or perhaps you don't have permission to use it?)", "status": 422}` (body pasted
+// in replicate/replicate-python issues), is a rule of bundles/providers/replicate.yaml. Field
+// errors come as `title: "Input validation failed"` with `invalid_fields`.
 
 impl Adapter for Replicate {
     fn name(&self) -> &'static str {
@@ -29,31 +28,14 @@ impl Adapter for Replicate {
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; statuses and failure texts are the provider file's `errors`.
         &[
             (
-                "HTTP 422 problem+json with `invalid_fields`",
+                "HTTP 422 with `invalid_fields`",
                 "validation_error",
-                "names the field",
+                "the field is the first `invalid_fields[].field` (without `input.`)",
             ),
-            (
-                "HTTP 422 `Invalid version or not permitted`",
-                "pipeline_configuration",
-                "the model version does not exist or the token may not use it: an operator alert",
-            ),
-            ("HTTP 401 / 403", "pipeline_configuration", "bad token"),
-            ("HTTP 402", "pipeline_configuration", "billing"),
-            ("HTTP 429", "rate_limited", "retried after `retry-after`"),
-            (
-                "HTTP 5xx",
-                "provider_transient / provider_unavailable",
-                "retried",
-            ),
-            (
-                "prediction `failed`, NSFW/safety text",
-                "content_policy",
-                "",
-            ),
-            ("prediction `failed`, other", "provider_fatal", ""),
+            ("prediction `failed`, no rule matches", "provider_fatal", ""),
             (
                 "prediction `succeeded` with no output",
                 "partial_result",
@@ -69,13 +51,9 @@ impl Adapter for Replicate {
             .map(str::to_string)
             .unwrap_or_else(|| b.to_string());
         let title = b["title"].as_str().unwrap_or("");
-        let class = if resp.status == 422 && title == INVALID_VERSION {
-            // The model version does not exist or our token may not use it: the bundle or
-            // the account is wrong, not the customer's input.
-            ErrorClass::PipelineConfiguration
-        } else {
-            class_of_status(resp.status)
-        };
+        // The class by status; the provider file's rules refine it (a 422 "Invalid version or
+        // not permitted" is our configuration, not the customer's input).
+        let class = class_of_status(resp.status);
         let mut f = Failure::new(
             class,
             short(&if title.is_empty() {
@@ -159,18 +137,6 @@ impl Adapter for Replicate {
     }
 }
 
-/// The class of a failed prediction's error text.
-fn class_of_error(error: &str) -> ErrorClass {
-    let e = error.to_ascii_lowercase();
-    if e.contains("nsfw") || e.contains("safety") || e.contains("content policy") {
-        ErrorClass::ContentPolicy
-    } else if e.contains("e6716") || e.contains("timeout starting") {
-        ErrorClass::ProviderTransient
-    } else {
-        ErrorClass::ProviderFatal
-    }
-}
-
 /// Interprets a prediction object (GET or webhook body).
 pub fn interpret_prediction(p: &Value) -> PollOutcome {
     let status = p["status"].as_str().unwrap_or("");
@@ -201,7 +167,9 @@ pub fn interpret_prediction(p: &Value) -> PollOutcome {
         "failed" => {
             let error = p["error"].as_str().unwrap_or("prediction failed");
             PollOutcome::Failed {
-                failure: Failure::new(class_of_error(error), short(error)),
+                // The class comes from the provider file's rules on the error text (the
+                // driver applies them); none matching: provider_fatal.
+                failure: Failure::new(ErrorClass::ProviderFatal, short(error)),
                 raw: p.clone(),
             }
         }
@@ -271,10 +239,14 @@ mod tests {
     fn invalid_version_is_our_configuration_not_the_customers_input() {
         // The body Replicate answers a create whose version does not exist or may not be
         // used by the token (providers.md §1 Errors, `predictions.create.422.invalid-version`).
-        let f = Replicate.classify_error(&problem(
-            422,
-            json!({"title": "Invalid version or not permitted", "detail": "The specified version does not exist (or perhaps you don't have permission to use it?)", "status": 422}),
-        ));
+        let f = crate::adapters::classified(
+            &Replicate,
+            "replicate",
+            &problem(
+                422,
+                json!({"title": "Invalid version or not permitted", "detail": "The specified version does not exist (or perhaps you don't have permission to use it?)", "status": 422}),
+            ),
+        );
         assert_eq!(f.class, ErrorClass::PipelineConfiguration);
         assert_eq!(f.field, None);
         assert_eq!(f.http_status, Some(422));
@@ -283,11 +255,15 @@ mod tests {
 
     #[test]
     fn other_422s_name_the_field() {
-        let f = Replicate.classify_error(&problem(
-            422,
-            json!({"title": "Input validation failed", "detail": "- input.prompt: Does not match format 'x'", "status": 422,
+        let f = crate::adapters::classified(
+            &Replicate,
+            "replicate",
+            &problem(
+                422,
+                json!({"title": "Input validation failed", "detail": "- input.prompt: Does not match format 'x'", "status": 422,
                 "invalid_fields": [{"type": "format", "field": "input.prompt", "description": "input.prompt: Does not match format 'x'"}]}),
-        ));
+            ),
+        );
         assert_eq!(f.class, ErrorClass::ValidationError);
         assert_eq!(f.field.as_deref(), Some("/prompt"));
     }
@@ -314,6 +290,10 @@ mod tests {
         let bad = json!({"status": "failed", "error": "Prediction failed for an unknown reason. It might have run out of memory? (exitcode 2)"});
         assert!(
             matches!(interpret_prediction(&bad), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ProviderFatal)
+        );
+        let nsfw = json!({"status": "failed", "error": "NSFW content detected. Try running it again, or try a different prompt."});
+        assert!(
+            matches!(crate::adapters::job_failed("replicate", interpret_prediction(&nsfw)), PollOutcome::Failed { failure, .. } if failure.class == ErrorClass::ContentPolicy)
         );
         assert!(matches!(
             interpret_prediction(&json!({"status": "aborted"})),

@@ -11,56 +11,24 @@ use serde_json::{Value, json};
 /// The Runway adapter.
 pub struct Runway;
 
-/// The class of a task failure code.
-pub fn class_of_failure_code(code: &str) -> ErrorClass {
-    if code.starts_with("SAFETY.") || code.starts_with("INPUT_PREPROCESSING.SAFETY") {
-        ErrorClass::ContentPolicy
-    } else if code.starts_with("INTERNAL.BAD_OUTPUT")
-        || code.starts_with("INPUT_PREPROCESSING.INTERNAL")
-    {
-        ErrorClass::ProviderTransient
-    } else if code.starts_with("ASSET.") || code.starts_with("INPUT_PREPROCESSING.") {
-        ErrorClass::ValidationError
-    } else {
-        ErrorClass::ProviderFatal
-    }
-}
-
 impl Adapter for Runway {
     fn name(&self) -> &'static str {
         "runway"
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; statuses and failure codes are the provider file's `errors`.
         &[
             (
-                "HTTP 400 `{error}`",
+                "HTTP 400 naming a field",
                 "validation_error",
-                "names the field mentioned (`promptImage`, `ratio`, ...)",
-            ),
-            ("HTTP 401", "pipeline_configuration", "bad key"),
-            ("HTTP 429", "rate_limited", "retried"),
-            (
-                "HTTP 502 / 503 / 504",
-                "provider_unavailable / timeout",
-                "retried",
+                "the field is the first of `promptImage`, `promptText`, `ratio`, `duration`, `model`, `seed` the message mentions",
             ),
             (
-                "task FAILED `SAFETY.*`, `INPUT_PREPROCESSING.SAFETY.*`",
-                "content_policy",
-                "not retried",
+                "task FAILED, no rule matches",
+                "provider_fatal",
+                "an undocumented or absent `failureCode`",
             ),
-            (
-                "task FAILED `INTERNAL.BAD_OUTPUT.*`, `INPUT_PREPROCESSING.INTERNAL`",
-                "provider_transient",
-                "may succeed again",
-            ),
-            (
-                "task FAILED `ASSET.*`, other `INPUT_PREPROCESSING.*`",
-                "validation_error",
-                "the input asset",
-            ),
-            ("task FAILED, other codes", "provider_fatal", ""),
             (
                 "task THROTTLED",
                 "(not an error)",
@@ -148,9 +116,11 @@ pub fn interpret_task(task: &Value, requested_duration: Option<f64>) -> PollOutc
             })
         }
         "FAILED" => {
+            // The class comes from the provider file's rules on `failureCode` (the driver
+            // applies them); none matching: provider_fatal.
             let code = task["failureCode"].as_str().unwrap_or("");
             let mut f = Failure::new(
-                class_of_failure_code(code),
+                ErrorClass::ProviderFatal,
                 short(task["failure"].as_str().unwrap_or("Runway task failed")),
             );
             if !code.is_empty() {
@@ -175,23 +145,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failure_codes_map_to_classes() {
+    fn failure_codes_map_to_classes_by_the_provider_rules() {
+        let class = |code: &str| match crate::adapters::job_failed(
+            "runway",
+            interpret_task(&json!({"status": "FAILED", "failureCode": code}), None),
+        ) {
+            PollOutcome::Failed { failure, .. } => failure.class,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(class("SAFETY.INPUT.TEXT"), ErrorClass::ContentPolicy);
         assert_eq!(
-            class_of_failure_code("SAFETY.INPUT.TEXT"),
+            class("INPUT_PREPROCESSING.SAFETY.TEXT"),
             ErrorClass::ContentPolicy
         );
         assert_eq!(
-            class_of_failure_code("INPUT_PREPROCESSING.SAFETY.TEXT"),
-            ErrorClass::ContentPolicy
-        );
-        assert_eq!(
-            class_of_failure_code("INTERNAL.BAD_OUTPUT.CODE01"),
+            class("INTERNAL.BAD_OUTPUT.CODE01"),
             ErrorClass::ProviderTransient
         );
         assert_eq!(
-            class_of_failure_code("SOMETHING.NEW"),
-            ErrorClass::ProviderFatal
+            class("INPUT_PREPROCESSING.INTERNAL"),
+            ErrorClass::ProviderTransient
         );
+        assert_eq!(class("ASSET.INVALID"), ErrorClass::ValidationError);
+        assert_eq!(class("SOMETHING.NEW"), ErrorClass::ProviderFatal);
     }
 
     #[test]

@@ -49,44 +49,28 @@ impl Adapter for Stability {
     }
 
     fn error_table(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        // What only Rust does; error answers are the provider file's `errors`.
         &[
             (
                 "HTTP 200 `finish-reason: CONTENT_FILTERED`",
                 "content_policy",
-                "a blurred image is not a result",
+                "a blurred image is not a result (a success answer: rules read error answers)",
             ),
             (
-                "HTTP 400 `bad_request`",
+                "HTTP 400 `prompt: ...`",
                 "validation_error",
-                "names the field the message starts with",
-            ),
-            (
-                "HTTP 402 `payment_required`",
-                "pipeline_configuration",
-                "out of credits",
+                "the field is the word before the message's first colon",
             ),
             (
                 "HTTP 413 `payload_too_large`",
                 "validation_error",
-                "the request body is over 10 MiB; names the size, no field",
-            ),
-            ("HTTP 403 `content_moderation`", "content_policy", ""),
-            (
-                "HTTP 422 `public_figure`, `copyrighted_content`",
-                "content_policy",
-                "",
+                "the message names the size limit; no field",
             ),
             (
-                "HTTP 422 other (`invalid_language`)",
-                "validation_error",
-                "",
-            ),
-            (
-                "HTTP 429 `rate_limit_exceeded`",
+                "HTTP 429",
                 "rate_limited",
-                "60 s lock-out assumed (no header)",
+                "retried after 60 s when no header says otherwise (the documented lock-out)",
             ),
-            ("HTTP 500 `internal_error`", "provider_transient", "retried"),
             ("HTTP 200 with an empty body", "partial_result", ""),
         ]
     }
@@ -100,13 +84,8 @@ impl Adapter for Stability {
             .map(str::to_string)
             .or_else(|| resp.body.as_str().map(str::to_string))
             .unwrap_or_else(|| "Stability AI returned an error".into());
-        let class = match (resp.status, name.as_str()) {
-            (403, _) | (_, "content_moderation") => ErrorClass::ContentPolicy,
-            (422, "public_figure" | "copyrighted_content") => ErrorClass::ContentPolicy,
-            (402, _) | (_, "payment_required") => ErrorClass::PipelineConfiguration,
-            (429, _) => ErrorClass::RateLimited,
-            (s, _) => class_of_status(s),
-        };
+        // The class by status; the provider file's rules refine it by `name`.
+        let class = class_of_status(resp.status);
         // 413 `payload_too_large` ("body: payloads cannot be larger than 10MiB in size") is
         // about the whole request body's size, not an input field named `body`.
         let too_large = resp.status == 413 || name == "payload_too_large";
@@ -258,7 +237,7 @@ mod tests {
             &[],
             json!({"id": "rate_limit_exceeded", "name": "rate_limit_exceeded", "errors": ["You have exceeded the rate limit of 150 requests within a 10 second period, and have been timed out for 60 seconds."]}),
         );
-        let f = Stability.classify_error(&rl);
+        let f = crate::adapters::classified(&Stability, "stability", &rl);
         assert_eq!(f.class, ErrorClass::RateLimited);
         assert_eq!(f.retry_after_ms, Some(60_000));
         let bad = resp(
@@ -266,7 +245,7 @@ mod tests {
             &[],
             json!({"id": "a1b2", "name": "bad_request", "errors": ["prompt: cannot be empty"]}),
         );
-        let f = Stability.classify_error(&bad);
+        let f = crate::adapters::classified(&Stability, "stability", &bad);
         assert_eq!(f.class, ErrorClass::ValidationError);
         assert_eq!(f.field.as_deref(), Some("/prompt"));
         let pay = resp(
@@ -275,7 +254,7 @@ mod tests {
             json!({"id": "c3", "name": "payment_required", "errors": ["You lack sufficient credits to make this request."]}),
         );
         assert_eq!(
-            Stability.classify_error(&pay).class,
+            crate::adapters::classified(&Stability, "stability", &pay).class,
             ErrorClass::PipelineConfiguration
         );
         let pf = resp(
@@ -284,7 +263,7 @@ mod tests {
             json!({"id": "d4", "name": "public_figure", "errors": ["Our system detected the likeness of a public figure in your image."]}),
         );
         assert_eq!(
-            Stability.classify_error(&pf).class,
+            crate::adapters::classified(&Stability, "stability", &pf).class,
             ErrorClass::ContentPolicy
         );
     }
@@ -298,7 +277,7 @@ mod tests {
             &[],
             json!({"id": "4212a4b66fbe1cedca4bf2133d35dca5", "name": "payload_too_large", "errors": ["body: payloads cannot be larger than 10MiB in size"]}),
         );
-        let f = Stability.classify_error(&big);
+        let f = crate::adapters::classified(&Stability, "stability", &big);
         assert_eq!(f.class, ErrorClass::ValidationError);
         assert_eq!(f.field, None, "{f:?}");
         assert_eq!(f.provider_code.as_deref(), Some("payload_too_large"));
