@@ -161,8 +161,12 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
                         format!(
                             "{} mapped ({}); fixtures show {}",
                             i.statuses.len(),
-                            i.statuses.keys().cloned().collect::<Vec<_>>().join(", "),
-                            seen.iter().cloned().collect::<Vec<_>>().join(", ")
+                            i.statuses
+                                .keys()
+                                .map(|k| shown(k))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            seen.iter().map(|k| shown(k)).collect::<Vec<_>>().join(", ")
                         )
                     } else {
                         format!(
@@ -360,4 +364,13 @@ pub fn checklist(bundle: &Bundle, fixtures: &[Fixture]) -> Vec<Check> {
         },
     ));
     out
+}
+
+/// A status value as the checklist prints it: an absent status (`""`) as `(no status field)`.
+fn shown(status: &str) -> &str {
+    if status.is_empty() {
+        "(no status field)"
+    } else {
+        status
+    }
 }
