@@ -294,6 +294,12 @@ impl GuardStore for ChaosGuards {
         }
         self.inner.commit(expected, next).await
     }
+    async fn budget(
+        &self,
+        key: &str,
+    ) -> Result<Option<executor_lifecycle::BudgetState>, StoreError> {
+        self.inner.budget(key).await
+    }
     async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
         self.inner.clear_outbox(id, version).await
     }

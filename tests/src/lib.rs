@@ -3,6 +3,7 @@
 //! faults (duplicated messages, crashes at protocol points).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod aws_sys;
 pub mod chaos;
 
 use async_trait::async_trait;

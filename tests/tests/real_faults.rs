@@ -680,6 +680,12 @@ impl executor_lifecycle::GuardStore for LateJobCommits {
         }
         self.inner.commit(expected, next).await
     }
+    async fn budget(
+        &self,
+        key: &str,
+    ) -> Result<Option<executor_lifecycle::BudgetState>, StoreError> {
+        self.inner.budget(key).await
+    }
     async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
         self.inner.clear_outbox(id, version).await
     }

@@ -15,18 +15,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use executor_cli::client::{Client, CreateOptions, is_settled};
-use executor_lambda::App;
-use executor_lambda::esm::{self, MappingConfig};
-use executor_lifecycle::{LifecycleConfig, QueueName};
-use executor_simulators::{SimConfig, Simulators};
 use executor_tests::Harness;
 use executor_tests::customer::endpoint;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const POLLING: &str = "runway/gen4-turbo";
-const AWS_WEBHOOK_SECRET: &str = "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=";
 const PUBLIC: [&str; 7] = [
     "queued",
     "starting",
@@ -61,73 +55,16 @@ async fn embedded() -> Sys {
 }
 
 async fn aws() -> Sys {
-    let endpoint_url = std::env::var("EXECUTOR_TEST_AWS_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:5000".into());
-    let prefix = format!("status-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let cfg = executor_lambda::local::ensure_resources(
-        &prefix,
-        &endpoint_url,
-        executor_lambda::local::LimiterChoice::DynamoDb,
-    )
-    .await
-    .expect("moto server must run: scripts/services.sh");
-    let sims = Simulators::start(SimConfig::default()).await.unwrap();
-    let mut catalog = executor_bundles::CatalogOptions::from_env();
-    for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
-        catalog
-            .base_url_overrides
-            .insert(p.into(), sims.base_url(p));
-    }
-    catalog.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
-    catalog.fal_public_keys = vec![sims.fal_public_key_b64url()];
-    catalog.allow_missing_credentials = true;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let lifecycle = LifecycleConfig {
-        public_base_url: url.clone(),
-        time_scale: 0.02,
-        visibility_timeout_ms: 2_000,
-        watchdog_margin_ms: 2_000,
-        nudge_retry_ms: 100,
-        delivery_retry_base_ms: 100,
-        delivery_max_attempts: 3,
-        submit_retry_base_ms: 100,
-        // The customer endpoints of the suite are on this machine.
-        webhook_targets: executor_lifecycle::netguard::OutboundPolicy::dev(),
-        ..Default::default()
-    };
-    let app = Arc::new(
-        App::build(&cfg, lifecycle, catalog, AWS_WEBHOOK_SECRET)
-            .await
-            .unwrap(),
-    );
-    let key = format!("exk_status_{prefix}");
-    app.backend
-        .guards
-        .add_api_key("status", &executor_api::hash_api_key(&key))
-        .await
-        .unwrap();
-    let router = app.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let sdk = cfg.sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (shutdown, rx) = tokio::sync::watch::channel(false);
-    for q in QueueName::ALL {
-        let m = MappingConfig {
-            queue_url: cfg.queues[&q].url.clone(),
-            queue_arn: format!("arn:aws:sqs:us-east-1:000000000000:{prefix}-{}", q.as_str()),
-            batch_size: 10,
-            visibility_timeout: 2,
-            max_concurrency: 2,
-        };
-        tokio::spawn(esm::run(app.clone(), sqs.clone(), m, rx.clone()));
-    }
+    let a = executor_tests::aws_sys::start("status", "status", |l| {
+        l.delivery_max_attempts = 3;
+    })
+    .await;
     Sys {
-        client: Client::new(&url, &key).unwrap(),
-        url,
-        key,
-        webhook_secret: AWS_WEBHOOK_SECRET.to_string(),
-        _keep: Box::new((shutdown, sims, app)),
+        client: Client::new(&a.url, &a.key).unwrap(),
+        url: a.url.clone(),
+        key: a.key.clone(),
+        webhook_secret: executor_tests::aws_sys::WEBHOOK_SECRET.to_string(),
+        _keep: Box::new(a),
     }
 }
 

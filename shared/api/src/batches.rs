@@ -88,6 +88,7 @@ pub struct RerunBody {
         (status = 400, description = "Invalid body or header (the failing field is a JSON pointer)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution (or another tenant's)", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The estimated cost does not fit a budget of the tenant (`budget`, `estimate_usd`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Idempotency-Key reused with a different request, or the execution has as many reruns as it may have (100)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than the API accepts", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "A body that is not application/json", body = Problem, content_type = "application/problem+json"),

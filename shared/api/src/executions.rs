@@ -181,6 +181,7 @@ fn prefer_wait(headers: &HeaderMap, max: u64) -> Option<u64> {
             headers(("Location" = String, description = "The execution's URL"), ("Preference-Applied" = String, description = "`wait=N` when Prefer was honoured"))),
         (status = 400, description = "Invalid body or input (the failing field is a JSON pointer)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The estimated cost does not fit a budget of the tenant (`budget`, `estimate_usd`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Idempotency-Key reused with a different body", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than the API accepts", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),

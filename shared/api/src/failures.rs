@@ -332,7 +332,7 @@ pub async fn pile(
 
 /// Every execution matching `query`, newest first, at most [`MAX_SCANNED`]; true when more
 /// matched.
-async fn scan(
+pub(crate) async fn scan(
     state: &ApiState,
     tenant: &str,
     mut query: ListQuery,

@@ -11,6 +11,7 @@ pub mod list;
 pub mod models;
 pub mod openapi;
 pub mod problem;
+pub mod usage;
 pub mod view;
 pub mod webhooks;
 

@@ -3,7 +3,9 @@
 //! come from the same list of handlers, so a route cannot exist without being documented.
 //! `docs/openapi.json` is this document, checked by a drift test.
 
-use crate::{ApiState, batches, executions, failures, list, models, problem::Problem, webhooks};
+use crate::{
+    ApiState, batches, executions, failures, list, models, problem::Problem, usage, webhooks,
+};
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -74,6 +76,7 @@ pub fn router_and_doc() -> (Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(batches::get_one))
         .routes(routes!(failures::piles))
         .routes(routes!(failures::pile))
+        .routes(routes!(usage::usage))
         .routes(routes!(executions::redrive))
         .routes(routes!(models::list))
         .routes(routes!(models::get_one))

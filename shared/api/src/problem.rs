@@ -33,6 +33,12 @@ pub struct Problem {
     /// The error class of the failure taxonomy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_class: Option<String>,
+    /// The budget a create did not fit (`402`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::usage::BudgetView>,
+    /// The estimated cost that did not fit the budget (`402`), in USD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate_usd: Option<f64>,
     #[serde(skip)]
     #[schema(ignore)]
     retry_after: Option<u64>,
@@ -51,6 +57,8 @@ impl Problem {
             detail: detail.into(),
             field: None,
             error_class: None,
+            budget: None,
+            estimate_usd: None,
             retry_after: None,
             allow: None,
         }
@@ -142,6 +150,17 @@ impl From<EngineError> for Problem {
                 p
             }
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+            EngineError::BudgetExceeded(refusal) => {
+                let mut p = Problem::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "budget-exceeded",
+                    refusal.to_string(),
+                );
+                p.error_class = Some("budget_exceeded".into());
+                p.estimate_usd = Some(crate::usage::usd(refusal.estimate_usd_micros));
+                p.budget = Some(crate::usage::BudgetView::from(&refusal.state));
+                p
+            }
             EngineError::Unauthorized(f) => {
                 let mut p = Problem::unauthorized(format!("callback rejected: {}", f.message));
                 p.error_class = Some(f.class.as_str().to_string());
@@ -174,6 +193,7 @@ fn slug_of(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "bad-request",
         401 => "unauthorized",
+        402 => "budget-exceeded",
         404 => "not-found",
         405 => "method-not-allowed",
         406 => "not-acceptable",

@@ -22,8 +22,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
 };
+use executor_lifecycle::budget::HoldLine;
 use executor_lifecycle::{
-    Clock, CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
+    BudgetHold, BudgetRefusal, BudgetState, Clock, CommitError, Guard, GuardStore, IdempotencyItem,
+    Inserted, ListQuery, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -359,8 +361,12 @@ impl DynamoGuardStore {
         Ok(out.item().cloned())
     }
 
-    /// A conditional update of the versioned attributes of `g` where `version = expected`.
-    async fn update_versioned(&self, g: &Guard, expected: u64) -> Result<(), CommitError> {
+    /// The update expression, names and values that write the versioned attributes of `g`.
+    #[allow(clippy::type_complexity)]
+    fn versioned_update(
+        g: &Guard,
+        expected: u64,
+    ) -> Result<(String, HashMap<String, String>, Item), StoreError> {
         let mut sets = Vec::new();
         let mut removes = Vec::new();
         let mut names = HashMap::new();
@@ -381,6 +387,12 @@ impl DynamoGuardStore {
         if !removes.is_empty() {
             expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
+        Ok((expr, names, values))
+    }
+
+    /// A conditional update of the versioned attributes of `g` where `version = expected`.
+    async fn update_versioned(&self, g: &Guard, expected: u64) -> Result<(), CommitError> {
+        let (expr, names, values) = Self::versioned_update(g, expected)?;
         let r = self
             .client
             .update_item()
@@ -405,6 +417,113 @@ impl DynamoGuardStore {
             ))),
         }
     }
+
+    /// The commit that settles a budget hold: the guard's conditional update and each budget
+    /// item's move from reserved to spent, in one transaction.
+    async fn commit_settling(
+        &self,
+        g: &Guard,
+        expected: u64,
+        hold: &BudgetHold,
+    ) -> Result<(), CommitError> {
+        let (expr, names, values) = Self::versioned_update(g, expected)?;
+        let guard_update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(&g.id)))
+            .update_expression(expr)
+            .condition_expression("#version = :expected")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| CommitError::Store(err(e)))?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(guard_update).build());
+        let reserved = hold.reserved_usd_micros;
+        let actual = hold.settled.map(|s| s.actual_usd_micros).unwrap_or(0);
+        for line in &hold.lines {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(budget_pk(&line.key)))
+                .update_expression(
+                    "ADD reserved_usd_micros :unreserve, used_usd_micros :delta, spent_usd_micros :actual, settled_executions :one",
+                )
+                .expression_attribute_values(":unreserve", n(-reserved))
+                .expression_attribute_values(":delta", n(actual - reserved))
+                .expression_attribute_values(":actual", n(actual))
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(|e| CommitError::Store(err(e)))?;
+            tx = tx.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        match tx.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Canceled because another commit won the version (a conflict), or for a
+                // transient reason (a concurrent transaction on a budget item): the stored
+                // version tells which.
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception())
+                    && self
+                        .get(&g.id)
+                        .await?
+                        .is_none_or(|now| now.version() != expected)
+                {
+                    return Err(CommitError::Conflict);
+                }
+                Err(CommitError::Store(err(
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e),
+                )))
+            }
+        }
+    }
+
+    /// The update that reserves `estimate` on a budget item if its `used` (spent + reserved)
+    /// leaves room under the hold's limit.
+    fn reserve_update(&self, line: &HoldLine, estimate: i64) -> Result<Update, StoreError> {
+        let line_json =
+            serde_json::to_string(line).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // fits: limit - used > 0 and limit - used >= estimate, i.e. used <= limit - max(estimate, 1).
+        let max_used = line.limit_usd_micros - estimate.max(1);
+        Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(budget_pk(&line.key)))
+            .update_expression(
+                "SET #line = :line, limit_usd_micros = :limit ADD used_usd_micros :e, reserved_usd_micros :e, spent_usd_micros :zero, settled_executions :zero",
+            )
+            .condition_expression("attribute_not_exists(used_usd_micros) OR used_usd_micros <= :max")
+            .expression_attribute_names("#line", "line")
+            .expression_attribute_values(":line", s(line_json))
+            .expression_attribute_values(":limit", n(line.limit_usd_micros))
+            .expression_attribute_values(":e", n(estimate))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":max", n(max_used))
+            .build()
+            .map_err(err)
+    }
+
+    /// The first item of `hold` without room for its estimate, as stored now.
+    async fn refusal(&self, hold: &BudgetHold) -> Result<Option<BudgetRefusal>, StoreError> {
+        for line in &hold.lines {
+            let mut state = self
+                .budget(&line.key)
+                .await?
+                .unwrap_or_else(|| BudgetState::empty(line.clone()));
+            state.line.limit_usd_micros = line.limit_usd_micros;
+            if !state.fits(hold.reserved_usd_micros) {
+                return Ok(Some(BudgetRefusal {
+                    state,
+                    estimate_usd_micros: hold.reserved_usd_micros,
+                }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn budget_pk(key: &str) -> String {
+    format!("budget#{key}")
 }
 
 #[async_trait]
@@ -453,6 +572,27 @@ impl GuardStore for DynamoGuardStore {
             );
             tx = tx.transact_items(TransactWriteItem::builder().put(put(it)?).build());
         }
+        if let Some(hold) = &guard.budget {
+            // An estimate above an item's limit never fits: refused without a write.
+            if hold
+                .lines
+                .iter()
+                .any(|l| !BudgetState::empty(l.clone()).fits(hold.reserved_usd_micros))
+            {
+                if let Some(i) = idem
+                    && let Some(existing) = self.find_idempotency(&i.tenant, &i.key).await?
+                {
+                    return Ok(Inserted::IdempotencyKeyTaken(existing));
+                }
+                if let Some(refusal) = self.refusal(hold).await? {
+                    return Ok(Inserted::BudgetExceeded(refusal));
+                }
+            }
+            for line in &hold.lines {
+                let update = self.reserve_update(line, hold.reserved_usd_micros)?;
+                tx = tx.transact_items(TransactWriteItem::builder().update(update).build());
+            }
+        }
         if let Some(original) = &guard.rerun_of {
             // The link both ways in the same transaction: the rerun's `rerun_of` (in its
             // record) and the original's `rerun_ids` (an attribute commits never write).
@@ -486,6 +626,13 @@ impl GuardStore for DynamoGuardStore {
                     if let Some(existing) = self.find_idempotency(&i.tenant, &i.key).await? {
                         return Ok(Inserted::IdempotencyKeyTaken(existing));
                     }
+                }
+                if let Some(hold) = &guard.budget
+                    && e.as_service_error()
+                        .is_some_and(|s| s.is_transaction_canceled_exception())
+                    && let Some(refusal) = self.refusal(hold).await?
+                {
+                    return Ok(Inserted::BudgetExceeded(refusal));
                 }
                 Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
             }
@@ -555,7 +702,37 @@ impl GuardStore for DynamoGuardStore {
                 next.version()
             ))));
         }
-        self.update_versioned(next, expected).await
+        match next
+            .budget
+            .as_ref()
+            .filter(|h| h.settles_at(next.version()))
+        {
+            Some(hold) => self.commit_settling(next, expected, hold).await,
+            None => self.update_versioned(next, expected).await,
+        }
+    }
+
+    async fn budget(&self, key: &str) -> Result<Option<BudgetState>, StoreError> {
+        let Some(item) = self.get_item(budget_pk(key)).await? else {
+            return Ok(None);
+        };
+        let num = |k: &str| -> i64 {
+            item.get(k)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let line = get_s(&item, "line")
+            .ok_or_else(|| StoreError::Corrupt(format!("budget item {key} without line")))?;
+        let mut line: HoldLine =
+            serde_json::from_str(line).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        line.limit_usd_micros = num("limit_usd_micros");
+        Ok(Some(BudgetState {
+            line,
+            reserved_usd_micros: num("reserved_usd_micros"),
+            spent_usd_micros: num("spent_usd_micros"),
+            settled_executions: num("settled_executions") as u64,
+        }))
     }
 
     async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {

@@ -190,6 +190,9 @@ pub struct ModelFile {
     pub errors: Option<Vec<ErrorRule>>,
     /// How the cost is computed.
     pub pricing: Value,
+    /// Typical usage figures for estimates where the input does not say (`audio_seconds: 600`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<std::collections::BTreeMap<String, f64>>,
     /// Steps replacing the provider's, action by action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<ModelSteps>,
@@ -599,6 +602,7 @@ pub fn resolve(
         "duration_input",
         "input_schema",
         "pricing",
+        "estimate",
     ] {
         if let Some(v) = model.get(key) {
             b.insert(key.into(), v.clone());

@@ -709,4 +709,13 @@ impl ModelDriver for BundleDriver {
     fn cost(&self, result: &ProviderResult) -> Cost {
         pricing::compute(&self.bundle.pricing, result)
     }
+
+    fn estimate(&self, input: &Value) -> Cost {
+        pricing::estimate(
+            &self.bundle.pricing,
+            input,
+            self.bundle.duration_input.as_deref(),
+            &self.bundle.estimate,
+        )
+    }
 }

@@ -52,6 +52,10 @@ pub struct Bundle {
     pub input_schema: Value,
     /// How the cost is computed.
     pub pricing: Pricing,
+    /// Typical usage figures for estimates (what a create reserves on a budget) where the
+    /// input does not say: `audio_seconds: 600`, `outputs: 1`, `predict_time: 3`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub estimate: BTreeMap<String, f64>,
     /// The steps of each action.
     pub steps: Steps,
     /// What the model makes (listed by `GET /v1/models`).

@@ -86,6 +86,14 @@ CREATE TABLE IF NOT EXISTS outcome_events (
     body TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS budgets (
+    key TEXT PRIMARY KEY,
+    line TEXT NOT NULL,
+    limit_usd_micros INTEGER NOT NULL,
+    reserved_usd_micros INTEGER NOT NULL,
+    spent_usd_micros INTEGER NOT NULL,
+    settled_executions INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_hash TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,

@@ -4,7 +4,8 @@
 use crate::db::{SqliteStore, db_err, exec};
 use async_trait::async_trait;
 use executor_lifecycle::{
-    CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
+    BudgetHold, BudgetRefusal, BudgetState, CommitError, Guard, GuardStore, IdempotencyItem,
+    Inserted, ListQuery, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -13,6 +14,83 @@ fn to_json(g: &Guard) -> Result<String, StoreError> {
     let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     executor_lifecycle::limits::check_guard_item(&g.id, record.len())?;
     Ok(record)
+}
+
+/// A budget item as stored.
+fn load_budget(conn: &Connection, key: &str) -> Result<Option<BudgetState>, StoreError> {
+    conn.prepare_cached(
+        "SELECT line, limit_usd_micros, reserved_usd_micros, spent_usd_micros, settled_executions
+         FROM budgets WHERE key = ?1",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()
+    })
+    .map_err(db_err)?
+    .map(|(line, limit, reserved, spent, settled)| {
+        let mut line: executor_lifecycle::budget::HoldLine =
+            serde_json::from_str(&line).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        line.limit_usd_micros = limit;
+        Ok(BudgetState {
+            line,
+            reserved_usd_micros: reserved,
+            spent_usd_micros: spent,
+            settled_executions: settled as u64,
+        })
+    })
+    .transpose()
+}
+
+/// Reserves `hold` on each of its items (inside the insert's transaction), or the refusal of
+/// the first item without room.
+fn reserve(conn: &Connection, hold: &BudgetHold) -> Result<Option<BudgetRefusal>, StoreError> {
+    let estimate = hold.reserved_usd_micros;
+    for line in &hold.lines {
+        let mut state =
+            load_budget(conn, &line.key)?.unwrap_or_else(|| BudgetState::empty(line.clone()));
+        state.line.limit_usd_micros = line.limit_usd_micros;
+        if !state.fits(estimate) {
+            return Ok(Some(BudgetRefusal {
+                state,
+                estimate_usd_micros: estimate,
+            }));
+        }
+        let json = serde_json::to_string(line).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        exec(
+            conn,
+            "INSERT INTO budgets (key, line, limit_usd_micros, reserved_usd_micros, spent_usd_micros, settled_executions)
+             VALUES (?1, ?2, ?3, ?4, 0, 0)
+             ON CONFLICT (key) DO UPDATE SET limit_usd_micros = ?3,
+               reserved_usd_micros = reserved_usd_micros + ?4",
+            params![line.key, json, line.limit_usd_micros, estimate],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(None)
+}
+
+/// Moves a settled hold's reservation to `spent` (inside the settling commit's transaction).
+fn settle(conn: &Connection, hold: &BudgetHold) -> Result<(), StoreError> {
+    let actual = hold.settled.map(|s| s.actual_usd_micros).unwrap_or(0);
+    for line in &hold.lines {
+        exec(
+            conn,
+            "UPDATE budgets SET reserved_usd_micros = reserved_usd_micros - ?2,
+               spent_usd_micros = spent_usd_micros + ?3, settled_executions = settled_executions + 1
+             WHERE key = ?1",
+            params![line.key, hold.reserved_usd_micros, actual],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// Reads a guard row and overlays the non-versioned attributes.
@@ -143,6 +221,12 @@ impl GuardStore for SqliteStore {
                     return Err(StoreError::Corrupt(format!("rerun of missing execution {original}")));
                 }
             }
+            if let Some(hold) = &g.budget
+                && let Some(refusal) = reserve(&tx, hold)?
+            {
+                // Dropping the transaction rolls back the idempotency item and the rerun link.
+                return Ok(Inserted::BudgetExceeded(refusal));
+            }
             exec(&tx,
                 "INSERT INTO executions (id, tenant, model, provider, status, version, created_at_ms, updated_at_ms,
                    next_due_ms, error_class, cost_usd_micros, outbox_pending, is_final, record, cancel_requested)
@@ -239,14 +323,20 @@ impl GuardStore for SqliteStore {
         }
         let g = next.clone();
         let record = to_json(&g)?;
+        let settles = g
+            .budget
+            .as_ref()
+            .filter(|h| h.settles_at(g.version()))
+            .cloned();
         let changed = self
             .with(move |conn| {
-                let mut st = conn.prepare_cached(
+                let tx = conn.transaction().map_err(db_err)?;
+                let mut st = tx.prepare_cached(
                     "UPDATE executions SET status = ?1, version = ?2, updated_at_ms = ?3, next_due_ms = ?4,
                        error_class = ?5, cost_usd_micros = ?6, outbox_pending = ?7, is_final = ?8, record = ?9
                      WHERE id = ?10 AND version = ?11",
                 ).map_err(db_err)?;
-                st.execute(
+                let changed = st.execute(
                     params![
                         g.status().as_str(),
                         g.version() as i64,
@@ -261,7 +351,15 @@ impl GuardStore for SqliteStore {
                         expected as i64,
                     ],
                 )
-                .map_err(db_err)
+                .map_err(db_err)?;
+                drop(st);
+                if changed == 1
+                    && let Some(hold) = &settles
+                {
+                    settle(&tx, hold)?;
+                }
+                tx.commit().map_err(db_err)?;
+                Ok(changed)
             })
             .await?;
         if changed == 1 {
@@ -269,6 +367,11 @@ impl GuardStore for SqliteStore {
         } else {
             Err(CommitError::Conflict)
         }
+    }
+
+    async fn budget(&self, key: &str) -> Result<Option<BudgetState>, StoreError> {
+        let key = key.to_string();
+        self.with(move |conn| load_budget(conn, &key)).await
     }
 
     async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {

@@ -102,6 +102,13 @@ pub struct ProviderSettings {
 }
 
 fn parse_scalar(v: &str) -> toml::Value {
+    // A JSON array or table (`EXECUTOR__LIFECYCLE__BUDGETS='[{"tenant": ...}]'`).
+    if v.trim_start().starts_with(['[', '{'])
+        && let Ok(json) = serde_json::from_str::<serde_json::Value>(v)
+        && let Ok(t) = toml::Value::try_from(json)
+    {
+        return t;
+    }
     if let Ok(i) = v.parse::<i64>() {
         toml::Value::Integer(i)
     } else if let Ok(f) = v.parse::<f64>() {
@@ -143,12 +150,19 @@ impl Config {
                 table.insert(last.clone(), parse_scalar(&value));
             }
         }
-        toml::Value::Table(doc).try_into().map_err(|e| {
+        let config: Config = toml::Value::Table(doc).try_into().map_err(|e| {
             anyhow::anyhow!(
                 "configuration ({} and EXECUTOR__* variables): {e}",
                 path.display()
             )
-        })
+        })?;
+        executor_lifecycle::budget::validate_rules(&config.lifecycle.budgets).map_err(|e| {
+            anyhow::anyhow!(
+                "configuration ({} and EXECUTOR__* variables): lifecycle.{e}",
+                path.display()
+            )
+        })?;
+        Ok(config)
     }
 
     /// Applies the outbound HTTP settings and the per-provider capacity and base URL to a

@@ -260,6 +260,8 @@ impl Engine {
                                 replayed = true;
                                 self.batch_of_key(existing, &hash).await?
                             }
+                            // A bare idempotency item holds no budget.
+                            Inserted::BudgetExceeded(refusal) => return Err(refusal.into()),
                         }
                     }
                 }

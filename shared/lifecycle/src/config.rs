@@ -37,6 +37,9 @@ pub struct LifecycleConfig {
     /// and by the delivering client on every resolved address). Private, link-local and
     /// metadata addresses never; loopback only when allowed (`executor dev` allows it).
     pub webhook_targets: crate::netguard::OutboundPolicy,
+    /// Spend limits per tenant (and optionally per model): a create whose estimated cost does
+    /// not fit is refused with `402` ([`crate::budget`]).
+    pub budgets: Vec<crate::budget::BudgetRule>,
 }
 
 impl Default for LifecycleConfig {
@@ -55,6 +58,7 @@ impl Default for LifecycleConfig {
             reconcile_grace_ms: 60_000,
             time_scale: 1.0,
             webhook_targets: crate::netguard::OutboundPolicy::default(),
+            budgets: Vec::new(),
         }
     }
 }

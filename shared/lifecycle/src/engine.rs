@@ -55,6 +55,9 @@ pub enum EngineError {
     /// has as many reruns as it may have.
     #[error("{0}")]
     Conflict(String),
+    /// The estimated cost does not fit a budget of the tenant (402); nothing was written.
+    #[error(transparent)]
+    BudgetExceeded(#[from] crate::budget::BudgetRefusal),
     /// A callback failed verification.
     #[error("callback rejected: {0}")]
     Unauthorized(Failure),
@@ -93,6 +96,8 @@ pub(crate) struct Checked {
     pub(crate) spec: crate::provider::ModelSpec,
     pub(crate) input: Value,
     pub(crate) max_duration_ms: u64,
+    /// The model's estimate of the input's cost (micro-dollars): what a budget reserves.
+    pub(crate) estimate_usd_micros: i64,
 }
 
 /// An accepted execution.
@@ -258,8 +263,10 @@ impl Engine {
             spec,
             input,
             max_duration_ms,
+            estimate_usd_micros,
         } = self.check(&req).map_err(EngineError::Invalid)?;
         let now = self.now();
+        let budget = self.budget_hold(tenant, &spec.id, estimate_usd_micros, now);
         let request = ExecutionRequest {
             id: keys::new_execution_id(),
             tenant: tenant.to_string(),
@@ -283,6 +290,7 @@ impl Engine {
         let mut guard = Guard::accepted(&request, &spec.provider, spec.shape);
         guard.rerun_of = req.rerun_of.clone();
         guard.batch = req.batch.clone();
+        guard.budget = budget;
         let delay = if inline {
             self.config.scaled(spec.submit_timeout_ms) + self.config.watchdog_margin_ms
         } else {
@@ -321,6 +329,7 @@ impl Engine {
         match self.ports.guards.insert(&guard, idem.as_ref()).await? {
             Inserted::Created => {}
             Inserted::IdempotencyKeyTaken(item) => return self.replay(item, &hash).await,
+            Inserted::BudgetExceeded(refusal) => return Err(refusal.into()),
         }
         if let Some(observer) = &self.observer
             && let Some(Effect::Record { record }) = guard.outbox.first()
@@ -373,11 +382,60 @@ impl Engine {
             Some(s) => s.saturating_mul(1000).min(spec.max_duration_ms),
             None => spec.max_duration_ms,
         };
+        let estimate_usd_micros = driver.estimate(&input).provider_usd_micros;
         Ok(Checked {
             spec,
             input,
             max_duration_ms,
+            estimate_usd_micros,
         })
+    }
+
+    /// What a create of `model` by `tenant` at `now` reserves: the estimate on the budget item
+    /// of every rule that applies (`None` when none does).
+    pub(crate) fn budget_hold(
+        &self,
+        tenant: &str,
+        model: &str,
+        estimate_usd_micros: i64,
+        now: i64,
+    ) -> Option<crate::budget::BudgetHold> {
+        let lines: Vec<_> = self
+            .config
+            .budgets
+            .iter()
+            .filter(|r| r.applies(tenant, model))
+            .map(|r| r.line_at(now))
+            .collect();
+        (!lines.is_empty()).then(|| crate::budget::BudgetHold {
+            lines,
+            reserved_usd_micros: estimate_usd_micros.max(0),
+            settled: None,
+        })
+    }
+
+    /// The tenant's budgets for the periods containing `at_ms`, as stored (an item nothing
+    /// was reserved on yet is empty, with the rule's limit).
+    pub async fn budgets(
+        &self,
+        tenant: &str,
+        at_ms: i64,
+    ) -> Result<Vec<crate::budget::BudgetState>, EngineError> {
+        let mut out = Vec::new();
+        for rule in self.config.budgets.iter().filter(|r| r.tenant == tenant) {
+            let line = rule.line_at(at_ms);
+            let mut state = self
+                .ports
+                .guards
+                .budget(&line.key)
+                .await?
+                .unwrap_or_else(|| crate::budget::BudgetState::empty(line.clone()));
+            // The limit in force is the configured one (a stored item keeps the limit of its
+            // last reservation until the next one takes the new limit).
+            state.line.limit_usd_micros = line.limit_usd_micros;
+            out.push(state);
+        }
+        Ok(out)
     }
 
     async fn replay(&self, item: IdempotencyItem, hash: &str) -> Result<Accepted, EngineError> {

@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod batch;
 pub mod blobs;
+pub mod budget;
 pub mod config;
 pub mod crash;
 pub mod engine;
@@ -27,6 +28,7 @@ pub mod taxonomy;
 pub mod transitions;
 pub mod worker;
 
+pub use budget::{BudgetHold, BudgetPeriod, BudgetRefusal, BudgetRule, BudgetState};
 pub use config::LifecycleConfig;
 pub use engine::{Accepted, CreateRequest, Engine, EngineError, Ports};
 pub use inline::InlineSlots;

@@ -239,6 +239,10 @@ pub struct Guard {
     /// The batch this execution is an item of (`POST /v1/batches`), with its index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchMember>,
+    /// What the execution reserved on its tenant's budgets at create, and its settlement
+    /// (written by finalize's commit, moved on the budget items in the same transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::budget::BudgetHold>,
 }
 
 /// An execution's place in a batch.
@@ -328,6 +332,7 @@ impl Guard {
             reconcile_failures: None,
             rerun_of: None,
             reruns: Vec::new(),
+            budget: None,
             batch: None,
         }
     }

@@ -81,6 +81,9 @@ pub enum Inserted {
     Created,
     /// The idempotency key was taken (by this execution id, with this request hash).
     IdempotencyKeyTaken(IdempotencyItem),
+    /// A budget the guard reserves on ([`Guard::budget`]) has no room for its estimate:
+    /// nothing was written.
+    BudgetExceeded(crate::budget::BudgetRefusal),
 }
 
 /// A commit that failed.
@@ -154,9 +157,13 @@ impl ListQuery {
 /// `record_rejected_callback` and `set_reconcile_failures` and overlaid on every read.
 #[async_trait]
 pub trait GuardStore: Send + Sync {
-    /// Inserts version 0, atomically with the idempotency item if one is given, and, when
-    /// the guard is a rerun ([`Guard::rerun_of`]), with the link added to the original's
-    /// `reruns` (overlaid on reads like the callbacks; never written by `commit`).
+    /// Inserts version 0, atomically with the idempotency item if one is given, when the
+    /// guard is a rerun ([`Guard::rerun_of`]) with the link added to the original's `reruns`
+    /// (overlaid on reads like the callbacks; never written by `commit`), and when it holds a
+    /// budget ([`Guard::budget`]) with its estimate reserved on each budget item, if each has
+    /// room ([`crate::budget::BudgetState::fits`]; an item not stored yet is empty, with the
+    /// hold's limit; a stored item whose limit differs takes the hold's). A taken idempotency
+    /// key is answered before the budget is looked at.
     async fn insert(
         &self,
         guard: &Guard,
@@ -173,8 +180,12 @@ pub trait GuardStore: Send + Sync {
         tenant: &str,
         key: &str,
     ) -> Result<Option<IdempotencyItem>, StoreError>;
-    /// Conditional write of `next` if the stored version is `expected`.
+    /// Conditional write of `next` if the stored version is `expected`; when `next` settles
+    /// its budget hold at this version ([`crate::budget::BudgetHold::settles_at`]), in the
+    /// same transaction each item's reservation moves to `spent` with the actual cost.
     async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError>;
+    /// A budget item as stored (`None`: nothing was ever reserved on it).
+    async fn budget(&self, key: &str) -> Result<Option<crate::budget::BudgetState>, StoreError>;
     /// Empties the outbox if the stored version is still `version` (no version bump).
     async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError>;
     /// Empties the outbox given the guard as committed at its version, with the outbox already

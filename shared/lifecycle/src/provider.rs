@@ -256,6 +256,13 @@ pub trait ModelDriver: Send + Sync {
     fn interpret_callback(&self, ctx: &CallContext, payload: &Value) -> CallbackVerdict;
     /// Computes the cost of a result.
     fn cost(&self, result: &ProviderResult) -> Cost;
+    /// The expected cost of running `input` (validated), from the pricing and what the input
+    /// says of the usage (outputs asked for, duration, text length, token limits). What a
+    /// create reserves on the tenant's budgets. Zero by default.
+    fn estimate(&self, input: &Value) -> Cost {
+        let _ = input;
+        Cost::default()
+    }
 }
 
 /// The models this deployment serves.

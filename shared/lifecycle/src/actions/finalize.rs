@@ -83,6 +83,7 @@ pub(crate) fn delivered(
             let mut next = guard.advance(Event::DeliveryFailed, now)?;
             next.hot.delivery_attempts = attempts;
             next.hot.delivery_error = Some(degraded.clone());
+            crate::budget::BudgetHold::settle(&mut next, &cost);
             next.hot.cost = Some(cost);
             let mut step = Step::new(next.clone(), Event::DeliveryFailed, "finalize");
             step.effects = final_effects(&next, event);
@@ -93,6 +94,7 @@ pub(crate) fn delivered(
         delivered => {
             let mut next = guard.advance(Event::Delivered, now)?;
             next.hot.delivery_attempts = attempts;
+            crate::budget::BudgetHold::settle(&mut next, &cost);
             next.hot.cost = Some(cost.clone());
             let mut step = Step::new(next.clone(), Event::Delivered, "finalize");
             step.effects = final_effects(&next, event);
