@@ -568,3 +568,87 @@ async fn receive(
     rx.attempts.lock().push((id, !slow));
     StatusCode::NO_CONTENT
 }
+
+/// The budgets of a chaos run: big enough to refuse nothing, two per execution (a month's and
+/// a total), so every create reserves on two items in one transaction.
+pub fn chaos_budgets(tenant: &str) -> Vec<executor_lifecycle::BudgetRule> {
+    [
+        executor_lifecycle::BudgetPeriod::Month,
+        executor_lifecycle::BudgetPeriod::Total,
+    ]
+    .into_iter()
+    .map(|period| executor_lifecycle::BudgetRule {
+        tenant: tenant.into(),
+        period,
+        limit_usd: 1_000_000.0,
+        model: None,
+    })
+    .collect()
+}
+
+/// The settlement invariant: every execution's reservation was settled exactly once with its
+/// billable cost, and each budget item's totals are the sum over its executions (nothing left
+/// reserved, nothing settled twice, nothing lost).
+#[derive(Default)]
+pub struct Settlements {
+    by_key: std::collections::BTreeMap<String, (i64, u64)>,
+}
+
+impl Settlements {
+    /// Checks one final execution and counts it.
+    pub fn add(&mut self, g: &Guard, seed: u64) {
+        let hold = g
+            .budget
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no budget hold (seed {seed})", g.id));
+        let billed = g
+            .hot
+            .cost
+            .as_ref()
+            .filter(|c| c.billable)
+            .map_or(0, |c| c.provider_usd_micros);
+        let settled = hold
+            .settled
+            .unwrap_or_else(|| panic!("{}: final but not settled (seed {seed})", g.id));
+        assert_eq!(
+            settled.actual_usd_micros, billed,
+            "{}: settled {} for a billed cost of {billed} (seed {seed})",
+            g.id, settled.actual_usd_micros
+        );
+        for line in &hold.lines {
+            let e = self.by_key.entry(line.key.clone()).or_default();
+            e.0 += billed;
+            e.1 += 1;
+        }
+    }
+
+    /// Compares each budget item as stored with the sums; returns the total spent.
+    pub async fn verify(&self, store: &dyn GuardStore, seed: u64) -> i64 {
+        assert!(!self.by_key.is_empty(), "no budget item (seed {seed})");
+        let mut total = 0;
+        for (key, (spent, count)) in &self.by_key {
+            let state = store
+                .budget(key)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("budget item {key} missing (seed {seed})"));
+            assert_eq!(
+                state.reserved_usd_micros, 0,
+                "{key}: {} still reserved after every execution settled (seed {seed})",
+                state.reserved_usd_micros
+            );
+            assert_eq!(
+                state.spent_usd_micros, *spent,
+                "{key}: spent {} but the executions cost {spent} (seed {seed})",
+                state.spent_usd_micros
+            );
+            assert_eq!(
+                state.settled_executions, *count,
+                "{key}: settled {} of {count} executions (seed {seed})",
+                state.settled_executions
+            );
+            total = *spent;
+        }
+        total
+    }
+}

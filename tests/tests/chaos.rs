@@ -305,6 +305,7 @@ async fn invariants_hold_under_chaos() {
             o.capacity_overrides.insert(p.into(), cap);
         }
         o.worker_concurrency = 16;
+        o.lifecycle.budgets = executor_tests::chaos::chaos_budgets("dev");
     })
     .await;
     let models = h.client.models().await.unwrap();
@@ -547,11 +548,13 @@ async fn invariants_hold_under_chaos() {
     let mut finished_in_time = 0u64;
     let (mut near_deadline, mut canceled_late) = (0u64, 0u64);
     let mut owned_jobs = std::collections::HashSet::<String>::new();
+    let mut settlements = executor_tests::chaos::Settlements::default();
     for (id, p) in &accepted {
         let g = GuardStore::get(h.sys.store.as_ref(), id)
             .await
             .unwrap()
             .unwrap();
+        settlements.add(&g, seed);
         assert!(
             g.status().is_final(),
             "{id} is {:?} (seed {seed})",
@@ -737,6 +740,8 @@ async fn invariants_hold_under_chaos() {
     }
     let piles = h.client.failures("24h", None, None).await.unwrap();
     assert_eq!(piles["parked"], 0, "still parked: {piles} (seed {seed})");
+    // Budgets: every reservation settled once with its execution's billed cost.
+    let spent = settlements.verify(h.sys.store.as_ref(), seed).await;
     // Provider-side concurrency never exceeded the capacity, measured at the simulators: the
     // most jobs unfinished at one instant (all jobs; and the executions' own jobs, leaving out
     // the orphans of ambiguous creates, which no lease covers).
@@ -816,7 +821,12 @@ async fn invariants_hold_under_chaos() {
         "finished before the deadline and any cancel, hence not timed_out or canceled: {finished_in_time} executions ({near_deadline} with a 1 s deadline, {canceled_late} canceled after their job finished)"
     );
     println!(
-        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, no outputs from another job ({own_outputs} Replicate successes checked), leases at zero, every execution final with a gapless history and no outbox pending, every reconciler pass completed, provider concurrency within capacity, what finished before the deadline or the cancel delivered, every customer saw its outcome"
+        "budgets: ${:.6} spent over {} executions, nothing left reserved",
+        spent as f64 / 1e6,
+        accepted.len()
+    );
+    println!(
+        "invariants held: one terminal outcome each, one outcome event id each, no duplicate provider job unless ambiguous, no outputs from another job ({own_outputs} Replicate successes checked), leases at zero, budgets settled to the sum of the costs, every execution final with a gapless history and no outbox pending, every reconciler pass completed, provider concurrency within capacity, what finished before the deadline or the cancel delivered, every customer saw its outcome"
     );
     h.sys.stop().await;
 }

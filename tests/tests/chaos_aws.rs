@@ -101,6 +101,7 @@ async fn invariants_hold_under_chaos_on_aws() {
         submit_retry_base_ms: 100,
         // The customer endpoints of the suite are on this machine.
         webhook_targets: executor_lifecycle::netguard::OutboundPolicy::dev(),
+        budgets: executor_tests::chaos::chaos_budgets("chaos"),
         ..Default::default()
     };
     let chaos = Chaos::new(seed, Rates::default());
@@ -408,8 +409,10 @@ async fn invariants_hold_under_chaos_on_aws() {
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     let mut owned_jobs = std::collections::HashSet::<String>::new();
     let mut finished_in_time = (0u64, 0u64);
+    let mut settlements = executor_tests::chaos::Settlements::default();
     for (id, provider, prompt) in &accepted {
         let g = app.backend.guards.get(id).await.unwrap().unwrap();
+        settlements.add(&g, seed);
         assert!(g.outbox.is_empty(), "{id}: outbox pending (seed {seed})");
         assert!(g.parked().is_none(), "{id}: still parked (seed {seed})");
         let records = app.engine.transitions(id).await.unwrap();
@@ -573,6 +576,13 @@ async fn invariants_hold_under_chaos_on_aws() {
     println!(
         "finished before the deadline, hence not timed_out: {} ({} with a 1 s deadline)",
         finished_in_time.0, finished_in_time.1
+    );
+    // Budgets: every reservation settled once with its execution's billed cost.
+    let spent = settlements.verify(app.backend.guards.as_ref(), seed).await;
+    println!(
+        "budgets: ${:.6} spent over {} executions, nothing left reserved",
+        spent as f64 / 1e6,
+        accepted.len()
     );
     println!("| fault injected | count |\n|---|---|");
     for (k, v) in chaos.counts() {
