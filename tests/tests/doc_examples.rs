@@ -118,7 +118,17 @@ async fn capture(State(seen): State<Captured>, headers: HeaderMap, body: Bytes) 
 /// Runs the examples of `files` against a live system.
 async fn run_examples(files: &[&str]) -> usize {
     let all: Vec<Block> = files.iter().flat_map(|f| blocks(f)).collect();
-    let h = Harness::start().await;
+    // The budgets docs/api.md shows ("Budgets and usage"): a month's $1,000 for the tenant,
+    // and $0.001 a day for one model, which its examples run into.
+    let h = Harness::start_with(|o| {
+        o.lifecycle.budgets = serde_json::from_value(json!([
+            {"tenant": "dev", "period": "month", "limit_usd": 1000.0},
+            {"tenant": "dev", "period": "day", "limit_usd": 0.001,
+             "model": "black-forest-labs/flux-schnell"},
+        ]))
+        .unwrap();
+    })
+    .await;
     let work = tempfile::tempdir().unwrap();
     let secret = executor_cli::local::LocalOptions::dev(work.path().into()).webhook_secret;
     let env = vec![

@@ -184,3 +184,51 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn budgets_come_from_toml_or_a_json_variable_and_bad_ones_are_refused() {
+        let dir = std::env::temp_dir().join(format!("executor-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.toml");
+        std::fs::write(
+            &file,
+            "[[lifecycle.budgets]]\ntenant = \"acme\"\nperiod = \"month\"\nlimit_usd = 500.0\n\n\
+             [[lifecycle.budgets]]\ntenant = \"acme\"\nperiod = \"day\"\nlimit_usd = 20\nmodel = \"openai/sora-2\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file, true).unwrap();
+        assert_eq!(c.lifecycle.budgets.len(), 2);
+        assert_eq!(
+            c.lifecycle.budgets[1].model.as_deref(),
+            Some("openai/sora-2")
+        );
+        assert_eq!(c.lifecycle.budgets[1].limit_usd_micros(), 20_000_000);
+        // The form of EXECUTOR__LIFECYCLE__BUDGETS (the SAM parameter).
+        let v = parse_scalar(r#"[{"tenant": "acme", "period": "total", "limit_usd": 1.5}]"#);
+        let rules: Vec<executor_lifecycle::BudgetRule> = v.try_into().unwrap();
+        assert_eq!(rules[0].period, executor_lifecycle::BudgetPeriod::Total);
+        assert!(matches!(parse_scalar("[]"), toml::Value::Array(a) if a.is_empty()));
+        // Two month budgets for one tenant: refused, naming the entry.
+        std::fs::write(
+            &file,
+            "[[lifecycle.budgets]]\ntenant = \"acme\"\nperiod = \"month\"\nlimit_usd = 1.0\n\n\
+             [[lifecycle.budgets]]\ntenant = \"acme\"\nperiod = \"month\"\nlimit_usd = 2.0\n",
+        )
+        .unwrap();
+        let e = Config::load(&file, true).unwrap_err().to_string();
+        assert!(e.contains("lifecycle.budgets[1]"), "{e}");
+        std::fs::write(
+            &file,
+            "[[lifecycle.budgets]]\ntenant = \"acme\"\nperiod = \"week\"\nlimit_usd = 1.0\n",
+        )
+        .unwrap();
+        let e = Config::load(&file, true).unwrap_err().to_string();
+        assert!(e.contains("week"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
