@@ -66,6 +66,8 @@ pub async fn start(tag: &str, tenant: &str, tweak: impl FnOnce(&mut LifecycleCon
     catalog.replicate_webhook_secret = Some(sims.replicate_webhook_secret().to_string());
     catalog.fal_public_keys = vec![sims.fal_public_key_b64url()];
     catalog.allow_missing_credentials = true;
+    // Media inputs may name this machine (the API's own file URLs are on loopback here).
+    catalog.media_policy = executor_lifecycle::netguard::OutboundPolicy::dev();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let mut lifecycle = fast_lifecycle(&url);

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod batches;
 pub mod executions;
 pub mod failures;
+pub mod files;
 pub mod list;
 pub mod models;
 pub mod openapi;
@@ -46,6 +47,12 @@ pub struct ApiConfig {
     pub rate_limit_per_second: u32,
     /// Requests a tenant may send in a burst above the steady rate.
     pub rate_limit_burst: u32,
+    /// Largest file uploaded through the API (`POST /v1/files` multipart and the upload
+    /// route). On Lambda it is below the 6 MB invocation payload (base64 grows bytes by a
+    /// third): larger files take the presigned upload.
+    pub max_upload_bytes: usize,
+    /// Largest file of a presigned upload.
+    pub max_file_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +64,8 @@ impl Default for ApiConfig {
             inline_max_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 100,
+            max_upload_bytes: 64 * 1024 * 1024,
+            max_file_bytes: 512 * 1024 * 1024,
         }
     }
 }

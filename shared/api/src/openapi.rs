@@ -4,7 +4,7 @@
 //! `docs/openapi.json` is this document, checked by a drift test.
 
 use crate::{
-    ApiState, batches, executions, failures, list, models, problem::Problem, usage, webhooks,
+    ApiState, batches, executions, failures, files, list, models, problem::Problem, usage, webhooks,
 };
 use axum::Router;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +42,7 @@ impl Modify for BearerAuth {
     tags(
         (name = "executions", description = "Create, read, list and cancel executions"),
         (name = "batches", description = "Up to 100 executions created as one, atomic with respect to idempotency, followed as one"),
+        (name = "files", description = "Uploaded media, named in inputs by id: multipart or presigned uploads, typed by their bytes, tenant-scoped, expiring"),
         (name = "models", description = "The models (bundles) this deployment serves, with their input JSON Schemas"),
         (name = "webhooks", description = "Provider callbacks, authenticated by each provider's signature scheme"),
         (name = "meta", description = "Health and this document"),
@@ -77,6 +78,9 @@ pub fn router_and_doc() -> (Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(failures::piles))
         .routes(routes!(failures::pile))
         .routes(routes!(usage::usage))
+        .routes(routes!(files::upload))
+        .routes(routes!(files::get_one, files::delete))
+        .routes(routes!(files::content, files::put_content))
         .routes(routes!(executions::redrive))
         .routes(routes!(models::list))
         .routes(routes!(models::get_one))

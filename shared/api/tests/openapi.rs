@@ -45,6 +45,9 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "/v1/batches/{id}",
         "/v1/failures/{pile_id}",
         "/v1/usage",
+        "/v1/files",
+        "/v1/files/{id}",
+        "/v1/files/{id}/content",
         "/v1/models",
         "/v1/models/{owner}/{name}",
         "/v1/webhooks/{provider}/{execution_id}",
@@ -56,7 +59,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
             "{p} missing: {paths:?}"
         );
     }
-    assert_eq!(paths.len(), 18, "{paths:?}");
+    assert_eq!(paths.len(), 21, "{paths:?}");
 }
 
 #[test]

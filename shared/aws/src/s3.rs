@@ -77,6 +77,76 @@ impl BlobStore for S3BlobStore {
         Ok(Some(req.uri().to_string()))
     }
 
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires_in)
+            .map_err(|e| err(e.to_string()))?;
+        // The type and length are signed: S3 refuses a PUT with other values.
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(i64::try_from(content_length).unwrap_or(i64::MAX))
+            .presigned(config)
+            .await
+            .map_err(|e| err(aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        Ok(Some(req.uri().to_string()))
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(err(aws_sdk_s3::error::DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn get_prefix(&self, key: &str, n: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", n.saturating_sub(1)))
+            .send()
+            .await
+        {
+            Ok(o) => {
+                let data = o.body.collect().await.map_err(err)?;
+                let mut b = data.into_bytes().to_vec();
+                b.truncate(n);
+                Ok(Some(b))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(err(aws_sdk_s3::error::DisplayErrorContext(&e))),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| err(aws_sdk_s3::error::DisplayErrorContext(&e)))
+    }
+
     async fn put_once(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, StoreError> {
         let r = self
             .client

@@ -113,6 +113,38 @@ impl BlobStore for FileBlobStore {
         }
     }
 
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn get_prefix(&self, key: &str, n: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::io::Read;
+        let path = self.path_of(key)?;
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                let mut buf = Vec::with_capacity(n);
+                f.take(n as u64).read_to_end(&mut buf).map_err(io)?;
+                Ok(Some(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let root = self.root.clone();
         let prefix = prefix.to_string();

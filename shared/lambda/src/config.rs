@@ -43,6 +43,10 @@ pub struct ApiSettings {
     pub rate_limit_per_second: u32,
     /// Burst a tenant may send above the steady rate.
     pub rate_limit_burst: u32,
+    /// Largest file uploaded through the API (`POST /v1/files` multipart, the upload route).
+    pub max_upload_bytes: usize,
+    /// Largest file of a presigned upload (`POST /v1/files` with JSON).
+    pub max_file_bytes: u64,
 }
 
 impl Default for ApiSettings {
@@ -55,6 +59,8 @@ impl Default for ApiSettings {
             inline_max_seconds: d.inline_max_seconds,
             rate_limit_per_second: d.rate_limit_per_second,
             rate_limit_burst: d.rate_limit_burst,
+            max_upload_bytes: d.max_upload_bytes,
+            max_file_bytes: d.max_file_bytes,
         }
     }
 }
@@ -68,6 +74,8 @@ impl From<&ApiSettings> for executor_api::ApiConfig {
             inline_max_seconds: a.inline_max_seconds,
             rate_limit_per_second: a.rate_limit_per_second,
             rate_limit_burst: a.rate_limit_burst,
+            max_upload_bytes: a.max_upload_bytes,
+            max_file_bytes: a.max_file_bytes,
         }
     }
 }

@@ -259,6 +259,12 @@ impl Engine {
                 return self.replay(item, &hash).await;
             }
         }
+        // Uploaded files named by id become their content URLs (the hash above is of the
+        // request as sent, so a retry with the same key and body replays).
+        let mut req = req;
+        req.input = self
+            .resolve_files(tenant, &req.model.clone(), std::mem::take(&mut req.input))
+            .await?;
         let Checked {
             spec,
             input,

@@ -59,6 +59,37 @@ pub trait BlobStore: Send + Sync {
         let _ = (key, content_type, expires_in);
         Ok(None)
     }
+    /// A short-lived URL to which a client uploads `key` directly with one `PUT` of exactly
+    /// `content_length` bytes of `content_type` (S3's presigned PUT), so large uploads never
+    /// pass through a function. `Ok(None)`: this store takes uploads through the API itself.
+    async fn presigned_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_in: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (key, content_type, content_length, expires_in);
+        Ok(None)
+    }
+    /// The size of `key` (`None`: it does not exist).
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(key).await?.map(|b| b.len() as u64))
+    }
+    /// The first `n` bytes of `key` (a ranged read where the store has one).
+    async fn get_prefix(&self, key: &str, n: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(key).await?.map(|mut b| {
+            b.truncate(n);
+            b
+        }))
+    }
+    /// Deletes `key` (a no-op when it does not exist). Only uploaded files are ever deleted:
+    /// every other key is write-once for the life of its execution.
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "this blob store cannot delete {key}"
+        )))
+    }
 }
 
 /// The idempotency item: (tenant, key) → execution.
