@@ -734,3 +734,51 @@ async fn a_real_size_video_is_rehosted_into_s3() {
     assert!(got == bytes, "the same bytes");
     let _ = w.shutdown.send(true);
 }
+
+/// An upload through API Gateway and Lambda as they carry it: a multipart body arrives base64
+/// encoded, so a 4 MiB file (the template's `api.max_upload_bytes`) fits Lambda's 6 MB event
+/// and is stored, while a 4.6 MiB one is refused before the function runs — which is why
+/// larger files take the presigned S3 upload (docs/api.md, "Uploads").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_fits_lambda_up_to_the_templates_limit() {
+    use base64::Engine as _;
+    let w = world().await;
+    let upload = |n: usize| {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.resize(n, 0x5a);
+        let boundary = "executorboundary7MA4YWxkTrZu0gW";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"frame.png\"\r\nContent-Type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&png);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut ev = event("api-create.json");
+        ev["routeKey"] = json!("POST /v1/files");
+        ev["rawPath"] = json!("/v1/files");
+        ev["requestContext"]["http"]["path"] = json!("/v1/files");
+        ev["requestContext"]["routeKey"] = json!("POST /v1/files");
+        ev["headers"]["content-type"] = json!(format!("multipart/form-data; boundary={boundary}"));
+        ev["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("idempotency-key");
+        ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&body));
+        ev["isBase64Encoded"] = json!(true);
+        ev
+    };
+    let resp = w.app.dispatch(upload(4 * 1024 * 1024)).await.unwrap();
+    assert_eq!(
+        resp["statusCode"],
+        201,
+        "{}",
+        &resp.to_string()[..500.min(resp.to_string().len())]
+    );
+    let file: serde_json::Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+    assert_eq!(file["size_bytes"], 4 * 1024 * 1024);
+    assert_eq!(file["content_type"], "image/png");
+    let resp = w.app.dispatch(upload(4_823_450)).await.unwrap();
+    assert_eq!(resp["statusCode"], 413);
+    assert_eq!(resp["body"], r#"{"message":"Request Entity Too Large"}"#);
+    let _ = w.shutdown.send(true);
+}
