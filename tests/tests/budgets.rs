@@ -134,7 +134,51 @@ async fn wait_settled(sys: &Sys, id: &str) -> Value {
     panic!("{id} did not settle: {last}");
 }
 
+async fn estimate(sys: &Sys, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/estimates", sys.url))
+        .bearer_auth(&sys.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
 async fn reserves_refuses_and_settles(sys: Sys) {
+    // Estimates first: nothing is created by them.
+    let (s, e) = estimate(&sys, json!({"model": MODEL, "input": video("x", 10)})).await;
+    assert_eq!(s, 200, "{e}");
+    assert!(approx(&e["estimate_usd"], 0.50), "{e}");
+    assert_eq!(
+        e["lines"][0]["source"], "estimate from input.duration",
+        "{e}"
+    );
+    assert_eq!(
+        e["budgets"].as_array().unwrap().len(),
+        1,
+        "only the tenant-wide one: {e}"
+    );
+    assert_eq!(e["budgets"][0]["fits"], true, "{e}");
+    let (s, e) = estimate(&sys, json!({"model": OTHER, "input": {"prompt": "a cat"}})).await;
+    assert_eq!(s, 200, "{e}");
+    assert!(approx(&e["estimate_usd"], 0.003), "{e}");
+    let day = e["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["period"] == "day")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(day["fits"], false, "{e}");
+    let (s, e) = estimate(
+        &sys,
+        json!({"model": MODEL, "input": {"promptText": "no image"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["field"].as_str().unwrap().starts_with("/input"), "{e}");
+
     // Two executions fit $0.60 (a success and a failure, $0.25 each estimated).
     let (s, ok) = create(&sys, MODEL, &video("a lighthouse", 5), Some("k-ok")).await;
     assert!(s == 201 || s == 202, "{s} {ok}");

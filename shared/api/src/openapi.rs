@@ -78,6 +78,7 @@ pub fn router_and_doc() -> (Router<Arc<ApiState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(failures::piles))
         .routes(routes!(failures::pile))
         .routes(routes!(usage::usage))
+        .routes(routes!(usage::estimate))
         .routes(routes!(files::upload))
         .routes(routes!(files::get_one, files::delete))
         .routes(routes!(files::content, files::put_content))

@@ -390,6 +390,90 @@ async fn report(
     })
 }
 
+/// A budget an estimate would reserve on.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EstimateBudget {
+    /// The budget as stored now.
+    #[serde(flatten)]
+    pub budget: BudgetView,
+    /// Whether the estimate fits it now (a create would be accepted by it).
+    pub fits: bool,
+}
+
+/// The estimated cost of a create.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Estimate {
+    /// Always `estimate`.
+    #[schema(value_type = String, example = "estimate")]
+    pub object: &'static str,
+    /// The model.
+    pub model: String,
+    /// The estimate (USD): what a create reserves on the tenant's budgets.
+    pub estimate_usd: f64,
+    /// The same in micro-dollars.
+    pub estimate_usd_micros: i64,
+    /// How it is made up: each line's quantity says where it came from (the input, the
+    /// model's typical usage, or a default).
+    pub lines: Vec<executor_lifecycle::CostLine>,
+    /// The tenant's budgets that apply to the model, with whether the estimate fits.
+    pub budgets: Vec<EstimateBudget>,
+}
+
+/// Estimates the cost of a create.
+///
+/// The same body as `POST /v1/executions`, validated the same way (a `400` names the field);
+/// answers the model's pricing applied to the input and whether it fits the tenant's
+/// budgets. Nothing is created.
+#[utoipa::path(
+    post,
+    path = "/v1/estimates",
+    tag = "executions",
+    operation_id = "estimate",
+    request_body = crate::executions::CreateBody,
+    responses(
+        (status = 200, description = "The estimate", body = Estimate),
+        (status = 400, description = "Invalid body or input (the failing field is a JSON pointer)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than the API accepts", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Backend unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+pub async fn estimate(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Estimate>, Problem> {
+    let tenant = authorize(&state, &headers).await?;
+    let parsed: crate::executions::CreateBody = crate::executions::parse_body(&headers, &body)?;
+    let model = parsed.model.clone();
+    let req = executor_lifecycle::CreateRequest {
+        model: parsed.model,
+        input: parsed.input,
+        webhook_url: parsed.webhook_url,
+        max_duration_seconds: parsed.max_duration_seconds,
+        ..Default::default()
+    };
+    let (cost, budgets) = state.engine.estimate(&tenant, req).await?;
+    Ok(Json(Estimate {
+        object: "estimate",
+        model,
+        estimate_usd: usd(cost.provider_usd_micros),
+        estimate_usd_micros: cost.provider_usd_micros,
+        lines: cost.lines,
+        budgets: budgets
+            .iter()
+            .map(|(b, fits)| EstimateBudget {
+                budget: BudgetView::from(b),
+                fits: *fits,
+            })
+            .collect(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -45,6 +45,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
         "/v1/batches/{id}",
         "/v1/failures/{pile_id}",
         "/v1/usage",
+        "/v1/estimates",
         "/v1/files",
         "/v1/files/{id}",
         "/v1/files/{id}/content",
@@ -59,7 +60,7 @@ fn the_document_is_openapi_3_1_with_every_route() {
             "{p} missing: {paths:?}"
         );
     }
-    assert_eq!(paths.len(), 21, "{paths:?}");
+    assert_eq!(paths.len(), 22, "{paths:?}");
 }
 
 #[test]

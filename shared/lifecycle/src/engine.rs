@@ -420,6 +420,36 @@ impl Engine {
         })
     }
 
+    /// What a create of `req` by `tenant` would cost, by the model's pricing applied to the
+    /// validated input, and the tenant's budgets it would reserve on (each with whether the
+    /// estimate fits it now). Writes nothing.
+    pub async fn estimate(
+        &self,
+        tenant: &str,
+        req: CreateRequest,
+    ) -> Result<(crate::model::Cost, Vec<(crate::budget::BudgetState, bool)>), EngineError> {
+        let mut req = req;
+        req.input = self
+            .resolve_files(tenant, &req.model.clone(), std::mem::take(&mut req.input))
+            .await?;
+        let Checked { spec, input, .. } = self.check(&req).map_err(EngineError::Invalid)?;
+        let driver = self
+            .ports
+            .catalog
+            .get(&spec.id)
+            .ok_or(EngineError::NotFound)?;
+        let cost = driver.estimate(&input);
+        let now = self.now();
+        let mut budgets = Vec::new();
+        for state in self.budgets(tenant, now).await? {
+            if state.line.model.as_ref().is_none_or(|m| *m == spec.id) {
+                let fits = state.fits(cost.provider_usd_micros);
+                budgets.push((state, fits));
+            }
+        }
+        Ok((cost, budgets))
+    }
+
     /// The tenant's budgets for the periods containing `at_ms`, as stored (an item nothing
     /// was reserved on yet is empty, with the rule's limit).
     pub async fn budgets(
