@@ -147,6 +147,32 @@ impl Client {
         Ok(body)
     }
 
+    /// `GET /v1/usage` (`query`: `from`, `to`, `group_by`): the report as JSON, or as CSV text
+    /// when `csv`.
+    pub async fn usage(&self, query: &[(&str, String)], csv: bool) -> Result<String> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/usage", self.base))
+            .query(query)
+            .bearer_auth(&self.key)
+            .header(
+                reqwest::header::ACCEPT,
+                if csv { "text/csv" } else { "application/json" },
+            )
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            bail!(
+                "GET /v1/usage: {}",
+                body["detail"].as_str().unwrap_or(&status.to_string())
+            );
+        }
+        Ok(text)
+    }
+
     /// `POST /v1/executions/{id}/rerun` (optionally on another model): (HTTP status, body).
     pub async fn rerun(
         &self,

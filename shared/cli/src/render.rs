@@ -387,3 +387,68 @@ pub fn reconcile(report: &executor_lifecycle::engine::ReconcileReport) -> String
     }
     out
 }
+
+/// `executor usage`: the groups of a `GET /v1/usage` report as a table, the total, and the
+/// tenant's budgets.
+pub fn usage(report: &Value) -> String {
+    let mut out = format!(
+        "executions created {} .. {} by {}{}\n",
+        report["from"].as_str().unwrap_or("?"),
+        report["to"].as_str().unwrap_or("?"),
+        report["group_by"].as_str().unwrap_or("?"),
+        if report["truncated"] == true {
+            " (newest only: over the scan limit; narrow the window)"
+        } else {
+            ""
+        }
+    );
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(vec![
+        "group",
+        "executions",
+        "succeeded",
+        "failed",
+        "canceled",
+        "timed out",
+        "running",
+        "cost $",
+        "reserved $",
+    ]);
+    let groups = report["data"].as_array().cloned().unwrap_or_default();
+    for g in groups.iter().chain(std::iter::once(&report["total"])) {
+        table.add_row(vec![
+            g["key"].as_str().unwrap_or("").to_string(),
+            g["executions"].to_string(),
+            g["succeeded"].to_string(),
+            g["failed"].to_string(),
+            g["canceled"].to_string(),
+            g["timed_out"].to_string(),
+            g["in_progress"].to_string(),
+            format!("{:.4}", g["cost_usd"].as_f64().unwrap_or(0.0)),
+            format!("{:.4}", g["reserved_usd"].as_f64().unwrap_or(0.0)),
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
+    let budgets = report["budgets"].as_array().cloned().unwrap_or_default();
+    if budgets.is_empty() {
+        out.push_str("no budgets\n");
+    }
+    for b in &budgets {
+        out.push_str(&format!(
+            "budget {} {}{}: ${:.4} spent + ${:.4} reserved of ${:.2}, ${:.4} left\n",
+            b["period"].as_str().unwrap_or("?"),
+            b["period_key"].as_str().unwrap_or("?"),
+            b["model"]
+                .as_str()
+                .map(|m| format!(" for {m}"))
+                .unwrap_or_default(),
+            b["spent_usd"].as_f64().unwrap_or(0.0),
+            b["reserved_usd"].as_f64().unwrap_or(0.0),
+            b["limit_usd"].as_f64().unwrap_or(0.0),
+            b["remaining_usd"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    out
+}
