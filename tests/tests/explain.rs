@@ -217,6 +217,30 @@ async fn explain_shows_every_event_kind() {
     assert!(text.contains("callbacks received (verified): "), "{text}");
     ids.push(callback);
 
+    // A fallback chain: the primary's empty output moves the execution to the next model.
+    let chained: Value = reqwest::Client::new()
+        .post(format!("{}/v1/executions", h.sys.url))
+        .bearer_auth(&h.sys.dev_key)
+        .json(&serde_json::json!({
+            "model": "bfl/flux-pro-1.1",
+            "fallbacks": ["fal-ai/flux-dev"],
+            "input": {"prompt": "sim:only=bfl sim:empty_output explain a chain"},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chained = chained["id"].as_str().unwrap().to_string();
+    let view = h.wait(&chained).await;
+    let text =
+        executor_cli::render::explain(&view, &h.client.events(&chained).await.unwrap(), false);
+    assert!(text.contains("attempt 1: bfl/flux-pro-1.1"), "{text}");
+    assert!(text.contains("partial_result"), "{text}");
+    assert!(text.contains("attempt 2: fal-ai/flux-dev"), "{text}");
+    ids.push(chained);
+
     let mut seen = BTreeSet::new();
     for id in &ids {
         let view = h.wait(id).await;

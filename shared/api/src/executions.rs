@@ -35,6 +35,12 @@ pub struct CreateBody {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub max_duration_seconds: Option<u64>,
+    /// Models to fall back on, in order, when an attempt fails with `provider_unavailable`,
+    /// `rate_limited`, `timeout`, `provider_transient` or `partial_result` (an empty output):
+    /// one execution, the next model's attempt. The input is mapped to each (the fields its
+    /// schema has) and validated at create; at most 4.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
 }
 
 /// The timeline of an execution.
@@ -210,6 +216,7 @@ pub async fn create(
     };
     let wait = prefer_wait(&headers, state.config.max_wait_seconds);
     let req = CreateRequest {
+        fallbacks: parsed.fallbacks,
         model: parsed.model,
         input: parsed.input,
         webhook_url: parsed.webhook_url,

@@ -412,6 +412,9 @@ pub struct Estimate {
     pub estimate_usd: f64,
     /// The same in micro-dollars.
     pub estimate_usd_micros: i64,
+    /// The most the request can cost with its fallback chain (its dearest step; failed
+    /// attempts are not billed): what a create reserves on the budgets (USD).
+    pub worst_case_usd: f64,
     /// How it is made up: each line's quantity says where it came from (the input, the
     /// model's typical usage, or a default).
     pub lines: Vec<executor_lifecycle::CostLine>,
@@ -455,14 +458,16 @@ pub async fn estimate(
         input: parsed.input,
         webhook_url: parsed.webhook_url,
         max_duration_seconds: parsed.max_duration_seconds,
+        fallbacks: parsed.fallbacks,
         ..Default::default()
     };
-    let (cost, budgets) = state.engine.estimate(&tenant, req).await?;
+    let (cost, worst, budgets) = state.engine.estimate(&tenant, req).await?;
     Ok(Json(Estimate {
         object: "estimate",
         model,
         estimate_usd: usd(cost.provider_usd_micros),
         estimate_usd_micros: cost.provider_usd_micros,
+        worst_case_usd: usd(worst),
         lines: cost.lines,
         budgets: budgets
             .iter()

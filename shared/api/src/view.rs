@@ -424,6 +424,103 @@ pub struct ExecutionView {
     /// Its index in that batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_index: Option<u32>,
+    /// Its fallback chain, when the create named one: every attempt, the current last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainView>,
+}
+
+/// A fallback chain and its attempts.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChainView {
+    /// The models in order: the one asked for, then the fallbacks.
+    pub models: Vec<String>,
+    /// True once an attempt failed and the next model took over.
+    pub fallback_used: bool,
+    /// The first attempt's error, when it fell back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_error: Option<ErrorView>,
+    /// Every attempt, oldest first; the last is the current one (the outcome's).
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One attempt of a chain.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    /// The chain step (0: the model asked for).
+    pub step: u32,
+    /// Its model.
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// The provider's job id, if one was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_job_id: Option<String>,
+    /// Its status: `failed` for the attempts that fell back, the execution's for the current.
+    pub status: String,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+    /// When it started.
+    pub started_at: String,
+    /// When it ended (the current one: once terminal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// Its cost (billed: the current one's, once finalized).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+impl ChainView {
+    fn of(g: &Guard) -> Option<ChainView> {
+        if g.hot.chain.is_empty() {
+            return None;
+        }
+        let mut models = vec![g.requested_model().to_string()];
+        models.extend(g.hot.chain.iter().cloned());
+        let mut attempts: Vec<AttemptView> = g
+            .hot
+            .attempts
+            .iter()
+            .map(|a| AttemptView {
+                step: a.step,
+                model: a.model.clone(),
+                provider: a.provider.clone(),
+                provider_job_id: a.job_id.clone(),
+                status: a.status.as_str().to_string(),
+                error: a.error.as_ref().map(ErrorView::from),
+                started_at: rfc3339(a.started_at_ms),
+                ended_at: Some(rfc3339(a.ended_at_ms)),
+                cost: a.cost.clone(),
+            })
+            .collect();
+        attempts.push(AttemptView {
+            step: g.hot.step,
+            model: g.model.clone(),
+            provider: g.provider.clone(),
+            provider_job_id: g.hot.job_id.clone(),
+            status: PublicStatus::of(g).as_str().to_string(),
+            error: g.hot.error.as_ref().map(ErrorView::from),
+            started_at: rfc3339(
+                g.hot
+                    .attempts
+                    .last()
+                    .map_or(g.created_at_ms, |a| a.ended_at_ms),
+            ),
+            ended_at: g.hot.terminal_at_ms.map(rfc3339),
+            cost: g.hot.cost.clone(),
+        });
+        Some(ChainView {
+            models,
+            fallback_used: g.hot.step > 0,
+            primary_error: g
+                .hot
+                .attempts
+                .first()
+                .and_then(|a| a.error.as_ref())
+                .map(ErrorView::from),
+            attempts,
+        })
+    }
 }
 
 /// A refused callback.
@@ -442,7 +539,7 @@ impl ExecutionView {
         ExecutionView {
             id: g.id.clone(),
             object: "execution",
-            model: g.model.clone(),
+            model: g.requested_model().to_string(),
             provider: g.provider.clone(),
             shape: g.shape.as_str().to_string(),
             status: PublicStatus::of(g),
@@ -489,6 +586,7 @@ impl ExecutionView {
             reruns: g.reruns.clone(),
             batch_id: g.batch.as_ref().map(|b| b.id.clone()),
             batch_index: g.batch.as_ref().map(|b| b.index),
+            chain: ChainView::of(g),
         }
     }
 
@@ -523,6 +621,7 @@ mod tests {
 
     fn queued() -> Guard {
         let req = ExecutionRequest {
+            fallbacks: Default::default(),
             id: "ex_test".into(),
             tenant: "acme".into(),
             model: "runway/gen4-turbo".into(),

@@ -106,6 +106,7 @@ async fn backend() -> (AwsBackend, AwsConfig, Arc<TestClock>) {
 
 fn guard(id: &str, tenant: &str, created: i64) -> Guard {
     let req = ExecutionRequest {
+        fallbacks: Default::default(),
         id: id.into(),
         tenant: tenant.into(),
         model: "m/x".into(),

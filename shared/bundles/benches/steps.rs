@@ -26,6 +26,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn ctx(model: &str, input: serde_json::Value, n: u64) -> CallContext {
     CallContext {
         request: ExecutionRequest {
+            fallbacks: Default::default(),
             id: format!("ex_bench_{n}"),
             tenant: "bench".into(),
             model: model.into(),

@@ -185,6 +185,7 @@ async fn a_missing_credential_fails_only_its_models_calls() {
     let fal = catalog.get("fal-ai/flux-dev").unwrap();
     let ctx = CallContext {
         request: ExecutionRequest {
+            fallbacks: Default::default(),
             id: "ex_nokey".into(),
             tenant: "t".into(),
             model: "fal-ai/flux-dev".into(),

@@ -173,6 +173,7 @@ fn catalog(base: &str, policy: OutboundPolicy) -> BundleCatalog {
 fn ctx(driver: &dyn ModelDriver, input: Value) -> CallContext {
     CallContext {
         request: ExecutionRequest {
+            fallbacks: Default::default(),
             id: "ex_steps".into(),
             tenant: "t".into(),
             model: driver.spec().id.clone(),

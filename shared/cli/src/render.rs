@@ -116,6 +116,49 @@ pub fn explain(view: &Value, events: &Value, color: bool) -> String {
             e["detail"].as_str().unwrap_or("")
         ));
     }
+    if let Some(chain) = view.get("chain").filter(|c| c.is_object()) {
+        let models: Vec<&str> = chain["models"]
+            .as_array()
+            .map(|m| m.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "fallback chain {}{}\n",
+            models.join(" -> "),
+            if chain["fallback_used"] == true {
+                " (fell back)"
+            } else {
+                ""
+            }
+        ));
+        for (i, a) in chain["attempts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let status = a["status"].as_str().unwrap_or("?");
+            out.push_str(&format!(
+                "  attempt {}: {} ({}) {}{}{}{}\n",
+                i + 1,
+                a["model"].as_str().unwrap_or("?"),
+                a["provider"].as_str().unwrap_or("?"),
+                paint(status.to_string(), status),
+                a["provider_job_id"]
+                    .as_str()
+                    .map(|j| format!("  job {j}"))
+                    .unwrap_or_default(),
+                a["error"]["class"]
+                    .as_str()
+                    .map(|c| format!("  {c}: {}", a["error"]["message"].as_str().unwrap_or("")))
+                    .unwrap_or_default(),
+                a["cost"]["provider_usd_micros"]
+                    .as_i64()
+                    .map(|m| format!("  ${:.6}", m as f64 / 1e6))
+                    .unwrap_or_default(),
+            ));
+        }
+    }
     if let Some(ids) = view["callbacks_received"]
         .as_array()
         .filter(|a| !a.is_empty())

@@ -22,6 +22,7 @@ fn setup() -> (tempfile::TempDir, EmbeddedBackend, Arc<TestClock>) {
 
 fn guard(id: &str) -> Guard {
     let req = ExecutionRequest {
+        fallbacks: Default::default(),
         id: id.into(),
         tenant: "t".into(),
         model: "m/x".into(),

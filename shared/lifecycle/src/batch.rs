@@ -149,6 +149,7 @@ impl Engine {
             },
             _ => stored.input.clone(),
         };
+        let same_model = model.is_none();
         let req = CreateRequest {
             model: model.unwrap_or_else(|| stored.model.clone()),
             input,
@@ -159,6 +160,12 @@ impl Engine {
             max_duration_seconds: Some(stored.max_duration_ms.div_ceil(1000).max(1)),
             rerun_of: Some(original.id.clone()),
             batch: None,
+            // The same chain, on the same model; another model runs alone.
+            fallbacks: if same_model {
+                stored.fallbacks.iter().map(|f| f.model.clone()).collect()
+            } else {
+                Vec::new()
+            },
         };
         if let Some(key) = &req.idempotency_key {
             check_key(key)?;
@@ -391,6 +398,7 @@ fn item_request(item: &BatchItem, member: Option<BatchMember>) -> CreateRequest 
         max_duration_seconds: item.max_duration_seconds,
         rerun_of: None,
         batch: member,
+        fallbacks: Vec::new(),
     }
 }
 

@@ -89,6 +89,8 @@ pub struct CreateRequest {
     pub rerun_of: Option<String>,
     /// The batch item this execution is ([`Engine::create_batch`]).
     pub batch: Option<crate::model::BatchMember>,
+    /// Models to fall back on, in order ([`crate::fallback`]).
+    pub fallbacks: Vec<String>,
 }
 
 /// What a valid create request resolves to.
@@ -271,7 +273,10 @@ impl Engine {
             max_duration_ms,
             estimate_usd_micros,
         } = self.check(&req).map_err(EngineError::Invalid)?;
+        let (fallbacks, worst) = self.chain_of(&req, &spec).map_err(EngineError::Invalid)?;
         let now = self.now();
+        // The most a chain can cost: its dearest step (failed attempts are not billed).
+        let estimate_usd_micros = estimate_usd_micros.max(worst);
         let budget = self.budget_hold(tenant, &spec.id, estimate_usd_micros, now);
         let request = ExecutionRequest {
             id: keys::new_execution_id(),
@@ -282,6 +287,7 @@ impl Engine {
             idempotency_key: req.idempotency_key.clone(),
             created_at_ms: now,
             max_duration_ms,
+            fallbacks,
         };
         blobs::put_json(
             self.ports.blobs.as_ref(),
@@ -297,6 +303,7 @@ impl Engine {
         guard.rerun_of = req.rerun_of.clone();
         guard.batch = req.batch.clone();
         guard.budget = budget;
+        guard.hot.chain = request.fallbacks.iter().map(|f| f.model.clone()).collect();
         let delay = if inline {
             self.config.scaled(spec.submit_timeout_ms) + self.config.watchdog_margin_ms
         } else {
@@ -397,6 +404,62 @@ impl Engine {
         })
     }
 
+    /// The fallback steps of a create: each model known, not repeated, and the request's
+    /// input mapped to it (the fields its schema has) and valid for it; the failure names the
+    /// step (`/fallbacks/{i}`), the model and the field. Also the dearest step's estimate.
+    pub(crate) fn chain_of(
+        &self,
+        req: &CreateRequest,
+        spec: &crate::provider::ModelSpec,
+    ) -> Result<(Vec<crate::model::FallbackStep>, i64), Failure> {
+        if req.fallbacks.len() > crate::fallback::MAX_FALLBACKS {
+            return Err(Failure::validation(
+                "/fallbacks",
+                format!(
+                    "at most {} fallback models (got {})",
+                    crate::fallback::MAX_FALLBACKS,
+                    req.fallbacks.len()
+                ),
+            ));
+        }
+        let mut steps = Vec::new();
+        let mut worst = 0;
+        let mut seen = vec![spec.id.clone()];
+        for (i, model) in req.fallbacks.iter().enumerate() {
+            let at = format!("/fallbacks/{i}");
+            let driver = self.ports.catalog.get(model).ok_or_else(|| {
+                Failure::validation(
+                    &at,
+                    format!("unknown fallback model '{model}'; GET /v1/models lists them"),
+                )
+            })?;
+            if seen.contains(&driver.spec().id) {
+                return Err(Failure::validation(
+                    &at,
+                    format!("{model} is already in the chain: each model once"),
+                ));
+            }
+            seen.push(driver.spec().id.clone());
+            let mapped = map_input(&req.input, &driver.spec().input_schema);
+            let input = driver.validate(&mapped).map_err(|f| {
+                Failure::validation(
+                    &at,
+                    format!(
+                        "the input cannot run on fallback {model}: {} ({})",
+                        f.message,
+                        f.field.as_deref().unwrap_or("/input")
+                    ),
+                )
+            })?;
+            worst = worst.max(driver.estimate(&input).provider_usd_micros);
+            steps.push(crate::model::FallbackStep {
+                model: driver.spec().id.clone(),
+                input,
+            });
+        }
+        Ok((steps, worst))
+    }
+
     /// What a create of `model` by `tenant` at `now` reserves: the estimate on the budget item
     /// of every rule that applies (`None` when none does).
     pub(crate) fn budget_hold(
@@ -421,33 +484,43 @@ impl Engine {
     }
 
     /// What a create of `req` by `tenant` would cost, by the model's pricing applied to the
-    /// validated input, and the tenant's budgets it would reserve on (each with whether the
-    /// estimate fits it now). Writes nothing.
+    /// validated input, the most its fallback chain can cost (its dearest step: failed
+    /// attempts are not billed), which is what it reserves, and the tenant's budgets it would
+    /// reserve on (each with whether that fits it now). Writes nothing.
     pub async fn estimate(
         &self,
         tenant: &str,
         req: CreateRequest,
-    ) -> Result<(crate::model::Cost, Vec<(crate::budget::BudgetState, bool)>), EngineError> {
+    ) -> Result<
+        (
+            crate::model::Cost,
+            i64,
+            Vec<(crate::budget::BudgetState, bool)>,
+        ),
+        EngineError,
+    > {
         let mut req = req;
         req.input = self
             .resolve_files(tenant, &req.model.clone(), std::mem::take(&mut req.input))
             .await?;
         let Checked { spec, input, .. } = self.check(&req).map_err(EngineError::Invalid)?;
+        let (_, chain_worst) = self.chain_of(&req, &spec).map_err(EngineError::Invalid)?;
         let driver = self
             .ports
             .catalog
             .get(&spec.id)
             .ok_or(EngineError::NotFound)?;
         let cost = driver.estimate(&input);
+        let worst = cost.provider_usd_micros.max(chain_worst);
         let now = self.now();
         let mut budgets = Vec::new();
         for state in self.budgets(tenant, now).await? {
             if state.line.model.as_ref().is_none_or(|m| *m == spec.id) {
-                let fits = state.fits(cost.provider_usd_micros);
+                let fits = state.fits(worst);
                 budgets.push((state, fits));
             }
         }
-        Ok((cost, budgets))
+        Ok((cost, worst, budgets))
     }
 
     /// The tenant's budgets for the periods containing `at_ms`, as stored (an item nothing
@@ -869,5 +942,22 @@ fn request_hash(req: &CreateRequest) -> String {
     if let Some(b) = &req.batch {
         canonical["batch"] = json!({"id": b.id, "index": b.index});
     }
+    if !req.fallbacks.is_empty() {
+        canonical["fallbacks"] = json!(req.fallbacks);
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// The input as another model takes it: the fields its schema declares (all of them when
+/// the schema declares none).
+fn map_input(input: &Value, schema: &Value) -> Value {
+    match (input.as_object(), schema["properties"].as_object()) {
+        (Some(obj), Some(props)) => Value::Object(
+            obj.iter()
+                .filter(|(k, _)| props.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => input.clone(),
+    }
 }

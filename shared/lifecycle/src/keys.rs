@@ -66,8 +66,9 @@ pub fn new_execution_id() -> String {
         .lock()
         .ok()
         .and_then(|mut g| g.generate().ok())
-        // The random part overflowed within one millisecond (2^80 ids): a fresh ULID.
-        .unwrap_or_else(ulid::Ulid::new);
+        // The random part overflowed within one millisecond (2^80 ids): a fresh ULID (not
+        // `Ulid::default()`, which is the nil id).
+        .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::SystemTime::now()));
     format!("ex_{}", id.to_string().to_lowercase())
 }
 

@@ -14,6 +14,7 @@ pub mod budget;
 pub mod config;
 pub mod crash;
 pub mod engine;
+pub mod fallback;
 pub mod files;
 pub mod inline;
 pub mod keys;

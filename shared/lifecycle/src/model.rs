@@ -51,6 +51,65 @@ pub struct ExecutionRequest {
     pub created_at_ms: i64,
     /// The execution must be terminal by `created_at_ms + max_duration_ms`.
     pub max_duration_ms: u64,
+    /// The fallback chain after the model, in order: each step's model and its input (mapped
+    /// to that model and validated at create).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<FallbackStep>,
+}
+
+/// One step of a fallback chain.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FallbackStep {
+    /// The model.
+    pub model: String,
+    /// Its input (validated against its schema).
+    #[schema(value_type = Object)]
+    pub input: Value,
+}
+
+impl ExecutionRequest {
+    /// The request as step `step` of the chain runs it (0: the model itself): that step's
+    /// model and input, the rest the same.
+    pub fn at_step(&self, step: u32) -> ExecutionRequest {
+        let mut r = self.clone();
+        if step > 0
+            && let Some(s) = self.fallbacks.get(step as usize - 1)
+        {
+            r.model = s.model.clone();
+            r.input = s.input.clone();
+        }
+        r
+    }
+}
+
+/// An attempt of a fallback chain that ended and was followed by the next step.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The chain step (0: the model asked for).
+    pub step: u32,
+    /// Its model.
+    pub model: String,
+    /// Its provider.
+    pub provider: String,
+    /// The provider's job id, if one was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// How it ended (a status of the attempt, `failed`).
+    pub status: crate::status::Status,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// When it started (ms): acceptance, or the previous attempt's end.
+    pub started_at_ms: i64,
+    /// When it ended (ms).
+    pub ended_at_ms: i64,
+    /// The provider's answer, as a result blob (for support and replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<String>,
+    /// Its cost (what the provider charges for a failed job where it bills them: nothing
+    /// here, failed jobs are not billed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
 }
 
 /// Which queue a message goes to. The action run is decided by the guard's status, the queue
@@ -179,6 +238,20 @@ pub struct HotState {
     /// after finalization so the outcome stays visible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Status>,
+    /// The fallback chain's current step (0: the model asked for).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step: u32,
+    /// The chain's attempts that ended and were followed by the next step, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptRecord>,
+    /// The models of the chain after the model asked for (empty: no chain), written with
+    /// version 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The guard record: one per execution, the single commit point.
@@ -310,6 +383,15 @@ pub struct RejectedCallback {
 }
 
 impl Guard {
+    /// The model the create asked for: the current attempt's, or, once a fallback chain moved
+    /// on, the first attempt's. Listings and views name this one.
+    pub fn requested_model(&self) -> &str {
+        self.hot
+            .attempts
+            .first()
+            .map_or(self.model.as_str(), |a| a.model.as_str())
+    }
+
     /// Version 0 of a new execution, in `queued`.
     pub fn accepted(req: &ExecutionRequest, provider: &str, shape: Shape) -> Guard {
         Guard {

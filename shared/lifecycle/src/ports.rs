@@ -167,7 +167,7 @@ impl ListQuery {
     /// the in-memory form of what the backends' listings select.
     pub fn matches(&self, g: &Guard) -> bool {
         (self.statuses.is_empty() || self.statuses.contains(&g.status()))
-            && self.model.as_ref().is_none_or(|m| &g.model == m)
+            && self.model.as_ref().is_none_or(|m| g.requested_model() == m)
             && self.provider.as_ref().is_none_or(|p| &g.provider == p)
             && self.created_after_ms.is_none_or(|a| g.created_at_ms >= a)
             && self.created_before_ms.is_none_or(|b| g.created_at_ms < b)

@@ -106,6 +106,8 @@ impl Engine {
         step: Step,
     ) -> Result<Committed, EngineError> {
         let id = prev.id.clone();
+        // A chained execution's failed attempt moves to the chain's next model instead.
+        let step = self.chained(prev, step);
         self.check_crash(CrashPoint::AfterAction, &id)?;
         for (key, bytes) in step.blobs {
             self.ports.blobs.put_once(&key, bytes).await?;

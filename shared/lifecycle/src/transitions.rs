@@ -48,11 +48,14 @@ pub enum Event {
     DeliveryFailed,
     /// A parked delivery was redriven successfully.
     Redelivered,
+    /// The attempt failed with a class its fallback chain falls back on: the execution goes
+    /// back to `queued` for the chain's next model (one execution id, another attempt).
+    FellBack,
 }
 
 impl Event {
     /// Every event, in lifecycle order.
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 19] = [
         Event::Accepted,
         Event::CapacityWait,
         Event::SubmitStarted,
@@ -71,6 +74,7 @@ impl Event {
         Event::Delivered,
         Event::DeliveryFailed,
         Event::Redelivered,
+        Event::FellBack,
     ];
 
     /// The snake_case name.
@@ -94,6 +98,7 @@ impl Event {
             Event::Delivered => "delivered",
             Event::DeliveryFailed => "delivery_failed",
             Event::Redelivered => "redelivered",
+            Event::FellBack => "fell_back",
         }
     }
 }
@@ -227,6 +232,11 @@ pub const TABLE: &[Rule] = &[
         event: Event::Redelivered,
         to: To::Status(Finalized),
     },
+    Rule {
+        from: &[Queued, Submitting, Submitted, Running],
+        event: Event::FellBack,
+        to: To::Status(Queued),
+    },
 ];
 
 /// A transition the table does not allow.
@@ -350,7 +360,8 @@ mod tests {
                 | Event::DeliveryRetry
                 | Event::Delivered
                 | Event::DeliveryFailed
-                | Event::Redelivered => Event::ALL.iter().position(|x| *x == e).unwrap(),
+                | Event::Redelivered
+                | Event::FellBack => Event::ALL.iter().position(|x| *x == e).unwrap(),
             }
         }
         let mut seen: Vec<usize> = Event::ALL.iter().map(|e| position(*e)).collect();

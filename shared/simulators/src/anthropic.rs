@@ -274,7 +274,7 @@ fn requests(job: &Job) -> Vec<Value> {
 
 /// How one batch request ends: `succeeded`, `errored` (its `sim:fail` / `sim:invalid`).
 fn line_kind(request: &Value) -> &'static str {
-    let d = Directives::scan(request);
+    let d = Directives::scan_as(request, crate::provider::Provider::Anthropic);
     if d.fail || d.invalid {
         "errored"
     } else {
@@ -412,7 +412,7 @@ async fn results(
             (false, "errored") => json!({"type": "errored", "error": {"type": "error",
                 "error": {"type": "api_error", "message": "Internal server error"}, "request_id": request_id()}}),
             _ => {
-                json!({"type": "succeeded", "message": message(&params, &Directives::scan(&params), "batch")})
+                json!({"type": "succeeded", "message": message(&params, &Directives::scan_as(&params, crate::provider::Provider::Anthropic), "batch")})
             }
         };
         out.push_str(&json!({"custom_id": custom_id, "result": result}).to_string());

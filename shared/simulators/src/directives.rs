@@ -81,6 +81,17 @@ pub struct Directives {
 }
 
 impl Directives {
+    /// [`Directives::scan`] as `provider`'s simulator reads a request: a body carrying
+    /// `sim:only=NAME` asks only the simulator of provider NAME for its behaviour, so a test
+    /// can make one step of a fallback chain fail and the next, sent the same prompt, not.
+    pub fn scan_as(body: &Value, provider: crate::provider::Provider) -> Directives {
+        let d = Directives::scan(body);
+        match d.extra("only") {
+            Some(Some(only)) if only != provider.as_str() => Directives::default(),
+            _ => d,
+        }
+    }
+
     /// Scans every string in `body`, recursively.
     pub fn scan(body: &Value) -> Directives {
         let mut out = Directives::default();

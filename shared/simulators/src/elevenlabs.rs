@@ -215,7 +215,7 @@ async fn begin(
             )));
         }
     };
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::ElevenLabs);
     if let Err(rejection) = admit(state, P, &directives).await {
         return Err(match rejection {
             Rejection::RateLimited | Rejection::Capacity => {

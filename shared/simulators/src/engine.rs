@@ -220,7 +220,7 @@ impl Spec {
         body: Value,
         rid: String,
     ) -> Result<Call, Response> {
-        let directives = Directives::scan(&body);
+        let directives = Directives::scan_as(&body, self.provider);
         if let Err(rejection) = admit(state, self.provider, &directives).await {
             let answer = match rejection {
                 Rejection::RateLimited | Rejection::Capacity => &self.errors.rate_limited,

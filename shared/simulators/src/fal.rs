@@ -137,7 +137,7 @@ async fn submit(
             ));
         }
     };
-    let directives = Directives::scan(&input);
+    let directives = Directives::scan_as(&input, crate::provider::Provider::Fal);
     if let Err(rejection) = admit(&state, P, &directives).await {
         return match rejection {
             Rejection::RateLimited | Rejection::Capacity => {

@@ -156,7 +156,7 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
             ));
         }
     };
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::Luma);
     if let Err(rejection) = admit(&state, P, &directives).await {
         return match rejection {
             Rejection::RateLimited | Rejection::Capacity => json(

@@ -138,7 +138,7 @@ async fn create(State(state): State<Arc<SimState>>, headers: HeaderMap, raw: Byt
             ));
         }
     };
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::MiniMax);
     if let Err(rejection) = admit(&state, P, &directives).await {
         return match rejection {
             Rejection::RateLimited | Rejection::Capacity => failure(1002, "rate limit exceeded"),

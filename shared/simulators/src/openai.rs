@@ -173,7 +173,7 @@ async fn admit_body(state: &Arc<SimState>, rid: String, body: Value) -> Result<C
         state.stats.bump(P, Counter::CreateRejection);
         resp
     };
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::OpenAi);
     let model = body
         .get("model")
         .and_then(Value::as_str)

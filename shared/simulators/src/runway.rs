@@ -116,7 +116,7 @@ async fn create(
             ));
         }
     };
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::Runway);
     if let Err(rejection) = admit(&state, P, &directives).await {
         return match rejection {
             Rejection::RateLimited | Rejection::Capacity => json(

@@ -184,7 +184,7 @@ async fn generate(
         Err(message) => return reject(bad_request(&id, message)),
     };
     let body = Value::Object(fields.clone());
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::Stability);
     if let Err(rejection) = admit(&state, P, &directives).await {
         return match rejection {
             Rejection::RateLimited | Rejection::Capacity => error(

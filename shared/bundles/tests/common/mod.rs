@@ -69,6 +69,7 @@ pub fn context(driver: &dyn ModelDriver, input: Value, callback_url: &str) -> Ca
     let now = now_ms();
     CallContext {
         request: ExecutionRequest {
+            fallbacks: Default::default(),
             id: format!("ex_test{}", NEXT.fetch_add(1, Ordering::Relaxed)),
             tenant: "t".into(),
             model: driver.spec().id.clone(),

@@ -142,9 +142,11 @@ pub(crate) async fn load_request(
     engine: &Engine,
     guard: &Guard,
 ) -> Result<ExecutionRequest, EngineError> {
+    // The request as the chain's current step runs it (its model and input).
     engine
         .request(&guard.id)
         .await?
+        .map(|r| r.at_step(guard.hot.step))
         .ok_or_else(|| StoreError::Corrupt(format!("request blob of {} missing", guard.id)).into())
 }
 
@@ -232,6 +234,7 @@ pub(crate) mod testing {
     /// A new execution of `model` at `provider`, accepted at 1,000 ms with a 60 s deadline.
     pub fn queued(provider: &str, shape: Shape) -> Guard {
         let req = ExecutionRequest {
+            fallbacks: Default::default(),
             id: "ex_test".into(),
             tenant: "acme".into(),
             model: format!("{provider}/model"),

@@ -490,6 +490,7 @@ mod tests {
     fn call(g: &Guard) -> CallContext {
         CallContext {
             request: crate::model::ExecutionRequest {
+                fallbacks: Default::default(),
                 id: g.id.clone(),
                 tenant: g.tenant.clone(),
                 model: g.model.clone(),

@@ -54,7 +54,7 @@ pub(super) async fn t2a(
             "invalid params, request body must be a JSON object",
         ));
     };
-    let d = Directives::scan(&body);
+    let d = Directives::scan_as(&body, crate::provider::Provider::MiniMax);
     if let Err(r) = admit(&state, P, &d).await {
         return match r {
             Rejection::RateLimited | Rejection::Capacity => failure(1002, "rate limit exceeded"),

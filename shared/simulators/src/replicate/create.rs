@@ -81,7 +81,7 @@ async fn create(
             ));
         }
     };
-    let directives = Directives::scan(&body);
+    let directives = Directives::scan_as(&body, crate::provider::Provider::Replicate);
     if let Err(rejection) = admit(&state, P, &directives).await {
         return with_rate_headers(
             match rejection {

@@ -1,0 +1,180 @@
+//! Fallback chains (issue 21), end to end through the HTTP API: `fallbacks: [model, ...]` on
+//! a create; an attempt that fails with a class the chain falls back on moves the execution
+//! to the next model (one execution id, the attempts listed, the outcome and cost the last
+//! attempt's); one that fails otherwise ends the execution; a chain whose input cannot be
+//! mapped to a model is refused at create. The simulators are told which provider misbehaves
+//! with `sim:only=PROVIDER`, since every step is sent the same prompt.
+//!
+//! Needs moto server (scripts/services.sh) for the `aws_` tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use executor_cli::client::Client;
+use executor_tests::Harness;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Sys {
+    url: String,
+    key: String,
+    client: Client,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+async fn embedded() -> Sys {
+    let h = Harness::start().await;
+    Sys {
+        url: h.sys.url.clone(),
+        key: h.sys.dev_key.clone(),
+        client: Client::new(&h.sys.url, &h.sys.dev_key).unwrap(),
+        _keep: Box::new(h),
+    }
+}
+
+async fn aws() -> Sys {
+    let a = executor_tests::aws_sys::start("fallbacks", "acme", |_| {}).await;
+    Sys {
+        client: Client::new(&a.url, &a.key).unwrap(),
+        url: a.url.clone(),
+        key: a.key.clone(),
+        _keep: Box::new(a),
+    }
+}
+
+async fn create(sys: &Sys, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/executions", sys.url))
+        .bearer_auth(&sys.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+async fn settled(sys: &Sys, id: &str) -> Value {
+    sys.client
+        .wait_final(id, Duration::from_secs(60), |_| {})
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        let v = sys.client.get(id).await.unwrap();
+        if v["delivery"]["state"]
+            .as_str()
+            .is_some_and(|s| s != "pending")
+        {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{id} did not settle");
+}
+
+/// An empty output of the primary falls back (rather than succeeding empty): two attempts,
+/// one execution id, outputs and cost from the second.
+async fn empty_output_falls_back(sys: &Sys, primary: &str, fallback: &str, provider: &str) {
+    let (s, v) = create(
+        sys,
+        json!({"model": primary, "fallbacks": [fallback],
+               "input": {"prompt": format!("sim:only={provider} sim:empty_output a lighthouse")}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let v = settled(sys, &id).await;
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["model"], primary, "the model asked for: {v}");
+    let chain = &v["chain"];
+    assert_eq!(chain["models"], json!([primary, fallback]), "{v}");
+    assert_eq!(chain["fallback_used"], true, "{v}");
+    assert_eq!(chain["primary_error"]["class"], "partial_result", "{v}");
+    let attempts = chain["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{v}");
+    assert_eq!(attempts[0]["model"], primary);
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[0]["error"]["class"], "partial_result");
+    assert_eq!(attempts[1]["model"], fallback);
+    assert_eq!(attempts[1]["status"], "succeeded");
+    assert!(!v["outputs"].as_array().unwrap().is_empty(), "{v}");
+    let cost = v["cost"]["provider_usd_micros"].as_i64().unwrap();
+    assert!(cost > 0 && v["cost"]["billable"] == true, "{v}");
+    assert_eq!(attempts[1]["cost"]["provider_usd_micros"], cost);
+    // The timeline names the move.
+    let events = sys.client.events(&id).await.unwrap();
+    let fell: Vec<&Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "fell_back")
+        .collect();
+    assert_eq!(fell.len(), 1, "{events}");
+    assert_eq!(fell[0]["to"], "queued", "{events}");
+}
+
+/// `content_policy` is not a class a chain falls back on: the execution ends on the first.
+async fn content_policy_ends_it(sys: &Sys, primary: &str, fallback: &str, provider: &str) {
+    let (s, v) = create(
+        sys,
+        json!({"model": primary, "fallbacks": [fallback],
+               "input": {"prompt": format!("sim:only={provider} sim:content_policy a lighthouse")}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let v = settled(sys, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["error"]["class"], "content_policy", "{v}");
+    assert_eq!(v["chain"]["fallback_used"], false, "{v}");
+    assert_eq!(v["chain"]["attempts"].as_array().unwrap().len(), 1, "{v}");
+}
+
+/// A chain whose input does not fit a fallback model is refused at create, naming the step.
+async fn unmappable_chain_is_refused(sys: &Sys) {
+    let (s, p) = create(
+        sys,
+        json!({"model": "runway/gen4-turbo", "fallbacks": ["bfl/flux-pro-1.1"],
+               "input": {"promptImage": "https://example.com/a.png", "promptText": "waves"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(p["field"], "/fallbacks/0", "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("bfl/flux-pro-1.1"),
+        "{p}"
+    );
+    let (s, p) = create(
+        sys,
+        json!({"model": "bfl/flux-pro-1.1", "fallbacks": ["no/such-model"], "input": {"prompt": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(p["field"], "/fallbacks/0", "{p}");
+    let (s, p) = create(
+        sys,
+        json!({"model": "bfl/flux-pro-1.1", "fallbacks": ["bfl/flux-pro-1.1"], "input": {"prompt": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_polling_chain() {
+    let sys = embedded().await;
+    empty_output_falls_back(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
+    content_policy_ends_it(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
+    unmappable_chain_is_refused(&sys).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_immediate_chain() {
+    let sys = embedded().await;
+    empty_output_falls_back(&sys, "openai/gpt-image-1", "ideogram/ideogram-v3", "openai").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_polling_chain() {
+    let sys = aws().await;
+    empty_output_falls_back(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
+    content_policy_ends_it(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
+    unmappable_chain_is_refused(&sys).await;
+}
