@@ -102,6 +102,7 @@ pub type ReconcileHook = Arc<
         + Send
         + Sync,
 >;
+
 impl LocalOptions {
     /// Development defaults: data in `data_dir`, simulators on, real time.
     pub fn dev(data_dir: PathBuf) -> LocalOptions {

@@ -217,3 +217,91 @@ pub fn init_logs(default: &str) {
 pub fn stdout_is_terminal() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stdout())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("executor").chain(args.iter().copied()))
+            .map_err(|e| refusal(&e).unwrap_or_else(|| format!("clap: {:?}", e.kind())))
+    }
+
+    /// The typed options accept exactly the values they accepted as text, and refuse
+    /// others in the words the commands used.
+    #[test]
+    fn typed_options_accept_the_old_values_and_refuse_others_in_one_line() {
+        for ok in [
+            &["dev", "--backend", "embedded"][..],
+            &["dev", "--backend", "aws"],
+            &["reconcile", "--backend", "aws"],
+            &["keys", "list", "--backend", "embedded"],
+            &["keys", "revoke", "k", "--backend", "aws"],
+            &[
+                "bundle",
+                "record",
+                "m",
+                "--input",
+                "{}",
+                "--name",
+                "n",
+                "--against",
+                "provider",
+            ],
+            &[
+                "bundle",
+                "record",
+                "m",
+                "--input",
+                "{}",
+                "--name",
+                "n",
+                "--against",
+                "simulator",
+            ],
+            &["bundle", "import", "replicate", "o/n"],
+            &["bundle", "import", "fal", "fal-ai/x"],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        let Command::Dev(_) = parse(&["dev"]).unwrap().command else {
+            panic!("dev")
+        };
+        for (args, said) in [
+            (
+                &["keys", "list", "--backend", "gcp"][..],
+                "--backend must be `embedded` or `aws`, not `gcp`",
+            ),
+            (
+                &["reconcile", "--backend", "Embedded"],
+                "--backend must be `embedded` or `aws`, not `Embedded`",
+            ),
+            (
+                &[
+                    "bundle",
+                    "record",
+                    "m",
+                    "--input",
+                    "{}",
+                    "--name",
+                    "n",
+                    "--against",
+                    "x",
+                ],
+                "--against x: use simulator or provider",
+            ),
+            (
+                &["bundle", "import", "heroku", "x"],
+                "import heroku: platforms are replicate and fal (any provider: executor bundle scaffold)",
+            ),
+        ] {
+            assert_eq!(parse(args).err().as_deref(), Some(said), "{args:?}");
+        }
+        // Other errors stay clap's own.
+        assert_eq!(
+            parse(&["dev", "--bind", "nowhere"]).err().as_deref(),
+            Some("clap: ValueValidation")
+        );
+    }
+}
