@@ -1,20 +1,17 @@
 //! The AWS ports against a real moto server and a real redis-server on loopback (started by
-//! scripts/services.sh). Each test creates its own table, bucket and queues.
+//! scripts/services.sh): the port contract (executor-port-contract, the same checks the
+//! embedded ports pass), and what only they do: the tables' indexes as template.yaml
+//! declares them, the reconciler's keys-only index, the dead-letter queue, the Redis (TLS,
+//! cluster) and DynamoDB limiters, the deployment's secret. Each test creates its own
+//! table, bucket and queues.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use executor_aws::config::QueueUrls;
 use executor_aws::{AwsBackend, AwsConfig};
 use executor_lifecycle::*;
+use executor_port_contract::{QueueTime, Subject, TestClock, guard, limiter_contract};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-struct TestClock(AtomicI64);
-impl Clock for TestClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 fn endpoint() -> String {
     std::env::var("EXECUTOR_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
@@ -93,7 +90,7 @@ async fn backend() -> (AwsBackend, AwsConfig, Arc<TestClock>) {
         .queue_url()
         .unwrap()
         .to_string();
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = TestClock::at(1_700_000_000_000);
     let ddb = executor_aws::DynamoGuardStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         cfg.table.clone(),
@@ -104,100 +101,21 @@ async fn backend() -> (AwsBackend, AwsConfig, Arc<TestClock>) {
     (b, cfg, clock)
 }
 
-fn guard(id: &str, tenant: &str, created: i64) -> Guard {
-    let req = ExecutionRequest {
-        fallbacks: Default::default(),
-        id: id.into(),
-        tenant: tenant.into(),
-        model: "m/x".into(),
-        input: serde_json::json!({}),
-        webhook_url: None,
-        idempotency_key: None,
-        created_at_ms: created,
-        max_duration_ms: 60_000,
-    };
-    Guard::accepted(&req, "p", Shape::Polling)
-}
-
-#[tokio::test]
-async fn conditional_commit_and_overlays() {
-    let (b, _, _) = backend().await;
-    let g = guard("ex_1", "t", 1000);
-    assert_eq!(b.guards.insert(&g, None).await.unwrap(), Inserted::Created);
-    b.guards.request_cancel("ex_1").await.unwrap();
-    assert!(b.guards.record_callback("ex_1", "cb1").await.unwrap());
-    assert!(!b.guards.record_callback("ex_1", "cb1").await.unwrap());
-    assert!(b.guards.record_callback("ex_1", "cb2").await.unwrap());
-    let mut n1 = g.advance(Event::SubmitStarted, 2000).unwrap();
-    n1.outbox.push(Effect::Send {
-        queue: QueueName::Submit,
-        message: Message {
-            execution_id: "ex_1".into(),
-            version: Some(1),
-        },
-        delay_ms: 0,
-    });
-    let n2 = g.advance(Event::Canceled, 2000).unwrap();
-    b.guards.commit(0, &n1).await.unwrap();
-    assert!(matches!(
-        b.guards.commit(0, &n2).await,
-        Err(CommitError::Conflict)
-    ));
-    let read = b.guards.get("ex_1").await.unwrap().unwrap();
-    assert_eq!((read.status(), read.version()), (Status::Submitting, 1));
-    assert!(read.cancel_requested);
-    assert_eq!(
-        read.callbacks_received,
-        vec!["cb1".to_string(), "cb2".to_string()]
-    );
-    assert_eq!(read.outbox.len(), 1);
-    b.guards.clear_outbox("ex_1", 1).await.unwrap();
-    assert!(
-        b.guards
-            .get("ex_1")
-            .await
-            .unwrap()
-            .unwrap()
-            .outbox
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn idempotency_race_and_overdue_index() {
-    let (b, _, _) = backend().await;
-    let item = |id: &str| IdempotencyItem {
-        tenant: "t".into(),
-        key: "k".into(),
-        execution_id: id.into(),
-        request_hash: "h".into(),
-    };
-    assert_eq!(
-        b.guards
-            .insert(&guard("ex_a", "t", 1), Some(&item("ex_a")))
-            .await
-            .unwrap(),
-        Inserted::Created
-    );
-    match b
-        .guards
-        .insert(&guard("ex_b", "t", 2), Some(&item("ex_b")))
-        .await
-        .unwrap()
-    {
-        Inserted::IdempotencyKeyTaken(i) => assert_eq!(i.execution_id, "ex_a"),
-        other => panic!("{other:?}"),
+/// Fresh AWS ports for the contract (the Redis limiter).
+async fn subject() -> Subject {
+    let (b, cfg, clock) = backend().await;
+    Subject {
+        guards: b.guards.clone(),
+        blobs: b.blobs.clone(),
+        queue: b.queue.clone(),
+        limiter: b.limiter.clone(),
+        clock,
+        queue_time: QueueTime::Real,
+        keep: Box::new(cfg),
     }
-    assert!(
-        b.guards.get("ex_b").await.unwrap().is_none(),
-        "nothing half-written"
-    );
-    let due = b.guards.overdue(10, 100).await.unwrap();
-    assert_eq!(
-        due.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
-        ["ex_a"]
-    );
 }
+
+executor_port_contract::port_contract_tests!(subject);
 
 /// The reconciler's index projects keys only (template.yaml, and the tables the tests make):
 /// overdue executions are found by id in every shard and read from their own items, so what
@@ -337,121 +255,19 @@ async fn the_tables_the_tests_create_are_the_templates() {
     );
 }
 
+/// The dead-letter queue holds the message as it was (a redrive sends it back unchanged),
+/// with the reason beside it. Before: a new body {dead_lettered_from, reason} replaced it.
 #[tokio::test]
-async fn list_newest_first_with_cursor_and_tenant() {
-    let (b, _, _) = backend().await;
-    for i in 0..5 {
-        b.guards
-            .insert(&guard(&format!("ex_{i}"), "t", 1000 + i), None)
-            .await
-            .unwrap();
-    }
-    b.guards
-        .insert(&guard("ex_other", "u", 5000), None)
-        .await
-        .unwrap();
-    let q = ListQuery {
-        tenant: Some("t".into()),
-        limit: 2,
-        ..Default::default()
-    };
-    let p1 = b.guards.list(&q).await.unwrap();
-    assert_eq!(
-        p1.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
-        ["ex_4", "ex_3"]
-    );
-    let last = p1.last().unwrap();
-    let p2 = b
-        .guards
-        .list(&ListQuery {
-            before: Some((last.created_at_ms, last.id.clone())),
-            ..q.clone()
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        p2.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
-        ["ex_2", "ex_1"]
-    );
-}
-
-#[tokio::test]
-async fn blobs_are_write_once() {
-    let (b, _, _) = backend().await;
-    assert_eq!(
-        b.blobs
-            .put_once("executions/ex_1/request", b"one".to_vec())
-            .await
-            .unwrap(),
-        PutOutcome::Written
-    );
-    assert_eq!(
-        b.blobs
-            .put_once("executions/ex_1/request", b"two".to_vec())
-            .await
-            .unwrap(),
-        PutOutcome::AlreadyExists
-    );
-    assert_eq!(
-        b.blobs
-            .get("executions/ex_1/request")
-            .await
-            .unwrap()
-            .unwrap(),
-        b"one"
-    );
-    assert!(b.blobs.get("executions/ex_1/none").await.unwrap().is_none());
-    b.blobs
-        .put_once("executions/ex_1/transitions/0000000001", b"x".to_vec())
-        .await
-        .unwrap();
-    b.blobs
-        .put_once("executions/ex_1/transitions/0000000000", b"x".to_vec())
-        .await
-        .unwrap();
-    assert_eq!(
-        b.blobs
-            .list("executions/ex_1/transitions/")
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-}
-
-#[tokio::test]
-async fn sqs_delay_visibility_and_dead_letter() {
+async fn the_dead_letter_queue_keeps_the_message_and_the_reason() {
     let (b, cfg, _) = backend().await;
     let q = QueueName::Poll;
-    b.queue.send(q, "later", 1500).await.unwrap();
-    assert!(
-        b.queue
-            .receive(q, 10, 1000)
-            .await
-            .unwrap()
-            .iter()
-            .all(|d| d.body != "later"),
-        "delayed"
-    );
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    b.queue.send(q, "later", 0).await.unwrap();
     let got = b.queue.receive(q, 10, 1000).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].receive_count, 1);
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    let again = b.queue.receive(q, 10, 1000).await.unwrap();
-    assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
-    assert_eq!(again[0].receive_count, 2);
     b.queue
-        .dead_letter(q, &again[0].receipt, &again[0].body, "test")
+        .dead_letter(q, &got[0].receipt, &got[0].body, "test")
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    assert!(
-        b.queue.receive(q, 10, 1000).await.unwrap().is_empty(),
-        "gone after dead-lettering"
-    );
-    // The dead-letter queue holds the message as it was (a redrive sends it back unchanged),
-    // with the reason beside it. Before: a new body {dead_lettered_from, reason} replaced it.
     let sdk = cfg.sdk_config().await;
     let dlq = cfg.queues[&q].dlq_url.clone().unwrap();
     let got = aws_sdk_sqs::Client::new(&sdk)
@@ -469,84 +285,6 @@ async fn sqs_delay_visibility_and_dead_letter() {
     assert_eq!(attrs["dead_lettered_from"].string_value(), Some("poll"));
 }
 
-/// What every inflight limiter must do: under `callers` concurrent acquirers of distinct
-/// leases, never more than `capacity` granted (exactly `capacity` when one item holds them
-/// all); re-acquiring a held lease is idempotent; two releases of one lease free one slot;
-/// leases expire.
-async fn limiter_contract(
-    l: Arc<dyn InflightLimiter>,
-    clock: &TestClock,
-    capacity: u32,
-    callers: usize,
-    exact: bool,
-) {
-    let scope = format!("p-{}", ulid::Ulid::new());
-    let mut handles = Vec::new();
-    for i in 0..callers {
-        let l = l.clone();
-        let scope = scope.clone();
-        handles.push(tokio::spawn(async move {
-            l.acquire(&scope, &format!("lease{i}"), capacity, 10_000)
-                .await
-                .unwrap()
-        }));
-    }
-    let mut granted = Vec::new();
-    for (i, h) in handles.into_iter().enumerate() {
-        if h.await.unwrap() {
-            granted.push(i);
-        }
-    }
-    let n = granted.len() as u32;
-    assert!(
-        n <= capacity,
-        "{n} leases granted on a capacity of {capacity}"
-    );
-    if exact {
-        assert_eq!(n, capacity);
-    } else {
-        assert!(n > 0);
-    }
-    assert_eq!(l.inflight(&scope).await.unwrap(), n);
-    let held = format!("lease{}", granted[0]);
-    assert!(
-        l.acquire(&scope, &held, capacity, 10_000).await.unwrap(),
-        "re-acquire is idempotent"
-    );
-    assert_eq!(
-        l.inflight(&scope).await.unwrap(),
-        n,
-        "re-acquire counted once"
-    );
-    // Two finalizers release the same lease: one slot frees, not two.
-    let (l1, l2) = (l.clone(), l.clone());
-    let (s1, s2, h1, h2) = (scope.clone(), scope.clone(), held.clone(), held.clone());
-    let _ = tokio::join!(async move { l1.release(&s1, &h1).await }, async move {
-        l2.release(&s2, &h2).await
-    });
-    assert_eq!(l.inflight(&scope).await.unwrap(), n - 1);
-    // The freed slot goes to the next taker (the same lease id: it maps to the freed item).
-    assert!(l.acquire(&scope, &held, capacity, 10_000).await.unwrap());
-    if exact {
-        assert!(!l.acquire(&scope, "over", capacity, 10_000).await.unwrap());
-    }
-    l.release(&scope, "never-taken").await.unwrap();
-    clock.0.fetch_add(20_000, Ordering::SeqCst);
-    assert_eq!(l.inflight(&scope).await.unwrap(), 0, "leases expire");
-    assert!(
-        l.acquire(&scope, "after-expiry", capacity, 10_000)
-            .await
-            .unwrap(),
-        "expired leases free their slots"
-    );
-}
-
-#[tokio::test]
-async fn redis_leases_capacity_expiry_and_idempotent_release() {
-    let (b, _, clock) = backend().await;
-    limiter_contract(b.limiter.clone(), &clock, 5, 50, true).await;
-}
-
 /// ElastiCache Serverless accepts only TLS: the limiter connects with `rediss://` to a
 /// redis-server that listens with TLS only (scripts/services.sh makes its certificates with
 /// openssl), trusting the test CA.
@@ -562,7 +300,7 @@ async fn redis_over_tls() {
     });
     let ca = std::fs::read(&ca_path)
         .unwrap_or_else(|e| panic!("{ca_path}: {e}: run scripts/services.sh (TLS redis)"));
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = TestClock::at(1_700_000_000_000);
     let l = executor_aws::RedisLimiter::connect_with_ca(&url, Some(ca), clock.clone())
         .await
         .unwrap();
@@ -605,7 +343,7 @@ async fn redis_cluster_over_tls() {
     use executor_aws::{RedisLimiter, RedisMode};
     let url = std::env::var("EXECUTOR_TEST_REDIS_CLUSTER_URL")
         .unwrap_or_else(|_| "rediss://127.0.0.1:7000".into());
-    let clock = Arc::new(TestClock(AtomicI64::new(1_700_000_000_000)));
+    let clock = TestClock::at(1_700_000_000_000);
     let scopes: Vec<String> = (0..12)
         .map(|i| format!("p{i}-{}", ulid::Ulid::new()))
         .collect();
@@ -815,96 +553,4 @@ async fn secrets_are_read_at_run_time_and_refreshed() {
         "{e}"
     );
     assert!(!e.contains('\n'), "{e}");
-}
-
-/// The AWS ports refuse oversize writes before AWS does, with the same limits as the
-/// embedded ports: a guard item over 400 KB, a message over 256 KiB.
-#[tokio::test]
-async fn oversize_writes_are_refused() {
-    let (b, _, _) = backend().await;
-    let g = guard("ex_big", "t", 1000);
-    b.guards.insert(&g, None).await.unwrap();
-    let mut next = g.advance(Event::SubmitStarted, 2000).unwrap();
-    next.hot.provider_status = Some("x".repeat(500 * 1024));
-    assert!(matches!(
-        b.guards.commit(0, &next).await,
-        Err(CommitError::Store(StoreError::TooLarge(_)))
-    ));
-    assert!(matches!(
-        b.queue
-            .send(QueueName::Poll, &"y".repeat(300 * 1024), 0)
-            .await,
-        Err(StoreError::TooLarge(_))
-    ));
-}
-
-/// The reconciler's failure record is an attribute of the execution's item: overlaid on
-/// reads, never overwritten by a commit, listed as parked only while it is about the current
-/// version, and removed on request.
-#[tokio::test]
-async fn reconcile_failures_are_kept_beside_the_guard_and_list_parked() {
-    let (b, _, _) = backend().await;
-    let g = guard("ex_p", "tp", 1000);
-    b.guards.insert(&g, None).await.unwrap();
-    b.guards
-        .insert(&guard("ex_q", "tp", 1001), None)
-        .await
-        .unwrap();
-    let rec = ReconcileFailures {
-        version: 0,
-        failures: 5,
-        first_failure_ms: 1100,
-        last_failure_ms: 1200,
-        reason: "backend unavailable: the sink refused evt_ex_p".into(),
-    };
-    b.guards
-        .set_reconcile_failures("ex_p", Some(&rec))
-        .await
-        .unwrap();
-    let young = ReconcileFailures {
-        failures: 4,
-        ..rec.clone()
-    };
-    b.guards
-        .set_reconcile_failures("ex_q", Some(&young))
-        .await
-        .unwrap();
-    b.guards
-        .set_reconcile_failures("ex_unknown", Some(&rec))
-        .await
-        .unwrap();
-    assert!(b.guards.get("ex_unknown").await.unwrap().is_none());
-    let read = b.guards.get("ex_p").await.unwrap().unwrap();
-    assert_eq!(read.reconcile_failures.as_ref(), Some(&rec));
-    assert!(read.parked().is_some());
-    let q = ListQuery {
-        tenant: Some("tp".into()),
-        parked: true,
-        limit: 10,
-        ..Default::default()
-    };
-    let ids = |v: Vec<Guard>| v.into_iter().map(|g| g.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(b.guards.list(&q).await.unwrap()),
-        vec!["ex_p".to_string()]
-    );
-    // A commit keeps the record; the execution has moved on, so it no longer parks it.
-    b.guards
-        .commit(0, &g.advance(Event::SubmitStarted, 1300).unwrap())
-        .await
-        .unwrap();
-    let read = b.guards.get("ex_p").await.unwrap().unwrap();
-    assert_eq!(read.reconcile_failures.as_ref(), Some(&rec));
-    assert!(read.parked().is_none());
-    assert!(b.guards.list(&q).await.unwrap().is_empty());
-    b.guards.set_reconcile_failures("ex_p", None).await.unwrap();
-    assert!(
-        b.guards
-            .get("ex_p")
-            .await
-            .unwrap()
-            .unwrap()
-            .reconcile_failures
-            .is_none()
-    );
 }

@@ -10,6 +10,7 @@ use executor_lambda::App;
 use executor_lambda::esm::{self, MappingConfig};
 use executor_lifecycle::{LifecycleConfig, QueueName};
 use executor_simulators::{SimConfig, Simulators};
+use executor_system::dev;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -49,12 +50,7 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
     };
     let mut catalog = CatalogOptions::from_env();
     if let Some(s) = &sims {
-        for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
-            catalog.base_url_overrides.insert(p.into(), s.base_url(p));
-        }
-        catalog.replicate_webhook_secret = Some(s.replicate_webhook_secret().to_string());
-        catalog.fal_public_keys = vec![s.fal_public_key_b64url()];
-        catalog.allow_missing_credentials = true;
+        dev::point_at_simulators(&mut catalog, s);
     }
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await
@@ -67,20 +63,14 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
         webhook_targets: executor_lifecycle::netguard::OutboundPolicy::dev(),
         ..Default::default()
     };
-    let secret = std::env::var("EXECUTOR_WEBHOOK_SECRET")
-        .unwrap_or_else(|_| "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".into());
+    let secret =
+        std::env::var("EXECUTOR_WEBHOOK_SECRET").unwrap_or_else(|_| dev::DEV_WEBHOOK_SECRET.into());
     let app = Arc::new(App::build(&cfg, lifecycle, catalog, &secret).await?);
-    let key = match opts.api_key {
-        Some(k) => {
-            crate::keys::check_key_text(&k)?;
-            k
-        }
-        None => crate::keys::new_key(crate::local::DEV_TENANT),
-    };
-    executor_api::validate_tenant(crate::local::DEV_TENANT).map_err(anyhow::Error::msg)?;
+    let key = dev::dev_key(opts.api_key)?;
+    executor_api::validate_tenant(dev::DEV_TENANT).map_err(anyhow::Error::msg)?;
     app.backend
         .guards
-        .add_api_key(crate::local::DEV_TENANT, &hash_api_key(&key))
+        .add_api_key(dev::DEV_TENANT, &hash_api_key(&key))
         .await?;
     let sdk = cfg.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -118,7 +108,7 @@ pub async fn run(opts: AwsDevOptions) -> Result<()> {
         "executor dev (aws backend at {}) listening on {url}",
         opts.endpoint
     );
-    println!("dev API key (tenant '{}'): {key}", crate::local::DEV_TENANT);
+    println!("dev API key (tenant '{}'): {key}", dev::DEV_TENANT);
     println!("environment of the functions (for `cargo lambda watch`):");
     println!(
         "  AWS_ENDPOINT_URL={} EXECUTOR_S3_PATH_STYLE=true",

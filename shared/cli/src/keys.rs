@@ -71,19 +71,7 @@ impl KeyInfo {
     }
 }
 
-/// A new API key for `tenant`, in the format the API and `executor dev` use.
-pub fn new_key(tenant: &str) -> String {
-    format!("exk_{tenant}_{}", hex::encode(rand::random::<[u8; 16]>()))
-}
-
-/// A key given on the command line (`--api-key`): non-empty, no whitespace (the API reads it
-/// from `Authorization: Bearer <key>`).
-pub fn check_key_text(key: &str) -> Result<()> {
-    if key.trim().is_empty() || key.contains(char::is_whitespace) {
-        bail!("--api-key must be a non-empty key without spaces");
-    }
-    Ok(())
-}
+pub use executor_system::dev::{check_key_text, new_key};
 
 /// An opened key store.
 pub enum KeyStore {

@@ -1,19 +1,19 @@
-//! The `executor` command-line tool's library: the whole system assembled in one process
-//! ([`local`]), a small HTTP client for the API ([`client`]), and the demo ([`demo`]).
-//! Integration tests use [`local::LocalSystem`] exactly as `executor dev` does.
+//! The `executor` command-line tool's library: its commands, one module each
+//! ([`commands`]), a small HTTP client for the API ([`client`]), fixture replay and
+//! recording ([`replay`]), the demo ([`demo`]), and, re-exported from `executor-system`, the
+//! whole system assembled in one process ([`local`]). Integration tests use
+//! [`local::LocalSystem`] exactly as `executor dev` does.
 
 pub mod aws_dev;
 pub mod bench;
 pub mod client;
+pub mod commands;
 pub mod conformance;
-pub use executor_lambda::config;
 pub mod demo;
 pub mod import;
 pub mod infer;
 pub mod keys;
-pub mod local;
-pub mod metrics;
 pub mod render;
 pub mod replay;
 pub mod reruns;
-pub mod web;
+pub use executor_system::{config, local, metrics, web};

@@ -1,15 +1,18 @@
-//! One function's world: the engine on the AWS backend, the API router, and the dispatcher
-//! that routes an incoming Lambda event (SQS batch, API Gateway request, schedule) to them.
+//! One function's world: the engine on the AWS backend, the API router (both assembled by
+//! `executor_system::assembly`, as `executor dev` assembles them on the embedded backend), and
+//! the dispatcher that routes an incoming Lambda event (SQS batch, API Gateway request,
+//! schedule) to them.
 
 use crate::{apigw, embedded, sqs};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use axum::Router;
-use executor_api::{ApiConfig, ApiState, TenantDirectory};
+use executor_api::{ApiConfig, TenantDirectory};
 use executor_aws::{AwsBackend, AwsConfig, DynamoGuardStore};
 use executor_bundles::{BundleCatalog, CatalogOptions, StandardWebhookSender};
 use executor_lifecycle::{Engine, LifecycleConfig, Ports, SystemClock};
+use executor_system::assembly::{self, BackendPorts, PortWrappers};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -259,10 +262,11 @@ impl App {
         // One provider's missing key fails that provider's executions (pipeline_configuration,
         // naming it), not the function's start.
         catalog.missing_credentials_fail_executions = true;
-        catalog.media_store = Some(Arc::new(executor_bundles::media::BlobMediaStore::new(
+        assembly::store_media_in(
+            &mut catalog,
             backend.blobs.clone(),
             &lifecycle.public_base_url,
-        )));
+        );
         let values = backend.secrets.as_ref().map(|s| s.values().values);
         let loaded = BundleCatalog::load_sources(
             sources.clone(),
@@ -286,8 +290,7 @@ impl App {
         }
         let secret = webhook_secret_of(webhook_secret, values.as_ref())?;
         let sender = Arc::new(SwapSender(std::sync::RwLock::new(Arc::new(
-            StandardWebhookSender::with_policy(&secret, lifecycle.webhook_targets)
-                .map_err(anyhow::Error::msg)?,
+            assembly::webhook_sender(&secret, lifecycle.webhook_targets)?,
         ))));
         let catalog_in_use = Arc::new(SwapCatalog(std::sync::RwLock::new(Arc::new(loaded))));
         let rebuild = Rebuild {
@@ -298,28 +301,31 @@ impl App {
             catalog_in_use: catalog_in_use.clone(),
             sender_in_use: sender.clone(),
         };
-        let ports = Ports {
+        let storage = BackendPorts {
             blobs: backend.blobs.clone(),
             guards: backend.guards.clone(),
             queue: backend.queue.clone(),
             limiter: backend.limiter.clone(),
             events: backend.events.clone(),
-            webhooks: sender,
-            clock,
-            catalog: catalog_in_use,
         };
-        let mut engine =
-            Engine::new(wrap(ports), lifecycle).with_observer(Arc::new(crate::emf::EmfObserver));
-        if let Some(c) = crash {
-            engine = engine.with_crash_injector(c);
-        }
-        let engine = Arc::new(engine);
-        let state = Arc::new(ApiState::new(
+        let ports = assembly::ports(
+            storage,
+            sender,
+            clock,
+            catalog_in_use,
+            &PortWrappers::default(),
+        );
+        let engine = assembly::engine(
+            wrap(ports),
+            lifecycle,
+            Arc::new(crate::emf::EmfObserver),
+            crash,
+        );
+        let router = assembly::api_router(
             engine.clone(),
             Arc::new(DynamoTenants::new(backend.guards.clone())),
             api,
-        ));
-        let router = executor_api::app(state);
+        );
         Ok(App {
             engine,
             backend,
@@ -367,12 +373,9 @@ impl App {
                 tracing::warn!(error = %e, "rotated secret: catalog rebuild failed; keeping the one in use")
             }
         }
-        match webhook_secret_of(r.webhook_secret_fixed.as_deref(), Some(&fresh.values)).and_then(
-            |s| {
-                StandardWebhookSender::with_policy(&s, r.webhook_targets)
-                    .map_err(anyhow::Error::msg)
-            },
-        ) {
+        match webhook_secret_of(r.webhook_secret_fixed.as_deref(), Some(&fresh.values))
+            .and_then(|s| assembly::webhook_sender(&s, r.webhook_targets))
+        {
             Ok(sender) => {
                 if let Ok(mut slot) = r.sender_in_use.0.write() {
                     *slot = Arc::new(sender);

@@ -5,13 +5,14 @@
 
 pub mod apigw;
 pub mod app;
-pub mod config;
 pub mod emf;
 pub mod esm;
 pub mod local;
 pub mod sqs;
 
 pub use app::App;
+/// The configuration file (moved to `executor_system::config`, shared with `executor dev`).
+pub use executor_system::config;
 pub use sqs::handle_sqs_batch;
 
 /// The bundles compiled into this binary.

@@ -1,14 +1,17 @@
 //! The whole system in one process on the embedded backend: SQLite + files, in-process
 //! limiter, queue workers, the reconciler, the HTTP API and (in dev) the provider simulators.
 
+use crate::assembly::{self, BackendPorts, PortWrappers};
+pub use crate::assembly::{BlobWrapper, EventWrapper, GuardWrapper, QueueWrapper, WebhookWrapper};
+pub use crate::dev::DEV_TENANT;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
-use executor_api::{ApiConfig, ApiState, TenantDirectory, hash_api_key};
-use executor_bundles::{BundleCatalog, CatalogOptions, StandardWebhookSender};
+use executor_api::{ApiConfig, TenantDirectory, hash_api_key};
+use executor_bundles::{BundleCatalog, CatalogOptions};
 use executor_embedded::{EmbeddedBackend, SqliteStore};
 use executor_lifecycle::crash::CrashInjector;
 use executor_lifecycle::worker::{self, WorkerConfig};
-use executor_lifecycle::{Clock, Engine, LifecycleConfig, Ports, Queue, QueueName, SystemClock};
+use executor_lifecycle::{Clock, Engine, LifecycleConfig, Ports, QueueName, SystemClock};
 use executor_simulators::{SimConfig, Simulators};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,9 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// The tenant of the key `executor dev` makes (or takes from `--api-key`).
-pub const DEV_TENANT: &str = "dev";
 
 /// How to assemble a local system.
 pub struct LocalOptions {
@@ -96,35 +96,9 @@ impl LocalOptions {
     }
 }
 
-/// A function wrapping the queue port.
-pub type QueueWrapper = Arc<dyn Fn(Arc<dyn Queue>) -> Arc<dyn Queue> + Send + Sync>;
-/// A function wrapping the blob store port.
-pub type BlobWrapper = Arc<
-    dyn Fn(Arc<dyn executor_lifecycle::BlobStore>) -> Arc<dyn executor_lifecycle::BlobStore>
-        + Send
-        + Sync,
->;
-/// A function wrapping the outcome sink.
-pub type EventWrapper = Arc<
-    dyn Fn(Arc<dyn executor_lifecycle::EventSink>) -> Arc<dyn executor_lifecycle::EventSink>
-        + Send
-        + Sync,
->;
-/// A function wrapping the customer webhook sender.
-pub type WebhookWrapper = Arc<
-    dyn Fn(Arc<dyn executor_lifecycle::WebhookSender>) -> Arc<dyn executor_lifecycle::WebhookSender>
-        + Send
-        + Sync,
->;
 /// What the built-in reconciler calls after each pass.
 pub type ReconcileHook = Arc<
     dyn Fn(&Result<executor_lifecycle::engine::ReconcileReport, executor_lifecycle::EngineError>)
-        + Send
-        + Sync,
->;
-/// A function wrapping the guard store port.
-pub type GuardWrapper = Arc<
-    dyn Fn(Arc<dyn executor_lifecycle::GuardStore>) -> Arc<dyn executor_lifecycle::GuardStore>
         + Send
         + Sync,
 >;
@@ -145,7 +119,7 @@ impl LocalOptions {
             api: ApiConfig::default(),
             worker_concurrency: 16,
             reconcile_every_ms: 5_000,
-            webhook_secret: "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=".to_string(),
+            webhook_secret: crate::dev::DEV_WEBHOOK_SECRET.to_string(),
             dev_key: None,
             crash: None,
             clock: Arc::new(SystemClock),
@@ -178,40 +152,28 @@ pub fn default_bundles_dir() -> PathBuf {
 
 /// The engine's ports over an embedded backend, through the options' port wrappers.
 fn ports(opts: &LocalOptions, backend: &EmbeddedBackend, catalog: BundleCatalog) -> Result<Ports> {
-    let queue: Arc<dyn Queue> = match &opts.wrap_queue {
-        Some(wrap) => wrap(backend.store.clone()),
-        None => backend.store.clone(),
-    };
-    let blobs: Arc<dyn executor_lifecycle::BlobStore> = match &opts.wrap_blobs {
-        Some(wrap) => wrap(backend.blobs.clone()),
-        None => backend.blobs.clone(),
-    };
-    let guards: Arc<dyn executor_lifecycle::GuardStore> = match &opts.wrap_guards {
-        Some(wrap) => wrap(backend.store.clone()),
-        None => backend.store.clone(),
-    };
-    let events: Arc<dyn executor_lifecycle::EventSink> = match &opts.wrap_events {
-        Some(wrap) => wrap(backend.store.clone()),
-        None => backend.store.clone(),
-    };
-    let sender: Arc<dyn executor_lifecycle::WebhookSender> = Arc::new(
-        StandardWebhookSender::with_policy(&opts.webhook_secret, opts.lifecycle.webhook_targets)
-            .map_err(anyhow::Error::msg)?,
-    );
-    let webhooks = match &opts.wrap_webhooks {
-        Some(wrap) => wrap(sender),
-        None => sender,
-    };
-    Ok(Ports {
-        blobs,
-        guards,
-        queue,
+    let storage = BackendPorts {
+        blobs: backend.blobs.clone(),
+        guards: backend.store.clone(),
+        queue: backend.store.clone(),
         limiter: backend.limiter.clone(),
-        events,
-        webhooks,
-        clock: opts.clock.clone(),
-        catalog: Arc::new(catalog),
-    })
+        events: backend.store.clone(),
+    };
+    let wrappers = PortWrappers {
+        queue: opts.wrap_queue.clone(),
+        blobs: opts.wrap_blobs.clone(),
+        guards: opts.wrap_guards.clone(),
+        events: opts.wrap_events.clone(),
+        webhooks: opts.wrap_webhooks.clone(),
+    };
+    let sender = assembly::webhook_sender(&opts.webhook_secret, opts.lifecycle.webhook_targets)?;
+    Ok(assembly::ports(
+        storage,
+        Arc::new(sender),
+        opts.clock.clone(),
+        Arc::new(catalog),
+        &wrappers,
+    ))
 }
 
 /// One reconcile pass over a data directory, without serving anything: what
@@ -292,15 +254,7 @@ impl LocalSystem {
             .base_url_overrides
             .extend(opts.base_url_overrides.clone());
         if let Some(sims) = &simulators {
-            for provider in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
-                catalog_opts
-                    .base_url_overrides
-                    .insert(provider.to_string(), sims.base_url(provider));
-            }
-            catalog_opts.replicate_webhook_secret =
-                Some(sims.replicate_webhook_secret().to_string());
-            catalog_opts.fal_public_keys = vec![sims.fal_public_key_b64url()];
-            catalog_opts.allow_missing_credentials = true;
+            crate::dev::point_at_simulators(&mut catalog_opts, sims);
         }
         catalog_opts.allow_missing_credentials |= opts.allow_missing_credentials;
         if let Some((whsec, fal)) = &opts.callback_keys {
@@ -327,10 +281,11 @@ impl LocalSystem {
         let url = format!("http://{addr}");
         let mut lifecycle = opts.lifecycle.clone();
         lifecycle.public_base_url = opts.public_base_url.clone().unwrap_or_else(|| url.clone());
-        catalog_opts.media_store = Some(Arc::new(executor_bundles::media::BlobMediaStore::new(
+        assembly::store_media_in(
+            &mut catalog_opts,
             backend.blobs.clone(),
             &lifecycle.public_base_url,
-        )));
+        );
         let catalog = BundleCatalog::load(&opts.bundles_dir, catalog_opts)
             .with_context(|| format!("loading bundles from {}", opts.bundles_dir.display()))?;
         let missing = catalog.missing_credentials();
@@ -349,19 +304,9 @@ impl LocalSystem {
 
         let ports = ports(&opts, &backend, catalog)?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let mut engine = Engine::new(ports, lifecycle).with_observer(metrics.clone());
-        if let Some(c) = opts.crash.clone() {
-            engine = engine.with_crash_injector(c);
-        }
-        let engine = Arc::new(engine);
+        let engine = assembly::engine(ports, lifecycle, metrics.clone(), opts.crash.clone());
 
-        let dev_key = match opts.dev_key.clone() {
-            Some(k) => {
-                crate::keys::check_key_text(&k)?;
-                k
-            }
-            None => crate::keys::new_key(DEV_TENANT),
-        };
+        let dev_key = crate::dev::dev_key(opts.dev_key.clone())?;
         executor_api::validate_tenant(DEV_TENANT).map_err(anyhow::Error::msg)?;
         backend
             .store
@@ -408,13 +353,13 @@ impl LocalSystem {
                 }
             }));
         }
-        let state = Arc::new(ApiState::new(
+        let api = assembly::api_router(
             engine.clone(),
             Arc::new(SqliteTenants(backend.store.clone())),
             opts.api.clone(),
-        ));
+        );
         let scrape = metrics.clone();
-        let app = executor_api::app(state).merge(crate::web::routes()).route(
+        let app = api.merge(crate::web::routes()).route(
             "/metrics",
             axum::routing::get(move || {
                 let m = scrape.clone();
@@ -454,7 +399,7 @@ impl LocalSystem {
     /// Adds another API key for a tenant; returns the key.
     pub async fn add_tenant_key(&self, tenant: &str) -> Result<String> {
         executor_api::validate_tenant(tenant).map_err(anyhow::Error::msg)?;
-        let key = crate::keys::new_key(tenant);
+        let key = crate::dev::new_key(tenant);
         self.store.add_api_key(tenant, &hash_api_key(&key)).await?;
         Ok(key)
     }
