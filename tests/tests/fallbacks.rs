@@ -157,6 +157,53 @@ async fn unmappable_chain_is_refused(sys: &Sys) {
     assert_eq!(s, 400, "{p}");
 }
 
+/// A cancel during the second attempt cancels that attempt's job at its provider.
+async fn cancel_during_the_second_attempt(sys: &Sys) {
+    let (s, v) = create(
+        sys,
+        json!({"model": "bfl/flux-pro-1.1", "fallbacks": ["fal-ai/flux-dev"],
+               "input": {"prompt": "sim:only=bfl sim:empty_output sim:only=fal sim:duration=20000 a long one"}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let mut job = None;
+    for _ in 0..400 {
+        let v = sys.client.get(&id).await.unwrap();
+        let a = &v["chain"]["attempts"];
+        if a.as_array().is_some_and(|a| a.len() == 2) && a[1]["provider_job_id"].is_string() {
+            job = a[1]["provider_job_id"].as_str().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let job = job.expect("the second attempt never created its job");
+    sys.client.cancel(&id).await.unwrap();
+    let v = settled(sys, &id).await;
+    assert_eq!(v["status"], "canceled", "{v}");
+    assert_eq!(v["chain"]["attempts"][1]["provider_job_id"], job.as_str());
+    let events = sys.client.events(&id).await.unwrap();
+    let cancel_calls: Vec<String> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["calls"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["url"].as_str().map(str::to_string))
+        .filter(|u| u.contains("/cancel") && u.contains(&job))
+        .collect();
+    assert!(
+        !cancel_calls.is_empty(),
+        "no cancel of {job} at fal: {events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_callback_primary_and_cancel() {
+    let sys = embedded().await;
+    empty_output_falls_back(&sys, "fal-ai/flux-dev", "bfl/flux-pro-1.1", "fal").await;
+    cancel_during_the_second_attempt(&sys).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_polling_chain() {
     let sys = embedded().await;

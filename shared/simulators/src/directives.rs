@@ -81,15 +81,13 @@ pub struct Directives {
 }
 
 impl Directives {
-    /// [`Directives::scan`] as `provider`'s simulator reads a request: a body carrying
-    /// `sim:only=NAME` asks only the simulator of provider NAME for its behaviour, so a test
-    /// can make one step of a fallback chain fail and the next, sent the same prompt, not.
+    /// [`Directives::scan`] as `provider`'s simulator reads a request. `sim:only=NAME` starts
+    /// a section of a string whose directives only provider NAME's simulator follows (until
+    /// the next `sim:only=`); directives before any section are everyone's. A test can so
+    /// make one step of a fallback chain fail and the next, sent the same prompt, behave
+    /// otherwise: `sim:only=bfl sim:empty_output sim:only=fal sim:duration=5000`.
     pub fn scan_as(body: &Value, provider: crate::provider::Provider) -> Directives {
-        let d = Directives::scan(body);
-        match d.extra("only") {
-            Some(Some(only)) if only != provider.as_str() => Directives::default(),
-            _ => d,
-        }
+        Directives::scan(&for_provider(body, provider.as_str()))
     }
 
     /// Scans every string in `body`, recursively.
@@ -214,6 +212,35 @@ fn tokens(s: &str) -> Vec<(&str, Option<&str>)> {
     found
 }
 
+/// `body` with the `sim:` words of other providers' sections removed from every string.
+fn for_provider(body: &Value, provider: &str) -> Value {
+    match body {
+        Value::String(text) if text.contains("sim:only=") => {
+            let mut scope: Option<&str> = None;
+            let kept: Vec<&str> = text
+                .split_whitespace()
+                .filter(|w| {
+                    if let Some(p) = w.strip_prefix("sim:only=") {
+                        scope = Some(p);
+                        return false;
+                    }
+                    !w.starts_with("sim:") || scope.is_none_or(|p| p == provider)
+                })
+                .collect();
+            Value::String(kept.join(" "))
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| for_provider(v, provider)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), for_provider(v, provider)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn visit_strings(value: &Value, f: &mut dyn FnMut(&str)) {
     match value {
         Value::String(s) => f(s),
@@ -277,5 +304,23 @@ mod tests {
         assert_eq!(prompt_key(&json!({"promptText": "r", "model": "m"})), "r");
         let chat = json!({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]});
         assert_eq!(prompt_key(&chat), "u");
+    }
+}
+
+#[cfg(test)]
+mod only_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::provider::Provider;
+
+    #[test]
+    fn sections_of_only_go_to_their_provider() {
+        let body = serde_json::json!({"prompt": "a cat sim:fail sim:only=bfl sim:empty_output sim:only=fal sim:duration=5000"});
+        let bfl = Directives::scan_as(&body, Provider::Bfl);
+        assert!(bfl.fail && bfl.empty_output && bfl.duration_ms.is_none());
+        let fal = Directives::scan_as(&body, Provider::Fal);
+        assert!(fal.fail && !fal.empty_output && fal.duration_ms == Some(5000));
+        let runway = Directives::scan_as(&body, Provider::Runway);
+        assert!(runway.fail && !runway.empty_output && runway.duration_ms.is_none());
     }
 }
