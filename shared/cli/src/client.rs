@@ -15,6 +15,8 @@ pub struct CreateOptions {
     pub max_duration_seconds: Option<u64>,
     /// `Prefer: wait=N`.
     pub wait_seconds: Option<u64>,
+    /// Models to fall back on, in order.
+    pub fallbacks: Vec<String>,
 }
 
 /// An API client bound to a base URL and a key.
@@ -51,6 +53,9 @@ impl Client {
         }
         if let Some(s) = opts.max_duration_seconds {
             body["max_duration_seconds"] = json!(s);
+        }
+        if !opts.fallbacks.is_empty() {
+            body["fallbacks"] = json!(opts.fallbacks);
         }
         let mut req = self
             .http

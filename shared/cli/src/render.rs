@@ -48,7 +48,7 @@ pub fn outcome_of(v: &Value) -> String {
 
 /// The outcome summary printed at the end of `executor run`.
 pub fn outcome_json(v: &Value) -> Value {
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "id": v["id"],
         "model": v["model"],
         "status": v["status"],
@@ -59,7 +59,13 @@ pub fn outcome_json(v: &Value) -> Value {
         "error": v["error"],
         "cost": v["cost"],
         "provider_job_id": v["provider_job_id"],
-    })
+    });
+    // A fallback chain: which model answered, and the attempts.
+    if v["chain"].is_object() {
+        out["provider"] = v["provider"].clone();
+        out["chain"] = v["chain"].clone();
+    }
+    out
 }
 
 fn fmt_duration(ms: i64) -> String {

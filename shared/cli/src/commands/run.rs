@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Maximum duration in seconds.
     #[arg(long)]
     max_duration: Option<u64>,
+    /// A model to fall back on when an attempt fails with a class a chain falls back on
+    /// (repeat for a longer chain, in order).
+    #[arg(long = "fallback")]
+    fallbacks: Vec<String>,
     /// Print only the outcome JSON.
     #[arg(long)]
     json: bool,
@@ -61,6 +65,7 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         idempotency_key: a.idempotency_key,
         max_duration_seconds: a.max_duration,
         wait_seconds: None,
+        fallbacks: a.fallbacks,
     };
     let json = a.json;
     let started = Instant::now();
