@@ -46,7 +46,13 @@ struct Plan {
     /// The downstream sink refuses its outcome event until it is parked: its final outbox
     /// cannot be applied.
     hold_outbox: bool,
+    /// A fallback model (a chain of two): the prompt's fault is then the primary's alone
+    /// (`sim:only=`), so the fallback is asked to behave.
+    fallback: Option<&'static str>,
 }
+
+/// The fallback of the chained plans: fal's image model falls back on Replicate's.
+const CHAIN: (&str, &str) = ("fal-ai/flux-dev", "black-forest-labs/flux-schnell");
 
 /// The customer webhook secret (what the receiver verifies with).
 const WEBHOOK_SECRET: &str = "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=";
@@ -132,7 +138,13 @@ fn plan(i: usize, rng: &mut StdRng, hold_outbox: bool) -> Plan {
         foreign_callback: shape == "callback" && rng.random_bool(0.15),
         webhook: None,
         hold_outbox,
+        fallback: None,
     };
+    // A share of fal's executions run as a chain falling back on Replicate.
+    if model == CHAIN.0 && !past_deadline && rng.random_bool(0.3) {
+        p.fallback = Some(CHAIN.1);
+        p.prompt = format!("chaos {i} sim:only=fal {fault}");
+    }
     // Finishes shortly before a 1 s deadline: the last look at the deadline must deliver it.
     if !past_deadline && shape != "immediate" && rng.random_bool(0.02) {
         p.prompt = format!("chaos {i} sim:duration={}", rng.random_range(400..800));
@@ -152,6 +164,7 @@ fn plan(i: usize, rng: &mut StdRng, hold_outbox: bool) -> Plan {
         p.prompt = format!("chaos {i} hold sim:duration=1500");
         (p.cancel_after_ms, p.max_duration_seconds) = (None, None);
         (p.forge_callback, p.foreign_callback) = (false, false);
+        p.fallback = None;
     }
     p
 }
@@ -169,6 +182,7 @@ async fn create(
         idempotency_key: Some(key.to_string()),
         max_duration_seconds: p.max_duration_seconds,
         webhook_url: p.webhook.map(|mode| format!("{hooks}/{mode}/{key}")),
+        fallbacks: p.fallback.map(|f| vec![f.to_string()]).unwrap_or_default(),
         ..Default::default()
     };
     let input = Harness::input(schema, &p.prompt);
@@ -548,6 +562,7 @@ async fn invariants_hold_under_chaos() {
     let mut finished_in_time = 0u64;
     let (mut near_deadline, mut canceled_late) = (0u64, 0u64);
     let mut owned_jobs = std::collections::HashSet::<String>::new();
+    let (mut chained, mut fell_back) = (0u64, 0u64);
     let mut settlements = executor_tests::chaos::Settlements::default();
     for (id, p) in &accepted {
         let g = GuardStore::get(h.sys.store.as_ref(), id)
@@ -600,7 +615,7 @@ async fn invariants_hold_under_chaos() {
             "{id}: outcome events (seed {seed})"
         );
         // No execution's outputs came from another job: its raw final answer is its own job's.
-        if p.provider == "replicate" && outcomes_committed[0] == Status::Succeeded {
+        if g.provider == "replicate" && outcomes_committed[0] == Status::Succeeded {
             let raw: Value = reqwest::Client::new()
                 .get(format!("{}/v1/executions/{id}/raw", h.sys.url))
                 .bearer_auth(&h.sys.dev_key)
@@ -637,7 +652,7 @@ async fn invariants_hold_under_chaos() {
         // execution committed; the providers' clock is the executor's minus the skew.)
         if let (Some(job_id), Some(sim)) = (
             g.hot.job_id.as_deref(),
-            executor_simulators::Provider::parse(p.provider),
+            executor_simulators::Provider::parse(&g.provider),
         ) && let Some(job) = h
             .sys
             .simulators
@@ -668,16 +683,49 @@ async fn invariants_hold_under_chaos() {
             }
         }
         owned_jobs.extend(g.hot.job_id.clone());
-        // No provider job twice unless the submit was declared ambiguous.
+        owned_jobs.extend(g.hot.attempts.iter().filter_map(|a| a.job_id.clone()));
+        // No provider job twice unless the submit was declared ambiguous: per attempt, at
+        // the attempt's provider (an ambiguous submit never falls back).
         let was_ambiguous = records
             .iter()
             .any(|r| r.event.as_str() == "submit_ambiguous");
         ambiguous += was_ambiguous as u64;
-        let creates = stats.creates_for_prompt(p.provider, &p.prompt);
-        assert!(
-            creates <= 1 || was_ambiguous,
-            "{id}: {creates} provider jobs for one execution (seed {seed})"
-        );
+        let mut providers: Vec<&str> = g.hot.attempts.iter().map(|a| a.provider.as_str()).collect();
+        providers.push(g.provider.as_str());
+        providers.dedup();
+        for provider in &providers {
+            let creates = stats.creates_for_prompt(provider, &p.prompt);
+            assert!(
+                creates <= 1 || was_ambiguous,
+                "{id}: {creates} {provider} jobs for one execution (seed {seed})"
+            );
+        }
+        // A chain: one attempt per step at most, the fallback only after a class that falls
+        // back, and the outcome the last attempt's.
+        if p.fallback.is_some() {
+            chained += 1;
+            assert!(
+                g.hot.attempts.len() <= 1,
+                "{id}: {:?} (seed {seed})",
+                g.hot.attempts
+            );
+            if let Some(first) = g.hot.attempts.first() {
+                fell_back += 1;
+                let class = first.error.as_ref().map(|f| f.class);
+                assert!(
+                    class.is_some_and(
+                        |c| executor_lifecycle::fallback::FALLBACK_CLASSES.contains(&c)
+                    ),
+                    "{id}: fell back after {class:?} (seed {seed})"
+                );
+                assert_eq!(g.model, CHAIN.1, "{id}");
+            }
+        } else {
+            assert!(
+                g.hot.attempts.is_empty(),
+                "{id}: attempts without a chain (seed {seed})"
+            );
+        }
     }
     // Leases back to zero.
     for p in executor_simulators::Provider::ALL.map(|p| p.as_str()) {
@@ -820,6 +868,13 @@ async fn invariants_hold_under_chaos() {
     println!(
         "finished before the deadline and any cancel, hence not timed_out or canceled: {finished_in_time} executions ({near_deadline} with a 1 s deadline, {canceled_late} canceled after their job finished)"
     );
+    println!(
+        "fallback chains: {chained} executions, {fell_back} fell back to {}",
+        CHAIN.1
+    );
+    if n >= 300 {
+        assert!(chained > 0, "no chained execution (seed {seed})");
+    }
     println!(
         "budgets: ${:.6} spent over {} executions, nothing left reserved",
         spent as f64 / 1e6,
