@@ -225,3 +225,62 @@ async fn aws_polling_chain() {
     content_policy_ends_it(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
     unmappable_chain_is_refused(&sys).await;
 }
+
+/// An alias names a chain: `GET /v1/models` lists it, a create of it runs the chain, and it
+/// takes no fallbacks of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_names_a_chain() {
+    let h = Harness::start_with(|o| {
+        o.lifecycle.aliases.insert(
+            "image/fast".into(),
+            vec!["bfl/flux-pro-1.1".into(), "fal-ai/flux-dev".into()],
+        );
+        o.lifecycle
+            .aliases
+            .insert("image/gone".into(), vec!["no/such-model".into()]);
+    })
+    .await;
+    let sys = Sys {
+        url: h.sys.url.clone(),
+        key: h.sys.dev_key.clone(),
+        client: Client::new(&h.sys.url, &h.sys.dev_key).unwrap(),
+        _keep: Box::new(()),
+    };
+    let models = sys.client.models().await.unwrap();
+    let aliases = models["aliases"].as_array().unwrap();
+    let fast = aliases.iter().find(|a| a["id"] == "image/fast").unwrap();
+    assert_eq!(
+        fast["models"],
+        json!(["bfl/flux-pro-1.1", "fal-ai/flux-dev"])
+    );
+    assert_eq!(fast["available"], true);
+    let gone = aliases.iter().find(|a| a["id"] == "image/gone").unwrap();
+    assert_eq!(gone["available"], false);
+    let (s, v) = create(
+        &sys,
+        json!({"model": "image/fast", "input": {"prompt": "sim:only=bfl sim:empty_output an alias"}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let v = settled(&sys, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(
+        v["chain"]["models"],
+        json!(["bfl/flux-pro-1.1", "fal-ai/flux-dev"])
+    );
+    assert_eq!(v["chain"]["fallback_used"], true, "{v}");
+    let (s, p) = create(
+        &sys,
+        json!({"model": "image/fast", "fallbacks": ["openai/gpt-image-1"], "input": {"prompt": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(p["field"], "/fallbacks", "{p}");
+    let (s, p) = create(
+        &sys,
+        json!({"model": "image/gone", "input": {"prompt": "x"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    drop(h);
+}

@@ -59,6 +59,20 @@ pub struct ModelList {
     pub object: &'static str,
     /// The models.
     pub data: Vec<ModelView>,
+    /// Aliases naming fallback chains: a create of the alias runs the first model with the
+    /// others as its fallbacks.
+    pub aliases: Vec<AliasView>,
+}
+
+/// An alias of a fallback chain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AliasView {
+    /// The alias (what a create names as its `model`).
+    pub id: String,
+    /// The chain, in order.
+    pub models: Vec<String>,
+    /// Whether every model of the chain is served here.
+    pub available: bool,
 }
 
 fn view(d: &dyn executor_lifecycle::ModelDriver) -> ModelView {
@@ -140,9 +154,22 @@ pub async fn list(
                 && filter.available.is_none_or(|a| m.available == a)
         })
         .collect();
+    let catalog = &state.engine.ports().catalog;
+    let aliases = state
+        .engine
+        .config()
+        .aliases
+        .iter()
+        .map(|(id, models)| AliasView {
+            id: id.clone(),
+            models: models.clone(),
+            available: models.iter().all(|m| catalog.get(m).is_some()),
+        })
+        .collect();
     Ok(Json(ModelList {
         object: "list",
         data,
+        aliases,
     }))
 }
 

@@ -40,6 +40,10 @@ pub struct LifecycleConfig {
     /// Spend limits per tenant (and optionally per model): a create whose estimated cost does
     /// not fit is refused with `402` ([`crate::budget`]).
     pub budgets: Vec<crate::budget::BudgetRule>,
+    /// Model aliases naming fallback chains: `"image/fast" = ["fal-ai/flux-dev",
+    /// "black-forest-labs/flux-schnell"]`. A create of the alias runs the first model with the
+    /// others as its fallbacks ([`crate::fallback`]); `GET /v1/models` lists them.
+    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for LifecycleConfig {
@@ -59,6 +63,7 @@ impl Default for LifecycleConfig {
             time_scale: 1.0,
             webhook_targets: crate::netguard::OutboundPolicy::default(),
             budgets: Vec::new(),
+            aliases: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -263,7 +263,7 @@ impl Engine {
         }
         // Uploaded files named by id become their content URLs (the hash above is of the
         // request as sent, so a retry with the same key and body replays).
-        let mut req = req;
+        let mut req = self.expand_alias(req).map_err(EngineError::Invalid)?;
         req.input = self
             .resolve_files(tenant, &req.model.clone(), std::mem::take(&mut req.input))
             .await?;
@@ -404,6 +404,36 @@ impl Engine {
         })
     }
 
+    /// A create of an alias: its first model, with the others as fallbacks (an alias already
+    /// is a chain: naming `fallbacks` too is refused). Other creates as they are.
+    pub(crate) fn expand_alias(&self, mut req: CreateRequest) -> Result<CreateRequest, Failure> {
+        if self.ports.catalog.get(&req.model).is_some() {
+            return Ok(req);
+        }
+        let Some(models) = self.config.aliases.get(&req.model) else {
+            return Ok(req);
+        };
+        if !req.fallbacks.is_empty() {
+            return Err(Failure::validation(
+                "/fallbacks",
+                format!(
+                    "{} is an alias of the chain {}: it takes no fallbacks of its own",
+                    req.model,
+                    models.join(" -> ")
+                ),
+            ));
+        }
+        let Some((first, rest)) = models.split_first() else {
+            return Err(Failure::validation(
+                "/model",
+                format!("alias {} names no model", req.model),
+            ));
+        };
+        req.model = first.clone();
+        req.fallbacks = rest.to_vec();
+        Ok(req)
+    }
+
     /// The fallback steps of a create: each model known, not repeated, and the request's
     /// input mapped to it (the fields its schema has) and valid for it; the failure names the
     /// step (`/fallbacks/{i}`), the model and the field. Also the dearest step's estimate.
@@ -499,7 +529,7 @@ impl Engine {
         ),
         EngineError,
     > {
-        let mut req = req;
+        let mut req = self.expand_alias(req).map_err(EngineError::Invalid)?;
         req.input = self
             .resolve_files(tenant, &req.model.clone(), std::mem::take(&mut req.input))
             .await?;

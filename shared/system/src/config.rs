@@ -164,6 +164,19 @@ impl Config {
                 path.display()
             )
         })?;
+        for (alias, models) in &config.lifecycle.aliases {
+            let mut seen = std::collections::BTreeSet::new();
+            if models.is_empty()
+                || models.len() > executor_lifecycle::fallback::MAX_FALLBACKS + 1
+                || !models.iter().all(|m| seen.insert(m))
+            {
+                anyhow::bail!(
+                    "configuration ({} and EXECUTOR__* variables): lifecycle.aliases.{alias:?} must name 1 to {} models, each once",
+                    path.display(),
+                    executor_lifecycle::fallback::MAX_FALLBACKS + 1
+                );
+            }
+        }
         executor_lifecycle::budget::validate_rules(&config.lifecycle.budgets).map_err(|e| {
             anyhow::anyhow!(
                 "configuration ({} and EXECUTOR__* variables): lifecycle.{e}",
