@@ -488,11 +488,34 @@ async fn invariants_hold_under_chaos_on_aws() {
     }
     // Leases return to zero when work drains (this run's own table: the DynamoDB limiter).
     for p in ["runway", "fal", "replicate"] {
-        assert_eq!(
-            app.backend.limiter.inflight(p).await.unwrap(),
-            0,
-            "{p} leases left (seed {seed})"
-        );
+        let left = app.backend.limiter.inflight(p).await.unwrap();
+        if left > 0 {
+            // Name the acquisitions that hold them (`{execution}:{attempt}:v{version}`) and
+            // show their executions' histories, so a leak says where it came from.
+            let held = match &app.backend.dynamo_limiter {
+                Some(l) => l.held(p).await.unwrap(),
+                None => Vec::new(),
+            };
+            let mut histories = Vec::new();
+            for (lease, _) in &held {
+                let id = lease.split(':').next().unwrap_or("");
+                let g = app.backend.guards.get(id).await.unwrap();
+                let records = app.engine.transitions(id).await.unwrap_or_default();
+                histories.push(format!(
+                    "{lease}: {:?} lease {:?}; {:?}",
+                    g.as_ref().map(|g| g.status()),
+                    g.as_ref().and_then(|g| g.hot.lease.clone()),
+                    records
+                        .iter()
+                        .map(|r| format!("v{} {} {}", r.version, r.event.as_str(), r.action))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            panic!(
+                "{p}: {left} leases left (seed {seed}):\n{}",
+                histories.join("\n")
+            );
+        }
     }
     // The customer endpoints.
     assert_eq!(

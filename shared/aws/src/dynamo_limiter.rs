@@ -294,13 +294,22 @@ impl InflightLimiter for DynamoLimiter {
     }
 
     async fn inflight(&self, scope: &str) -> Result<u32, StoreError> {
+        Ok(self.held(scope).await?.len() as u32)
+    }
+}
+
+impl DynamoLimiter {
+    /// The unexpired leases of a scope, with their expiry (ms): which acquisitions hold the
+    /// slots (a test names the executions of leaked leases with it).
+    pub async fn held(&self, scope: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let now = self.clock.now_ms();
-        let mut total = 0u32;
+        let mut held = Vec::new();
         for i in 0..self.shards(scope) {
             let shard = self.read(&pk(scope, i)).await?;
-            total += shard.leases.values().filter(|exp| **exp > now).count() as u32;
+            held.extend(shard.leases.into_iter().filter(|(_, exp)| *exp > now));
         }
-        Ok(total)
+        held.sort();
+        Ok(held)
     }
 }
 
