@@ -373,6 +373,7 @@ pub async fn delete(
 
 /// The capability of a content URL.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// The file's token (in its `url`).
     pub token: String,
