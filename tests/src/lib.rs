@@ -5,6 +5,7 @@
 
 pub mod aws_sys;
 pub mod chaos;
+pub mod faulty;
 
 use async_trait::async_trait;
 use executor_cli::client::Client;

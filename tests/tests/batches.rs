@@ -5,11 +5,8 @@
 //! completes on retry without duplicates, an invalid item creates nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use async_trait::async_trait;
 use executor_cli::reruns::{RerunAction, RerunPileOptions, rerun_pile};
-use executor_lifecycle::{
-    CommitError, Guard, GuardStore, IdempotencyItem, Inserted, ListQuery, StoreError,
-};
+use executor_lifecycle::GuardStore;
 use executor_tests::Harness;
 use parking_lot::Mutex;
 use reqwest::StatusCode;
@@ -614,92 +611,20 @@ async fn an_invalid_item_or_too_many_items_create_nothing() {
     h.sys.stop().await;
 }
 
-/// Fails the insert of a batch's item 2 while `armed`, as a crash of the API between two
-/// items would leave it.
-struct FailItemInsert {
-    inner: Arc<dyn GuardStore>,
-    armed: Arc<Mutex<bool>>,
-}
-
-#[async_trait]
-impl GuardStore for FailItemInsert {
-    async fn insert(
-        &self,
-        guard: &Guard,
-        idem: Option<&IdempotencyItem>,
-    ) -> Result<Inserted, StoreError> {
-        if *self.armed.lock() && guard.batch.as_ref().is_some_and(|b| b.index == 2) {
-            return Err(StoreError::Unavailable("crash before item 2".into()));
-        }
-        self.inner.insert(guard, idem).await
-    }
-    async fn get(&self, id: &str) -> Result<Option<Guard>, StoreError> {
-        self.inner.get(id).await
-    }
-    async fn insert_idempotency(&self, item: &IdempotencyItem) -> Result<Inserted, StoreError> {
-        self.inner.insert_idempotency(item).await
-    }
-    async fn find_idempotency(
-        &self,
-        tenant: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyItem>, StoreError> {
-        self.inner.find_idempotency(tenant, key).await
-    }
-    async fn commit(&self, expected: u64, next: &Guard) -> Result<(), CommitError> {
-        self.inner.commit(expected, next).await
-    }
-    async fn budget(
-        &self,
-        key: &str,
-    ) -> Result<Option<executor_lifecycle::BudgetState>, StoreError> {
-        self.inner.budget(key).await
-    }
-    async fn clear_outbox(&self, id: &str, version: u64) -> Result<(), StoreError> {
-        self.inner.clear_outbox(id, version).await
-    }
-    async fn clear_outbox_of(&self, cleared: &Guard) -> Result<(), StoreError> {
-        self.inner.clear_outbox_of(cleared).await
-    }
-    async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
-        self.inner.request_cancel(id).await
-    }
-    async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
-        self.inner.record_callback(id, callback_id).await
-    }
-    async fn record_rejected_callback(
-        &self,
-        id: &str,
-        at_ms: i64,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        self.inner.record_rejected_callback(id, at_ms, reason).await
-    }
-    async fn set_reconcile_failures(
-        &self,
-        id: &str,
-        failures: Option<&executor_lifecycle::ReconcileFailures>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_reconcile_failures(id, failures).await
-    }
-    async fn overdue(&self, due_before_ms: i64, limit: usize) -> Result<Vec<Guard>, StoreError> {
-        self.inner.overdue(due_before_ms, limit).await
-    }
-    async fn list(&self, query: &ListQuery) -> Result<Vec<Guard>, StoreError> {
-        self.inner.list(query).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_interrupted_mid_way_completes_on_retry_without_duplicates() {
     let armed = Arc::new(Mutex::new(true));
     let flag = armed.clone();
     let h = Harness::start_with(move |o| {
+        // Item 2's insert fails while armed, as a crash of the API between two items would
+        // leave the batch.
         o.wrap_guards = Some(Arc::new(move |inner| {
-            Arc::new(FailItemInsert {
-                inner,
-                armed: flag.clone(),
-            }) as Arc<dyn GuardStore>
+            let flag = flag.clone();
+            let mut g = executor_tests::faulty::FaultyGuards::new(inner);
+            g.fail_insert = Arc::new(move |guard: &executor_lifecycle::Guard| {
+                *flag.lock() && guard.batch.as_ref().is_some_and(|b| b.index == 2)
+            });
+            Arc::new(g) as Arc<dyn GuardStore>
         }));
     })
     .await;
