@@ -37,6 +37,9 @@ const MODELS: [(&str, &str, &str); 4] = [
     ("black-forest-labs/flux-schnell", "replicate", ""),
 ];
 
+/// The fallback of the chained executions (fal's image model falls back on Replicate's).
+const CHAIN_FALLBACK: &str = "black-forest-labs/flux-schnell";
+
 const WEBHOOK_SECRET: &str = "whsec_ZGV2LW91dGJvdW5kLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM=";
 /// Capacity of each limited provider: low, since the suite creates one execution at a time.
 const CAPACITY: u32 = 2;
@@ -193,6 +196,7 @@ async fn invariants_hold_under_chaos_on_aws() {
     let mut rng = StdRng::seed_from_u64(seed);
     let http = reqwest::Client::new();
     let mut accepted: Vec<(String, &str, String)> = Vec::new();
+    let mut chains = std::collections::BTreeSet::<String>::new();
     let mut webhooks: BTreeMap<String, &str> = BTreeMap::new();
     let hold = (seed as usize) % n.max(1);
     for i in 0..n {
@@ -209,10 +213,8 @@ async fn invariants_hold_under_chaos_on_aws() {
             "sim:error_after_create=502",
             "sim:error_after_create=504",
         ];
-        let mut prompt = format!(
-            "aws chaos {i} {}",
-            faults[rng.random_range(0..faults.len())]
-        );
+        let fault = faults[rng.random_range(0..faults.len())];
+        let mut prompt = format!("aws chaos {i} {fault}");
         // Finishes shortly before a 1 s deadline: the last look at the deadline delivers it.
         let mut max_duration: Option<u64> = None;
         if i == (hold + n / 2) % n.max(1) {
@@ -235,7 +237,17 @@ async fn invariants_hold_under_chaos_on_aws() {
             prompt = format!("aws chaos {i} hold sim:duration=1500");
             max_duration = None;
         }
+        // A share of fal's executions run as a chain falling back on Replicate, the fault
+        // the primary's alone (`sim:only=fal`).
+        let mut fallback = None;
+        if provider == "fal" && max_duration.is_none() && i != hold && rng.random_bool(0.3) {
+            fallback = Some(CHAIN_FALLBACK);
+            prompt = format!("aws chaos {i} sim:only=fal {fault}");
+        }
         let mut body = json!({"model": model, "input": input(model, &prompt)});
+        if let Some(f) = fallback {
+            body["fallbacks"] = json!([f]);
+        }
         if let Some(mode) = webhook {
             body["webhook_url"] = json!(format!("{hooks}/{mode}/{i}"));
         }
@@ -268,6 +280,9 @@ async fn invariants_hold_under_chaos_on_aws() {
         }
         if let Some(mode) = webhook {
             webhooks.insert(id.clone(), mode);
+        }
+        if fallback.is_some() {
+            chains.insert(id.clone());
         }
         accepted.push((id, provider, prompt));
     }
@@ -409,6 +424,7 @@ async fn invariants_hold_under_chaos_on_aws() {
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     let mut owned_jobs = std::collections::HashSet::<String>::new();
     let mut finished_in_time = (0u64, 0u64);
+    let mut chained = (0u64, 0u64);
     let mut settlements = executor_tests::chaos::Settlements::default();
     for (id, provider, prompt) in &accepted {
         let g = app.backend.guards.get(id).await.unwrap().unwrap();
@@ -454,12 +470,26 @@ async fn invariants_hold_under_chaos_on_aws() {
                 finished_in_time.1 += u64::from(g.deadline_ms - g.created_at_ms <= 1_000);
                 assert!(
                     !matches!(terminal[0], Status::TimedOut | Status::Canceled),
-                    "{id}: its job finished before the deadline, yet it ended {:?} (seed {seed})",
-                    terminal[0]
+                    "{id}: its job finished at {finished_ms} before the deadline {}, yet it ended {:?} (seed {seed}); history: {:?}",
+                    g.deadline_ms,
+                    terminal[0],
+                    records
+                        .iter()
+                        .map(|r| (
+                            r.event.as_str(),
+                            r.at_ms,
+                            &r.detail,
+                            r.calls
+                                .iter()
+                                .map(|c| (c.step.clone(), c.status, c.error.clone()))
+                                .collect::<Vec<_>>()
+                        ))
+                        .collect::<Vec<_>>()
                 );
             }
         }
         owned_jobs.extend(g.hot.job_id.clone());
+        owned_jobs.extend(g.hot.attempts.iter().filter_map(|a| a.job_id.clone()));
         *outcomes.entry(terminal[0].as_str()).or_default() += 1;
         let ids = event_ids.get(id).cloned().unwrap_or_default();
         assert_eq!(
@@ -485,7 +515,42 @@ async fn invariants_hold_under_chaos_on_aws() {
                 ))
                 .collect::<Vec<_>>()
         );
+        // A chain: one attempt per step at most, the fallback only after a class that falls
+        // back, no second job at the fallback's provider either, the outcome the last
+        // attempt's.
+        if chains.contains(id) {
+            chained.0 += 1;
+            assert!(
+                g.hot.attempts.len() <= 1,
+                "{id}: {:?} (seed {seed})",
+                g.hot.attempts
+            );
+            if let Some(first) = g.hot.attempts.first() {
+                chained.1 += 1;
+                let class = first.error.as_ref().map(|f| f.class);
+                assert!(
+                    class.is_some_and(
+                        |c| executor_lifecycle::fallback::FALLBACK_CLASSES.contains(&c)
+                    ),
+                    "{id}: fell back after {class:?} (seed {seed})"
+                );
+                assert_eq!(g.model, CHAIN_FALLBACK, "{id} (seed {seed})");
+                assert!(
+                    stats.creates_for_prompt("replicate", prompt) <= 1,
+                    "{id}: a second Replicate job (seed {seed})"
+                );
+            }
+        } else {
+            assert!(
+                g.hot.attempts.is_empty(),
+                "{id}: attempts without a chain (seed {seed})"
+            );
+        }
     }
+    println!(
+        "fallback chains: {} executions, {} fell back to {CHAIN_FALLBACK}",
+        chained.0, chained.1
+    );
     // Leases return to zero when work drains (this run's own table: the DynamoDB limiter).
     for p in ["runway", "fal", "replicate"] {
         let left = app.backend.limiter.inflight(p).await.unwrap();

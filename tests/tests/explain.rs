@@ -241,6 +241,29 @@ async fn explain_shows_every_event_kind() {
     assert!(text.contains("attempt 2: fal-ai/flux-dev"), "{text}");
     ids.push(chained);
 
+    // A retry: the job failed after it was created (fal's runner_disconnected), run again.
+    let retried: Value = reqwest::Client::new()
+        .post(format!("{}/v1/executions", h.sys.url))
+        .bearer_auth(&h.sys.dev_key)
+        .json(&serde_json::json!({
+            "model": "fal-ai/flux-dev",
+            "retries": 1,
+            "input": {"prompt": "sim:fail_jobs=1 explain a retry"},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let retried = retried["id"].as_str().unwrap().to_string();
+    let view = h.wait(&retried).await;
+    let text =
+        executor_cli::render::explain(&view, &h.client.events(&retried).await.unwrap(), false);
+    assert!(text.contains("attempt 1: fal-ai/flux-dev"), "{text}");
+    assert!(text.contains("attempt 2: fal-ai/flux-dev"), "{text}");
+    ids.push(retried);
+
     let mut seen = BTreeSet::new();
     for id in &ids {
         let view = h.wait(id).await;

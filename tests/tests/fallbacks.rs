@@ -197,6 +197,165 @@ async fn cancel_during_the_second_attempt(sys: &Sys) {
     );
 }
 
+/// A job that fails after it was created with a transient class (fal's
+/// `runner_disconnected`, `provider_unavailable`) runs again on the same model with
+/// `retries`: one execution, two attempts of the model, the `retried` transition; without
+/// `retries` the same failure ends the execution.
+async fn a_transient_job_failure_is_retried_on_the_same_model(sys: &Sys, tag: &str) {
+    let model = "fal-ai/flux-dev";
+    let (s, v) = create(
+        sys,
+        json!({"model": model, "input": {"prompt": format!("sim:fail_jobs=1 no retry {tag}")}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let v = settled(sys, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["status"], "failed", "without retries it ends: {v}");
+    assert_eq!(v["error"]["class"], "provider_unavailable", "{v}");
+
+    let (s, v) = create(
+        sys,
+        json!({"model": model, "retries": 1,
+               "input": {"prompt": format!("sim:fail_jobs=1 retried {tag}")}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let v = settled(sys, &id).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let chain = &v["chain"];
+    assert_eq!(chain["models"], json!([model, model]), "{v}");
+    let attempts = chain["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{v}");
+    assert_eq!(attempts[0]["status"], "failed");
+    assert_eq!(attempts[0]["error"]["class"], "provider_unavailable");
+    assert_eq!(attempts[1]["status"], "succeeded");
+    assert_ne!(
+        attempts[0]["provider_job_id"], attempts[1]["provider_job_id"],
+        "a second job: {v}"
+    );
+    let events = sys.client.events(&id).await.unwrap();
+    let retried: Vec<&Value> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "retried")
+        .collect();
+    assert_eq!(retried.len(), 1, "{events}");
+    assert_eq!(retried[0]["detail"]["retried"], model, "{events}");
+    assert_eq!(retried[0]["detail"]["retry"], 1, "{events}");
+
+    // More than 3 retries are refused at create.
+    let (s, p) = create(
+        sys,
+        json!({"model": model, "retries": 4, "input": {"prompt": "too many"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(p["field"], "/retries", "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_retries() {
+    let sys = embedded().await;
+    a_transient_job_failure_is_retried_on_the_same_model(&sys, "embedded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_retries() {
+    let sys = aws().await;
+    a_transient_job_failure_is_retried_on_the_same_model(&sys, "aws").await;
+}
+
+/// Health-aware routing: a chain skips a model whose capacity is taken (instead of waiting
+/// for a slot) and says so in the timeline; the skipped model's provider gets no job. A
+/// later attempt's callback URL names its step, and a callback for another step is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_skips_a_model_with_no_capacity_and_each_step_has_its_callback_url() {
+    let h = Harness::start_with(|o| {
+        o.capacity_overrides.insert("fal".into(), 1);
+    })
+    .await;
+    let sys = Sys {
+        url: h.sys.url.clone(),
+        key: h.sys.dev_key.clone(),
+        client: Client::new(&h.sys.url, &h.sys.dev_key).unwrap(),
+        _keep: Box::new(()),
+    };
+    // The one fal slot, held by a long job.
+    let (s, holder) = create(
+        &sys,
+        json!({"model": "fal-ai/flux-dev", "input": {"prompt": "sim:duration=30000 holds the slot"}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {holder}");
+    let holder = holder["id"].as_str().unwrap().to_string();
+    for _ in 0..400 {
+        let v = sys.client.get(&holder).await.unwrap();
+        if v["provider_job_id"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (s, v) = create(
+        &sys,
+        json!({"model": "fal-ai/flux-dev", "fallbacks": ["black-forest-labs/flux-schnell"],
+               "input": {"prompt": "skips fal"}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let v = settled(&sys, &id).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let attempts = v["chain"]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{v}");
+    assert_eq!(attempts[0]["error"]["class"], "provider_unavailable", "{v}");
+    assert!(
+        attempts[0]["provider_job_id"].is_null(),
+        "fal was not called: {v}"
+    );
+    assert_eq!(attempts[1]["model"], "black-forest-labs/flux-schnell");
+    let events = sys.client.events(&id).await.unwrap();
+    let fell = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "fell_back")
+        .cloned()
+        .unwrap_or_else(|| panic!("no fell_back: {events}"));
+    assert_eq!(fell["detail"]["skipped"], "capacity_exhausted", "{events}");
+    let sims = h.sys.simulators.as_ref().unwrap().state();
+    let fal_jobs = sims
+        .jobs
+        .newest_first(executor_simulators::Provider::Fal)
+        .into_iter()
+        .filter(|j| j.input.to_string().contains("skips fal"))
+        .count();
+    assert_eq!(fal_jobs, 0, "a skipped model gets no job");
+    // The second step's job was given the step's own callback URL.
+    let job_id = attempts[1]["provider_job_id"].as_str().unwrap();
+    let job = sims
+        .jobs
+        .get(executor_simulators::Provider::Replicate, job_id)
+        .unwrap();
+    let hook = job.webhook.clone().unwrap_or_default();
+    assert!(
+        hook.ends_with(&format!("/v1/webhooks/replicate/{id}?step=1")),
+        "{hook}"
+    );
+    // A callback for the first step (no `step`) is refused, whatever it carries.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks/replicate/{id}", sys.url))
+        .json(&json!({"id": job_id, "status": "succeeded"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let p: Value = r.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap_or("").contains("step 0"), "{p}");
+    sys.client.cancel(&holder).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_callback_primary_and_cancel() {
     let sys = embedded().await;

@@ -158,6 +158,15 @@ pub struct BatchItemBody {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub max_duration_seconds: Option<u64>,
+    /// Models this item falls back on, in order (as a create's `fallbacks`; the batch's
+    /// when absent).
+    #[serde(default)]
+    pub fallbacks: Option<Vec<String>>,
+    /// Retries of a failed job on the same model (as a create's `retries`; the batch's when
+    /// absent).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3)]
+    pub retries: Option<u32>,
 }
 
 /// The batch create body.
@@ -178,6 +187,13 @@ pub struct BatchBody {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub max_duration_seconds: Option<u64>,
+    /// Models every item falls back on, unless the item says otherwise.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Retries of a failed job on the same model, unless the item says otherwise.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3)]
+    pub retries: Option<u32>,
 }
 
 /// One item of a batch as the API shows it.
@@ -386,6 +402,8 @@ pub async fn create(
             input: item.input,
             webhook_url: item.webhook_url.or_else(|| parsed.webhook_url.clone()),
             max_duration_seconds: item.max_duration_seconds.or(parsed.max_duration_seconds),
+            fallbacks: item.fallbacks.unwrap_or_else(|| parsed.fallbacks.clone()),
+            retries: item.retries.or(parsed.retries),
         });
     }
     let batch = state

@@ -41,6 +41,13 @@ pub struct CreateBody {
     /// schema has) and validated at create; at most 4.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Times a job that failed after it was created with `provider_transient` or
+    /// `provider_unavailable` runs again on the same model, after a backoff, before the
+    /// chain moves on (for every model of the chain; absent: each model's own
+    /// `limits.job_retries`, 0 unless its bundle says otherwise). Each retry is an attempt.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3)]
+    pub retries: Option<u32>,
 }
 
 /// The timeline of an execution.
@@ -217,6 +224,7 @@ pub async fn create(
     let wait = prefer_wait(&headers, state.config.max_wait_seconds);
     let req = CreateRequest {
         fallbacks: parsed.fallbacks,
+        retries: parsed.retries,
         model: parsed.model,
         input: parsed.input,
         webhook_url: parsed.webhook_url,

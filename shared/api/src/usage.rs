@@ -459,6 +459,7 @@ pub async fn estimate(
         webhook_url: parsed.webhook_url,
         max_duration_seconds: parsed.max_duration_seconds,
         fallbacks: parsed.fallbacks,
+        retries: parsed.retries,
         ..Default::default()
     };
     let (cost, worst, budgets) = state.engine.estimate(&tenant, req).await?;

@@ -432,7 +432,8 @@ pub struct ExecutionView {
 /// A fallback chain and its attempts.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChainView {
-    /// The models in order: the one asked for, then the fallbacks.
+    /// The steps' models in order: the one asked for, then the fallbacks, a model repeated
+    /// once per retry (`retries`).
     pub models: Vec<String>,
     /// True once an attempt failed and the next model took over.
     pub fallback_used: bool,
@@ -621,6 +622,7 @@ mod tests {
 
     fn queued() -> Guard {
         let req = ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: "ex_test".into(),
             tenant: "acme".into(),

@@ -5,10 +5,19 @@ use crate::ApiState;
 use crate::problem::Problem;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// The chain step a callback URL names (`?step=N`; absent: the first).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackStep {
+    /// The fallback chain's step the callback URL was made for (absent: 0, the model asked
+    /// for); a callback for another step than the execution's current one is refused (401).
+    pub step: Option<u32>,
+}
 
 /// What a callback did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,6 +48,7 @@ pub struct CallbackReceipt {
     params(
         ("provider" = String, Path, description = "Provider name", example = "replicate"),
         ("execution_id" = String, Path, description = "The execution the callback is for"),
+        CallbackStep,
         ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id (Replicate)"),
         ("webhook-timestamp" = Option<String>, Header, description = "Standard Webhooks Unix timestamp (Replicate)"),
         ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks `v1,<base64 HMAC-SHA256>` list (Replicate)"),
@@ -61,6 +71,7 @@ pub struct CallbackReceipt {
 pub async fn receive(
     State(state): State<Arc<ApiState>>,
     Path((provider, execution_id)): Path<(String, String)>,
+    Query(at): Query<CallbackStep>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<CallbackReceipt>, Problem> {
@@ -77,7 +88,13 @@ pub async fn receive(
         .collect();
     let new = state
         .engine
-        .receive_callback(&provider, &execution_id, &pairs, &body)
+        .receive_callback(
+            &provider,
+            &execution_id,
+            at.step.unwrap_or(0),
+            &pairs,
+            &body,
+        )
         .await?;
     Ok(Json(CallbackReceipt {
         received: true,

@@ -25,7 +25,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn ctx(model: &str, input: serde_json::Value, n: u64) -> CallContext {
     CallContext {
+        final_look: false,
         request: ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: format!("ex_bench_{n}"),
             tenant: "bench".into(),

@@ -755,6 +755,14 @@ pub fn check_bundle(file: &Path, bundle: Bundle) -> Result<Bundle, Vec<BundleIss
             "add the provider's status call",
         ));
     }
+    if bundle.limits.job_retries > 3 {
+        out.push(issue(
+            file,
+            "limits.job_retries",
+            format!("{} job retries: at most 3", bundle.limits.job_retries),
+            "lower `limits.job_retries` (each retry may be a billed job)",
+        ));
+    }
     if bundle.shape == BundleShape::Callback && bundle.callback.is_none() {
         out.push(issue(
             file,

@@ -194,13 +194,18 @@ pub fn page(bundle: &Bundle, file: &str) -> String {
     let l = &bundle.limits;
     let _ = writeln!(
         o,
-        "| Limits | at most {} s per execution; {} submit attempt(s); {} s per submit{} |",
+        "| Limits | at most {} s per execution; {} submit attempt(s); {} s per submit{}{} |",
         l.max_duration_seconds,
         l.max_submit_attempts,
         l.submit_timeout_seconds,
         l.capacity
             .map(|c| format!("; {c} in flight"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if l.job_retries > 0 {
+            format!("; a failed job retried {} time(s)", l.job_retries)
+        } else {
+            String::new()
+        }
     );
     if let Some(p) = &bundle.polling {
         let _ = writeln!(

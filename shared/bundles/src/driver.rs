@@ -99,6 +99,7 @@ impl BundleDriver {
             input_schema: bundle.input_schema.clone(),
             max_duration_ms: bundle.limits.max_duration_seconds * 1000,
             max_submit_attempts: bundle.limits.max_submit_attempts.max(1),
+            job_retries: bundle.limits.job_retries,
             submit_timeout_ms: bundle.limits.submit_timeout_seconds * 1000,
             poll,
             safety_poll_ms: bundle
@@ -282,6 +283,7 @@ impl BundleDriver {
             adapter: self.adapter.as_ref(),
             bundle: &self.bundle,
             store: self.store.as_deref(),
+            probe: ctx.final_look,
         };
         engine::run(steps, self.context(ctx), tools).await
     }
@@ -411,6 +413,13 @@ impl ModelDriver for BundleDriver {
 
     fn spec(&self) -> &ModelSpec {
         &self.spec
+    }
+
+    fn healthy(&self) -> bool {
+        !self
+            .transport
+            .resilience()
+            .is_open(&crate::http::host_of(&self.base_url))
     }
 
     fn validate(&self, input: &Value) -> Result<Value, Failure> {

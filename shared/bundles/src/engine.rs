@@ -88,6 +88,8 @@ pub struct Tools<'a> {
     pub bundle: &'a crate::format::Bundle,
     /// Where `rehost` puts media (None: not configured).
     pub store: Option<&'a dyn crate::media::MediaStore>,
+    /// The calls are the last look at a job (past its breaker: [`crate::http::HttpRequest`]).
+    pub probe: bool,
 }
 
 /// Most nesting of conditionals and loops (a bound on recursion).
@@ -380,6 +382,8 @@ impl<'a> Runner<'a> {
         let bundle = self.tools.bundle;
         let classify =
             |r: &HttpResponse| crate::rules::apply_http(bundle, r, adapter.classify_error(r));
+        let mut req = req;
+        req.probe = self.tools.probe;
         let (result, records) = self.tools.transport.send(&h.id, req, &classify).await;
         self.calls.extend(records);
         match result {
@@ -477,5 +481,6 @@ fn build_request(h: &HttpRequestStep, ctx: &Value) -> Result<HttpRequest, Templa
         query,
         body,
         timeout: Duration::from_secs(h.timeout_seconds.max(1)),
+        probe: false,
     })
 }

@@ -230,6 +230,12 @@ pub struct Limits {
     pub submit_timeout_seconds: u64,
     /// Inflight capacity of the provider (absent: unlimited).
     pub capacity: Option<u32>,
+    /// Times a job that failed after it was created with a transient class
+    /// (`provider_transient`, `provider_unavailable`, `partial_result`, e.g. fal's
+    /// `runner_disconnected`) runs again on this model, after a backoff (at most 3; a
+    /// request's `retries` overrides it).
+    #[schemars(range(max = 3))]
+    pub job_retries: u32,
 }
 
 impl Default for Limits {
@@ -239,6 +245,7 @@ impl Default for Limits {
             max_submit_attempts: 4,
             submit_timeout_seconds: 60,
             capacity: None,
+            job_retries: 0,
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct HttpRequest {
     pub body: RequestBody,
     /// Timeout.
     pub timeout: Duration,
+    /// Sent even when the host's circuit breaker is open: the one look that decides whether
+    /// a job the provider may have finished is delivered (at the deadline, at a cancel).
+    pub probe: bool,
 }
 
 /// A request body.
@@ -173,7 +176,7 @@ impl Transport {
         let mut records = Vec::new();
         let mut retry = 0u32;
         loop {
-            if r.admit(&host) == Admission::Open {
+            if !req.probe && r.admit(&host) == Admission::Open {
                 records.push(refused(step, &req, "circuit open"));
                 return (Err(TransportError::CircuitOpen(host)), records);
             }
@@ -370,4 +373,44 @@ async fn read(resp: reqwest::Response) -> Result<HttpResponse, TransportError> {
         headers,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use executor_lifecycle::ErrorClass;
+
+    fn get(probe: bool) -> HttpRequest {
+        HttpRequest {
+            method: "GET",
+            // Nothing listens on port 1: a call that goes out fails to connect.
+            url: "http://127.0.0.1:1/v1/jobs/abc".into(),
+            headers: vec![],
+            query: vec![],
+            body: RequestBody::None,
+            timeout: Duration::from_secs(2),
+            probe,
+        }
+    }
+
+    // Chaos on AWS found it: other executions' faults opened Runway's breaker, and the look
+    // at the deadline of a job Runway had finished was refused unsent, so it timed out.
+    #[tokio::test]
+    async fn an_open_breaker_refuses_calls_but_not_the_last_look_at_a_job() {
+        let cfg = ResilienceConfig {
+            breaker_consecutive_failures: 1,
+            max_retries: 0,
+            ..ResilienceConfig::default()
+        };
+        let t = Transport::new(cfg).unwrap();
+        t.resilience().record("127.0.0.1:1", false);
+        assert!(t.resilience().is_open("127.0.0.1:1"));
+        let classify = |_: &HttpResponse| Failure::new(ErrorClass::ProviderTransient, "x");
+        let (r, records) = t.send("poll", get(false), &classify).await;
+        assert!(matches!(r, Err(TransportError::CircuitOpen(_))), "{r:?}");
+        assert_eq!(records.len(), 1);
+        let (r, _) = t.send("poll", get(true), &classify).await;
+        assert!(matches!(r, Err(TransportError::Connect(_))), "sent: {r:?}");
+    }
 }

@@ -184,7 +184,9 @@ async fn a_missing_credential_fails_only_its_models_calls() {
     assert_eq!(catalog.missing_credentials(), fal);
     let fal = catalog.get("fal-ai/flux-dev").unwrap();
     let ctx = CallContext {
+        final_look: false,
         request: ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: "ex_nokey".into(),
             tenant: "t".into(),

@@ -172,7 +172,9 @@ fn catalog(base: &str, policy: OutboundPolicy) -> BundleCatalog {
 
 fn ctx(driver: &dyn ModelDriver, input: Value) -> CallContext {
     CallContext {
+        final_look: false,
         request: ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: "ex_steps".into(),
             tenant: "t".into(),

@@ -17,6 +17,8 @@ pub struct CreateOptions {
     pub wait_seconds: Option<u64>,
     /// Models to fall back on, in order.
     pub fallbacks: Vec<String>,
+    /// Retries of a failed job on the same model (`retries`).
+    pub retries: Option<u32>,
 }
 
 /// An API client bound to a base URL and a key.
@@ -53,6 +55,9 @@ impl Client {
         }
         if let Some(s) = opts.max_duration_seconds {
             body["max_duration_seconds"] = json!(s);
+        }
+        if let Some(n) = opts.retries {
+            body["retries"] = json!(n);
         }
         if !opts.fallbacks.is_empty() {
             body["fallbacks"] = json!(opts.fallbacks);

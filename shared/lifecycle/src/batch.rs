@@ -45,6 +45,12 @@ pub struct BatchItem {
     /// Requested maximum duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_seconds: Option<u64>,
+    /// Models to fall back on, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// Retries of a failed job on the same model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
 }
 
 /// The durable record of a batch, at `batches/{id}/request` (write-once).
@@ -162,10 +168,11 @@ impl Engine {
             batch: None,
             // The same chain, on the same model; another model runs alone.
             fallbacks: if same_model {
-                stored.fallbacks.iter().map(|f| f.model.clone()).collect()
+                stored.chain_models()
             } else {
                 Vec::new()
             },
+            retries: if same_model { stored.retries } else { None },
         };
         if let Some(key) = &req.idempotency_key {
             check_key(key)?;
@@ -398,7 +405,8 @@ fn item_request(item: &BatchItem, member: Option<BatchMember>) -> CreateRequest 
         max_duration_seconds: item.max_duration_seconds,
         rerun_of: None,
         batch: member,
-        fallbacks: Vec::new(),
+        fallbacks: item.fallbacks.clone(),
+        retries: item.retries,
     }
 }
 
@@ -443,6 +451,8 @@ mod tests {
     #[test]
     fn the_items_hash_depends_on_every_item() {
         let a = BatchItem {
+            fallbacks: Vec::new(),
+            retries: None,
             model: "m".into(),
             input: json!({"prompt": "a"}),
             webhook_url: None,

@@ -91,6 +91,9 @@ pub struct CreateRequest {
     pub batch: Option<crate::model::BatchMember>,
     /// Models to fall back on, in order ([`crate::fallback`]).
     pub fallbacks: Vec<String>,
+    /// Times a failed job is run again on the same model, for every model of the chain
+    /// (absent: each model's bundle `limits.job_retries`).
+    pub retries: Option<u32>,
 }
 
 /// What a valid create request resolves to.
@@ -230,12 +233,25 @@ impl Engine {
 
     /// The callback URL a provider should call for an execution.
     pub fn callback_url(&self, provider: &str, id: &str) -> String {
-        format!(
+        self.callback_url_at(provider, id, 0)
+    }
+
+    /// The callback URL of a chain's step: the first step's is [`Engine::callback_url`], a
+    /// later one's names its step (`?step=N`), so that a lookup by callback URL finds this
+    /// attempt's job and not an earlier one's, and a late callback of an earlier attempt is
+    /// told apart.
+    pub fn callback_url_at(&self, provider: &str, id: &str, step: u32) -> String {
+        let base = format!(
             "{}/v1/webhooks/{}/{}",
             self.config.public_base_url.trim_end_matches('/'),
             provider,
             id
-        )
+        );
+        if step == 0 {
+            base
+        } else {
+            format!("{base}?step={step}")
+        }
     }
 
     /// Accepts an execution: validates, writes the request blob, inserts version 0 with the
@@ -273,7 +289,9 @@ impl Engine {
             max_duration_ms,
             estimate_usd_micros,
         } = self.check(&req).map_err(EngineError::Invalid)?;
-        let (fallbacks, worst) = self.chain_of(&req, &spec).map_err(EngineError::Invalid)?;
+        let (fallbacks, worst) = self
+            .chain_of(&req, &spec, &input)
+            .map_err(EngineError::Invalid)?;
         let now = self.now();
         // The most a chain can cost: its dearest step (failed attempts are not billed).
         let estimate_usd_micros = estimate_usd_micros.max(worst);
@@ -288,6 +306,7 @@ impl Engine {
             created_at_ms: now,
             max_duration_ms,
             fallbacks,
+            retries: req.retries,
         };
         blobs::put_json(
             self.ports.blobs.as_ref(),
@@ -436,11 +455,13 @@ impl Engine {
 
     /// The fallback steps of a create: each model known, not repeated, and the request's
     /// input mapped to it (the fields its schema has) and valid for it; the failure names the
-    /// step (`/fallbacks/{i}`), the model and the field. Also the dearest step's estimate.
+    /// step (`/fallbacks/{i}`), the model and the field. Each model is followed by its
+    /// retries (the same model again: [`crate::fallback`]). Also the dearest step's estimate.
     pub(crate) fn chain_of(
         &self,
         req: &CreateRequest,
         spec: &crate::provider::ModelSpec,
+        input: &Value,
     ) -> Result<(Vec<crate::model::FallbackStep>, i64), Failure> {
         if req.fallbacks.len() > crate::fallback::MAX_FALLBACKS {
             return Err(Failure::validation(
@@ -452,7 +473,33 @@ impl Engine {
                 ),
             ));
         }
+        if let Some(n) = req.retries
+            && n > crate::fallback::MAX_RETRIES
+        {
+            return Err(Failure::validation(
+                "/retries",
+                format!(
+                    "at most {} retries of a model (got {n})",
+                    crate::fallback::MAX_RETRIES
+                ),
+            ));
+        }
+        let retries_of = |spec: &crate::provider::ModelSpec| {
+            req.retries
+                .unwrap_or(spec.job_retries)
+                .min(crate::fallback::MAX_RETRIES)
+        };
         let mut steps = Vec::new();
+        let repeat =
+            |steps: &mut Vec<crate::model::FallbackStep>, model: &str, input: &Value, n| {
+                for _ in 0..n {
+                    steps.push(crate::model::FallbackStep {
+                        model: model.to_string(),
+                        input: input.clone(),
+                    });
+                }
+            };
+        repeat(&mut steps, &spec.id, input, retries_of(spec));
         let mut worst = 0;
         let mut seen = vec![spec.id.clone()];
         for (i, model) in req.fallbacks.iter().enumerate() {
@@ -466,7 +513,9 @@ impl Engine {
             if seen.contains(&driver.spec().id) {
                 return Err(Failure::validation(
                     &at,
-                    format!("{model} is already in the chain: each model once"),
+                    format!(
+                        "{model} is already in the chain: each model once (`retries` runs a model again)"
+                    ),
                 ));
             }
             seen.push(driver.spec().id.clone());
@@ -482,10 +531,8 @@ impl Engine {
                 )
             })?;
             worst = worst.max(driver.estimate(&input).provider_usd_micros);
-            steps.push(crate::model::FallbackStep {
-                model: driver.spec().id.clone(),
-                input,
-            });
+            let id = driver.spec().id.clone();
+            repeat(&mut steps, &id, &input, 1 + retries_of(driver.spec()));
         }
         Ok((steps, worst))
     }
@@ -534,7 +581,9 @@ impl Engine {
             .resolve_files(tenant, &req.model.clone(), std::mem::take(&mut req.input))
             .await?;
         let Checked { spec, input, .. } = self.check(&req).map_err(EngineError::Invalid)?;
-        let (_, chain_worst) = self.chain_of(&req, &spec).map_err(EngineError::Invalid)?;
+        let (_, chain_worst) = self
+            .chain_of(&req, &spec, &input)
+            .map_err(EngineError::Invalid)?;
         let driver = self
             .ports
             .catalog
@@ -705,6 +754,7 @@ impl Engine {
         &self,
         provider: &str,
         id: &str,
+        step: u32,
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<bool, EngineError> {
@@ -716,6 +766,19 @@ impl Engine {
             .ok_or(EngineError::NotFound)?;
         if guard.provider != provider {
             return Err(EngineError::NotFound);
+        }
+        if step != guard.hot.step {
+            // The URL names another step of the chain: a late callback of an attempt that
+            // already ended (or one not yet begun). Nothing of it is stored.
+            let f = Failure::new(
+                crate::taxonomy::ErrorClass::CallbackFailure,
+                format!(
+                    "the callback is for step {step} of the chain; the execution is at step {}",
+                    guard.hot.step
+                ),
+            );
+            self.note_refused_callback(&guard, &f.to_string()).await;
+            return Err(EngineError::Unauthorized(f));
         }
         let driver = self
             .driver(&guard.model)
@@ -974,6 +1037,9 @@ fn request_hash(req: &CreateRequest) -> String {
     }
     if !req.fallbacks.is_empty() {
         canonical["fallbacks"] = json!(req.fallbacks);
+    }
+    if let Some(n) = req.retries {
+        canonical["retries"] = json!(n);
     }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }

@@ -153,6 +153,7 @@ mod tests {
 
     fn spec(shape: Shape, submit_timeout_ms: u64) -> ModelSpec {
         ModelSpec {
+            job_retries: 0,
             id: "openai/gpt-image-1".into(),
             provider: "openai".into(),
             shape,

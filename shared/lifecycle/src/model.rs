@@ -55,6 +55,9 @@ pub struct ExecutionRequest {
     /// to that model and validated at create).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<FallbackStep>,
+    /// The retries the request asked for (absent: the bundles' own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
 }
 
 /// One step of a fallback chain.
@@ -70,6 +73,21 @@ pub struct FallbackStep {
 impl ExecutionRequest {
     /// The request as step `step` of the chain runs it (0: the model itself): that step's
     /// model and input, the rest the same.
+    /// The fallback models the request named, in order: the chain's steps without the
+    /// retries (a step repeating the model before it).
+    pub fn chain_models(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut last = self.model.clone();
+        for s in &self.fallbacks {
+            if s.model != last {
+                out.push(s.model.clone());
+                last = s.model.clone();
+            }
+        }
+        out
+    }
+
+    /// The request as step `step` of its chain runs it.
     pub fn at_step(&self, step: u32) -> ExecutionRequest {
         let mut r = self.clone();
         if step > 0
@@ -201,6 +219,10 @@ pub struct HotState {
     /// Provider polls made.
     #[serde(default)]
     pub poll_count: u32,
+    /// Looks taken again because the last look at the deadline or a cancel failed to reach
+    /// the provider (bounded by `actions::poll::FINAL_LOOK_RETRIES`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub final_looks: u32,
     /// Submits refused for throttling or an open breaker (they don't use up attempts).
     #[serde(default)]
     pub throttled: u32,

@@ -246,6 +246,7 @@ mod tests {
 
     fn guard(id: &str, failures: Option<(u64, u32, i64)>) -> Guard {
         let req = crate::model::ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: id.into(),
             tenant: "t".into(),

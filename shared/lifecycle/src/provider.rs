@@ -68,6 +68,10 @@ pub struct ModelSpec {
     pub capacity: Option<u32>,
     /// Ambiguous-submit policy.
     pub ambiguous_submit: AmbiguousPolicy,
+    /// Times a job that failed after it was created with a transient class is run again on
+    /// this model ([`crate::fallback`]); a request's `retries` overrides it.
+    #[serde(default)]
+    pub job_retries: u32,
 }
 
 /// What a driver call gets to see.
@@ -83,6 +87,10 @@ pub struct CallContext {
     pub callback_url: String,
     /// Hard deadline (ms).
     pub deadline_ms: i64,
+    /// This poll is the last look at the job (the deadline reached, a cancel asked for):
+    /// its calls are sent even when the provider's circuit breaker is open, since they
+    /// decide whether a job the provider finished is delivered.
+    pub final_look: bool,
 }
 
 /// A driver answer plus the calls it made.
@@ -212,6 +220,11 @@ pub trait ModelDriver: Send + Sync {
     /// nothing to add.
     fn listing(&self) -> Value {
         Value::Null
+    }
+    /// Whether the provider looks able to take a job now (its host's circuit breaker
+    /// closed). A chain skips a model that is not instead of paying a failed attempt first.
+    fn healthy(&self) -> bool {
+        true
     }
     /// Validates (and normalizes) the input; errors name the field.
     fn validate(&self, input: &Value) -> Result<Value, Failure>;

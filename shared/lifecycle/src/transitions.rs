@@ -51,11 +51,15 @@ pub enum Event {
     /// The attempt failed with a class its fallback chain falls back on: the execution goes
     /// back to `queued` for the chain's next model (one execution id, another attempt).
     FellBack,
+    /// The attempt's job failed after it was created with a transient class and the chain's
+    /// next step repeats the model (`retries`): back to `queued` for the same model's submit,
+    /// after a backoff.
+    Retried,
 }
 
 impl Event {
     /// Every event, in lifecycle order.
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 20] = [
         Event::Accepted,
         Event::CapacityWait,
         Event::SubmitStarted,
@@ -75,6 +79,7 @@ impl Event {
         Event::DeliveryFailed,
         Event::Redelivered,
         Event::FellBack,
+        Event::Retried,
     ];
 
     /// The snake_case name.
@@ -99,6 +104,7 @@ impl Event {
             Event::DeliveryFailed => "delivery_failed",
             Event::Redelivered => "redelivered",
             Event::FellBack => "fell_back",
+            Event::Retried => "retried",
         }
     }
 }
@@ -237,6 +243,11 @@ pub const TABLE: &[Rule] = &[
         event: Event::FellBack,
         to: To::Status(Queued),
     },
+    Rule {
+        from: &[Queued, Submitting, Submitted, Running],
+        event: Event::Retried,
+        to: To::Status(Queued),
+    },
 ];
 
 /// A transition the table does not allow.
@@ -361,7 +372,8 @@ mod tests {
                 | Event::Delivered
                 | Event::DeliveryFailed
                 | Event::Redelivered
-                | Event::FellBack => Event::ALL.iter().position(|x| *x == e).unwrap(),
+                | Event::FellBack
+                | Event::Retried => Event::ALL.iter().position(|x| *x == e).unwrap(),
             }
         }
         let mut seen: Vec<usize> = Event::ALL.iter().map(|e| position(*e)).collect();

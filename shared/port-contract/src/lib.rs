@@ -105,6 +105,7 @@ macro_rules! port_contract_tests {
 /// A fresh polling execution of `tenant`, created at `created_ms`.
 pub fn guard(id: &str, tenant: &str, created_ms: i64) -> Guard {
     let req = ExecutionRequest {
+        retries: None,
         fallbacks: Default::default(),
         id: id.into(),
         tenant: tenant.into(),

@@ -56,6 +56,10 @@ pub struct Directives {
     pub duration_ms: Option<u64>,
     /// `sim:fail`: the job ends with the provider's realistic failure.
     pub fail: bool,
+    /// `sim:fail_jobs=N` (fal, Replicate): the first N jobs created with this prompt end as
+    /// `sim:fail` does, the later ones as the rest of the prompt says (a transient failure
+    /// of the job that a second run does not meet: fal's `runner_disconnected`).
+    pub fail_jobs: Option<Counted>,
     /// `sim:content_policy`: the provider's safety rejection.
     pub content_policy: bool,
     /// `sim:invalid`: the provider's input validation error.
@@ -142,6 +146,12 @@ impl Directives {
             }
             "duration" => self.duration_ms = number,
             "fail" => self.fail = true,
+            "fail_jobs" => {
+                self.fail_jobs = Some(Counted {
+                    times: count(),
+                    key: carrier.to_owned(),
+                })
+            }
             "content_policy" => self.content_policy = true,
             "invalid" => self.invalid = true,
             "empty_output" => self.empty_output = true,

@@ -164,6 +164,7 @@ async fn submit(
         directives.clone(),
         state.job_duration(directives.duration_ms),
     );
+    job.outcome = crate::faults::job_outcome(&state, P, &directives, job.outcome);
     job.model = app_id(&model);
     job.variant = model;
     job.webhook = query.get("fal_webhook").cloned();

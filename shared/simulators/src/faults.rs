@@ -108,6 +108,22 @@ fn check(state: &SimState, provider: Provider, d: &Directives) -> Result<(), Rej
     Ok(())
 }
 
+/// The outcome of a job just created: `sim:fail_jobs=N` fails the first N jobs of its
+/// prompt, whatever else the prompt says; otherwise `outcome` as the directives chose it.
+pub fn job_outcome(
+    state: &SimState,
+    provider: Provider,
+    d: &Directives,
+    outcome: crate::jobs::Outcome,
+) -> crate::jobs::Outcome {
+    match &d.fail_jobs {
+        Some(c) if state.faults.take(provider, "fail_jobs", &c.key, c.times) => {
+            crate::jobs::Outcome::Fail
+        }
+        _ => outcome,
+    }
+}
+
 /// Marker of a connection dropped on purpose (`sim:drop_after_create`).
 #[derive(Debug)]
 pub struct DroppedConnection;

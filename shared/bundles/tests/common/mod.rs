@@ -68,7 +68,9 @@ pub fn context(driver: &dyn ModelDriver, input: Value, callback_url: &str) -> Ca
     let input = driver.validate(&input).unwrap();
     let now = now_ms();
     CallContext {
+        final_look: false,
         request: ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: format!("ex_test{}", NEXT.fetch_add(1, Ordering::Relaxed)),
             tenant: "t".into(),

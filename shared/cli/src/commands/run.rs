@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// (repeat for a longer chain, in order).
     #[arg(long = "fallback")]
     fallbacks: Vec<String>,
+    /// Times a job that failed after it was created with a transient class runs again on
+    /// the same model (0 to 3; default: each model's bundle).
+    #[arg(long)]
+    retries: Option<u32>,
     /// Print only the outcome JSON.
     #[arg(long)]
     json: bool,
@@ -66,6 +70,7 @@ pub async fn run(a: RunArgs) -> Result<i32> {
         max_duration_seconds: a.max_duration,
         wait_seconds: None,
         fallbacks: a.fallbacks,
+        retries: a.retries,
     };
     let json = a.json;
     let started = Instant::now();

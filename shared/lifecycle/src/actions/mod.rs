@@ -157,10 +157,11 @@ pub(crate) fn call_context(
     request: ExecutionRequest,
 ) -> CallContext {
     CallContext {
-        callback_url: engine.callback_url(&guard.provider, &guard.id),
+        callback_url: engine.callback_url_at(&guard.provider, &guard.id, guard.hot.step),
         job_id: guard.hot.job_id.clone(),
         attempt: guard.hot.attempt.max(1),
         deadline_ms: guard.deadline_ms,
+        final_look: false,
         request,
     }
 }
@@ -234,6 +235,7 @@ pub(crate) mod testing {
     /// A new execution of `model` at `provider`, accepted at 1,000 ms with a 60 s deadline.
     pub fn queued(provider: &str, shape: Shape) -> Guard {
         let req = ExecutionRequest {
+            retries: None,
             fallbacks: Default::default(),
             id: "ex_test".into(),
             tenant: "acme".into(),

@@ -97,6 +97,18 @@ pub(crate) fn ending(guard: &Guard, now: i64) -> Option<(Event, Status, Failure)
     }
 }
 
+/// How many more looks a job gets when the last look at the deadline or a cancel could not
+/// reach the provider (a 5xx, a timeout, a failed copy of the output): a job the provider
+/// finished in time is not thrown away because its status call failed once at the deadline.
+pub const FINAL_LOOK_RETRIES: u32 = 3;
+
+/// Whether an ending execution looks again instead of ending: its last look failed with a
+/// retryable class and it has looks left.
+pub(crate) fn looks_again(guard: &Guard, outcome: &PollOutcome) -> bool {
+    matches!(outcome, PollOutcome::CallFailed(f) if f.class.is_retryable())
+        && guard.hot.final_looks < FINAL_LOOK_RETRIES
+}
+
 /// The callbacks' outcome when it can be trusted without asking the provider: a terminal one
 /// always (what the provider reported before the deadline or the cancel is delivered), a
 /// pending one only from a signed callback and when nothing is ending (at the deadline or a
@@ -217,7 +229,15 @@ pub(crate) fn answered(
         PollOutcome::CallFailed(failure) if failure.class.is_retryable() => {
             let mut next = guard.advance(Event::StillPending, now)?;
             next.hot.poll_count += 1;
-            let base = next_poll_delay(ctx, spec, next.hot.poll_count);
+            let ending = ending(guard, now).is_some();
+            let base = if ending {
+                // The look at the deadline or the cancel failed: look again soon.
+                next.hot.final_looks += 1;
+                ctx.config
+                    .scaled(spec.poll.delay_ms(next.hot.final_looks - 1))
+            } else {
+                next_poll_delay(ctx, spec, next.hot.poll_count)
+            };
             let delay = base.max(ctx.config.scaled(failure.retry_after_ms.unwrap_or(0)));
             next.hot.waiting = Some(Wait {
                 reason: "retry".into(),
@@ -228,6 +248,9 @@ pub(crate) fn answered(
             let mut step = Step::new(next.clone(), Event::StillPending, "poll");
             step.effects.push(send_next(&next, QueueName::Poll, delay));
             step.detail = json!({"poll_error": true, "next_poll_ms": delay});
+            if ending {
+                step.detail["final_look_retry"] = json!(next.hot.final_looks);
+            }
             step.failure = Some(failure);
             step
         }
@@ -307,7 +330,8 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         }
     };
     let request = load_request(engine, &guard).await?;
-    let call = call_context(engine, &guard, request);
+    let mut call = call_context(engine, &guard, request);
+    call.final_look = ending(&guard, ctx.now).is_some();
 
     let mut stored = Vec::new();
     for id in guard.pending_callbacks() {
@@ -357,7 +381,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     };
     let consumed = callbacks.consumed;
     let step = match end {
-        Some(end) if !is_terminal(&looked.outcome) => {
+        Some(end) if !is_terminal(&looked.outcome) && !looks_again(&guard, &looked.outcome) => {
             let cancel = driver.cancel(&call).await;
             ended(&guard, &Ctx::of(engine), end, cancel, looked, consumed)?
         }
@@ -435,6 +459,7 @@ mod tests {
 
     fn spec(shape: Shape) -> ModelSpec {
         ModelSpec {
+            job_retries: 0,
             id: "replicate/flux".into(),
             provider: "replicate".into(),
             shape,
@@ -489,7 +514,9 @@ mod tests {
 
     fn call(g: &Guard) -> CallContext {
         CallContext {
+            final_look: false,
             request: crate::model::ExecutionRequest {
+                retries: None,
                 fallbacks: Default::default(),
                 id: g.id.clone(),
                 tenant: g.tenant.clone(),
@@ -690,6 +717,53 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    // Chaos on AWS found it: a job finished before a 1 s deadline, the look at the deadline
+    // failed (the output's copy to S3 under load), and the execution timed out.
+    #[test]
+    fn a_failed_look_at_the_deadline_looks_again_before_the_execution_times_out() {
+        let mut g = running("job-ours");
+        let cfg = config();
+        let c = ctx(&cfg, g.deadline_ms + 1);
+        let failed = || PollOutcome::CallFailed(Failure::new(ErrorClass::ProviderTransient, "503"));
+        for n in 1..=FINAL_LOOK_RETRIES {
+            assert!(ending(&g, c.now).is_some());
+            assert!(looks_again(&g, &failed()), "look {n} is taken again");
+            let looked = Looked {
+                outcome: failed(),
+                polled: true,
+                calls: vec![],
+                events: vec![],
+            };
+            let step = answered(&g, &c, &spec(Shape::Callback), looked, vec![]).unwrap();
+            assert_eq!(step.next.status(), Status::Running);
+            assert_eq!(step.next.hot.final_looks, n);
+            assert_eq!(step.detail["final_look_retry"], n);
+            assert!(step.effects.iter().any(|e| matches!(
+                e,
+                Effect::Send {
+                    queue: QueueName::Poll,
+                    ..
+                }
+            )));
+            g = step.next;
+        }
+        assert!(
+            !looks_again(&g, &failed()),
+            "the looks are bounded: the execution then times out"
+        );
+        let not_retryable = PollOutcome::CallFailed(Failure::new(ErrorClass::ProviderFatal, "401"));
+        assert!(!looks_again(&running("job-ours"), &not_retryable));
+        // The next look that answers decides: the job done in time is delivered.
+        let done = Looked {
+            outcome: PollOutcome::Succeeded(image()),
+            polled: true,
+            calls: vec![],
+            events: vec![],
+        };
+        let step = answered(&g, &c, &spec(Shape::Callback), done, vec![]).unwrap();
+        assert_eq!(step.next.status(), Status::Succeeded);
     }
 
     #[test]

@@ -454,6 +454,21 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
         return commit(engine, &guard, step).await;
     }
 
+    // Health-aware routing: a chain with another model still to come skips this one when
+    // its breaker is open or its capacity taken, instead of waiting or paying a failed
+    // attempt first (the fell_back transition records `skipped`).
+    let can_skip = guard.hot.chain[(guard.hot.step as usize).min(guard.hot.chain.len())..]
+        .iter()
+        .any(|m| *m != guard.model);
+    if can_skip && !driver.healthy() {
+        let f = Failure::new(
+            ErrorClass::ProviderUnavailable,
+            format!("{}'s circuit breaker is open: skipped", spec.provider),
+        )
+        .with_code("circuit_open");
+        let step = end_early(&guard, &ctx, Event::SubmitFailed, f)?;
+        return commit(engine, &guard, step).await;
+    }
     let mut lease = None;
     if let Some(capacity) = spec.capacity {
         let l = lease_at(&guard);
@@ -464,6 +479,18 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
             .acquire(&l.scope, &l.id, capacity, ttl)
             .await?
         {
+            if can_skip {
+                let f = Failure::new(
+                    ErrorClass::ProviderUnavailable,
+                    format!(
+                        "{} has {capacity} inflight slots, all taken: skipped",
+                        l.scope
+                    ),
+                )
+                .with_code("capacity_exhausted");
+                let step = end_early(&guard, &ctx, Event::SubmitFailed, f)?;
+                return commit(engine, &guard, step).await;
+            }
             let step = capacity_wait(&guard, &ctx, &l.scope, capacity)?;
             return commit(engine, &guard, step).await;
         }
@@ -600,6 +627,7 @@ mod tests {
 
     fn spec(shape: Shape, policy: AmbiguousPolicy) -> ModelSpec {
         ModelSpec {
+            job_retries: 0,
             id: "luma/ray-2".into(),
             provider: "luma".into(),
             shape,

@@ -164,6 +164,7 @@ async fn create(
         directives.clone(),
         state.job_duration(directives.duration_ms),
     );
+    job.outcome = crate::faults::job_outcome(&state, P, &directives, job.outcome);
     job.model = model;
     job.variant = version;
     job.webhook = webhook;
