@@ -416,10 +416,16 @@ impl ModelDriver for BundleDriver {
     }
 
     fn healthy(&self) -> bool {
+        // The breaker the create call goes through: its URL's host and first path segment.
+        let create = format!(
+            "{}{}",
+            self.base_url,
+            self.bundle.endpoint.as_deref().unwrap_or("")
+        );
         !self
             .transport
             .resilience()
-            .is_open(&crate::http::host_of(&self.base_url))
+            .is_open(&crate::http::breaker_key(&create))
     }
 
     fn validate(&self, input: &Value) -> Result<Value, Failure> {

@@ -133,10 +133,25 @@ pub struct Transport {
     resilience: std::sync::Arc<Resilience>,
 }
 
-/// The host part of a URL (the breaker and bulkhead key).
+/// The host part of a URL.
 pub fn host_of(url: &str) -> String {
     let rest = url.split("://").nth(1).unwrap_or(url);
     rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+}
+
+/// The breaker and bulkhead key of a URL: its host and first path segment
+/// (`api.replicate.com/v1`, `queue.fal.run/fal-ai`). Real providers are distinct hosts; the
+/// simulators share one (`127.0.0.1:PORT/<provider>`), and a key of the host alone let one
+/// simulated provider's 5xx open the breaker of all of them (docs/chaos.md).
+pub fn breaker_key(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let mut parts = rest.split('/');
+    let host = parts.next().unwrap_or(rest);
+    match parts.find(|p| !p.is_empty()) {
+        Some(first) => format!("{host}/{first}"),
+        None => host.to_string(),
+    }
 }
 
 impl Transport {
@@ -169,7 +184,7 @@ impl Transport {
         req: HttpRequest,
         classify: &(dyn Fn(&HttpResponse) -> Failure + Sync),
     ) -> (Result<HttpResponse, TransportError>, Vec<CallRecord>) {
-        let host = host_of(&req.url);
+        let host = breaker_key(&req.url);
         let idempotent = matches!(req.method, "GET" | "PUT" | "DELETE" | "HEAD");
         let r = &self.resilience;
         r.earn();
@@ -404,13 +419,35 @@ mod tests {
             ..ResilienceConfig::default()
         };
         let t = Transport::new(cfg).unwrap();
-        t.resilience().record("127.0.0.1:1", false);
-        assert!(t.resilience().is_open("127.0.0.1:1"));
+        t.resilience().record("127.0.0.1:1/v1", false);
+        assert!(t.resilience().is_open("127.0.0.1:1/v1"));
         let classify = |_: &HttpResponse| Failure::new(ErrorClass::ProviderTransient, "x");
         let (r, records) = t.send("poll", get(false), &classify).await;
         assert!(matches!(r, Err(TransportError::CircuitOpen(_))), "{r:?}");
         assert_eq!(records.len(), 1);
         let (r, _) = t.send("poll", get(true), &classify).await;
         assert!(matches!(r, Err(TransportError::Connect(_))), "sent: {r:?}");
+    }
+
+    #[test]
+    fn each_provider_path_has_its_own_breaker_key() {
+        assert_eq!(
+            breaker_key("https://api.replicate.com/v1/predictions"),
+            "api.replicate.com/v1"
+        );
+        assert_eq!(
+            breaker_key("https://queue.fal.run/fal-ai/flux/dev?x=1"),
+            "queue.fal.run/fal-ai"
+        );
+        assert_eq!(
+            breaker_key("http://127.0.0.1:9000/runway/v1/tasks"),
+            "127.0.0.1:9000/runway"
+        );
+        assert_ne!(
+            breaker_key("http://127.0.0.1:9000/runway/v1/tasks"),
+            breaker_key("http://127.0.0.1:9000/fal/fal-ai/flux")
+        );
+        assert_eq!(breaker_key("https://api.example.com"), "api.example.com");
+        assert_eq!(breaker_key("https://api.example.com/?q"), "api.example.com");
     }
 }
