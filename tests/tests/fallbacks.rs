@@ -157,6 +157,41 @@ async fn unmappable_chain_is_refused(sys: &Sys) {
     assert_eq!(s, 400, "{p}");
 }
 
+/// A step may map the input to its model: with `promptText` renamed to `prompt`, the chain
+/// refused above runs, and the fallback gets the mapped input.
+async fn a_mapped_step_runs_where_the_plain_one_is_refused(sys: &Sys) {
+    let (s, v) = create(
+        sys,
+        json!({"model": "runway/gen4-turbo",
+               "fallbacks": [{"model": "bfl/flux-pro-1.1", "rename": {"promptText": "prompt"},
+                              "input": {"width": 768}}],
+               "input": {"promptImage": "https://example.com/a.png",
+                         "promptText": "sim:only=runway sim:empty_output waves"}}),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s} {v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let v = settled(sys, &id).await;
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(
+        v["chain"]["models"],
+        json!(["runway/gen4-turbo", "bfl/flux-pro-1.1"]),
+        "{v}"
+    );
+    assert_eq!(v["chain"]["fallback_used"], true, "{v}");
+    // A rename to a field the model does not have is refused at create.
+    let (s, p) = create(
+        sys,
+        json!({"model": "runway/gen4-turbo",
+               "fallbacks": [{"model": "bfl/flux-pro-1.1", "rename": {"promptText": "text"}}],
+               "input": {"promptImage": "https://example.com/a.png", "promptText": "waves"}}),
+    )
+    .await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(p["field"], "/fallbacks/0", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("'text'"), "{p}");
+}
+
 /// A cancel during the second attempt cancels that attempt's job at its provider.
 async fn cancel_during_the_second_attempt(sys: &Sys) {
     let (s, v) = create(
@@ -369,6 +404,7 @@ async fn embedded_polling_chain() {
     empty_output_falls_back(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
     content_policy_ends_it(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
     unmappable_chain_is_refused(&sys).await;
+    a_mapped_step_runs_where_the_plain_one_is_refused(&sys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,6 +419,7 @@ async fn aws_polling_chain() {
     empty_output_falls_back(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
     content_policy_ends_it(&sys, "bfl/flux-pro-1.1", "fal-ai/flux-dev", "bfl").await;
     unmappable_chain_is_refused(&sys).await;
+    a_mapped_step_runs_where_the_plain_one_is_refused(&sys).await;
 }
 
 /// An alias names a chain: `GET /v1/models` lists it, a create of it runs the chain, and it

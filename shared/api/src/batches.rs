@@ -161,7 +161,7 @@ pub struct BatchItemBody {
     /// Models this item falls back on, in order (as a create's `fallbacks`; the batch's
     /// when absent).
     #[serde(default)]
-    pub fallbacks: Option<Vec<String>>,
+    pub fallbacks: Option<Vec<crate::executions::FallbackStep>>,
     /// Retries of a failed job on the same model (as a create's `retries`; the batch's when
     /// absent).
     #[serde(default)]
@@ -189,7 +189,7 @@ pub struct BatchBody {
     pub max_duration_seconds: Option<u64>,
     /// Models every item falls back on, unless the item says otherwise.
     #[serde(default)]
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<crate::executions::FallbackStep>,
     /// Retries of a failed job on the same model, unless the item says otherwise.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 3)]
@@ -402,7 +402,9 @@ pub async fn create(
             input: item.input,
             webhook_url: item.webhook_url.or_else(|| parsed.webhook_url.clone()),
             max_duration_seconds: item.max_duration_seconds.or(parsed.max_duration_seconds),
-            fallbacks: item.fallbacks.unwrap_or_else(|| parsed.fallbacks.clone()),
+            fallbacks: crate::executions::targets(
+                item.fallbacks.unwrap_or_else(|| parsed.fallbacks.clone()),
+            ),
             retries: item.retries.or(parsed.retries),
         });
     }

@@ -38,9 +38,11 @@ pub struct CreateBody {
     /// Models to fall back on, in order, when an attempt fails with `provider_unavailable`,
     /// `rate_limited`, `timeout`, `provider_transient` or `partial_result` (an empty output):
     /// one execution, the next model's attempt. The input is mapped to each (the fields its
-    /// schema has) and validated at create; at most 4.
+    /// schema has) and validated at create; at most 4. A step is a model id, or an object
+    /// that maps the input to it: `{"model": ..., "rename": {"from": "to"}, "input": {...}}`
+    /// (fields renamed, then the fields its schema declares kept, then `input` set).
     #[serde(default)]
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<FallbackStep>,
     /// Times a job that failed after it was created with `provider_transient` or
     /// `provider_unavailable` runs again on the same model, after a backoff, before the
     /// chain moves on (for every model of the chain; absent: each model's own
@@ -48,6 +50,50 @@ pub struct CreateBody {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 3)]
     pub retries: Option<u32>,
+}
+
+/// One fallback of a chain: a model id, or a model with its input mapping.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum FallbackStep {
+    /// The model id; it gets the fields of the input its schema declares.
+    Model(String),
+    /// A model and how the input maps to it.
+    Mapped(MappedStep),
+}
+
+/// A fallback with its input mapping.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappedStep {
+    /// The model id.
+    pub model: String,
+    /// Input fields renamed for this model, `{"from": "to"}`; `to` must be a field of its
+    /// schema.
+    #[serde(default)]
+    pub rename: std::collections::BTreeMap<String, String>,
+    /// Fields set on this model's input after the rename and the selection.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: serde_json::Map<String, Value>,
+}
+
+impl From<FallbackStep> for executor_lifecycle::fallback::Target {
+    fn from(s: FallbackStep) -> Self {
+        match s {
+            FallbackStep::Model(m) => m.into(),
+            FallbackStep::Mapped(m) => executor_lifecycle::fallback::Target {
+                model: m.model,
+                rename: m.rename,
+                input: m.input,
+            },
+        }
+    }
+}
+
+/// The chain of a body, as the lifecycle takes it.
+pub(crate) fn targets(steps: Vec<FallbackStep>) -> Vec<executor_lifecycle::fallback::Target> {
+    steps.into_iter().map(Into::into).collect()
 }
 
 /// The timeline of an execution.
@@ -223,7 +269,7 @@ pub async fn create(
     };
     let wait = prefer_wait(&headers, state.config.max_wait_seconds);
     let req = CreateRequest {
-        fallbacks: parsed.fallbacks,
+        fallbacks: targets(parsed.fallbacks),
         retries: parsed.retries,
         model: parsed.model,
         input: parsed.input,

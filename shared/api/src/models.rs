@@ -162,8 +162,8 @@ pub async fn list(
         .iter()
         .map(|(id, models)| AliasView {
             id: id.clone(),
-            models: models.clone(),
-            available: models.iter().all(|m| catalog.get(m).is_some()),
+            models: models.iter().map(|t| t.model.clone()).collect(),
+            available: models.iter().all(|t| catalog.get(&t.model).is_some()),
         })
         .collect();
     Ok(Json(ModelList {

@@ -458,7 +458,7 @@ pub async fn estimate(
         input: parsed.input,
         webhook_url: parsed.webhook_url,
         max_duration_seconds: parsed.max_duration_seconds,
-        fallbacks: parsed.fallbacks,
+        fallbacks: crate::executions::targets(parsed.fallbacks),
         retries: parsed.retries,
         ..Default::default()
     };

@@ -45,9 +45,9 @@ pub struct BatchItem {
     /// Requested maximum duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_seconds: Option<u64>,
-    /// Models to fall back on, in order.
+    /// Models to fall back on, in order, each with its input mapping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<crate::fallback::Target>,
     /// Retries of a failed job on the same model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
@@ -167,8 +167,9 @@ impl Engine {
             rerun_of: Some(original.id.clone()),
             batch: None,
             // The same chain, on the same model; another model runs alone.
+            // Each step with the input it ran with (mapped and validated again).
             fallbacks: if same_model {
-                stored.chain_models()
+                stored.chain_steps()
             } else {
                 Vec::new()
             },

@@ -43,7 +43,7 @@ pub struct LifecycleConfig {
     /// Model aliases naming fallback chains: `"image/fast" = ["fal-ai/flux-dev",
     /// "black-forest-labs/flux-schnell"]`. A create of the alias runs the first model with the
     /// others as its fallbacks ([`crate::fallback`]); `GET /v1/models` lists them.
-    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
+    pub aliases: std::collections::BTreeMap<String, Vec<crate::fallback::Target>>,
 }
 
 impl Default for LifecycleConfig {

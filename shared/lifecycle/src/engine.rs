@@ -89,8 +89,8 @@ pub struct CreateRequest {
     pub rerun_of: Option<String>,
     /// The batch item this execution is ([`Engine::create_batch`]).
     pub batch: Option<crate::model::BatchMember>,
-    /// Models to fall back on, in order ([`crate::fallback`]).
-    pub fallbacks: Vec<String>,
+    /// Models to fall back on, in order, each with its input mapping ([`crate::fallback`]).
+    pub fallbacks: Vec<crate::fallback::Target>,
     /// Times a failed job is run again on the same model, for every model of the chain
     /// (absent: each model's bundle `limits.job_retries`).
     pub retries: Option<u32>,
@@ -438,7 +438,11 @@ impl Engine {
                 format!(
                     "{} is an alias of the chain {}: it takes no fallbacks of its own",
                     req.model,
-                    models.join(" -> ")
+                    models
+                        .iter()
+                        .map(|t| t.model.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
                 ),
             ));
         }
@@ -448,7 +452,8 @@ impl Engine {
                 format!("alias {} names no model", req.model),
             ));
         };
-        req.model = first.clone();
+        req.model = first.model.clone();
+        req.input = first.apply(&req.input);
         req.fallbacks = rest.to_vec();
         Ok(req)
     }
@@ -502,7 +507,8 @@ impl Engine {
         repeat(&mut steps, &spec.id, input, retries_of(spec));
         let mut worst = 0;
         let mut seen = vec![spec.id.clone()];
-        for (i, model) in req.fallbacks.iter().enumerate() {
+        for (i, target) in req.fallbacks.iter().enumerate() {
+            let model = &target.model;
             let at = format!("/fallbacks/{i}");
             let driver = self.ports.catalog.get(model).ok_or_else(|| {
                 Failure::validation(
@@ -519,7 +525,13 @@ impl Engine {
                 ));
             }
             seen.push(driver.spec().id.clone());
-            let mapped = map_input(&req.input, &driver.spec().input_schema);
+            if let Some(to) = target.unknown_rename(&driver.spec().input_schema) {
+                return Err(Failure::validation(
+                    &at,
+                    format!("fallback {model} has no input field '{to}' to rename to"),
+                ));
+            }
+            let mapped = target.map(&req.input, &driver.spec().input_schema);
             let input = driver.validate(&mapped).map_err(|f| {
                 Failure::validation(
                     &at,
@@ -1042,18 +1054,4 @@ fn request_hash(req: &CreateRequest) -> String {
         canonical["retries"] = json!(n);
     }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
-}
-
-/// The input as another model takes it: the fields its schema declares (all of them when
-/// the schema declares none).
-fn map_input(input: &Value, schema: &Value) -> Value {
-    match (input.as_object(), schema["properties"].as_object()) {
-        (Some(obj), Some(props)) => Value::Object(
-            obj.iter()
-                .filter(|(k, _)| props.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        _ => input.clone(),
-    }
 }

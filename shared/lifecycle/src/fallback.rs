@@ -16,7 +16,139 @@ use crate::protocol::Step;
 use crate::status::Status;
 use crate::taxonomy::ErrorClass;
 use crate::transitions::Event;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// One step of a chain as a create or an alias names it: a model, and how the input is
+/// mapped to it. By default a fallback gets the fields of the create's input that its
+/// schema declares; `rename` moves a field first (`{"aspect_ratio": "image_size"}`), and
+/// `input` sets fields after (`{"image_size": "square_hd"}`). Written as the model id alone
+/// when there is nothing to map.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "TargetForm", into = "TargetForm")]
+pub struct Target {
+    /// The model id.
+    pub model: String,
+    /// Fields of the input renamed for this model (from -> to).
+    pub rename: BTreeMap<String, String>,
+    /// Fields set on this model's input, after the rename and the selection.
+    pub input: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum TargetForm {
+    Model(String),
+    Step(StepForm),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepForm {
+    model: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    rename: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    input: Map<String, Value>,
+}
+
+impl From<TargetForm> for Target {
+    fn from(f: TargetForm) -> Target {
+        match f {
+            TargetForm::Model(model) => Target {
+                model,
+                ..Target::default()
+            },
+            TargetForm::Step(s) => Target {
+                model: s.model,
+                rename: s.rename,
+                input: s.input,
+            },
+        }
+    }
+}
+
+impl From<Target> for TargetForm {
+    fn from(t: Target) -> TargetForm {
+        if t.rename.is_empty() && t.input.is_empty() {
+            TargetForm::Model(t.model)
+        } else {
+            TargetForm::Step(StepForm {
+                model: t.model,
+                rename: t.rename,
+                input: t.input,
+            })
+        }
+    }
+}
+
+impl From<&str> for Target {
+    fn from(model: &str) -> Target {
+        Target {
+            model: model.to_string(),
+            ..Target::default()
+        }
+    }
+}
+
+impl From<String> for Target {
+    fn from(model: String) -> Target {
+        Target {
+            model,
+            ..Target::default()
+        }
+    }
+}
+
+impl Target {
+    /// `input` with the renames and the fields set applied (the first model of an alias:
+    /// nothing is dropped, its schema judges the rest).
+    pub fn apply(&self, input: &Value) -> Value {
+        let mut obj = input.as_object().cloned().unwrap_or_default();
+        for (from, to) in &self.rename {
+            if let Some(v) = obj.remove(from) {
+                obj.insert(to.clone(), v);
+            }
+        }
+        for (k, v) in &self.input {
+            obj.insert(k.clone(), v.clone());
+        }
+        Value::Object(obj)
+    }
+
+    /// The input as this step's model takes it: renamed, the fields `schema` declares
+    /// (all of them when it declares none), then the fields set.
+    pub fn map(&self, input: &Value, schema: &Value) -> Value {
+        let renamed = Target {
+            input: Map::new(),
+            ..self.clone()
+        }
+        .apply(input);
+        let mut selected = match (renamed.as_object(), schema["properties"].as_object()) {
+            (Some(obj), Some(props)) => obj
+                .iter()
+                .filter(|(k, _)| props.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            (Some(obj), None) => obj.clone(),
+            _ => Map::new(),
+        };
+        for (k, v) in &self.input {
+            selected.insert(k.clone(), v.clone());
+        }
+        Value::Object(selected)
+    }
+
+    /// A rename to a field `schema` does not declare, if any (a mapping that cannot apply).
+    pub fn unknown_rename(&self, schema: &Value) -> Option<&str> {
+        let props = schema["properties"].as_object()?;
+        self.rename
+            .values()
+            .find(|to| !props.contains_key(to.as_str()))
+            .map(String::as_str)
+    }
+}
 
 /// The classes a chain falls back on.
 pub const FALLBACK_CLASSES: [ErrorClass; 5] = [
@@ -219,10 +351,45 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn chain(models: &[&str]) -> Vec<String> {
         models.iter().map(|m| m.to_string()).collect()
+    }
+
+    #[test]
+    fn a_step_is_a_model_id_or_a_model_with_its_mapping() {
+        let plain: Target = serde_json::from_value(json!("fal-ai/flux-dev")).unwrap();
+        assert_eq!(plain, Target::from("fal-ai/flux-dev"));
+        // Written back as it came (the idempotency hash of a plain chain is unchanged).
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            json!("fal-ai/flux-dev")
+        );
+        let mapped: Target = serde_json::from_value(json!({
+            "model": "bfl/flux-pro-1.1",
+            "rename": {"promptText": "prompt"},
+            "input": {"width": 1024}
+        }))
+        .unwrap();
+        let schema = json!({"properties": {"prompt": {}, "width": {}, "seed": {}}});
+        let input = json!({"promptText": "waves", "promptImage": "https://x/a.png", "seed": 7});
+        assert_eq!(
+            mapped.map(&input, &schema),
+            json!({"prompt": "waves", "seed": 7, "width": 1024})
+        );
+        assert_eq!(mapped.unknown_rename(&schema), None);
+        let bad: Target =
+            serde_json::from_value(json!({"model": "m", "rename": {"a": "nope"}})).unwrap();
+        assert_eq!(bad.unknown_rename(&schema), Some("nope"));
+        // An unknown key of a step is an error, not ignored.
+        assert!(serde_json::from_value::<Target>(json!({"model": "m", "renam": {}})).is_err());
+        // The first model of an alias: renamed and set, nothing dropped.
+        assert_eq!(
+            mapped.apply(&input),
+            json!({"prompt": "waves", "promptImage": "https://x/a.png", "seed": 7, "width": 1024})
+        );
     }
 
     #[test]

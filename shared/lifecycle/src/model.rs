@@ -73,14 +73,18 @@ pub struct FallbackStep {
 impl ExecutionRequest {
     /// The request as step `step` of the chain runs it (0: the model itself): that step's
     /// model and input, the rest the same.
-    /// The fallback models the request named, in order: the chain's steps without the
-    /// retries (a step repeating the model before it).
-    pub fn chain_models(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+    /// The fallbacks the request named, in order, each with the input its step ran with:
+    /// the chain's steps without the retries (a step repeating the model before it).
+    pub fn chain_steps(&self) -> Vec<crate::fallback::Target> {
+        let mut out = Vec::new();
         let mut last = self.model.clone();
         for s in &self.fallbacks {
             if s.model != last {
-                out.push(s.model.clone());
+                out.push(crate::fallback::Target {
+                    model: s.model.clone(),
+                    rename: Default::default(),
+                    input: s.input.as_object().cloned().unwrap_or_default(),
+                });
                 last = s.model.clone();
             }
         }

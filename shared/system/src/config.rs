@@ -168,7 +168,7 @@ impl Config {
             let mut seen = std::collections::BTreeSet::new();
             if models.is_empty()
                 || models.len() > executor_lifecycle::fallback::MAX_FALLBACKS + 1
-                || !models.iter().all(|m| seen.insert(m))
+                || !models.iter().all(|m| seen.insert(&m.model))
             {
                 anyhow::bail!(
                     "configuration ({} and EXECUTOR__* variables): lifecycle.aliases.{alias:?} must name 1 to {} models, each once",
@@ -250,6 +250,34 @@ mod tests {
         .unwrap();
         let e = Config::load(&file, true).unwrap_err().to_string();
         assert!(e.contains("week"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn an_alias_step_may_map_the_input_to_its_model() {
+        let dir = std::env::temp_dir().join(format!("executor-alias-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.toml");
+        std::fs::write(
+            &file,
+            "[lifecycle.aliases]\n\"video/any\" = [\"runway/gen4-turbo\", \
+             { model = \"bfl/flux-pro-1.1\", rename = { promptText = \"prompt\" }, input = { width = 1024 } }]\n",
+        )
+        .unwrap();
+        let c = Config::load(&file, true).unwrap();
+        let chain = &c.lifecycle.aliases["video/any"];
+        assert_eq!(chain[0].model, "runway/gen4-turbo");
+        assert!(chain[0].rename.is_empty());
+        assert_eq!(chain[1].rename["promptText"], "prompt");
+        assert_eq!(chain[1].input["width"], 1024);
+        // A model named twice is refused.
+        std::fs::write(
+            &file,
+            "[lifecycle.aliases]\n\"x\" = [\"a/b\", { model = \"a/b\" }]\n",
+        )
+        .unwrap();
+        let e = Config::load(&file, true).unwrap_err().to_string();
+        assert!(e.contains("lifecycle.aliases"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
