@@ -290,6 +290,62 @@ async fn a_transient_job_failure_is_retried_on_the_same_model(sys: &Sys, tag: &s
     assert_eq!(p["field"], "/retries", "{p}");
 }
 
+/// Each class a chain falls back on, from the primary's fault, and the next model succeeds:
+/// one id, two attempts, the first with the class, outputs and cost from the second.
+async fn each_fallback_class_moves_to_the_next_model(sys: &Sys) {
+    let fal = |fault: &str| {
+        json!({"model": "fal-ai/flux-dev", "fallbacks": ["black-forest-labs/flux-schnell"],
+               "input": {"prompt": format!("sim:only=fal {fault} each class")}})
+    };
+    let cases = [
+        // fal's runner_disconnected: the job failed after it was created.
+        (fal("sim:fail"), "provider_unavailable"),
+        // Runway's INTERNAL.BAD_OUTPUT failure of the task (the mapped step gives BFL its
+        // prompt). (A create answered 500 is ambiguous, never a fallback.)
+        (
+            json!({"model": "runway/gen4-turbo",
+                   "fallbacks": [{"model": "bfl/flux-pro-1.1", "rename": {"promptText": "prompt"}}],
+                   "input": {"promptImage": "https://example.com/a.png",
+                             "promptText": "sim:only=runway sim:fail each class"}}),
+            "provider_transient",
+        ),
+        // 429 on every create: past the submit's attempts, since the chain has somewhere
+        // to go (without a chain it would wait to the deadline).
+        (fal("sim:rate_limit=20"), "rate_limited"),
+        // A success with no output.
+        (fal("sim:empty_output"), "partial_result"),
+    ];
+    for (body, class) in cases {
+        let (s, v) = create(sys, body.clone()).await;
+        assert!(s == 201 || s == 202, "{s} {v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let v = settled(sys, &id).await;
+        assert_eq!(v["id"], id.as_str());
+        assert_eq!(v["status"], "succeeded", "{class}: {v}");
+        let attempts = v["chain"]["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "{class}: {v}");
+        assert_eq!(attempts[0]["error"]["class"], class, "{v}");
+        assert_eq!(
+            attempts[1]["model"],
+            body["fallbacks"][0]["model"]
+                .as_str()
+                .or(body["fallbacks"][0].as_str())
+                .unwrap()
+        );
+        assert!(!v["outputs"].as_array().unwrap().is_empty(), "{v}");
+        assert_eq!(
+            attempts[1]["cost"]["provider_usd_micros"], v["cost"]["provider_usd_micros"],
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_each_fallback_class() {
+    let sys = embedded().await;
+    each_fallback_class_moves_to_the_next_model(&sys).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_retries() {
     let sys = embedded().await;

@@ -63,6 +63,14 @@ pub(crate) fn end_early(
     Ok(step)
 }
 
+/// Whether the chain has a step after the current one on another model (somewhere to fall
+/// back to).
+pub(crate) fn has_other_model(guard: &Guard) -> bool {
+    guard.hot.chain[(guard.hot.step as usize).min(guard.hot.chain.len())..]
+        .iter()
+        .any(|m| *m != guard.model)
+}
+
 /// The lease an acquisition at `guard`'s version holds: unique per acquisition, since every
 /// retry and throttled wait commits a new version, and deterministic, so a duplicate message
 /// of the same version takes the same one. A release frees only that acquisition.
@@ -290,11 +298,13 @@ pub(crate) fn rejected(
     let now = ctx.now;
     let attempt = intent.hot.attempt;
     // Throttling and an open breaker mean the provider did nothing: wait and retry until the
-    // deadline without using up an attempt.
+    // deadline without using up an attempt — unless a chain has another model to go to: then
+    // they count as attempts, and past `max_submit_attempts` the chain moves on ("rate
+    // limited past its retry budget").
     let waiting_only = matches!(
         failure.class,
         ErrorClass::RateLimited | ErrorClass::ProviderUnavailable
-    );
+    ) && !has_other_model(intent);
     let backoff_step = if waiting_only {
         intent.hot.throttled
     } else {
@@ -457,9 +467,7 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
     // Health-aware routing: a chain with another model still to come skips this one when
     // its breaker is open or its capacity taken, instead of waiting or paying a failed
     // attempt first (the fell_back transition records `skipped`).
-    let can_skip = guard.hot.chain[(guard.hot.step as usize).min(guard.hot.chain.len())..]
-        .iter()
-        .any(|m| *m != guard.model);
+    let can_skip = has_other_model(&guard);
     if can_skip && !driver.healthy() {
         let f = Failure::new(
             ErrorClass::ProviderUnavailable,
