@@ -299,11 +299,20 @@ async fn a_job_finished_before_the_deadline_is_delivered() {
 struct FailingSends {
     inner: Arc<dyn Queue>,
     fail: Arc<AtomicU32>,
+    /// Every message of this execution is refused (its outbox can never be applied).
+    poisoned: Option<Arc<Mutex<Option<String>>>>,
 }
 
 #[async_trait]
 impl Queue for FailingSends {
     async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
+        if let Some(p) = &self.poisoned
+            && p.lock().as_deref().is_some_and(|id| body.contains(id))
+        {
+            return Err(StoreError::Unavailable(
+                "injected: every message of this execution refused".into(),
+            ));
+        }
         if queue == QueueName::Submit
             && self
                 .fail
@@ -359,6 +368,7 @@ async fn an_accepted_execution_is_never_reported_failed() {
             Arc::new(FailingSends {
                 inner,
                 fail: Arc::new(AtomicU32::new(1)),
+                poisoned: None,
             }) as Arc<dyn Queue>
         }));
     })
@@ -380,7 +390,8 @@ async fn an_accepted_execution_is_never_reported_failed() {
     assert_eq!(listed.len(), 1, "exactly one execution ran: {listed:?}");
 }
 
-/// A blob store that refuses every write of one execution (its outbox can never be applied).
+/// A blob store that names the poisoned execution (the first whose request it stores while
+/// armed) and refuses its transition records.
 struct PoisonedBlobs {
     inner: Arc<dyn executor_lifecycle::BlobStore>,
     poisoned: Arc<Mutex<Option<String>>>,
@@ -428,6 +439,7 @@ async fn one_bad_execution_does_not_stop_the_reconciler() {
     let poisoned = Arc::new(Mutex::new(None::<String>));
     let fail_sends = Arc::new(AtomicU32::new(0));
     let (p, f) = (Arc::clone(&poisoned), Arc::clone(&fail_sends));
+    let pq = Arc::clone(&poisoned);
     let h = Harness::start_with(move |o| {
         o.reconcile_every_ms = 0;
         o.wrap_blobs = Some(Arc::new(move |inner| {
@@ -440,6 +452,7 @@ async fn one_bad_execution_does_not_stop_the_reconciler() {
             Arc::new(FailingSends {
                 inner,
                 fail: Arc::clone(&f),
+                poisoned: Some(Arc::clone(&pq)),
             }) as Arc<dyn Queue>
         }));
     })
@@ -509,8 +522,8 @@ async fn one_bad_execution_does_not_stop_the_reconciler() {
     );
 }
 
-/// A system on `dir` whose blob store refuses the transition records of the execution named
-/// in `poisoned`, with no reconciler of its own (the test runs the passes).
+/// A system on `dir` that refuses the transition records and the messages of the execution
+/// named in `poisoned`, with no reconciler of its own (the test runs the passes).
 async fn poisoned_system(
     dir: &std::path::Path,
     poisoned: &Arc<Mutex<Option<String>>>,
@@ -526,6 +539,16 @@ async fn poisoned_system(
             inner,
             poisoned: Arc::clone(&p),
         }) as Arc<dyn executor_lifecycle::BlobStore>
+    }));
+    // The transition records are in the guard until the end: what its outbox holds that
+    // can be refused is the execution's messages.
+    let pq = Arc::clone(poisoned);
+    o.wrap_queue = Some(Arc::new(move |inner| {
+        Arc::new(FailingSends {
+            inner,
+            fail: Arc::new(AtomicU32::new(0)),
+            poisoned: Some(Arc::clone(&pq)),
+        }) as Arc<dyn Queue>
     }));
     let sys = executor_cli::local::LocalSystem::start(o).await.unwrap();
     let client = executor_cli::client::Client::new(&sys.url, &sys.dev_key).unwrap();

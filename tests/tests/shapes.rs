@@ -437,3 +437,58 @@ async fn a_tenant_never_sees_another_tenants_execution() {
     assert_eq!(c["status"], 404);
     h.sys.stop().await;
 }
+
+/// The transition records are committed in the guard item (its history) and written out in
+/// batches: while running, no blob per version; at the end every version is readable, in
+/// order and gapless, from a few batch blobs (a history past 16 records spills early).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transition_records_are_kept_in_the_guard_and_written_in_batches() {
+    let h = Harness::start().await;
+    let (model, schema) = h.model_of_shape("polling").await;
+    let (status, body) = h
+        .client
+        .create(
+            &model,
+            &Harness::input(&schema, "many polls sim:duration=6000"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    assert!(status == 201 || status == 202, "{body:#}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let ports = h.sys.engine.ports();
+    let prefix = executor_lifecycle::keys::transitions_prefix(&id);
+    // Early on: the records are in the guard, not one blob each.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let g = ports.guards.get(&id).await.unwrap().unwrap();
+    let blobs_early = ports.blobs.list(&prefix).await.unwrap();
+    assert!(
+        blobs_early.len() < g.version() as usize + 1,
+        "a blob per version: {blobs_early:?} at v{}",
+        g.version()
+    );
+    let v = h.wait(&id).await;
+    assert_succeeded(&v);
+    let records = h.sys.engine.transitions(&id).await.unwrap();
+    let g = ports.guards.get(&id).await.unwrap().unwrap();
+    assert!(records.len() > 16, "enough polls to spill: {}", records.len());
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.version, i as u64, "gapless");
+    }
+    assert_eq!(records.last().unwrap().version, g.version());
+    assert!(g.history.is_empty(), "written out at the end");
+    let bytes = serde_json::to_vec(&records).unwrap().len();
+    println!(
+        "{} records, {bytes} bytes of JSON, {} per record on average",
+        records.len(),
+        bytes / records.len()
+    );
+    let blobs = ports.blobs.list(&prefix).await.unwrap();
+    assert!(
+        (2..=records.len().div_ceil(8)).contains(&blobs.len()),
+        "{} records in {} blobs: {blobs:?}",
+        records.len(),
+        blobs.len()
+    );
+    h.sys.stop().await;
+}

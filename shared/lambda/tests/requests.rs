@@ -17,22 +17,24 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// AWS requests allowed for a poll that finds the job still running: guard read, commit,
-/// transition record, next poll message (its arrival settles the outbox: no clear write).
-const POLL_STEP_BUDGET: u64 = 4;
-/// AWS requests allowed for a whole immediate execution, watchdog included: 24, plus the
-/// output image moved to the blob store at ingestion (one `PutObject`), so that no guard
-/// item, outbox or outcome event carries it.
-const IMMEDIATE_BUDGET: u64 = 25;
-/// AWS requests allowed for a polling execution apart from its unchanged polls: 25, plus 2
+/// AWS requests allowed for a poll that finds the job still running: guard read, commit
+/// (the transition record in it, in the guard's history), next poll message (its arrival
+/// settles the outbox: no clear write).
+const POLL_STEP_BUDGET: u64 = 3;
+/// AWS requests allowed for a whole immediate execution, watchdog included: 21 (the records
+/// in the guard item, one batch written at the end), plus the output image moved to the blob
+/// store at ingestion (one `PutObject`), so that no guard item, outbox or outcome event
+/// carries it.
+const IMMEDIATE_BUDGET: u64 = 22;
+/// AWS requests allowed for a polling execution apart from its unchanged polls: 21, plus 1
 /// when the submit watchdog (a message without a version) happens to arrive while a poll's
-/// outbox is pending and rolls it forward (record put and message send, both idempotent).
-const POLLING_REST_BUDGET: u64 = 27;
+/// outbox is pending and rolls it forward (the message send, idempotent).
+const POLLING_REST_BUDGET: u64 = 22;
 /// AWS requests allowed for a callback execution on the Replicate bundle (webhook events
 /// `start` and `completed`), each callback consumed by its own step, and the safety polls and
 /// the submit watchdog that arrive after the end (one `GetItem` each). Breakdown in
 /// docs/benchmarks.md.
-const CALLBACK_BUDGET: u64 = 47;
+const CALLBACK_BUDGET: u64 = 40;
 
 /// One handled message or API call and the requests it made.
 #[derive(Debug, Clone)]

@@ -329,29 +329,25 @@ impl Engine {
             0
         };
         guard.next_due_ms = now + delay as i64;
-        guard.outbox = vec![
-            Effect::Record {
-                record: Box::new(TransitionRecord {
-                    version: 0,
-                    from: None,
-                    to: Status::Queued,
-                    event: Event::Accepted,
-                    at_ms: now,
-                    action: "accept".into(),
-                    calls: vec![],
-                    failure: None,
-                    detail: json!({"inline": inline, "max_duration_ms": max_duration_ms}),
-                }),
+        guard.history = vec![TransitionRecord {
+            version: 0,
+            from: None,
+            to: Status::Queued,
+            event: Event::Accepted,
+            at_ms: now,
+            action: "accept".into(),
+            calls: vec![],
+            failure: None,
+            detail: json!({"inline": inline, "max_duration_ms": max_duration_ms}),
+        }];
+        guard.outbox = vec![Effect::Send {
+            queue: QueueName::Submit,
+            message: Message {
+                execution_id: request.id.clone(),
+                version: Some(0),
             },
-            Effect::Send {
-                queue: QueueName::Submit,
-                message: Message {
-                    execution_id: request.id.clone(),
-                    version: Some(0),
-                },
-                delay_ms: delay,
-            },
-        ];
+            delay_ms: delay,
+        }];
         let idem = req.idempotency_key.as_ref().map(|key| IdempotencyItem {
             tenant: tenant.to_string(),
             key: key.clone(),
@@ -364,7 +360,7 @@ impl Engine {
             Inserted::BudgetExceeded(refusal) => return Err(refusal.into()),
         }
         if let Some(observer) = &self.observer
-            && let Some(Effect::Record { record }) = guard.outbox.first()
+            && let Some(record) = guard.history.first()
         {
             observer.committed(&guard, record);
         }
@@ -716,22 +712,37 @@ impl Engine {
     /// Every committed transition record of an execution, in version order — including the
     /// record of a just-committed version whose outbox is still being applied.
     pub async fn transitions(&self, id: &str) -> Result<Vec<TransitionRecord>, EngineError> {
+        /// A blob of records: one (written before the history was kept in the guard) or a
+        /// batch.
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            One(Box<TransitionRecord>),
+            Batch(Vec<TransitionRecord>),
+        }
         let mut out: Vec<TransitionRecord> = Vec::new();
         for key in self.ports.blobs.list(&keys::transitions_prefix(id)).await? {
-            if let Some(r) = blobs::get_json(self.ports.blobs.as_ref(), &key).await? {
-                out.push(r);
+            match blobs::get_json::<Stored>(self.ports.blobs.as_ref(), &key).await? {
+                Some(Stored::One(r)) => out.push(*r),
+                Some(Stored::Batch(rs)) => out.extend(rs),
+                None => {}
             }
         }
+        // What the guard holds: its history, and a batch or record its outbox has not
+        // written yet.
         if let Some(guard) = self.ports.guards.get(id).await? {
+            let mut held: Vec<TransitionRecord> = guard.history.clone();
             for effect in &guard.outbox {
-                if let Effect::Record { record } = effect
-                    && !out.iter().any(|r| r.version == record.version)
-                {
-                    out.push((**record).clone());
+                match effect {
+                    Effect::Record { record } => held.push((**record).clone()),
+                    Effect::Records { records } => held.extend(records.iter().cloned()),
+                    _ => {}
                 }
             }
+            out.extend(held);
         }
         out.sort_by_key(|r| r.version);
+        out.dedup_by_key(|r| r.version);
         Ok(out)
     }
 

@@ -33,6 +33,11 @@ pub fn late_jobs_prefix(id: &str) -> String {
 }
 
 /// Prefix of all transition records of an execution.
+pub fn transition_batch(id: &str, first: u64, last: u64) -> String {
+    format!("executions/{id}/transitions/{first:010}-{last:010}")
+}
+
+/// The prefix of an execution's transition records.
 pub fn transitions_prefix(id: &str) -> String {
     format!("executions/{id}/transitions/")
 }

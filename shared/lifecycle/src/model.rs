@@ -312,6 +312,10 @@ pub struct Guard {
     /// Effects committed with this version and not yet applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Effect>,
+    /// The transition records committed since the last batch was written out (committed
+    /// with their versions, in the item: one blob per batch instead of one per version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<TransitionRecord>,
     /// Set by the cancel API (not versioned).
     #[serde(default)]
     pub cancel_requested: bool,
@@ -421,6 +425,7 @@ impl Guard {
     /// Version 0 of a new execution, in `queued`.
     pub fn accepted(req: &ExecutionRequest, provider: &str, shape: Shape) -> Guard {
         Guard {
+            history: Default::default(),
             id: req.id.clone(),
             tenant: req.tenant.clone(),
             model: req.model.clone(),
@@ -554,12 +559,24 @@ pub enum Effect {
         /// The lease.
         lease: Lease,
     },
-    /// Write the audit record of this transition (write-once key).
+    /// Write the audit record of this transition (write-once key). Written by versions
+    /// before the records were batched in the guard ([`Guard::history`]); still applied.
     Record {
         /// The record.
         record: Box<TransitionRecord>,
     },
+    /// Write a batch of audit records, the guard's history up to this version, as one blob
+    /// (`executions/{id}/transitions/{first:010}-{last:010}`).
+    Records {
+        /// The records, oldest first.
+        records: Vec<TransitionRecord>,
+    },
 }
+
+/// Most records the guard item holds before they are written out as one blob.
+pub const HISTORY_MAX_RECORDS: usize = 16;
+/// Most bytes (JSON) of records the guard item holds before they are written out.
+pub const HISTORY_MAX_BYTES: usize = 12 * 1024;
 
 /// The audit record of one committed transition, at `executions/{id}/transitions/{version}`.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -128,9 +128,14 @@ impl Engine {
         };
         let observed = self.observer.as_ref().map(|_| record.clone());
         next.outbox = Vec::with_capacity(step.effects.len() + 1);
-        next.outbox.push(Effect::Record {
-            record: Box::new(record),
-        });
+        // The record is committed with its version, in the guard's history; the history is
+        // written out as one blob when it grows past its bounds or the execution is final.
+        next.history.push(record);
+        if next.status().is_final() || history_full(&next.history) {
+            next.outbox.push(Effect::Records {
+                records: std::mem::take(&mut next.history),
+            });
+        }
         next.next_due_ms = now;
         // This execution's own next message goes last, so its arrival proves the rest applied.
         let (own, others): (Vec<Effect>, Vec<Effect>) = step.effects.into_iter().partition(|e| {
@@ -219,7 +224,24 @@ impl Engine {
                 )
                 .await?;
             }
+            Effect::Records { records } => {
+                if let (Some(first), Some(last)) = (records.first(), records.last()) {
+                    blobs::put_json(
+                        self.ports.blobs.as_ref(),
+                        &keys::transition_batch(&guard.id, first.version, last.version),
+                        records,
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Whether a history is past the bounds the guard item keeps ([`crate::model::HISTORY_MAX_RECORDS`],
+/// [`crate::model::HISTORY_MAX_BYTES`]).
+pub(crate) fn history_full(history: &[TransitionRecord]) -> bool {
+    history.len() >= crate::model::HISTORY_MAX_RECORDS
+        || serde_json::to_vec(history).map_or(true, |b| b.len() >= crate::model::HISTORY_MAX_BYTES)
 }
