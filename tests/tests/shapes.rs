@@ -471,7 +471,11 @@ async fn transition_records_are_kept_in_the_guard_and_written_in_batches() {
     assert_succeeded(&v);
     let records = h.sys.engine.transitions(&id).await.unwrap();
     let g = ports.guards.get(&id).await.unwrap().unwrap();
-    assert!(records.len() > 16, "enough polls to spill: {}", records.len());
+    assert!(
+        records.len() > 16,
+        "enough polls to spill: {}",
+        records.len()
+    );
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.version, i as u64, "gapless");
     }

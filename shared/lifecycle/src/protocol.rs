@@ -10,6 +10,7 @@ use crate::engine::{Engine, EngineError};
 use crate::keys;
 use crate::model::{CallRecord, Effect, Guard, TransitionRecord};
 use crate::ports::{CommitError, StoreError};
+use crate::status::Status;
 use crate::taxonomy::Failure;
 use crate::transitions::Event;
 use serde_json::Value;
@@ -86,6 +87,19 @@ impl Engine {
                 // An older version's message: stale. The outbox settles itself when its own
                 // message arrives, or the reconciler re-drives it once overdue.
                 Some(v) if v < guard.version() => return Ok(None),
+                // A nudge (a callback's) about a job being polled: its step commits the next
+                // version, whose own message supersedes this one's. Apply the rest of the
+                // outbox and leave that message unsent (the commit that follows sends the
+                // next; should the step fail before committing, the nudge is retried, and the
+                // reconciler re-drives the outbox once overdue).
+                None if matches!(guard.status(), Status::Submitted | Status::Running) => {
+                    guard.outbox.pop();
+                    for effect in &guard.outbox {
+                        self.apply_effect(&guard, effect).await?;
+                    }
+                    guard.outbox.clear();
+                    return Ok(Some(guard));
+                }
                 _ => {}
             }
         }
