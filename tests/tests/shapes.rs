@@ -461,6 +461,16 @@ async fn transition_records_are_kept_in_the_guard_and_written_in_batches() {
     // Early on: the records are in the guard, not one blob each.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let g = ports.guards.get(&id).await.unwrap().unwrap();
+    let packed = serde_json::to_string(&g).unwrap().len();
+    let mut plain = serde_json::to_value(&g).unwrap();
+    plain["history"] = serde_json::to_value(&g.history).unwrap();
+    println!(
+        "guard item at v{} with {} records held: {packed} bytes (the history as plain JSON: {})",
+        g.version(),
+        g.history.len(),
+        plain.to_string().len()
+    );
+    assert!(!g.history.is_empty() && packed < plain.to_string().len());
     let blobs_early = ports.blobs.list(&prefix).await.unwrap();
     assert!(
         blobs_early.len() < g.version() as usize + 1,

@@ -314,7 +314,8 @@ pub struct Guard {
     pub outbox: Vec<Effect>,
     /// The transition records committed since the last batch was written out (committed
     /// with their versions, in the item: one blob per batch instead of one per version).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Stored zstd-compressed (a guard write's cost grows with the item's size).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "history_codec")]
     pub history: Vec<TransitionRecord>,
     /// Set by the cancel API (not versioned).
     #[serde(default)]
@@ -758,4 +759,42 @@ pub struct OutcomeEvent {
     pub created_at_ms: i64,
     /// Terminal time.
     pub completed_at_ms: i64,
+}
+
+/// The guard's history as stored: `"zstd:" + base64(zstd(JSON))`; a plain JSON array is
+/// read too.
+mod history_codec {
+    use super::TransitionRecord;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const PREFIX: &str = "zstd:";
+
+    pub fn serialize<S: Serializer>(records: &[TransitionRecord], s: S) -> Result<S::Ok, S::Error> {
+        let bytes = crate::blobs::encode(&records).map_err(serde::ser::Error::custom)?;
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        s.serialize_str(&format!("{PREFIX}{text}"))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Plain(Vec<TransitionRecord>),
+        Packed(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TransitionRecord>, D::Error> {
+        match Stored::deserialize(d)? {
+            Stored::Plain(records) => Ok(records),
+            Stored::Packed(text) => {
+                let b64 = text
+                    .strip_prefix(PREFIX)
+                    .ok_or_else(|| serde::de::Error::custom("history: unknown encoding"))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(serde::de::Error::custom)?;
+                crate::blobs::decode(&bytes).map_err(serde::de::Error::custom)
+            }
+        }
+    }
 }
