@@ -218,21 +218,15 @@ async fn explain_shows_every_event_kind() {
     ids.push(callback);
 
     // A fallback chain: the primary's empty output moves the execution to the next model.
-    let chained: Value = reqwest::Client::new()
-        .post(format!("{}/v1/executions", h.sys.url))
-        .bearer_auth(&h.sys.dev_key)
-        .json(&serde_json::json!({
+    let chained = create_raw(
+        &h,
+        serde_json::json!({
             "model": "bfl/flux-pro-1.1",
             "fallbacks": ["fal-ai/flux-dev"],
             "input": {"prompt": "sim:only=bfl sim:empty_output explain a chain"},
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chained = chained["id"].as_str().unwrap().to_string();
+        }),
+    )
+    .await;
     let view = h.wait(&chained).await;
     let text =
         executor_cli::render::explain(&view, &h.client.events(&chained).await.unwrap(), false);
@@ -242,21 +236,15 @@ async fn explain_shows_every_event_kind() {
     ids.push(chained);
 
     // A retry: the job failed after it was created (fal's runner_disconnected), run again.
-    let retried: Value = reqwest::Client::new()
-        .post(format!("{}/v1/executions", h.sys.url))
-        .bearer_auth(&h.sys.dev_key)
-        .json(&serde_json::json!({
+    let retried = create_raw(
+        &h,
+        serde_json::json!({
             "model": "fal-ai/flux-dev",
             "retries": 1,
             "input": {"prompt": "sim:fail_jobs=1 explain a retry"},
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let retried = retried["id"].as_str().unwrap().to_string();
+        }),
+    )
+    .await;
     let view = h.wait(&retried).await;
     let text =
         executor_cli::render::explain(&view, &h.client.events(&retried).await.unwrap(), false);
@@ -277,4 +265,19 @@ async fn explain_shows_every_event_kind() {
     assert!(missing.is_empty(), "no execution committed {missing:?}");
     assert_eq!(seen, all);
     h.sys.stop().await;
+}
+
+/// Creates an execution from a raw body (fields the client's options do not cover); its id.
+async fn create_raw(h: &Harness, body: Value) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{}/v1/executions", h.sys.url))
+        .bearer_auth(&h.sys.dev_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["id"].as_str().unwrap().to_string()
 }

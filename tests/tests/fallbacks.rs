@@ -70,6 +70,16 @@ async fn settled(sys: &Sys, id: &str) -> Value {
     panic!("{id} did not settle");
 }
 
+/// The timeline entries of one event.
+fn named<'a>(events: &'a Value, event: &str) -> Vec<&'a Value> {
+    events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == event)
+        .collect()
+}
+
 /// An empty output of the primary falls back (rather than succeeding empty): two attempts,
 /// one execution id, outputs and cost from the second.
 async fn empty_output_falls_back(sys: &Sys, primary: &str, fallback: &str, provider: &str) {
@@ -102,12 +112,7 @@ async fn empty_output_falls_back(sys: &Sys, primary: &str, fallback: &str, provi
     assert_eq!(attempts[1]["cost"]["provider_usd_micros"], cost);
     // The timeline names the move.
     let events = sys.client.events(&id).await.unwrap();
-    let fell: Vec<&Value> = events["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "fell_back")
-        .collect();
+    let fell = named(&events, "fell_back");
     assert_eq!(fell.len(), 1, "{events}");
     assert_eq!(fell[0]["to"], "queued", "{events}");
 }
@@ -270,12 +275,7 @@ async fn a_transient_job_failure_is_retried_on_the_same_model(sys: &Sys, tag: &s
         "a second job: {v}"
     );
     let events = sys.client.events(&id).await.unwrap();
-    let retried: Vec<&Value> = events["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "retried")
-        .collect();
+    let retried = named(&events, "retried");
     assert_eq!(retried.len(), 1, "{events}");
     assert_eq!(retried[0]["detail"]["retried"], model, "{events}");
     assert_eq!(retried[0]["detail"]["retry"], 1, "{events}");
@@ -407,11 +407,9 @@ async fn a_chain_skips_a_model_with_no_capacity_and_each_step_has_its_callback_u
     );
     assert_eq!(attempts[1]["model"], "black-forest-labs/flux-schnell");
     let events = sys.client.events(&id).await.unwrap();
-    let fell = events["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "fell_back")
+    let fell = named(&events, "fell_back")
+        .first()
+        .copied()
         .cloned()
         .unwrap_or_else(|| panic!("no fell_back: {events}"));
     assert_eq!(fell["detail"]["skipped"], "capacity_exhausted", "{events}");

@@ -579,7 +579,8 @@ pub const HISTORY_MAX_RECORDS: usize = 16;
 /// Most bytes (JSON) of records the guard item holds before they are written out.
 pub const HISTORY_MAX_BYTES: usize = 12 * 1024;
 
-/// The audit record of one committed transition, at `executions/{id}/transitions/{version}`.
+/// The audit record of one committed transition: held in the guard's history, then written
+/// with others as a batch at `executions/{id}/transitions/{first}-{last}`.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitionRecord {
     /// The version this transition committed.
