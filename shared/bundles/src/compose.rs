@@ -88,6 +88,10 @@ pub struct ProviderFile {
     /// `model.params`); a model's `request` replaces the body of its `create` step.
     #[serde(default)]
     pub submit: Vec<Step>,
+    /// Input schemas several of the provider's models share, by name: a model file names
+    /// one with `input_schema: NAME` instead of repeating it (its chat API's, say).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_schemas: BTreeMap<String, Value>,
     /// The poll, cancel and lookup steps.
     #[serde(default)]
     pub steps: ProviderSteps,
@@ -173,7 +177,8 @@ pub struct ModelFile {
     /// Ambiguous-submit policy that differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ambiguous_submit: Option<AmbiguousSubmit>,
-    /// JSON Schema of the input.
+    /// JSON Schema of the input, or the name of one of the provider file's
+    /// `input_schemas`.
     pub input_schema: Value,
     /// The create call's body (templates), replacing the body of the provider's `create`
     /// step; absent: the provider's default (usually the input as is).
@@ -608,6 +613,35 @@ pub fn resolve(
             b.insert(key.into(), v.clone());
         }
     }
+    // `input_schema: NAME`: one of the provider file's shared schemas.
+    if let Some(name) = model.get("input_schema").and_then(Value::as_str) {
+        match pv.get("input_schemas").and_then(|s| s.get(name)) {
+            Some(schema) => {
+                b.insert("input_schema".into(), schema.clone());
+            }
+            None => {
+                let known: Vec<String> = pv
+                    .get("input_schemas")
+                    .and_then(Value::as_object)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                out.push(issue(
+                    file,
+                    "input_schema",
+                    format!(
+                        "input_schema names `{name}`, which the provider file {} does not declare",
+                        p.file.display()
+                    ),
+                    &if known.is_empty() {
+                        "write the schema here, or add it to the provider file's input_schemas"
+                            .to_string()
+                    } else {
+                        format!("name one of: {}", known.join(", "))
+                    },
+                ));
+            }
+        }
+    }
     let mut errors: Vec<Value> = model
         .get("errors")
         .and_then(Value::as_array)
@@ -724,6 +758,8 @@ submit:
 steps:
   poll:
     - {kind: http-request, id: get, method: GET, url: "{{ base_url }}/v1/jobs/{{ job.id }}"}
+input_schemas:
+  prompt_only: {type: object, required: [prompt], properties: {prompt: {type: string}}}
 "#;
 
     fn providers() -> BTreeMap<String, LoadedProvider> {
@@ -795,5 +831,19 @@ pricing: {unit: per_output, usd_per_output: 0.01}
             "extends: acme\nid: a/b\ndescription: x\ninput_schema: {}\npricing: {}\nbogus: 1\n";
         let issues = resolve(Path::new("m.yaml"), unknown, &providers()).unwrap_err();
         assert!(issues[0].message.contains("bogus"), "{issues:?}");
+    }
+
+    #[test]
+    fn a_model_names_a_schema_its_provider_shares() {
+        let model = "extends: acme\nid: acme/three\ndescription: x\ninput_schema: prompt_only\n\
+                     pricing: {unit: per_output, usd_per_output: 0.01}\n";
+        let b =
+            resolve(Path::new("m.yaml"), model, &providers()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(b["input_schema"]["required"][0], "prompt");
+        let unknown = model.replace("prompt_only", "chat");
+        let issues = resolve(Path::new("m.yaml"), &unknown, &providers()).unwrap_err();
+        assert_eq!(issues[0].path, "input_schema", "{issues:?}");
+        assert!(issues[0].message.contains("`chat`"), "{issues:?}");
+        assert!(issues[0].hint.contains("prompt_only"), "{issues:?}");
     }
 }
