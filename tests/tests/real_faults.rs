@@ -306,6 +306,16 @@ struct FailingSends {
 #[async_trait]
 impl Queue for FailingSends {
     async fn send(&self, queue: QueueName, body: &str, delay_ms: u64) -> Result<(), StoreError> {
+        if let Some(p) = &self.poisoned {
+            // The first execution that sends a message while armed is the poisoned one (its
+            // request is kept in its guard: no blob names it first).
+            let mut poisoned = p.lock();
+            if poisoned.as_deref() == Some("pending")
+                && let Ok(m) = serde_json::from_str::<executor_lifecycle::model::Message>(body)
+            {
+                *poisoned = Some(m.execution_id);
+            }
+        }
         if let Some(p) = &self.poisoned
             && p.lock().as_deref().is_some_and(|id| body.contains(id))
         {
@@ -405,7 +415,8 @@ impl executor_lifecycle::BlobStore for PoisonedBlobs {
         bytes: Vec<u8>,
     ) -> Result<executor_lifecycle::PutOutcome, StoreError> {
         {
-            // The first execution whose request is written while armed is the poisoned one.
+            // The first execution whose request blob is written while armed is the poisoned
+            // one (a large request; a small one is named by its first message instead).
             let mut poisoned = self.poisoned.lock();
             if poisoned.as_deref() == Some("pending")
                 && let Some(id) = key
@@ -757,10 +768,13 @@ impl executor_lifecycle::GuardStore for LateJobCommits {
 /// commit was dropped and the job ran on, paid and unseen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_id_arriving_after_the_ambiguous_verdict_is_recorded_and_canceled() {
-    // Submit timeout 600 ms (30 s scaled), watchdog 50 ms after it; the commit of the
+    // Submit timeout 600 ms (30 s scaled), watchdog 50 ms after it (the intent's due time:
+    // the reconciler, passing every 50 ms without grace, is the watchdog); the commit of the
     // created job is held 1.5 s.
     let h = Harness::start_with(|o| {
         o.lifecycle.watchdog_margin_ms = 50;
+        o.lifecycle.reconcile_grace_ms = 0;
+        o.reconcile_every_ms = 50;
         o.wrap_guards = Some(Arc::new(|inner| {
             Arc::new(LateJobCommits {
                 inner,

@@ -440,7 +440,8 @@ async fn a_tenant_never_sees_another_tenants_execution() {
 
 /// The transition records are committed in the guard item (its history) and written out in
 /// batches: while running, no blob per version; at the end every version is readable, in
-/// order and gapless, from a few batch blobs (a history past 16 records spills early).
+/// order and gapless, from the batch blobs a history past 16 records spills and the tail the
+/// item keeps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transition_records_are_kept_in_the_guard_and_written_in_batches() {
     let h = Harness::start().await;
@@ -490,7 +491,13 @@ async fn transition_records_are_kept_in_the_guard_and_written_in_batches() {
         assert_eq!(r.version, i as u64, "gapless");
     }
     assert_eq!(records.last().unwrap().version, g.version());
-    assert!(g.history.is_empty(), "written out at the end");
+    // The tail stays in the item at the end (the item is the record of a short execution);
+    // what spilled on the way is in batch blobs.
+    assert!(
+        !g.history.is_empty() && g.history.len() < executor_lifecycle::model::HISTORY_MAX_RECORDS,
+        "{} records held at the end",
+        g.history.len()
+    );
     let bytes = serde_json::to_vec(&records).unwrap().len();
     println!(
         "{} records, {bytes} bytes of JSON, {} per record on average",
@@ -499,7 +506,7 @@ async fn transition_records_are_kept_in_the_guard_and_written_in_batches() {
     );
     let blobs = ports.blobs.list(&prefix).await.unwrap();
     assert!(
-        (2..=records.len().div_ceil(8)).contains(&blobs.len()),
+        (1..=records.len().div_ceil(8)).contains(&blobs.len()),
         "{} records in {} blobs: {blobs:?}",
         records.len(),
         blobs.len()

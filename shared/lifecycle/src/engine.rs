@@ -258,7 +258,8 @@ impl Engine {
     /// first message in its outbox, applies the outbox. Nothing is written if validation fails.
     ///
     /// `inline` says the caller will run the submit in the request path right away (immediate
-    /// models): the submit message is then only a watchdog, delayed past the submit timeout.
+    /// models): no submit message is sent, and the execution is due past the submit timeout
+    /// (the reconciler re-drives it if the caller dies first).
     pub async fn create(
         &self,
         tenant: &str,
@@ -266,17 +267,44 @@ impl Engine {
         inline: bool,
     ) -> Result<Accepted, EngineError> {
         let hash = request_hash(&req);
-        if let Some(key) = &req.idempotency_key {
-            if key.is_empty() || key.len() > 255 {
-                return Err(EngineError::Invalid(Failure::validation(
-                    "/headers/idempotency-key",
-                    "Idempotency-Key must be 1 to 255 characters",
-                )));
-            }
-            if let Some(item) = self.ports.guards.find_idempotency(tenant, key).await? {
-                return self.replay(item, &hash).await;
-            }
+        let key = req.idempotency_key.clone();
+        if let Some(key) = &key
+            && (key.is_empty() || key.len() > 255)
+        {
+            return Err(EngineError::Invalid(Failure::validation(
+                "/headers/idempotency-key",
+                "Idempotency-Key must be 1 to 255 characters",
+            )));
         }
+        // No read first: the insert is conditional on the key, and a key taken answers with
+        // the execution it names. A request refused before the insert (invalid now, over
+        // budget) looks the key up then: a retry of an accepted request replays, another
+        // request under the key is a conflict, whatever the checks say today.
+        match self.create_new(tenant, req, inline, &hash).await {
+            Err(
+                e @ (EngineError::Invalid(_)
+                | EngineError::BudgetExceeded(_)
+                | EngineError::Conflict(_)
+                | EngineError::NotFound),
+            ) => match &key {
+                Some(key) => match self.ports.guards.find_idempotency(tenant, key).await? {
+                    Some(item) => self.replay(item, &hash).await,
+                    None => Err(e),
+                },
+                None => Err(e),
+            },
+            r => r,
+        }
+    }
+
+    async fn create_new(
+        &self,
+        tenant: &str,
+        req: CreateRequest,
+        inline: bool,
+        hash: &str,
+    ) -> Result<Accepted, EngineError> {
+        let hash = hash.to_string();
         // Uploaded files named by id become their content URLs (the hash above is of the
         // request as sent, so a retry with the same key and body replays).
         let mut req = self.expand_alias(req).map_err(EngineError::Invalid)?;
@@ -308,17 +336,22 @@ impl Engine {
             fallbacks,
             retries: req.retries,
         };
-        blobs::put_json(
-            self.ports.blobs.as_ref(),
-            &keys::request(&request.id),
-            &request,
-        )
-        .await?;
-        if inline {
-            // The inline submit reads it right away.
-            self.remember_request(&request);
-        }
         let mut guard = Guard::accepted(&request, &spec.provider, spec.shape);
+        // A small request is kept in the guard item; a larger one is its blob.
+        if crate::model::packed::pack(&request)?.len() <= crate::model::KEPT_IN_ITEM_MAX_BYTES {
+            guard.request = Some(Box::new(request.clone()));
+        } else {
+            blobs::put_json(
+                self.ports.blobs.as_ref(),
+                &keys::request(&request.id),
+                &request,
+            )
+            .await?;
+            if inline {
+                // The inline submit reads it right away.
+                self.remember_request(&request);
+            }
+        }
         guard.rerun_of = req.rerun_of.clone();
         guard.batch = req.batch.clone();
         guard.budget = budget;
@@ -340,14 +373,18 @@ impl Engine {
             failure: None,
             detail: json!({"inline": inline, "max_duration_ms": max_duration_ms}),
         }];
-        guard.outbox = vec![Effect::Send {
-            queue: QueueName::Submit,
-            message: Message {
-                execution_id: request.id.clone(),
-                version: Some(0),
-            },
-            delay_ms: delay,
-        }];
+        // Run inline, the submit needs no message: should the caller die before committing
+        // it, the reconciler finds the execution overdue at `next_due_ms`.
+        if !inline {
+            guard.outbox = vec![Effect::Send {
+                queue: QueueName::Submit,
+                message: Message {
+                    execution_id: request.id.clone(),
+                    version: Some(0),
+                },
+                delay_ms: delay,
+            }];
+        }
         let idem = req.idempotency_key.as_ref().map(|key| IdempotencyItem {
             tenant: tenant.to_string(),
             key: key.clone(),
@@ -684,6 +721,27 @@ impl Engine {
         {
             return Ok(Some(r));
         }
+        match self.ports.guards.get(id).await? {
+            Some(g) => self.request_of(&g).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The immutable request of an execution whose guard is at hand: kept in the guard, or
+    /// its blob.
+    pub async fn request_of(&self, guard: &Guard) -> Result<Option<ExecutionRequest>, EngineError> {
+        if let Some(r) = &guard.request {
+            return Ok(Some((**r).clone()));
+        }
+        let id = guard.id.as_str();
+        if let Some(r) = self
+            .requests
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(id).cloned())
+        {
+            return Ok(Some(r));
+        }
         let found: Option<ExecutionRequest> =
             blobs::get_json(self.ports.blobs.as_ref(), &keys::request(id)).await?;
         if let Some(r) = &found {
@@ -703,6 +761,9 @@ impl Engine {
         &self,
         guard: &Guard,
     ) -> Result<Option<crate::model::ResultRecord>, EngineError> {
+        if let Some(r) = &guard.hot.result {
+            return Ok(Some((**r).clone()));
+        }
         match &guard.hot.result_key {
             Some(k) => Ok(blobs::get_json(self.ports.blobs.as_ref(), k).await?),
             None => Ok(None),

@@ -277,6 +277,17 @@ impl Engine {
             .attempts
             .last()
             .map_or(prev.created_at_ms, |a| a.ended_at_ms);
+        // The attempt's answer stays readable as a blob (one kept in the item would be
+        // dropped with the attempt's state below).
+        let mut blobs = step.blobs;
+        let mut result_key = failed.hot.result_key.clone();
+        if result_key.is_none()
+            && let Some(r) = &failed.hot.result
+            && let Ok((key, bytes)) = crate::actions::result_blob(failed, r)
+        {
+            blobs.push((key.clone(), bytes));
+            result_key = Some(key);
+        }
         next.hot.attempts.push(AttemptRecord {
             step: prev.hot.step,
             model: prev.model.clone(),
@@ -286,7 +297,7 @@ impl Engine {
             error: failed.hot.error.clone(),
             started_at_ms: started,
             ended_at_ms: now,
-            result_key: failed.hot.result_key.clone(),
+            result_key,
             cost: None,
         });
         next.hot.step = index as u32 + 1;
@@ -302,6 +313,7 @@ impl Engine {
         h.final_looks = 0;
         h.throttled = 0;
         h.result_key = None;
+        h.result = None;
         h.error = None;
         h.waiting = None;
         h.provider_status = None;
@@ -340,11 +352,14 @@ impl Engine {
             next,
             event,
             action: step.action,
-            blobs: step.blobs,
+            blobs,
             effects,
             calls: step.calls,
             failure: step.failure,
             detail,
+            result: None,
+            due_in_ms: None,
+            then: None,
         }
     }
 }

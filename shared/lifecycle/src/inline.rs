@@ -15,7 +15,7 @@
 //!   execution is the reconciler's;
 //! - the submit runs in its own task, so a client hanging up does not abort the create call
 //!   mid-flight; its failure is logged, never returned: the execution was accepted and its
-//!   watchdog resumes it.
+//!   execution is due for the reconciler past the submit timeout, which resumes it.
 
 use crate::config::LifecycleConfig;
 use crate::engine::{Accepted, CreateRequest, Engine, EngineError};
@@ -90,23 +90,32 @@ impl Engine {
                 version: Some(0),
             };
             let id = accepted.guard.id.clone();
+            let guard = accepted.guard.clone();
             let task = tokio::spawn(async move {
-                let r = engine.handle(&msg).await;
+                let r = Engine::committed_in(engine.handle_guard(guard, &msg)).await;
                 drop(permit);
                 r
             });
+            let mut committed = None;
             match task.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(execution_id = %id, error = %e, "inline submit failed; the watchdog will resume it")
+                Ok((Ok(_), last)) => committed = last,
+                Ok((Err(e), last)) => {
+                    committed = last;
+                    tracing::warn!(execution_id = %id, error = %e, "inline submit failed; the reconciler will resume it")
                 }
                 Err(e) => {
                     tracing::warn!(execution_id = %id, error = %e, "inline submit task failed")
                 }
             }
-            // Accepted already: a read failing now answers with what is known.
-            if let Ok(g) = self.get(tenant, &accepted.guard.id).await {
-                accepted.guard = g;
+            match committed {
+                // What this process committed last is the state to answer with.
+                Some(g) => accepted.guard = g,
+                // Accepted already: a read failing now answers with what is known.
+                None => {
+                    if let Ok(g) = self.get(tenant, &accepted.guard.id).await {
+                        accepted.guard = g;
+                    }
+                }
             }
         }
         if let Some(within) = wait {

@@ -233,9 +233,13 @@ pub struct HotState {
     /// Callback ids already consumed by a poll.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumed_callbacks: Vec<String>,
-    /// Blob key of the terminal result.
+    /// Blob key of the terminal result (a large one; a small one is [`HotState::result`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_key: Option<String>,
+    /// The terminal result, when it is small enough to be kept in the item
+    /// ([`KEPT_IN_ITEM_MAX_BYTES`] packed): no blob write, no blob read.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "packed::opt")]
+    pub result: Option<Box<ResultRecord>>,
     /// The failure, for failed, timed-out and canceled executions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
@@ -347,7 +351,22 @@ pub struct Guard {
     /// (written by finalize's commit, moved on the budget items in the same transaction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<crate::budget::BudgetHold>,
+    /// The request, when it is small enough to be kept in the item
+    /// ([`KEPT_IN_ITEM_MAX_BYTES`] packed); a larger one is the blob `executions/{id}/request`.
+    /// Part of the immutable acceptance, written with version 0.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "packed::opt")]
+    pub request: Option<Box<ExecutionRequest>>,
+    /// Whether the request names a customer webhook (`None`: not known, a guard written before
+    /// this field): without one, finalize needs no delivery and commits with the terminal
+    /// transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<bool>,
 }
+
+/// The largest request or result kept in the guard item (its packed size, bytes); a larger
+/// one is a blob. A guard write costs a write unit per KB of item, and every commit rewrites
+/// the item, so only small ones pay for themselves (a blob is a PUT and a GET).
+pub const KEPT_IN_ITEM_MAX_BYTES: usize = 1_536;
 
 /// An execution's place in a batch.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -448,6 +467,8 @@ impl Guard {
             reruns: Vec::new(),
             budget: None,
             batch: None,
+            request: None,
+            webhook: Some(req.webhook_url.is_some()),
         }
     }
 
@@ -766,36 +787,76 @@ pub struct OutcomeEvent {
 /// read too.
 mod history_codec {
     use super::TransitionRecord;
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    const PREFIX: &str = "zstd:";
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(records: &[TransitionRecord], s: S) -> Result<S::Ok, S::Error> {
-        let bytes = crate::blobs::encode(&records).map_err(serde::ser::Error::custom)?;
-        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
-        s.serialize_str(&format!("{PREFIX}{text}"))
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Stored {
-        Plain(Vec<TransitionRecord>),
-        Packed(String),
+        super::packed::serialize(&records, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TransitionRecord>, D::Error> {
-        match Stored::deserialize(d)? {
-            Stored::Plain(records) => Ok(records),
-            Stored::Packed(text) => {
+        super::packed::deserialize(d)
+    }
+}
+
+/// A value kept in the guard item zstd-compressed and base64-encoded (`"zstd:..."`); plain
+/// JSON is read too. A guard write's cost grows with the item's size.
+pub(crate) mod packed {
+    use base64::Engine as _;
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    const PREFIX: &str = "zstd:";
+
+    /// The packed text of a value.
+    pub fn pack<T: Serialize>(value: &T) -> Result<String, crate::ports::StoreError> {
+        let bytes = crate::blobs::encode(value)?;
+        Ok(format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ))
+    }
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&pack(value).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match v {
+            serde_json::Value::String(text) => {
                 let b64 = text
                     .strip_prefix(PREFIX)
-                    .ok_or_else(|| serde::de::Error::custom("history: unknown encoding"))?;
+                    .ok_or_else(|| serde::de::Error::custom("packed value: unknown encoding"))?;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .map_err(serde::de::Error::custom)?;
                 crate::blobs::decode(&bytes).map_err(serde::de::Error::custom)
             }
+            plain => serde_json::from_value(plain).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// The same for an optional value.
+    pub mod opt {
+        use serde::de::DeserializeOwned;
+        use serde::{Deserializer, Serialize, Serializer};
+
+        pub fn serialize<T: Serialize, S: Serializer>(
+            value: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<T>, D::Error> {
+            super::deserialize::<Option<T>, D>(d)
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::blobs;
 use crate::crash::CrashPoint;
 use crate::engine::{Engine, EngineError};
 use crate::keys;
-use crate::model::{CallRecord, Effect, Guard, TransitionRecord};
+use crate::model::{CallRecord, Effect, Guard, QueueName, ResultRecord, TransitionRecord};
 use crate::ports::{CommitError, StoreError};
 use crate::status::Status;
 use crate::taxonomy::Failure;
@@ -44,6 +44,15 @@ pub(crate) struct Step {
     pub failure: Option<Failure>,
     /// Extra facts for the record.
     pub detail: Value,
+    /// The terminal result this step records (kept in the item or written as a blob): what
+    /// finalize reads when it commits with this step ([`Engine::finalize_now`]).
+    pub result: Option<ResultRecord>,
+    /// No message of this version is sent: the reconciler re-drives the execution if it is
+    /// still at this version this long (ms) after the commit. The submit intent's watchdog.
+    pub due_in_ms: Option<u64>,
+    /// A step committed in the same write right after this one (finalize, when it needs no
+    /// delivery): its guard is the one committed, each step keeps its transition record.
+    pub then: Option<Box<Step>>,
 }
 
 impl Step {
@@ -58,6 +67,23 @@ impl Step {
             calls: vec![],
             failure: None,
             detail: Value::Null,
+            result: None,
+            due_in_ms: None,
+            then: None,
+        }
+    }
+
+    fn record(&self, from: crate::status::Status, at_ms: i64) -> TransitionRecord {
+        TransitionRecord {
+            version: self.next.version(),
+            from: Some(from),
+            to: self.next.status(),
+            event: self.event,
+            at_ms,
+            action: self.action.to_string(),
+            calls: self.calls.clone(),
+            failure: self.failure.clone(),
+            detail: self.detail.clone(),
         }
     }
 }
@@ -122,37 +148,47 @@ impl Engine {
         let id = prev.id.clone();
         // A chained execution's failed attempt moves to the chain's next model instead.
         let step = self.chained(prev, step);
+        // An execution ending with nothing to deliver is finalized in the same commit.
+        let mut step = self.finalize_now(step);
         self.check_crash(CrashPoint::AfterAction, &id)?;
-        for (key, bytes) in step.blobs {
+        for (key, bytes) in std::mem::take(&mut step.blobs) {
             self.ports.blobs.put_once(&key, bytes).await?;
         }
         self.check_crash(CrashPoint::AfterBlobs, &id)?;
         let now = self.now();
-        let mut next = step.next;
-        let record = TransitionRecord {
-            version: next.version(),
-            from: Some(prev.status()),
-            to: next.status(),
-            event: step.event,
-            at_ms: now,
-            action: step.action.to_string(),
-            calls: step.calls,
-            failure: step.failure,
-            detail: step.detail,
+        let mut records = vec![step.record(prev.status(), now)];
+        let mut effects = std::mem::take(&mut step.effects);
+        let mut due_in_ms = step.due_in_ms;
+        let mut observed = vec![];
+        let mut next = match step.then.take() {
+            Some(mut then) => {
+                records.push(then.record(step.next.status(), now));
+                if self.observer.is_some() {
+                    observed.push((step.next.clone(), records[0].clone()));
+                }
+                effects.extend(std::mem::take(&mut then.effects));
+                due_in_ms = then.due_in_ms;
+                then.next
+            }
+            None => step.next,
         };
-        let observed = self.observer.as_ref().map(|_| record.clone());
-        next.outbox = Vec::with_capacity(step.effects.len() + 1);
-        // The record is committed with its version, in the guard's history; the history is
-        // written out as one blob when it grows past its bounds or the execution is final.
-        next.history.push(record);
-        if next.status().is_final() || history_full(&next.history) {
+        if self.observer.is_some()
+            && let Some(last) = records.last()
+        {
+            observed.push((next.clone(), last.clone()));
+        }
+        next.outbox = Vec::with_capacity(effects.len() + 1);
+        // The records are committed with their versions, in the guard's history; the history
+        // is written out as one blob when it grows past its bounds.
+        next.history.extend(records);
+        if history_full(&next.history) {
             next.outbox.push(Effect::Records {
                 records: std::mem::take(&mut next.history),
             });
         }
-        next.next_due_ms = now;
+        next.next_due_ms = now + due_in_ms.unwrap_or(0) as i64;
         // This execution's own next message goes last, so its arrival proves the rest applied.
-        let (own, others): (Vec<Effect>, Vec<Effect>) = step.effects.into_iter().partition(|e| {
+        let (own, others): (Vec<Effect>, Vec<Effect>) = effects.into_iter().partition(|e| {
             matches!(e, Effect::Send { message, .. }
                 if message.execution_id == id && message.version == Some(next.version()))
         });
@@ -184,9 +220,12 @@ impl Engine {
             error_class = next.error_class().map(|c| c.as_str()),
             "transition committed"
         );
-        if let (Some(observer), Some(record)) = (&self.observer, &observed) {
-            observer.committed(&next, record);
+        if let Some(observer) = &self.observer {
+            for (guard, record) in &observed {
+                observer.committed(guard, record);
+            }
         }
+        let _ = COMMITTED.try_with(|c| *c.borrow_mut() = Some(next.clone()));
         self.check_crash(CrashPoint::AfterCommit, &id)?;
         let next = self.roll_forward(next).await?;
         Ok(Committed::Won(Box::new(next)))
@@ -250,6 +289,76 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+tokio::task_local! {
+    /// The guard last committed by the task running in this scope ([`Engine::committed_in`]).
+    static COMMITTED: std::cell::RefCell<Option<Guard>>;
+}
+
+impl Engine {
+    /// Runs `f` and returns, with its output, the last guard it committed (as committed, its
+    /// outbox applied or pending): a caller that just ran a step needs no read to see it.
+    pub(crate) async fn committed_in<F: std::future::Future>(f: F) -> (F::Output, Option<Guard>) {
+        COMMITTED
+            .scope(std::cell::RefCell::new(None), async move {
+                let out = f.await;
+                let last = COMMITTED.with(|c| c.borrow_mut().take());
+                (out, last)
+            })
+            .await
+    }
+
+    /// A step into a terminal status, for an execution that has no webhook to deliver to and
+    /// whose result is at hand: finalize is decided now (cost, outcome event) and committed in
+    /// the same write ([`Step::then`]), so no finalize message is sent, read and committed on
+    /// its own. Any other step is returned as it is.
+    pub(crate) fn finalize_now(&self, mut step: Step) -> Step {
+        let t = &step.next;
+        let result_known =
+            step.result.is_some() || (t.hot.result_key.is_none() && t.hot.result.is_none());
+        if !t.status().is_terminal()
+            || t.status().is_final()
+            || t.webhook != Some(false)
+            || !result_known
+            || step.then.is_some()
+        {
+            return step;
+        }
+        let record = step
+            .result
+            .clone()
+            .or_else(|| t.hot.result.as_deref().cloned());
+        let result = record.as_ref().and_then(|r| r.result.as_ref());
+        let driver = self.driver(&t.model).ok();
+        let cost = crate::actions::finalize::cost_of(t, driver.as_deref(), result);
+        let event = crate::actions::finalize::outcome_event(t, &cost, result);
+        let Ok(mut then) = crate::actions::finalize::delivered(
+            t,
+            &crate::actions::Ctx::of(self),
+            cost,
+            event,
+            None,
+        ) else {
+            return step;
+        };
+        // The finalize message is not sent (finalize is this commit), and a lease is
+        // released once.
+        let (id, version) = (t.id.clone(), t.version());
+        step.effects.retain(|e| {
+            !matches!(e, Effect::Send { queue: QueueName::Finalize, message, .. }
+                if message.execution_id == id && message.version == Some(version))
+        });
+        let released: Vec<Effect> = step
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::ReleaseLease { .. }))
+            .cloned()
+            .collect();
+        then.effects.retain(|e| !released.contains(e));
+        step.then = Some(Box::new(then));
+        step
     }
 }
 

@@ -92,6 +92,37 @@ impl Engine {
             tracing::warn!(execution_id = id, "message for unknown execution dropped");
             return Ok(Handled::Stale);
         };
+        self.handle_read(guard, msg, span).await
+    }
+
+    /// Handles a message about `guard` as just read, or as just committed by this process
+    /// (an inline submit right after its acceptance: no read needed, the commit is
+    /// conditional on the version all the same).
+    pub(crate) async fn handle_guard(
+        &self,
+        guard: Guard,
+        msg: &Message,
+    ) -> Result<Handled, EngineError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "handle",
+            execution_id = %msg.execution_id,
+            model = tracing::field::Empty,
+            provider = tracing::field::Empty,
+            version = tracing::field::Empty,
+        );
+        self.handle_read(guard, msg, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn handle_read(
+        &self,
+        guard: Guard,
+        msg: &Message,
+        span: &tracing::Span,
+    ) -> Result<Handled, EngineError> {
+        let id = msg.execution_id.as_str();
         span.record("model", guard.model.as_str());
         span.record("provider", guard.provider.as_str());
         span.record("version", guard.version());
@@ -144,7 +175,7 @@ pub(crate) async fn load_request(
 ) -> Result<ExecutionRequest, EngineError> {
     // The request as the chain's current step runs it (its model and input).
     engine
-        .request(&guard.id)
+        .request_of(guard)
         .await?
         .map(|r| r.at_step(guard.hot.step))
         .ok_or_else(|| StoreError::Corrupt(format!("request blob of {} missing", guard.id)).into())
@@ -176,6 +207,24 @@ pub(crate) fn send_next(next: &Guard, queue: QueueName, delay_ms: u64) -> Effect
         },
         delay_ms,
     }
+}
+
+/// Records a step's terminal result: kept in the guard item when small
+/// ([`crate::model::KEPT_IN_ITEM_MAX_BYTES`] packed), else written as its blob before the
+/// commit; either way at hand for a finalize committed with the step.
+pub(crate) fn keep_result(step: &mut Step, record: ResultRecord) -> Result<(), EngineError> {
+    let packed = crate::model::packed::pack(&record)?;
+    if packed.len() <= crate::model::KEPT_IN_ITEM_MAX_BYTES {
+        step.next.hot.result = Some(Box::new(record.clone()));
+        step.next.hot.result_key = None;
+    } else {
+        let (key, bytes) = result_blob(&step.next, &record)?;
+        step.next.hot.result_key = Some(key.clone());
+        step.next.hot.result = None;
+        step.blobs.push((key, bytes));
+    }
+    step.result = Some(record);
+    Ok(())
 }
 
 /// The terminal result blob: content-addressed key and bytes.

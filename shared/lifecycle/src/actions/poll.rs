@@ -6,7 +6,7 @@
 //! The decisions come first (pure: guard, callbacks, answers, clock → [`Step`]), the runner
 //! after them.
 
-use super::{Ctx, call_context, commit, load_request, result_blob, send_next, terminal_effects};
+use super::{Ctx, call_context, commit, keep_result, load_request, send_next, terminal_effects};
 use crate::blobs;
 use crate::engine::{Engine, EngineError};
 use crate::keys;
@@ -305,12 +305,10 @@ pub(crate) fn terminal(
         error: failure.clone(),
         raw,
     };
-    let (key, bytes) = result_blob(&next, &record)?;
-    next.hot.result_key = Some(key.clone());
     let mut step = Step::new(next.clone(), event, "poll");
-    step.blobs.push((key, bytes));
     step.effects = terminal_effects(&next);
     step.failure = failure;
+    keep_result(&mut step, record)?;
     Ok(step)
 }
 

@@ -4,7 +4,7 @@
 //!
 //! The decisions come first (pure: guard, answers, clock → [`Step`]), the runners after them.
 
-use super::{Ctx, call_context, commit, load_request, result_blob, send_next, terminal_effects};
+use super::{Ctx, call_context, commit, keep_result, load_request, send_next, terminal_effects};
 use crate::engine::{Engine, EngineError};
 use crate::model::{Effect, Guard, Lease, QueueName, ResultRecord, Shape, Wait};
 use crate::protocol::{Committed, Handled, Step};
@@ -123,7 +123,8 @@ pub(crate) fn capacity_wait(
 }
 
 /// The intent, committed before the non-idempotent create call: the next attempt, its id and
-/// lease, and a watchdog message that finds the intent if the worker dies mid-call.
+/// lease, and the due time at which the reconciler finds the intent if the worker dies
+/// mid-call (no message is sent for it).
 pub(crate) fn intent(
     guard: &Guard,
     ctx: &Ctx,
@@ -138,8 +139,9 @@ pub(crate) fn intent(
     intent.hot.lease = lease;
     let watchdog = ctx.config.scaled(spec.submit_timeout_ms) + ctx.config.watchdog_margin_ms;
     let mut step = Step::new(intent.clone(), Event::SubmitStarted, "submit");
-    step.effects
-        .push(send_next(&intent, QueueName::Submit, watchdog));
+    // No watchdog message: the message being handled is in flight, and should this worker
+    // die mid-call, the reconciler finds the intent once it is this overdue.
+    step.due_in_ms = Some(watchdog);
     step.detail =
         json!({"attempt": attempt, "attempt_id": intent.hot.attempt_id, "watchdog_ms": watchdog});
     Ok(step)
@@ -231,12 +233,10 @@ pub(crate) fn answered(
                 error: failure.clone(),
                 raw: Value::Null,
             };
-            let (key, bytes) = result_blob(&next, &record)?;
-            next.hot.result_key = Some(key.clone());
             let mut step = Step::new(next.clone(), event, "submit");
-            step.blobs.push((key, bytes));
             step.effects = terminal_effects(&next);
             step.failure = failure;
+            keep_result(&mut step, record)?;
             step
         }
         SubmitOutcome::Rejected {
@@ -360,13 +360,11 @@ pub(crate) fn rejected(
         error: Some(failure.clone()),
         raw,
     };
-    let (key, bytes) = result_blob(&next, &record)?;
-    next.hot.result_key = Some(key.clone());
     let mut step = Step::new(next.clone(), Event::SubmitFailed, "submit");
-    step.blobs.push((key, bytes));
     step.effects = terminal_effects(&next);
     step.detail = json!({"attempt": attempt, "retries_exhausted": failure.class.is_retryable()});
     step.failure = Some(failure);
+    keep_result(&mut step, record)?;
     Ok(step)
 }
 
@@ -606,7 +604,7 @@ pub(crate) async fn resolve_ambiguous(
         .map(|d| d.spec().ambiguous_submit)
         .unwrap_or_default();
     if let Some(driver) = &driver
-        && let Some(request) = engine.request(&guard.id).await?
+        && let Some(request) = engine.request_of(&guard).await?
     {
         let call = call_context(engine, &guard, request);
         let found = driver.lookup(&call).await;
@@ -778,7 +776,9 @@ mod tests {
             "a".into(),
         )
         .unwrap();
-        let watchdog = sends(&step)[0].1;
+        // The intent sends no message: the reconciler's due time is the watchdog.
+        assert!(sends(&step).is_empty(), "{:?}", sends(&step));
+        let watchdog = step.due_in_ms.unwrap();
         assert!(
             limit < watchdog,
             "call limit {limit} ms, watchdog {watchdog} ms"
@@ -968,10 +968,29 @@ mod tests {
         };
         let step = answered(&intent, &c, &s, reply(SubmitOutcome::Completed(one)), None).unwrap();
         assert_eq!(step.event, Event::CompletedInline);
-        assert_eq!(
-            step.blobs.len(),
-            1,
-            "the result blob is written before the commit"
-        );
+        // A small result is kept in the item (no blob); a large one is written as its blob
+        // before the commit. Either way it is at hand for a finalize in the same commit.
+        assert!(step.blobs.is_empty(), "a small result is kept in the item");
+        assert!(step.next.hot.result.is_some() && step.result.is_some());
+        let big = ProviderResult {
+            outputs: vec![Output {
+                kind: OutputKind::Text,
+                url: None,
+                data: Some(json!(
+                    (0..4_000)
+                        .map(|i| format!("{:x}", i * 7919 % 65_521))
+                        .collect::<String>()
+                )),
+                mime_type: Some("text/plain".into()),
+                width: None,
+                height: None,
+                duration_seconds: None,
+            }],
+            ..ProviderResult::default()
+        };
+        let step = answered(&intent, &c, &s, reply(SubmitOutcome::Completed(big)), None).unwrap();
+        assert_eq!(step.blobs.len(), 1, "a large result is a blob");
+        assert!(step.next.hot.result.is_none() && step.next.hot.result_key.is_some());
+        assert!(step.result.is_some());
     }
 }
