@@ -49,6 +49,65 @@ struct Step {
     version_before: u64,
     version_after: u64,
     counts: RequestCounts,
+    /// The guard item's size (bytes, DynamoDB's measure) and its `due_at` before and after.
+    item_before: ItemSnap,
+    item_after: ItemSnap,
+}
+
+/// A guard item's size in DynamoDB's measure (attribute names plus values) and its `due_at`
+/// (the `by-due` index's sort key; absent once final).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ItemSnap {
+    bytes: usize,
+    due_at: Option<String>,
+}
+
+/// DynamoDB's item size: the UTF-8 length of every attribute name plus its value's size
+/// (strings their UTF-8 length, numbers about one byte per two significant digits plus one,
+/// booleans and nulls one byte, lists and maps 3 bytes plus their elements, each plus one).
+fn attr_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::S(s) => s.len(),
+        A::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+        A::Bool(_) | A::Null(_) => 1,
+        A::L(l) => 3 + l.iter().map(|x| attr_size(x) + 1).sum::<usize>(),
+        A::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, x)| k.len() + attr_size(x) + 1)
+                .sum::<usize>()
+        }
+        A::Ss(l) => l.iter().map(|x| x.len()).sum(),
+        A::B(b) => b.as_ref().len(),
+        _ => 0,
+    }
+}
+
+/// DynamoDB write and read units a step's requests consume, from the measured item sizes:
+/// an `UpdateItem` writes ceil(max(before, after) / 1 KB) units; the create's
+/// `TransactWriteItems` writes the guard and the idempotency item (under 1 KB) at twice the
+/// units (transactions); a `GetItem` (strongly consistent, under 4 KB) reads 1 unit; the
+/// `by-due` index (keys only, ~100-byte entries) takes 2 units when a write moves `due_at`
+/// (delete and put) and 1 when it adds or removes the entry, for each commit of the step.
+fn units(s: &Step) -> (u64, u64) {
+    let n = |op: &str| {
+        s.counts
+            .get(&("dynamodb".to_string(), op.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let kb = |b: usize| b.div_ceil(1024).max(1) as u64;
+    let size = s.item_before.bytes.max(s.item_after.bytes);
+    let mut wru =
+        n("UpdateItem") * kb(size) + n("TransactWriteItems") * 2 * (kb(s.item_after.bytes) + 1);
+    let moves = n("UpdateItem") + n("TransactWriteItems");
+    wru += match (&s.item_before.due_at, &s.item_after.due_at) {
+        (Some(a), Some(b)) if a != b => 2 * moves,
+        (Some(_), None) | (None, Some(_)) => 1 + 2 * moves.saturating_sub(1),
+        _ => 0,
+    };
+    (wru, n("GetItem"))
 }
 
 struct Accounting {
@@ -84,9 +143,11 @@ impl Accounting {
     async fn admit(&self, gate: &WebhookGate, n: usize, id: &str, steps: &mut Vec<Step>) {
         self.stray(id, steps).await;
         let (_, vb) = self.guard(id).await;
+        let ib = self.item(id).await;
         gate.admit(n).await;
         let counts = self.meter.take();
         let (after, va) = self.guard(id).await;
+        let ia = self.item(id).await;
         steps.push(Step {
             what: "http: webhook".into(),
             before: None,
@@ -94,6 +155,8 @@ impl Accounting {
             version_before: vb,
             version_after: va,
             counts,
+            item_before: ib,
+            item_after: ia,
         });
     }
 
@@ -114,6 +177,7 @@ impl Accounting {
             return;
         }
         let (after, v) = self.guard(id).await;
+        let ia = self.item(id).await;
         steps.push(Step {
             what: "http: webhook".into(),
             before: None,
@@ -121,7 +185,32 @@ impl Accounting {
             version_before: v,
             version_after: v,
             counts,
+            item_before: ia.clone(),
+            item_after: ia,
         });
+    }
+
+    async fn item(&self, id: &str) -> ItemSnap {
+        let got = self
+            .w
+            .raw_ddb
+            .get_item()
+            .table_name(&self.w.cfg.table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("ex#{id}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        match got.item() {
+            Some(item) => ItemSnap {
+                bytes: item.iter().map(|(k, v)| k.len() + attr_size(v)).sum(),
+                due_at: item.get("due_at").and_then(|v| v.as_n().ok()).cloned(),
+            },
+            None => ItemSnap::default(),
+        }
     }
 
     async fn guard(&self, id: &str) -> (Option<Status>, u64) {
@@ -141,6 +230,7 @@ impl Accounting {
         assert!(status == 201 || status == 202, "{status} {body}");
         let id = body["id"].as_str().unwrap().to_string();
         let (after, v) = self.guard(&id).await;
+        let ia = self.item(&id).await;
         steps.push(Step {
             what: "api: create".into(),
             before: None,
@@ -148,6 +238,8 @@ impl Accounting {
             version_before: 0,
             version_after: v,
             counts,
+            item_before: ItemSnap::default(),
+            item_after: ia,
         });
         id
     }
@@ -184,10 +276,12 @@ impl Accounting {
                 json!(format!("arn:aws:sqs:us-east-1:123456789012:{}", q.as_str()));
             batch["Records"] = json!([record]);
             let (before, vb) = self.guard(id).await;
+            let ib = self.item(id).await;
             self.stray(id, steps).await;
             let resp = self.w.app.dispatch(batch).await.unwrap();
             let counts = self.meter.take();
             let (after, va) = self.guard(id).await;
+            let ia = self.item(id).await;
             let failed = !resp["batchItemFailures"].as_array().unwrap().is_empty();
             if !failed {
                 self.w
@@ -206,6 +300,8 @@ impl Accounting {
                 version_before: vb,
                 version_after: va,
                 counts,
+                item_before: ib,
+                item_after: ia,
             });
             return true;
         }
@@ -244,14 +340,17 @@ fn fmt_counts(c: &RequestCounts) -> String {
 fn print_steps(title: &str, steps: &[Step]) {
     println!("\n{title}");
     for s in steps {
+        let (wru, _) = units(s);
         println!(
-            "  {:<14} {:>10} → {:<10} v{}→v{}  {:>2} requests  {}",
+            "  {:<14} {:>10} → {:<10} v{}→v{}  {:>2} requests {:>2} WRU {:>5} B  {}",
             s.what,
             s.before.map(|s| s.as_str()).unwrap_or("-"),
             s.after.map(|s| s.as_str()).unwrap_or("-"),
             s.version_before,
             s.version_after,
             total(&s.counts),
+            wru,
+            s.item_after.bytes,
             fmt_counts(&s.counts)
         );
     }
@@ -268,6 +367,12 @@ fn print_steps(title: &str, steps: &[Step]) {
         service_total(&all, "dynamodb"),
         service_total(&all, "sqs")
     );
+    let (wru, rru) = steps
+        .iter()
+        .map(units)
+        .fold((0, 0), |(w, r), (a, b)| (w + a, r + b));
+    let sizes: Vec<usize> = steps.iter().map(|s| s.item_after.bytes).collect();
+    println!("  dynamodb units: {wru} WRU, {rru} RRU; guard item after each step: {sizes:?} bytes");
 }
 
 fn sum(steps: &[Step]) -> u64 {

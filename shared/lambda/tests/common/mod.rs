@@ -33,6 +33,8 @@ pub struct World {
     pub sqs: aws_sdk_sqs::Client,
     /// A guard reader outside the meter.
     pub ddb: executor_aws::DynamoGuardStore,
+    /// A DynamoDB client outside the meter (raw items, for their sizes).
+    pub raw_ddb: aws_sdk_dynamodb::Client,
     pub cfg: AwsConfig,
     pub lifecycle: LifecycleConfig,
     pub sims: Simulators,
@@ -169,8 +171,9 @@ pub async fn world_with(
         .queue_url()
         .unwrap()
         .to_string();
+    let raw_ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let ddb = executor_aws::DynamoGuardStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        raw_ddb.clone(),
         cfg.table.clone(),
         Arc::new(executor_lifecycle::SystemClock),
     );
@@ -239,6 +242,7 @@ pub async fn world_with(
         sqs,
         cfg,
         ddb,
+        raw_ddb,
         lifecycle,
         sims,
         shutdown,

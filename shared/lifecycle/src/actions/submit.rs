@@ -424,8 +424,15 @@ pub(crate) fn found_by_lookup(
 /// its intent won, the winner's create runs under that lease, and releasing it would let one
 /// more job run than the provider's capacity (the chaos suite measured 11 Runway jobs at once
 /// on a capacity of 8 at the simulator).
+///
+/// An execution that ended holds no capacity, whatever its record says: its terminal step
+/// released the lease. A duplicate that took the same lease id after that release (it read
+/// the guard before the winner's intent and reached the limiter after the winner ended; the
+/// AWS chaos run left such leases until their expiry) releases it too.
 pub(crate) fn lost_lease_is_free(lease: &Lease, current: Option<&Guard>) -> bool {
-    current.is_none_or(|g| g.hot.lease.as_ref().is_none_or(|held| held.id != lease.id))
+    current.is_none_or(|g| {
+        g.status().is_terminal() || g.hot.lease.as_ref().is_none_or(|held| held.id != lease.id)
+    })
 }
 
 /// Whether a job id that came back after its intent lost the commit race belongs to nobody
@@ -853,6 +860,14 @@ mod tests {
             .unwrap()
             .next;
         assert!(!lost_lease_is_free(&lease, Some(&winner)));
+        // The winner ended (its create ambiguous) and released the lease; this duplicate took
+        // the same id afterwards: it is nobody's, though the ended record still names it.
+        let ended = answered(&winner, &c, &s, reply(ambiguous_5xx()), None)
+            .unwrap()
+            .next;
+        assert!(ended.status().is_terminal());
+        assert_eq!(ended.hot.lease.as_ref(), Some(&lease));
+        assert!(lost_lease_is_free(&lease, Some(&ended)));
         // A cancel won: the execution holds no lease.
         let mut canceled = queued.clone();
         canceled.cancel_requested = true;
