@@ -5,7 +5,9 @@
 //! Key schema and indexes (the SAM template declares the same):
 //! - table: hash key `pk` (S); TTL attribute `expires_at`.
 //! - GSI `by-tenant`: hash `tenant` (S), range `created_sk` (S, `{created_at_ms:013}#{id}`),
-//!   projection ALL — listing newest first with a cursor.
+//!   projection KEYS_ONLY — listing newest first with a cursor, each page's items read with
+//!   `BatchGetItem`. Its keys never change, so it is written once per execution (at the
+//!   insert), not on every commit as a projection of the record would be.
 //!   API key items (`key#{hash}`) share it under the reserved hash key [`API_KEYS_PARTITION`]
 //!   (`created_sk = {created_at_ms:013}#{hash}`), so `executor keys list` is a Query, not a Scan.
 //! - GSI `by-due`: hash `due_shard` (S, `due#{0..63}` by a hash of the execution id, so the
@@ -70,7 +72,15 @@ pub struct DynamoGuardStore {
     client: Client,
     table: String,
     clock: Arc<dyn Clock>,
+    /// The `by-due` index's bucket (ms; 0: exact due times). [`DUE_BUCKET_MS`] scaled in a
+    /// deployment.
+    due_bucket_ms: std::sync::atomic::AtomicI64,
 }
+
+/// The `by-due` index's bucket in a deployment (before the lifecycle's `time_scale`): the
+/// reconciler finds an overdue execution at most this much later, and an execution polled
+/// every few seconds moves its index entry about once a minute instead of every commit.
+pub const DUE_BUCKET_MS: u64 = 60_000;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("dynamodb: {e}"))
@@ -94,8 +104,12 @@ fn ex_pk(id: &str) -> String {
 
 /// The attributes a commit writes (never `cancel_requested`, the callbacks or
 /// `reconcile_failures`).
-fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue>)>, StoreError> {
-    let record = serde_json::to_string(g).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn versioned_attrs(
+    g: &Guard,
+    due_bucket_ms: i64,
+) -> Result<Vec<(&'static str, Option<AttributeValue>)>, StoreError> {
+    let record = serde_json::to_string(&g.to_plain_json()?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     executor_lifecycle::limits::check_guard_item(&g.id, record.len())?;
     let needs_work = !g.status().is_final() || !g.outbox.is_empty();
     let due_at = if !g.outbox_awaits_sweep() {
@@ -103,12 +117,24 @@ fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue
     } else {
         g.next_due_ms.min(g.updated_at_ms)
     };
+    // The index's sort key is the due time rounded up to its bucket: a commit that moves the
+    // due time inside the bucket leaves the index unwritten (an index key change is a delete
+    // and a put there), and the reconciler, which reads only keys past their bucket, never
+    // acts early — at most one bucket late.
+    let due_at = bucket_up(due_at, due_bucket_ms);
     Ok(vec![
         ("status", Some(s(g.status().as_str()))),
         ("version", Some(n(g.version() as i64))),
         ("updated_at", Some(n(g.updated_at_ms))),
         ("next_due", Some(n(g.next_due_ms))),
-        ("record", Some(s(record))),
+        // The guard, zstd-compressed (a binary attribute counts its bytes): every commit
+        // rewrites the item, and a write costs a unit per KB of it.
+        (
+            "record",
+            Some(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+                executor_lifecycle::blobs::encode_bytes(record.as_bytes())?,
+            ))),
+        ),
         (
             "outbox_pending",
             Some(AttributeValue::Bool(g.outbox_awaits_sweep())),
@@ -129,12 +155,27 @@ fn versioned_attrs(g: &Guard) -> Result<Vec<(&'static str, Option<AttributeValue
     ])
 }
 
+/// `t` rounded up to a multiple of `bucket` (0: unchanged).
+fn bucket_up(t: i64, bucket: i64) -> i64 {
+    if bucket <= 0 {
+        t
+    } else {
+        t.div_euclid(bucket)
+            .saturating_add(i64::from(t.rem_euclid(bucket) != 0))
+            .saturating_mul(bucket)
+    }
+}
+
 /// Parses an execution item into a guard, overlaying the non-versioned attributes.
 fn guard_of(item: &Item) -> Result<Guard, StoreError> {
-    let record =
-        get_s(item, "record").ok_or_else(|| StoreError::Corrupt("item without record".into()))?;
-    let mut g: Guard =
-        serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut g: Guard = match item.get("record") {
+        // Compressed JSON; plain JSON in items written before.
+        Some(AttributeValue::B(b)) => executor_lifecycle::blobs::decode(b.as_ref())?,
+        Some(AttributeValue::S(text)) => {
+            serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        }
+        _ => return Err(StoreError::Corrupt("item without record".into())),
+    };
     g.cancel_requested = item
         .get("cancel_requested")
         .and_then(|v| v.as_bool().ok())
@@ -174,7 +215,21 @@ impl DynamoGuardStore {
             client,
             table,
             clock,
+            due_bucket_ms: std::sync::atomic::AtomicI64::new(0),
         }
+    }
+
+    /// Rounds the `by-due` index's due times up to `ms` (0: exact).
+    pub fn set_due_bucket_ms(&self, ms: u64) {
+        self.due_bucket_ms.store(
+            i64::try_from(ms).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn bucket(&self) -> i64 {
+        self.due_bucket_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Checks the table exists.
@@ -244,7 +299,12 @@ impl DynamoGuardStore {
             .attribute_definitions(attr("due_shard", ScalarAttributeType::S)?)
             .attribute_definitions(attr("due_at", ScalarAttributeType::N)?)
             .key_schema(key("pk", KeyType::Hash)?)
-            .global_secondary_indexes(gsi(BY_TENANT, "tenant", "created_sk", ProjectionType::All)?)
+            .global_secondary_indexes(gsi(
+                BY_TENANT,
+                "tenant",
+                "created_sk",
+                ProjectionType::KeysOnly,
+            )?)
             .global_secondary_indexes(gsi(
                 BY_DUE,
                 "due_shard",
@@ -294,7 +354,14 @@ impl DynamoGuardStore {
                 .send()
                 .await
                 .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-            for item in page.items() {
+            // The index holds keys only: the key items themselves, in one batch per page.
+            let pks: Vec<String> = page
+                .items()
+                .iter()
+                .filter_map(|i| get_s(i, "pk").map(str::to_string))
+                .collect();
+            let items = self.batch_get(&pks).await?;
+            for item in items.iter().flatten() {
                 let Some(hash) = get_s(item, "pk").and_then(|p| p.strip_prefix("key#")) else {
                     continue;
                 };
@@ -348,6 +415,60 @@ impl DynamoGuardStore {
             .map(str::to_string))
     }
 
+    /// The items of `pks` (consistent reads, 100 per `BatchGetItem`, unprocessed keys asked
+    /// again), in the order of `pks`; `None` for one that does not exist.
+    async fn batch_get(&self, pks: &[String]) -> Result<Vec<Option<Item>>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found: HashMap<String, Item> = HashMap::new();
+        for chunk in pks.chunks(100) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|pk| HashMap::from([("pk".to_string(), s(pk))]))
+                .collect();
+            let mut tries = 0;
+            while !keys.is_empty() {
+                tries += 1;
+                if tries > 10 {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem left keys unprocessed 10 times".into(),
+                    ));
+                }
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(err)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .send()
+                    .await
+                    .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(pk) = get_s(item, "pk") {
+                        found.insert(pk.to_string(), item.clone());
+                    }
+                }
+                if let Some(left) = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .filter(|k| !k.is_empty())
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << tries.min(5))).await;
+                    keys = left;
+                }
+            }
+        }
+        Ok(pks.iter().map(|pk| found.remove(pk)).collect())
+    }
+
     async fn get_item(&self, pk: String) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -364,6 +485,7 @@ impl DynamoGuardStore {
     /// The update expression, names and values that write the versioned attributes of `g`.
     #[allow(clippy::type_complexity)]
     fn versioned_update(
+        &self,
         g: &Guard,
         expected: u64,
     ) -> Result<(String, HashMap<String, String>, Item), StoreError> {
@@ -371,7 +493,7 @@ impl DynamoGuardStore {
         let mut removes = Vec::new();
         let mut names = HashMap::new();
         let mut values = HashMap::new();
-        for (i, (attr, value)) in versioned_attrs(g)?.into_iter().enumerate() {
+        for (i, (attr, value)) in versioned_attrs(g, self.bucket())?.into_iter().enumerate() {
             names.insert(format!("#a{i}"), attr.to_string());
             match value {
                 Some(v) => {
@@ -392,7 +514,7 @@ impl DynamoGuardStore {
 
     /// A conditional update of the versioned attributes of `g` where `version = expected`.
     async fn update_versioned(&self, g: &Guard, expected: u64) -> Result<(), CommitError> {
-        let (expr, names, values) = Self::versioned_update(g, expected)?;
+        let (expr, names, values) = self.versioned_update(g, expected)?;
         let r = self
             .client
             .update_item()
@@ -426,7 +548,7 @@ impl DynamoGuardStore {
         expected: u64,
         hold: &BudgetHold,
     ) -> Result<(), CommitError> {
-        let (expr, names, values) = Self::versioned_update(g, expected)?;
+        let (expr, names, values) = self.versioned_update(g, expected)?;
         let guard_update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(ex_pk(&g.id)))
@@ -544,7 +666,7 @@ impl GuardStore for DynamoGuardStore {
             s(format!("{:013}#{}", guard.created_at_ms, guard.id)),
         );
         item.insert("cancel_requested".into(), AttributeValue::Bool(false));
-        for (k, v) in versioned_attrs(guard)? {
+        for (k, v) in versioned_attrs(guard, self.bucket())? {
             if let Some(v) = v {
                 item.insert(k.into(), v);
             }
@@ -978,6 +1100,9 @@ impl GuardStore for DynamoGuardStore {
                 .await
                 .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
             let mut progressed = false;
+            // The index holds keys only (a commit never writes it): the page's items are read
+            // in batches, in the index's order.
+            let mut keys = Vec::new();
             for item in page.items() {
                 let sk = get_s(item, "created_sk").unwrap_or_default().to_string();
                 if exclusive_hi.as_deref() == Some(sk.as_str()) {
@@ -986,7 +1111,14 @@ impl GuardStore for DynamoGuardStore {
                 progressed = true;
                 cursor = sk.clone();
                 exclusive_hi = Some(sk);
-                let g = guard_of(item)?;
+                if let Some(pk) = get_s(item, "pk") {
+                    keys.push(pk.to_string());
+                }
+            }
+            let items = self.batch_get(&keys).await?;
+            // An item gone since the query (expired) is skipped.
+            for item in items.into_iter().flatten() {
+                let g = guard_of(&item)?;
                 let keep = (q.statuses.is_empty() || q.statuses.contains(&g.status()))
                     && (q.outcomes.is_empty()
                         || g.hot.outcome.is_none_or(|o| q.outcomes.contains(&o)))
@@ -1014,6 +1146,15 @@ impl GuardStore for DynamoGuardStore {
 
 #[cfg(test)]
 mod due_shard_tests {
+    #[test]
+    fn due_times_round_up_to_their_bucket() {
+        assert_eq!(super::bucket_up(1_000, 0), 1_000);
+        assert_eq!(super::bucket_up(60_000, 60_000), 60_000);
+        assert_eq!(super::bucket_up(60_001, 60_000), 120_000);
+        assert_eq!(super::bucket_up(1, 60_000), 60_000);
+        assert_eq!(super::bucket_up(-1, 60_000), 0);
+    }
+
     use super::*;
 
     #[test]

@@ -254,6 +254,9 @@ impl App {
     ) -> anyhow::Result<App> {
         let clock = Arc::new(SystemClock);
         let backend = Arc::new(AwsBackend::connect_metered(cfg, clock.clone(), meter).await?);
+        backend
+            .guards
+            .set_due_bucket_ms(lifecycle.scaled(executor_aws::dynamo::DUE_BUCKET_MS));
         let sources: Vec<(PathBuf, String)> = embedded::BUNDLES
             .iter()
             .map(|(n, t)| (PathBuf::from(format!("bundles/{n}")), t.to_string()))

@@ -87,7 +87,8 @@ fn attr_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
 /// DynamoDB write and read units a step's requests consume, from the measured item sizes:
 /// an `UpdateItem` writes ceil(max(before, after) / 1 KB) units; the create's
 /// `TransactWriteItems` writes the guard and the idempotency item (under 1 KB) at twice the
-/// units (transactions); a `GetItem` (strongly consistent, under 4 KB) reads 1 unit; the
+/// units (transactions); the `by-tenant` index (keys only) takes 1 unit at the insert and none
+/// after; a `GetItem` (strongly consistent, under 4 KB) reads 1 unit; the
 /// `by-due` index (keys only, ~100-byte entries) takes 2 units when a write moves `due_at`
 /// (delete and put) and 1 when it adds or removes the entry, for each commit of the step.
 fn units(s: &Step) -> (u64, u64) {
@@ -102,6 +103,10 @@ fn units(s: &Step) -> (u64, u64) {
     let mut wru =
         n("UpdateItem") * kb(size) + n("TransactWriteItems") * 2 * (kb(s.item_after.bytes) + 1);
     let moves = n("UpdateItem") + n("TransactWriteItems");
+    // The `by-tenant` index holds keys only, which never change: written once, at the insert.
+    wru += n("TransactWriteItems");
+    // The `by-due` index, when the step moved its entry: counted for every write of the step
+    // (an upper bound: a step of two commits may move it once).
     wru += match (&s.item_before.due_at, &s.item_after.due_at) {
         (Some(a), Some(b)) if a != b => 2 * moves,
         (Some(_), None) | (None, Some(_)) => 1 + 2 * moves.saturating_sub(1),

@@ -23,6 +23,11 @@ const MAX_BULK: u64 = 64 << 20;
 /// Serializes and compresses a value.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    encode_bytes(&json)
+}
+
+/// Compresses bytes (JSON) as [`encode`] does; [`decode`] reads them.
+pub fn encode_bytes(json: &[u8]) -> Result<Vec<u8>, StoreError> {
     let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -30,7 +35,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
             Some(c) => c,
             None => slot.insert(zstd::bulk::Compressor::new(LEVEL).map_err(corrupt)?),
         };
-        c.compress(&json).map_err(corrupt)
+        c.compress(json).map_err(corrupt)
     })
 }
 

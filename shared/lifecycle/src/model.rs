@@ -472,6 +472,24 @@ impl Guard {
         }
     }
 
+    /// The guard as JSON with its packed fields (history, request, result) plain: for a store
+    /// that compresses the whole record, so they are not compressed twice. Read back like any
+    /// guard JSON.
+    pub fn to_plain_json(&self) -> Result<Value, crate::ports::StoreError> {
+        let corrupt = |e: serde_json::Error| crate::ports::StoreError::Corrupt(e.to_string());
+        let mut v = serde_json::to_value(self).map_err(corrupt)?;
+        if !self.history.is_empty() {
+            v["history"] = serde_json::to_value(&self.history).map_err(corrupt)?;
+        }
+        if let Some(r) = &self.request {
+            v["request"] = serde_json::to_value(r).map_err(corrupt)?;
+        }
+        if let Some(r) = &self.hot.result {
+            v["hot"]["result"] = serde_json::to_value(r).map_err(corrupt)?;
+        }
+        Ok(v)
+    }
+
     /// Current status.
     pub fn status(&self) -> Status {
         self.status
