@@ -312,6 +312,16 @@ impl GuardStore for ChaosGuards {
     async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {
         self.inner.record_callback(id, callback_id).await
     }
+    async fn record_callback_with_body(
+        &self,
+        id: &str,
+        callback_id: &str,
+        body: &[u8],
+    ) -> Result<Option<bool>, StoreError> {
+        self.inner
+            .record_callback_with_body(id, callback_id, body)
+            .await
+    }
     async fn record_rejected_callback(
         &self,
         id: &str,

@@ -62,6 +62,10 @@ pub fn due_shard(id: &str) -> String {
     format!("due#{}", h % DUE_SHARDS)
 }
 
+/// The attribute a callback body kept beside the guard is stored in: this prefix and the
+/// callback id (binary, compressed; written with the id, never by a commit).
+const CALLBACK_BODY_PREFIX: &str = "cbody_";
+
 /// Final items expire after this many days (TTL).
 const RETENTION_DAYS: i64 = 30;
 
@@ -186,6 +190,13 @@ fn guard_of(item: &Item) -> Result<Guard, StoreError> {
         .and_then(|v| v.as_l().ok())
         .map(|l| l.iter().filter_map(|x| x.as_s().ok().cloned()).collect())
         .unwrap_or_default();
+    g.callback_bodies = item
+        .iter()
+        .filter_map(|(k, v)| {
+            let id = k.strip_prefix(CALLBACK_BODY_PREFIX)?;
+            Some((id.to_string(), v.as_b().ok()?.as_ref().to_vec()))
+        })
+        .collect();
     g.callbacks_rejected = item
         .get("callbacks_rejected")
         .and_then(|v| v.as_l().ok())
@@ -895,6 +906,42 @@ impl GuardStore for DynamoGuardStore {
             .await
             .map(|_| ())
             .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+    }
+
+    async fn record_callback_with_body(
+        &self,
+        id: &str,
+        callback_id: &str,
+        body: &[u8],
+    ) -> Result<Option<bool>, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(ex_pk(id)))
+            .update_expression("SET callback_ids = list_append(if_not_exists(callback_ids, :empty), :one), #body = :body ADD callback_set :set")
+            .condition_expression("attribute_exists(pk) AND NOT contains(callback_set, :id)")
+            .expression_attribute_names("#body", format!("{CALLBACK_BODY_PREFIX}{callback_id}"))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":one", AttributeValue::L(vec![s(callback_id)]))
+            .expression_attribute_values(":set", AttributeValue::Ss(vec![callback_id.to_string()]))
+            .expression_attribute_values(":id", s(callback_id))
+            .expression_attribute_values(
+                ":body",
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(body.to_vec())),
+            )
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Some(true)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Some(false))
+            }
+            Err(e) => Err(err(aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+        }
     }
 
     async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError> {

@@ -37,8 +37,10 @@ const POLLING_REST_BUDGET: u64 = 10;
 /// AWS requests allowed for a callback execution on the Replicate bundle (webhook events
 /// `start` and `completed`), each callback consumed by its own step, and the two safety polls
 /// that arrive after the end (one `GetItem` each); a callback's nudge does not re-send the
-/// safety poll its step supersedes. Breakdown in docs/benchmarks.md.
-const CALLBACK_BUDGET: u64 = 25;
+/// safety poll its step supersedes, and a small callback body is recorded with its id in the
+/// guard item (no blob PUT, no GET by the poll that consumes it). Breakdown in
+/// docs/benchmarks.md.
+const CALLBACK_BUDGET: u64 = 21;
 
 /// One handled message or API call and the requests it made.
 #[derive(Debug, Clone)]
@@ -484,7 +486,8 @@ async fn aws_requests_per_execution_stay_within_budget() {
     println!("callback: {} requests", sum(&callback));
 
     // Budgets: the figures measured and explained in docs/benchmarks.md (issue 22's targets:
-    // 3 per unchanged poll, 10 immediate, 25 polling with 5 unchanged polls, 25 callback). A
+    // 3 per unchanged poll, 10 immediate, 25 polling with 5 unchanged polls, 25 callback; the
+    // callback budget asserted is below the target). A
     // change that adds requests fails here.
     for s in &unchanged {
         assert!(

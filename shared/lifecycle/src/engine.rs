@@ -905,17 +905,32 @@ impl Engine {
             self.note_refused_callback(&guard, &f.to_string()).await;
             return Err(EngineError::Unauthorized(f));
         }
-        blobs::put_json(
-            self.ports.blobs.as_ref(),
-            &keys::callback(id, &verified.callback_id),
-            &verified.payload,
-        )
-        .await?;
-        let new = self
-            .ports
-            .guards
-            .record_callback(id, &verified.callback_id)
-            .await?;
+        // A small body is kept beside the guard, recorded with its id in one write; a larger
+        // one (or on a store that keeps none) is its blob, written before the id is recorded.
+        let packed = blobs::encode(&verified.payload)?;
+        let kept = if packed.len() <= crate::model::KEPT_IN_ITEM_MAX_BYTES {
+            self.ports
+                .guards
+                .record_callback_with_body(id, &verified.callback_id, &packed)
+                .await?
+        } else {
+            None
+        };
+        let new = match kept {
+            Some(new) => new,
+            None => {
+                blobs::put_json(
+                    self.ports.blobs.as_ref(),
+                    &keys::callback(id, &verified.callback_id),
+                    &verified.payload,
+                )
+                .await?;
+                self.ports
+                    .guards
+                    .record_callback(id, &verified.callback_id)
+                    .await?
+            }
+        };
         if new && !guard.status().is_terminal() {
             let delay = match guard.status() {
                 Status::Submitted | Status::Running => 0,

@@ -327,6 +327,11 @@ pub struct Guard {
     /// Ids of callbacks received and stored (not versioned).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callbacks_received: Vec<String>,
+    /// Bodies of received callbacks kept beside the guard (compressed, by callback id), for a
+    /// store that keeps small ones ([`crate::GuardStore::record_callback_with_body`]); the
+    /// others are blobs. Not versioned, never serialized into the record.
+    #[serde(skip)]
+    pub callback_bodies: std::collections::BTreeMap<String, Vec<u8>>,
     /// Callbacks refused (bad or stale signature, unreadable body), the first
     /// [`REJECTED_CALLBACKS_KEPT`] (not versioned).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -461,6 +466,7 @@ impl Guard {
             outbox: Vec::new(),
             cancel_requested: false,
             callbacks_received: Vec::new(),
+            callback_bodies: Default::default(),
             callbacks_rejected: Vec::new(),
             reconcile_failures: None,
             rerun_of: None,

@@ -228,6 +228,18 @@ pub trait GuardStore: Send + Sync {
     async fn request_cancel(&self, id: &str) -> Result<(), StoreError>;
     /// Records a received callback id; true if it was new.
     async fn record_callback(&self, id: &str, callback_id: &str) -> Result<bool, StoreError>;
+    /// Records a received callback id with its (small, compressed) body kept beside the guard,
+    /// in one write: `Some(new)`, the body readable in [`Guard::callback_bodies`]; `None` when
+    /// this store keeps no bodies (the caller writes the body's blob and calls
+    /// [`GuardStore::record_callback`]).
+    async fn record_callback_with_body(
+        &self,
+        _id: &str,
+        _callback_id: &str,
+        _body: &[u8],
+    ) -> Result<Option<bool>, StoreError> {
+        Ok(None)
+    }
     /// Notes a refused callback, keeping the first [`crate::model::REJECTED_CALLBACKS_KEPT`]
     /// (later ones are dropped); an unknown id changes nothing.
     async fn record_rejected_callback(

@@ -151,6 +151,36 @@ pub async fn conditional_commit_and_overlays(s: &Subject) {
     assert_eq!(read.outbox.len(), 1);
     b.clear_outbox("ex_1", 1).await.unwrap();
     assert!(b.get("ex_1").await.unwrap().unwrap().outbox.is_empty());
+    // A callback body kept beside the guard (where the store keeps them) is recorded with its
+    // id in one write, once, and no commit overwrites it.
+    match b
+        .record_callback_with_body("ex_1", "cb3", b"body")
+        .await
+        .unwrap()
+    {
+        Some(new) => {
+            assert!(new);
+            assert_eq!(
+                b.record_callback_with_body("ex_1", "cb3", b"again")
+                    .await
+                    .unwrap(),
+                Some(false)
+            );
+            let read = b.get("ex_1").await.unwrap().unwrap();
+            let n2 = read.advance(Event::JobCreated, 3000).unwrap();
+            b.commit(1, &n2).await.unwrap();
+            let read = b.get("ex_1").await.unwrap().unwrap();
+            assert_eq!(
+                read.callbacks_received.last().map(String::as_str),
+                Some("cb3")
+            );
+            assert_eq!(
+                read.callback_bodies.get("cb3").map(Vec::as_slice),
+                Some(&b"body"[..])
+            );
+        }
+        None => assert!(b.record_callback("ex_1", "cb3").await.unwrap()),
+    }
 }
 
 /// An idempotency key is taken once; the losing insert writes nothing, and only the

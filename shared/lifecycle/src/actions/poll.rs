@@ -333,11 +333,15 @@ pub(crate) async fn run(engine: &Engine, guard: Guard) -> Result<Handled, Engine
 
     let mut stored = Vec::new();
     for id in guard.pending_callbacks() {
-        let key = keys::callback(&guard.id, &id);
-        stored.push((
-            id,
-            blobs::get_json(engine.ports.blobs.as_ref(), &key).await?,
-        ));
+        let body = match guard.callback_bodies.get(&id) {
+            // Kept beside the guard: no blob read.
+            Some(packed) => Some(blobs::decode(packed)?),
+            None => {
+                let key = keys::callback(&guard.id, &id);
+                blobs::get_json(engine.ports.blobs.as_ref(), &key).await?
+            }
+        };
+        stored.push((id, body));
     }
     let callbacks = read_callbacks(&guard, driver.as_ref(), &call, stored);
     for reason in &callbacks.refused {
