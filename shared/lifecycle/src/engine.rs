@@ -713,12 +713,7 @@ impl Engine {
 
     /// The stored request of an execution.
     pub async fn request(&self, id: &str) -> Result<Option<ExecutionRequest>, EngineError> {
-        if let Some(r) = self
-            .requests
-            .lock()
-            .ok()
-            .and_then(|mut c| c.get(id).cloned())
-        {
+        if let Some(r) = self.cached_request(id) {
             return Ok(Some(r));
         }
         match self.ports.guards.get(id).await? {
@@ -734,12 +729,7 @@ impl Engine {
             return Ok(Some((**r).clone()));
         }
         let id = guard.id.as_str();
-        if let Some(r) = self
-            .requests
-            .lock()
-            .ok()
-            .and_then(|mut c| c.get(id).cloned())
-        {
+        if let Some(r) = self.cached_request(id) {
             return Ok(Some(r));
         }
         let found: Option<ExecutionRequest> =
@@ -748,6 +738,13 @@ impl Engine {
             self.remember_request(r);
         }
         Ok(found)
+    }
+
+    fn cached_request(&self, id: &str) -> Option<ExecutionRequest> {
+        self.requests
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(id).cloned())
     }
 
     fn remember_request(&self, r: &ExecutionRequest) {

@@ -70,13 +70,7 @@ impl Engine {
     /// provider and version (a tracing span).
     pub async fn handle(&self, msg: &Message) -> Result<Handled, EngineError> {
         use tracing::Instrument;
-        let span = tracing::info_span!(
-            "handle",
-            execution_id = %msg.execution_id,
-            model = tracing::field::Empty,
-            provider = tracing::field::Empty,
-            version = tracing::field::Empty,
-        );
+        let span = handle_span(msg);
         self.handle_in_span(msg, &span)
             .instrument(span.clone())
             .await
@@ -104,13 +98,7 @@ impl Engine {
         msg: &Message,
     ) -> Result<Handled, EngineError> {
         use tracing::Instrument;
-        let span = tracing::info_span!(
-            "handle",
-            execution_id = %msg.execution_id,
-            model = tracing::field::Empty,
-            provider = tracing::field::Empty,
-            version = tracing::field::Empty,
-        );
+        let span = handle_span(msg);
         self.handle_read(guard, msg, &span)
             .instrument(span.clone())
             .await
@@ -166,6 +154,18 @@ impl Engine {
             _ => finalize::run(self, guard).await,
         }
     }
+}
+
+/// The span every log line of a handled message carries (the execution's id, model, provider
+/// and version, filled in once the guard is read).
+fn handle_span(msg: &Message) -> tracing::Span {
+    tracing::info_span!(
+        "handle",
+        execution_id = %msg.execution_id,
+        model = tracing::field::Empty,
+        provider = tracing::field::Empty,
+        version = tracing::field::Empty,
+    )
 }
 
 /// Loads the request blob of an execution; its absence is corruption.
